@@ -12,6 +12,9 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import pytest  # noqa: E402
 
+# The offline Hub server and its environment (must load before anything imports huggingface_hub).
+pytest_plugins = ["hub_fixtures"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_TRAIN, TINY_TEST = 512, 256
 

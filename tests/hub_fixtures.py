@@ -1,0 +1,1 @@
+"""Placeholder: the offline Hub fixtures land here (see issue 4)."""
