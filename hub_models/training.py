@@ -166,3 +166,20 @@ def check_finite(loss: torch.Tensor, step: int) -> None:
             f"loss became {loss.item()} at step {step}; stopping. The last good checkpoint is kept: lower the "
             "learning rate or resume with --resume_from_checkpoint latest."
         )
+
+
+class CheckpointedGenerator:
+    """A torch.Generator for training noise whose state is saved with `accelerator.save_state`.
+
+    The global RNG is not enough for an exact resume: each new DataLoader iterator draws from it, so a resumed run
+    would see shifted noise. Register with `accelerator.register_for_checkpointing(rng)`; use `rng.generator`.
+    """
+
+    def __init__(self, seed: int, device: str | torch.device = "cpu") -> None:
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"state": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.generator.set_state(state["state"])
