@@ -40,14 +40,51 @@ WRITE_TOKEN = "hf_offlineWRITEtoken0123456789abcdef"
 READ_TOKEN = "hf_offlineREADtoken0123456789abcdef"
 LFS_THRESHOLD = 10 * 1024 * 1024
 # Subset of the Hub's default .gitattributes patterns (suffixes always stored in LFS).
-LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".h5", ".onnx", ".msgpack",
-                ".npy", ".npz", ".zip", ".gz", ".tar", ".parquet", ".arrow", ".png", ".jpg", ".jpeg", ".gif")
+LFS_SUFFIXES = (
+    ".safetensors",
+    ".bin",
+    ".pt",
+    ".pth",
+    ".ckpt",
+    ".pkl",
+    ".pickle",
+    ".h5",
+    ".onnx",
+    ".msgpack",
+    ".npy",
+    ".npz",
+    ".zip",
+    ".gz",
+    ".tar",
+    ".parquet",
+    ".arrow",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".gif",
+)
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
-VALID_LICENSES = {"mit", "apache-2.0", "bsd-3-clause", "cc-by-4.0", "cc-by-sa-4.0", "cc0-1.0", "openrail",
-                  "other", "gpl-3.0", "unknown"}
-VALID_PIPELINE_TAGS = {"unconditional-image-generation", "text-to-image", "image-classification",
-                       "image-to-image", "feature-extraction", "other"}
+VALID_LICENSES = {
+    "mit",
+    "apache-2.0",
+    "bsd-3-clause",
+    "cc-by-4.0",
+    "cc-by-sa-4.0",
+    "cc0-1.0",
+    "openrail",
+    "other",
+    "gpl-3.0",
+    "unknown",
+}
+VALID_PIPELINE_TAGS = {
+    "unconditional-image-generation",
+    "text-to-image",
+    "image-classification",
+    "image-to-image",
+    "feature-extraction",
+    "other",
+}
 DEFAULT_GITATTRIBUTES = "".join(f"*{s} filter=lfs diff=lfs merge=lfs -text\n" for s in LFS_SUFFIXES).encode()
 
 
@@ -73,8 +110,11 @@ class FileEntry:
     def tree_json(self, *, with_blob_fields: bool = True) -> dict:
         out = {"type": "file", "oid": self.oid, "size": self.size, "path": self.path}
         if self.lfs_sha256:
-            out["lfs"] = {"oid": self.lfs_sha256, "size": self.size,
-                          "pointerSize": len(lfs_pointer(self.lfs_sha256, self.size))}
+            out["lfs"] = {
+                "oid": self.lfs_sha256,
+                "size": self.size,
+                "pointerSize": len(lfs_pointer(self.lfs_sha256, self.size)),
+            }
         return out
 
 
@@ -110,9 +150,9 @@ class Repo:
         if m := re.fullmatch(r"refs/pr/(\d+)", rev):
             return self.prs.get(int(m.group(1)))
         if rev.startswith("refs/heads/"):
-            return self.branches.get(rev[len("refs/heads/"):])
+            return self.branches.get(rev[len("refs/heads/") :])
         if rev.startswith("refs/tags/"):
-            return self.tags.get(rev[len("refs/tags/"):])
+            return self.tags.get(rev[len("refs/tags/") :])
         if re.fullmatch(r"[0-9a-f]{40}", rev) and rev in self.commits:
             return rev
         return None
@@ -244,16 +284,25 @@ class HubServer:
             hub = self.hub
             with hub.lock:
                 hub.requests.append((method, f"{self.origin}:{path}"))
-                fault = next((f for f in hub.faults if f.method in (method, "*") and f.pattern.search(path)
-                              and (f.remaining is None or f.remaining > 0)), None)
+                fault = next(
+                    (
+                        f
+                        for f in hub.faults
+                        if f.method in (method, "*")
+                        and f.pattern.search(path)
+                        and (f.remaining is None or f.remaining > 0)
+                    ),
+                    None,
+                )
                 if fault is not None and fault.remaining is not None:
                     fault.remaining -= 1
             if fault is not None:
                 # Drain the body so the client sees a clean response rather than a reset connection.
                 while (await receive()).get("more_body"):
                     pass
-                return await JSONResponse({"error": f"injected fault {fault.status}"},
-                                          status_code=fault.status)(scope, receive, send)
+                return await JSONResponse(
+                    {"error": f"injected fault {fault.status}"}, status_code=fault.status
+                )(scope, receive, send)
             try:
                 await self.app(scope, receive, send)
             except Exception:
@@ -272,6 +321,7 @@ class HubServer:
                 return await handler(request)
             except HubError as err:
                 return err.response()
+
         return endpoint
 
     def _api_routes(self) -> list[Route]:
@@ -305,24 +355,32 @@ class HubServer:
         ]
         for prefix in ("/datasets", "/spaces", ""):
             routes += [
-                Route(prefix + "/{ns:str}/{name:str}/resolve/{rest:path}", w(self.resolve),
-                      methods=["GET", "HEAD"]),
-                Route(prefix + "/{ns:str}/{name:str}.git/info/lfs/objects/batch", w(self.lfs_batch),
-                      methods=["POST"]),
+                Route(
+                    prefix + "/{ns:str}/{name:str}/resolve/{rest:path}",
+                    w(self.resolve),
+                    methods=["GET", "HEAD"],
+                ),
+                Route(
+                    prefix + "/{ns:str}/{name:str}.git/info/lfs/objects/batch",
+                    w(self.lfs_batch),
+                    methods=["POST"],
+                ),
             ]
         return routes
 
     def _lfs_routes(self) -> list[Route]:
         w = self._wrap
-        return [Route("/objects/{oid:str}", w(self.lfs_put), methods=["PUT"]),
-                Route("/objects/{oid:str}", w(self.lfs_get), methods=["GET", "HEAD"])]
+        return [
+            Route("/objects/{oid:str}", w(self.lfs_put), methods=["PUT"]),
+            Route("/objects/{oid:str}", w(self.lfs_get), methods=["GET", "HEAD"]),
+        ]
 
     # -- helpers -----------------------------------------------------------------------------------
     def _auth(self, request: Request, *, write: bool = False) -> str | None:
         """The token's role ('read'/'write') or None when anonymous. 401 on an unknown token, 403 on a read
         token for a write operation."""
         header = request.headers.get("authorization", "")
-        token = header[len("Bearer "):] if header.startswith("Bearer ") else None
+        token = header[len("Bearer ") :] if header.startswith("Bearer ") else None
         role = None
         if token:
             role = self.tokens.get(token)
@@ -355,7 +413,7 @@ class HubServer:
         `refs%2Fpr%2F1` stays one segment."""
         raw = request.scope.get("raw_path", b"").decode() or quote(request.url.path)
         idx = raw.find(f"/{marker}/")
-        return [s for s in raw[idx + len(marker) + 2:].split("/")] if idx >= 0 else []
+        return [s for s in raw[idx + len(marker) + 2 :].split("/")] if idx >= 0 else []
 
     def _rev_and_path(self, repo: Repo, segments: list[str]) -> tuple[str, str, str]:
         """Split raw segments into (revision, commit sha, path); revisions may contain '/' when not quoted."""
@@ -389,11 +447,20 @@ class HubServer:
         role = self._auth(request)
         if role is None:
             raise HubError(401, "Invalid credentials in Authorization header", "Unauthorized")
-        return JSONResponse({
-            "type": "user", "id": "0" * 24, "name": USER, "fullname": "Offline Tester", "email": None,
-            "orgs": [{"type": "org", "name": o, "roleInOrg": "admin"} for o in ORGS],
-            "auth": {"type": "access_token", "accessToken": {"displayName": f"{role}-token", "role": role}},
-        })
+        return JSONResponse(
+            {
+                "type": "user",
+                "id": "0" * 24,
+                "name": USER,
+                "fullname": "Offline Tester",
+                "email": None,
+                "orgs": [{"type": "org", "name": o, "roleInOrg": "admin"} for o in ORGS],
+                "auth": {
+                    "type": "access_token",
+                    "accessToken": {"displayName": f"{role}-token", "role": role},
+                },
+            }
+        )
 
     async def agent_harnesses(self, request: Request) -> Response:
         return JSONResponse({"harnesses": []})
@@ -404,8 +471,9 @@ class HubServer:
         errors, warnings = validate_card_yaml(content, repo_type)
         if errors:
             if "text/plain" in request.headers.get("accept", ""):
-                return Response("\n".join(e["message"] for e in errors), status_code=400,
-                                media_type="text/plain")
+                return Response(
+                    "\n".join(e["message"] for e in errors), status_code=400, media_type="text/plain"
+                )
             return JSONResponse({"errors": errors, "warnings": warnings}, status_code=400)
         return JSONResponse({"errors": [], "warnings": warnings})
 
@@ -426,8 +494,9 @@ class HubServer:
         with self.lock:
             if (repo_type, repo_id) in self.repos:
                 repo = self.repos[(repo_type, repo_id)]
-                return JSONResponse({"error": "You already created this repo", "url": self._repo_url(repo)},
-                                    status_code=409)
+                return JSONResponse(
+                    {"error": "You already created this repo", "url": self._repo_url(repo)}, status_code=409
+                )
             private = bool(body.get("private")) or body.get("visibility") == "private"
             repo = Repo(repo_type, repo_id, private, now_iso(), sdk=body.get("sdk"))
             # Like the Hub: a new repo starts with one commit holding .gitattributes.
@@ -463,18 +532,31 @@ class HubServer:
                 if blobs:
                     sib.update(size=entry.size, blobId=entry.oid)
                     if entry.lfs_sha256:
-                        sib["lfs"] = {"size": entry.size, "sha256": entry.lfs_sha256,
-                                      "pointerSize": len(lfs_pointer(entry.lfs_sha256, entry.size))}
+                        sib["lfs"] = {
+                            "size": entry.size,
+                            "sha256": entry.lfs_sha256,
+                            "pointerSize": len(lfs_pointer(entry.lfs_sha256, entry.size)),
+                        }
                 siblings.append(sib)
             card = {}
             if "README.md" in commit.files:
                 readme = self._content(commit.files["README.md"]).decode("utf-8", "replace")
                 card = parse_front_matter(readme)[0]
         info = {
-            "_id": "0" * 24, "id": repo.id, "modelId": repo.id, "author": repo.id.split("/")[0], "sha": sha,
-            "private": repo.private, "disabled": False, "gated": False, "downloads": 0, "likes": 0,
+            "_id": "0" * 24,
+            "id": repo.id,
+            "modelId": repo.id,
+            "author": repo.id.split("/")[0],
+            "sha": sha,
+            "private": repo.private,
+            "disabled": False,
+            "gated": False,
+            "downloads": 0,
+            "likes": 0,
             "tags": list(card.get("tags") or []),
-            "lastModified": commit.date, "createdAt": repo.created_at, "siblings": siblings,
+            "lastModified": commit.date,
+            "createdAt": repo.created_at,
+            "siblings": siblings,
             "cardData": card or None,
         }
         if repo.type == "model":
@@ -494,29 +576,36 @@ class HubServer:
         for path, entry in commit.files.items():
             if not path.startswith(prefix):
                 continue
-            rel = path[len(prefix):].split("/")
+            rel = path[len(prefix) :].split("/")
             for depth in range(1, len(rel)):
                 if recursive or depth == 1:
                     dirs.add(prefix + "/".join(rel[:depth]))
             if recursive or len(rel) == 1:
                 files.append(entry.tree_json())
-        folders = [{"type": "directory", "oid": hashlib.sha1(d.encode() + commit.sha.encode()).hexdigest(),
-                    "path": d} for d in dirs]
+        folders = [
+            {
+                "type": "directory",
+                "oid": hashlib.sha1(d.encode() + commit.sha.encode()).hexdigest(),
+                "path": d,
+            }
+            for d in dirs
+        ]
         return sorted(folders + files, key=lambda e: e["path"])
 
     async def tree(self, request: Request) -> Response:
         repo = self._get_repo(request)
         with self.lock:
             _, sha, path = self._rev_and_path(repo, self._tail_segments(request, "tree"))
-            entries = self._listing(repo.commits[sha], path, request.query_params.get("recursive") in
-                                    ("true", "True", "1"))
+            entries = self._listing(
+                repo.commits[sha], path, request.query_params.get("recursive") in ("true", "True", "1")
+            )
         return self._page(request, entries)
 
     def _page(self, request: Request, entries: list) -> Response:
         """Cursor pagination with a GitHub-style `Link: <…>; rel="next"` header."""
         start = int(request.query_params.get("cursor", "0") or 0)
         limit = self.page_size
-        page = entries[start:start + limit]
+        page = entries[start : start + limit]
         headers = {}
         if start + limit < len(entries):
             params = dict(request.query_params)
@@ -544,15 +633,19 @@ class HubServer:
         repo = self._get_repo(request)
         with self.lock:
             out = {
-                "branches": [{"name": n, "ref": f"refs/heads/{n}", "targetCommit": s}
-                             for n, s in repo.branches.items()],
-                "tags": [{"name": n, "ref": f"refs/tags/{n}", "targetCommit": s}
-                         for n, s in repo.tags.items()],
+                "branches": [
+                    {"name": n, "ref": f"refs/heads/{n}", "targetCommit": s} for n, s in repo.branches.items()
+                ],
+                "tags": [
+                    {"name": n, "ref": f"refs/tags/{n}", "targetCommit": s} for n, s in repo.tags.items()
+                ],
                 "converts": [],
             }
             if request.query_params.get("include_prs"):
-                out["pullRequests"] = [{"name": f"refs/pr/{n}", "ref": f"refs/pr/{n}", "targetCommit": s}
-                                       for n, s in repo.prs.items()]
+                out["pullRequests"] = [
+                    {"name": f"refs/pr/{n}", "ref": f"refs/pr/{n}", "targetCommit": s}
+                    for n, s in repo.prs.items()
+                ]
         return JSONResponse(out)
 
     async def commits(self, request: Request) -> Response:
@@ -562,8 +655,15 @@ class HubServer:
             history = []
             while sha:
                 c = repo.commits[sha]
-                history.append({"id": c.sha, "title": c.title, "message": c.message, "date": c.date,
-                                "authors": [{"user": c.author}]})
+                history.append(
+                    {
+                        "id": c.sha,
+                        "title": c.title,
+                        "message": c.message,
+                        "date": c.date,
+                        "authors": [{"user": c.author}],
+                    }
+                )
                 sha = c.parent
         return self._page(request, history)
 
@@ -588,8 +688,9 @@ class HubServer:
         branch = unquote("/".join(self._tail_segments(request, "branch")))
         with self.lock:
             if branch == "main" or repo.branches.pop(branch, None) is None:
-                raise HubError(404 if branch != "main" else 403, f"Cannot delete branch {branch}",
-                               "RevisionNotFound")
+                raise HubError(
+                    404 if branch != "main" else 403, f"Cannot delete branch {branch}", "RevisionNotFound"
+                )
         return JSONResponse({})
 
     async def create_tag(self, request: Request) -> Response:
@@ -614,7 +715,7 @@ class HubServer:
 
     # -- uploads -----------------------------------------------------------------------------------
     def _target(self, repo: Repo, request: Request, marker: str) -> tuple[str, str | None]:
-        """(revision, head sha or None) of a write target; a missing branch is created from main at commit."""
+        """(revision, head sha or None) of a write target."""
         rev = unquote("/".join(self._tail_segments(request, marker)))
         return rev, repo.resolve(rev)
 
@@ -622,10 +723,11 @@ class HubServer:
         self._auth(request, write=True)
         repo = self._get_repo(request)
         body = await request.json()
-        _, sha = self._target(repo, request, "preupload")
+        rev, sha = self._target(repo, request, "preupload")
         with self.lock:
-            sha = sha or repo.branches.get("main")
-            files = repo.commits[sha].files if sha else {}
+            if sha is None:
+                raise HubError(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+            files = repo.commits[sha].files
             out = []
             for f in body.get("files", []):
                 sample = base64.b64decode(f.get("sample", ""))
@@ -642,8 +744,13 @@ class HubServer:
 
     async def lfs_batch(self, request: Request) -> Response:
         path = request.url.path
-        repo_type = ("dataset" if path.startswith("/datasets/") else "space" if path.startswith("/spaces/")
-                     else "model")
+        repo_type = (
+            "dataset"
+            if path.startswith("/datasets/")
+            else "space"
+            if path.startswith("/spaces/")
+            else "model"
+        )
         self._auth(request, write=True)
         self._get_repo(request, repo_type)
         body = await request.json()
@@ -657,12 +764,21 @@ class HubServer:
             elif oid in self.lfs:
                 objects.append({"oid": oid, "size": size})
             else:
-                objects.append({"oid": oid, "size": size, "authenticated": True, "actions": {
-                    "upload": {"href": f"{self.lfs_endpoint}/objects/{oid}?size={size}"},
-                    "verify": {"href": f"{self.endpoint}/lfs/verify"},
-                }})
-        return JSONResponse({"transfer": "basic", "objects": objects, "hash_algo": "sha256"},
-                            media_type="application/vnd.git-lfs+json")
+                objects.append(
+                    {
+                        "oid": oid,
+                        "size": size,
+                        "authenticated": True,
+                        "actions": {
+                            "upload": {"href": f"{self.lfs_endpoint}/objects/{oid}?size={size}"},
+                            "verify": {"href": f"{self.endpoint}/lfs/verify"},
+                        },
+                    }
+                )
+        return JSONResponse(
+            {"transfer": "basic", "objects": objects, "hash_algo": "sha256"},
+            media_type="application/vnd.git-lfs+json",
+        )
 
     async def lfs_put(self, request: Request) -> Response:
         oid = request.path_params["oid"]
@@ -679,8 +795,9 @@ class HubServer:
         if data is None:
             raise HubError(404, "No such object", "EntryNotFound")
         headers = {"Content-Length": str(len(data)), "ETag": f'"{request.path_params["oid"]}"'}
-        return Response(b"" if request.method == "HEAD" else data, headers=headers,
-                        media_type="application/octet-stream")
+        return Response(
+            b"" if request.method == "HEAD" else data, headers=headers, media_type="application/octet-stream"
+        )
 
     async def lfs_verify(self, request: Request) -> Response:
         body = await request.json()
@@ -700,14 +817,13 @@ class HubServer:
         create_pr = request.query_params.get("create_pr") in ("1", "true", "True")
         with self.lock:
             head = repo.resolve(rev)
-            if head is None and not create_pr:
-                if rev.startswith("refs/") or re.fullmatch(r"[0-9a-f]{40}", rev):
-                    raise HubError(404, f"Invalid rev id: {rev}", "RevisionNotFound")
-                head = repo.branches["main"]  # the Hub creates a missing branch from main
+            if head is None:  # like the Hub: commits go to existing branches only (create_branch first)
+                raise HubError(404, f"Invalid rev id: {rev}", "RevisionNotFound")
             parent_commit = header.get("parentCommit")
             if parent_commit and parent_commit != head:
-                raise HubError(412, "A commit has happened since. Please refresh and try again.",
-                               "PreconditionFailed")
+                raise HubError(
+                    412, "A commit has happened since. Please refresh and try again.", "PreconditionFailed"
+                )
             files = dict(repo.commits[head].files)
             staged_blobs: dict[str, bytes] = {}
             for line in lines:
@@ -726,8 +842,11 @@ class HubServer:
                     files[path] = FileEntry(path, oid, len(data))
                 elif key == "lfsFile":
                     sha256, size = value["oid"], int(value["size"])
-                    if value.get("algo", "sha256") != "sha256" or sha256 not in self.lfs \
-                            or len(self.lfs[sha256]) != size:
+                    if (
+                        value.get("algo", "sha256") != "sha256"
+                        or sha256 not in self.lfs
+                        or len(self.lfs[sha256]) != size
+                    ):
                         raise HubError(422, f"LFS object {sha256} for {path} was not uploaded", "BadRequest")
                     pointer = lfs_pointer(sha256, size)
                     staged_blobs[git_sha1(pointer)] = pointer
@@ -745,22 +864,31 @@ class HubServer:
                     raise HubError(400, f"Unknown commit operation {key!r}", "BadRequest")
             self.blobs.update(staged_blobs)
             commit = self._make_commit(repo, head, files, header["summary"], header.get("description") or "")
-            out = {"commitOid": commit.sha, "commitMessage": header["summary"],
-                   "commitUrl": f"{self._repo_url(repo)}/commit/{commit.sha}", "success": True}
+            out = {
+                "commitOid": commit.sha,
+                "commitMessage": header["summary"],
+                "commitUrl": f"{self._repo_url(repo)}/commit/{commit.sha}",
+                "success": True,
+            }
             if create_pr:
                 number = max(repo.prs, default=0) + 1
                 repo.prs[number] = commit.sha
                 out["pullRequestUrl"] = f"{self._repo_url(repo)}/discussions/{number}"
             else:
-                branch = rev[len("refs/heads/"):] if rev.startswith("refs/heads/") else rev
+                branch = rev[len("refs/heads/") :] if rev.startswith("refs/heads/") else rev
                 repo.branches[branch] = commit.sha
         return JSONResponse(out)
 
     # -- downloads ---------------------------------------------------------------------------------
     async def resolve(self, request: Request) -> Response:
         path = request.url.path
-        repo_type = ("dataset" if path.startswith("/datasets/") else "space" if path.startswith("/spaces/")
-                     else "model")
+        repo_type = (
+            "dataset"
+            if path.startswith("/datasets/")
+            else "space"
+            if path.startswith("/spaces/")
+            else "model"
+        )
         repo = self._get_repo(request, repo_type)
         with self.lock:
             _, sha, file_path = self._rev_and_path(repo, self._tail_segments(request, "resolve"))
@@ -769,16 +897,20 @@ class HubServer:
                 raise HubError(404, f"Entry not found: {file_path}", "EntryNotFound", {"X-Repo-Commit": sha})
             headers = {"X-Repo-Commit": sha, "Accept-Ranges": "bytes"}
             if entry.lfs_sha256:
-                headers.update({
-                    "Location": f"{self.lfs_endpoint}/objects/{entry.lfs_sha256}",
-                    "X-Linked-Etag": f'"{entry.lfs_sha256}"', "X-Linked-Size": str(entry.size),
-                    "ETag": f'"{entry.oid}"',
-                })
+                headers.update(
+                    {
+                        "Location": f"{self.lfs_endpoint}/objects/{entry.lfs_sha256}",
+                        "X-Linked-Etag": f'"{entry.lfs_sha256}"',
+                        "X-Linked-Size": str(entry.size),
+                        "ETag": f'"{entry.oid}"',
+                    }
+                )
                 return Response(status_code=302, headers=headers)
             data = self._content(entry)
         headers.update({"ETag": f'"{entry.oid}"', "Content-Length": str(len(data))})
-        return Response(b"" if request.method == "HEAD" else data, headers=headers,
-                        media_type="application/octet-stream")
+        return Response(
+            b"" if request.method == "HEAD" else data, headers=headers, media_type="application/octet-stream"
+        )
 
     # -- collections -------------------------------------------------------------------------------
     def _collection_json(self, c: dict) -> dict:
@@ -803,13 +935,23 @@ class HubServer:
         with self.lock:
             for c in self.collections.values():
                 if c["owner_name"] == ns and c["title"] == title:
-                    return JSONResponse({"error": "Collection already exists", "slug": c["slug"]},
-                                        status_code=409)
+                    return JSONResponse(
+                        {"error": "Collection already exists", "slug": c["slug"]}, status_code=409
+                    )
             slug_title = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
             slug = f"{ns}/{slug_title}-{self._new_sha(ns, title)[:24]}"
-            c = {"slug": slug, "title": title, "owner_name": ns, "description": body.get("description"),
-                 "private": bool(body.get("private")), "items": [], "lastUpdated": now_iso(),
-                 "position": len(self.collections), "theme": "green", "upvotes": 0}
+            c = {
+                "slug": slug,
+                "title": title,
+                "owner_name": ns,
+                "description": body.get("description"),
+                "private": bool(body.get("private")),
+                "items": [],
+                "lastUpdated": now_iso(),
+                "position": len(self.collections),
+                "theme": "green",
+                "upvotes": 0,
+            }
             self.collections[slug] = c
         return JSONResponse(self._collection_json(c))
 
@@ -817,8 +959,15 @@ class HubServer:
         role = self._auth(request)
         owners = request.query_params.getlist("owner")
         with self.lock:
-            found = [self._collection_json(c) for c in self.collections.values()
-                     if (not owners or c["owner_name"] in owners) and (role or not c["private"])]
+            # Like the Hub's listing: no "position" (the client numbers them), at most 4 items per collection.
+            found = [
+                {
+                    **{k: v for k, v in self._collection_json(c).items() if k != "position"},
+                    "items": c["items"][:4],
+                }
+                for c in self.collections.values()
+                if (not owners or c["owner_name"] in owners) and (role or not c["private"])
+            ]
         return self._page(request, found)
 
     async def get_collection(self, request: Request) -> Response:
@@ -843,8 +992,12 @@ class HubServer:
                 raise HubError(404, f"{kind} {item_id} not found", "RepoNotFound")
             if any(i["id"] == item_id and i["type"] == kind for i in c["items"]):
                 return JSONResponse({"error": "Item already in the collection"}, status_code=409)
-            entry = {"_id": self._new_sha(c["slug"], item_id)[:24], "id": item_id, "type": kind,
-                     "position": len(c["items"])}
+            entry = {
+                "_id": self._new_sha(c["slug"], item_id)[:24],
+                "id": item_id,
+                "type": kind,
+                "position": len(c["items"]),
+            }
             if body.get("note"):
                 entry["note"] = {"text": body["note"], "html": body["note"]}
             if kind in ("model", "dataset", "space"):
@@ -939,9 +1092,10 @@ def _validate_model_index(model_index) -> list[dict]:
                 errors.append({"message": '"model-index[].results[].metrics" must be a non-empty list'})
                 continue
             for metric in metrics:
-                if not (isinstance(metric, dict) and "value" in metric
-                        and isinstance(metric.get("type"), str)):
+                if not (
+                    isinstance(metric, dict) and "value" in metric and isinstance(metric.get("type"), str)
+                ):
                     errors.append({"message": '"metrics[]" need "type" and "value"'})
                 elif not isinstance(metric["value"], int | float | str):
-                    errors.append({"message": f'metric {metric["type"]} has a non-scalar value'})
+                    errors.append({"message": f"metric {metric['type']} has a non-scalar value"})
     return errors

@@ -1,0 +1,479 @@
+"""Publishing runs and loading them back through the real huggingface_hub client and the offline Hub."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDPMPipeline, UNet2DModel
+from hub_fixtures import make_ddpm_run, make_vae_run
+from hub_server import READ_TOKEN, USER, WRITE_TOKEN
+from huggingface_hub import HfApi, ModelCard
+
+from hub_models import ConvVAE, DenseVAE
+from hub_models.hub import (
+    NO_CHANGES,
+    HubLoadError,
+    HubPushError,
+    load,
+    publish_study,
+    push_run,
+    push_run_in_background,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FAST = {"backoff": 0.01}
+VAE_FILES = {
+    ".gitattributes",
+    "README.md",
+    "config.json",
+    "diffusion_pytorch_model.safetensors",
+    "metrics.json",
+    "training_config.json",
+    "figures/reconstructions.png",
+    "figures/samples.png",
+    "figures/latent_scatter.png",
+    "figures/manifold.png",
+}
+DDPM_FILES = {
+    ".gitattributes",
+    "README.md",
+    "model_index.json",
+    "unet/config.json",
+    "unet/diffusion_pytorch_model.safetensors",
+    "scheduler/scheduler_config.json",
+    "metrics.json",
+    "training_config.json",
+    "figures/samples.png",
+    "figures/samples_epoch_002.png",
+}
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    """{relative path: sha256} of every file (and mtime-independent): to prove a folder was left untouched."""
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert torch.equal(sa[key], sb[key]), key
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Round trips
+# ----------------------------------------------------------------------------------------------------------
+def test_push_vae_run_then_from_pretrained_from_empty_cache(hub, vae_run, tmp_path):
+    repo_id = f"{USER}/mnist-genlab-vae-conv-z2-beta1"
+    before = tree_digest(vae_run)
+    url = push_run(vae_run, repo_id, **FAST)
+
+    assert url.startswith(f"{hub.endpoint}/{repo_id}/commit/")
+    assert set(hub.head_files(repo_id)) == VAE_FILES  # no checkpoints/, logs/, optimizer state
+    assert hub.commit_count(repo_id) == 2  # the repo's initial commit + exactly one push commit
+    assert tree_digest(vae_run) == before
+
+    local = ConvVAE.from_pretrained(vae_run)
+    cache = tmp_path / "empty-cache"
+    remote = ConvVAE.from_pretrained(repo_id, cache_dir=cache)
+    assert any(cache.rglob("diffusion_pytorch_model.safetensors"))  # really downloaded, not a local path
+    assert_same_weights(local, remote)
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(
+        local.sample(8, generator=torch.Generator().manual_seed(0)),
+        remote.sample(8, generator=torch.Generator().manual_seed(0)),
+    )
+    assert torch.equal(local.reconstruct(x), remote.reconstruct(x))
+
+    loaded = load(repo_id, cache_dir=tmp_path / "another-empty-cache")
+    assert isinstance(loaded, ConvVAE)
+    assert_same_weights(local, loaded)
+
+
+def test_push_dense_vae_and_load_by_repo_id(hub, tmp_path):
+    run = make_vae_run(tmp_path / "dense", arch="dense", latent_dim=4, beta=20.0, seed=3)
+    repo_id = f"{USER}/mnist-genlab-vae-dense-z4-beta20"
+    push_run(run, repo_id, **FAST)
+    model = load(repo_id, cache_dir=tmp_path / "cache")
+    assert isinstance(model, DenseVAE) and model.config.latent_dim == 4
+    assert_same_weights(DenseVAE.from_pretrained(run), model)
+
+
+def test_push_ddpm_run_then_pipeline_from_pretrained(hub, ddpm_run, tmp_path):
+    repo_id = f"{USER}/mnist-genlab-ddpm"
+    before = tree_digest(ddpm_run)
+    push_run(ddpm_run, repo_id, **FAST)
+    assert set(hub.head_files(repo_id)) == DDPM_FILES  # no unet_non_ema/, checkpoints/
+    assert tree_digest(ddpm_run) == before
+
+    local = DDPMPipeline.from_pretrained(ddpm_run, use_safetensors=True)
+    remote = DDPMPipeline.from_pretrained(repo_id, cache_dir=tmp_path / "empty", use_safetensors=True)
+    assert_same_weights(local.unet, remote.unet)
+    assert remote.scheduler.config.num_train_timesteps == 4000
+    assert remote.scheduler.config.beta_schedule == "squaredcos_cap_v2"
+
+    def run(pipe):
+        return pipe(
+            batch_size=2, num_inference_steps=3, generator=torch.Generator().manual_seed(0), output_type="np"
+        ).images
+
+    np.testing.assert_array_equal(run(local), run(remote))
+
+    unet = UNet2DModel.from_pretrained(
+        repo_id, subfolder="unet", cache_dir=tmp_path / "empty2", use_safetensors=True
+    )
+    assert_same_weights(local.unet, unet)
+    pipe = load(repo_id, cache_dir=tmp_path / "empty3")
+    assert isinstance(pipe, DDPMPipeline)
+    np.testing.assert_array_equal(run(local), run(pipe))
+
+
+def test_model_card_on_the_hub_holds_the_metrics(hub, vae_run, ddpm_run):
+    push_run(vae_run, f"{USER}/vae", **FAST)
+    push_run(ddpm_run, f"{USER}/ddpm", **FAST)
+
+    card = ModelCard.load(f"{USER}/vae")
+    card.validate()  # against the offline Hub's /api/validate-yaml
+    assert card.data.library_name == "diffusers" and card.data.license == "mit"
+    assert card.data.datasets == ["ylecun/mnist"]
+    assert card.data.pipeline_tag == "unconditional-image-generation"
+    assert {"vae", "beta-vae", "mnist"} <= set(card.data.tags)
+    values = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert values == {"bce": 152.25, "kld": 6.5, "elbo": -158.75}
+
+    info = HfApi().model_info(f"{USER}/ddpm")
+    assert info.card_data["library_name"] == "diffusers"
+    ddpm_card = ModelCard.load(f"{USER}/ddpm")
+    values = {r.metric_type: r.metric_value for r in ddpm_card.data.eval_results}
+    assert values == {"train_loss": 0.0312, "test_loss": 0.0318, "fid": 41.5}
+
+
+def test_card_usage_snippet_runs_against_the_hub(hub, vae_run, tmp_path, monkeypatch):
+    repo_id = f"{USER}/snippet-vae"
+    push_run(vae_run, repo_id, **FAST)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    text = ModelCard.load(repo_id).text
+    snippet = re.search(r"```python\n(.*?)```", text, re.DOTALL).group(1)
+    scope: dict = {}
+    exec(compile(snippet, "card-snippet", "exec"), scope)
+    assert scope["images"].shape == (16, 1, 28, 28)
+    expected = ConvVAE.from_pretrained(vae_run).sample(16, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(scope["images"], expected)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Idempotence, retries, failures
+# ----------------------------------------------------------------------------------------------------------
+def test_repush_is_a_no_op(hub, vae_run):
+    repo_id = f"{USER}/again"
+    push_run(vae_run, repo_id, **FAST)
+    head = hub.repos[("model", repo_id)].branches["main"]
+    n_commits = hub.commit_count(repo_id)
+    commit_posts = sum(1 for m, p in hub.requests if p.endswith("/commit/main"))
+
+    assert push_run(vae_run, repo_id, **FAST) == NO_CHANGES
+    assert hub.repos[("model", repo_id)].branches["main"] == head
+    assert hub.commit_count(repo_id) == n_commits
+    assert sum(1 for m, p in hub.requests if p.endswith("/commit/main")) == commit_posts  # nothing sent
+
+
+def test_changed_run_replaces_stale_files_in_one_commit(hub, vae_run):
+    repo_id = f"{USER}/changes"
+    push_run(vae_run, repo_id, **FAST)
+    (vae_run / "figures" / "manifold.png").unlink()
+    (vae_run / "figures" / "latent_pca.png").write_bytes((vae_run / "figures" / "samples.png").read_bytes())
+    url = push_run(vae_run, repo_id, commit_message="Retrained", **FAST)
+    assert url != NO_CHANGES
+    files = hub.head_files(repo_id)
+    assert "figures/manifold.png" not in files and "figures/latent_pca.png" in files
+    assert b"latent_pca.png" in files["README.md"] and b"manifold.png" not in files["README.md"]
+    assert hub.commit_count(repo_id) == 3
+    assert HfApi().list_repo_commits(repo_id)[0].title == "Retrained"
+
+
+def test_commit_500_then_success_is_retried_into_one_complete_commit(hub, vae_run):
+    repo_id = f"{USER}/flaky"
+    hub.fail("POST", r"/commit/", status=500, times=1)
+    push_run(vae_run, repo_id, **FAST)
+    assert sum(1 for m, p in hub.requests if m == "POST" and "/commit/" in p) == 2
+    assert hub.commit_count(repo_id) == 2
+    assert set(hub.head_files(repo_id)) == VAE_FILES
+
+
+def test_connection_errors_are_retried(hub, vae_run):
+    repo_id = f"{USER}/flaky-503"
+    hub.fail("POST", r"/commit/", status=503, times=2)
+    hub.fail("GET", r"/api/models/.*/revision/", status=502, times=1)
+    push_run(vae_run, repo_id, **FAST)
+    assert set(hub.head_files(repo_id)) == VAE_FILES and hub.commit_count(repo_id) == 2
+
+
+def test_always_failing_server_gives_a_clear_error_and_writes_nothing(hub, vae_run, capfd):
+    repo_id = f"{USER}/down"
+    before = tree_digest(vae_run)
+    hub.fail("POST", r"/commit/", status=500, times=None)
+    with pytest.raises(HubPushError, match=r"failed after 3 retries: HTTP 500.*run folder is unchanged"):
+        push_run(vae_run, repo_id, max_retries=3, **FAST)
+    assert sum(1 for m, p in hub.requests if m == "POST" and "/commit/" in p) == 4
+    assert hub.commit_count(repo_id) == 1 and set(hub.head_files(repo_id)) == {".gitattributes"}
+    assert tree_digest(vae_run) == before
+
+    hub.clear_faults()  # the Hub is back: the same push now succeeds
+    push_run(vae_run, repo_id, **FAST)
+    assert set(hub.head_files(repo_id)) == VAE_FILES
+
+
+def test_missing_token_fails_before_any_network_call(hub, vae_run, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN")
+    hub.requests.clear()
+    with pytest.raises(HubPushError, match="No Hugging Face token"):
+        push_run(vae_run, f"{USER}/no-token", **FAST)
+    # The client may fetch its agent registry in the background; nothing else may reach the server.
+    assert [r for r in hub.requests if "agent-harnesses" not in r[1]] == []
+    assert hub.repos == {}
+
+
+def test_read_only_token_is_refused_before_any_upload(hub, vae_run):
+    with pytest.raises(HubPushError, match="read-only"):
+        push_run(vae_run, f"{USER}/read-only", token=READ_TOKEN, **FAST)
+    assert hub.repos == {}
+    assert [p for m, p in hub.requests if m != "GET"] == []
+
+
+def test_invalid_token_is_refused(hub, vae_run):
+    with pytest.raises(HubPushError, match="rejected the token"):
+        push_run(vae_run, f"{USER}/bad-token", token="hf_not_a_real_token", **FAST)
+    assert hub.repos == {}
+
+
+def test_incomplete_run_is_refused(hub, vae_run):
+    (vae_run / "diffusion_pytorch_model.safetensors").unlink()
+    with pytest.raises(HubPushError, match=r"missing diffusion_pytorch_model\.safetensors"):
+        push_run(vae_run, f"{USER}/incomplete", **FAST)
+    assert hub.repos == {}
+
+
+def test_token_never_appears_in_outputs_or_published_files(hub, tmp_path, capfd, caplog):
+    caplog.set_level(logging.DEBUG)
+    run = make_vae_run(tmp_path / "run")
+    config = (
+        (run / "training_config.json")
+        .read_text()
+        .replace('"hub_model_id": null', f'"hub_token": "{WRITE_TOKEN}"')
+    )
+    (run / "training_config.json").write_text(config)
+    hub.fail("POST", r"/commit/", status=500, times=1)  # the retry path logs too
+    push_run(run, f"{USER}/secret", **FAST)
+    with pytest.raises(HubPushError) as err:
+        push_run(run, f"{USER}/secret2", token=READ_TOKEN, **FAST)
+    published = hub.head_files(f"{USER}/secret")
+    assert "hub_token" not in published["training_config.json"].decode()
+    ConvVAE.from_pretrained(f"{USER}/secret", cache_dir=tmp_path / "cache")
+    out, errs = capfd.readouterr()
+    for token in (WRITE_TOKEN, READ_TOKEN):
+        assert token not in out + errs + caplog.text + str(err.value)
+        assert not any(token.encode() in blob for blob in hub.stored_bytes())
+        assert not any(
+            token.encode() in p.read_bytes() for p in (tmp_path / "cache").rglob("*") if p.is_file()
+        )
+
+
+def test_push_to_a_branch_and_as_a_pull_request(hub, vae_run):
+    repo_id = f"{USER}/branches"
+    push_run(vae_run, repo_id, revision="dev", **FAST)
+    repo = hub.repos[("model", repo_id)]
+    assert set(hub.head_files(repo_id, rev="dev")) == VAE_FILES
+    assert set(hub.head_files(repo_id, rev="main")) == {".gitattributes"}
+    url = push_run(vae_run, repo_id, create_pr=True, **FAST)
+    assert url.endswith("/discussions/1") and 1 in repo.prs
+    assert set(hub.head_files(repo_id, rev="refs/pr/1")) == VAE_FILES
+
+
+def test_private_repo(hub, vae_run, tmp_path, monkeypatch):
+    repo_id = f"{USER}/private"
+    push_run(vae_run, repo_id, private=True, **FAST)
+    assert hub.repos[("model", repo_id)].private
+    assert HfApi().model_info(repo_id).private
+    monkeypatch.delenv("HF_TOKEN")
+    with pytest.raises(OSError, match="not a valid model identifier"):
+        ConvVAE.from_pretrained(repo_id, cache_dir=tmp_path / "anon", token=False)
+
+
+def test_push_in_background_returns_a_future(hub, vae_run):
+    future = push_run_in_background(vae_run, f"{USER}/background", backoff=0.01)
+    assert future.result(timeout=120).startswith(hub.endpoint)
+    failed = push_run_in_background(vae_run, f"{USER}/background-ro", token=READ_TOKEN, backoff=0.01)
+    assert isinstance(failed.exception(timeout=60), HubPushError)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# load() refuses what it should
+# ----------------------------------------------------------------------------------------------------------
+def _upload(repo_id: str, files: dict[str, bytes]) -> None:
+    from huggingface_hub import CommitOperationAdd
+
+    api = HfApi()
+    api.create_repo(repo_id, exist_ok=True)
+    api.create_commit(
+        repo_id, [CommitOperationAdd(p, data) for p, data in files.items()], commit_message="test fixture"
+    )
+
+
+def test_load_refuses_unknown_classes(hub, vae_run, ddpm_run, tmp_path):
+    weights = (vae_run / "diffusion_pytorch_model.safetensors").read_bytes()
+    _upload(
+        f"{USER}/evil",
+        {
+            "config.json": b'{"_class_name": "EvilModel", "latent_dim": 2}',
+            "diffusion_pytorch_model.safetensors": weights,
+        },
+    )
+    with pytest.raises(HubLoadError, match="unknown model class 'EvilModel'"):
+        load(f"{USER}/evil", cache_dir=tmp_path / "c1")
+
+    index = (ddpm_run / "model_index.json").read_text().replace('"DDPMPipeline"', '"MyCustomPipeline"')
+    _upload(f"{USER}/evil-pipe", {"model_index.json": index.encode(), "pipeline.py": b"import os\n"})
+    with pytest.raises(HubLoadError, match="unknown pipeline class 'MyCustomPipeline'"):
+        load(f"{USER}/evil-pipe", cache_dir=tmp_path / "c2")
+
+    index = (ddpm_run / "model_index.json").read_text().replace('"UNet2DModel"', '"MyUNet"')
+    (ddpm_run / "model_index.json").write_text(index)
+    with pytest.raises(HubLoadError, match="not diffusers' UNet2DModel"):
+        load(ddpm_run)
+
+
+def test_load_refuses_pickle_only_repos(hub, vae_run, tmp_path):
+    _upload(
+        f"{USER}/pickled",
+        {
+            "config.json": (vae_run / "config.json").read_bytes(),
+            "diffusion_pytorch_model.bin": b"\x80\x04pickle",
+        },
+    )
+    with pytest.raises(HubLoadError, match=r"only has pickled weights \(diffusion_pytorch_model.bin\)"):
+        load(f"{USER}/pickled", cache_dir=tmp_path / "c")
+    assert not any(p.name.endswith(".bin") for p in (tmp_path / "c").rglob("*"))  # never even downloaded
+
+
+def test_load_refuses_truncated_safetensors(hub, vae_run, tmp_path):
+    weights = (vae_run / "diffusion_pytorch_model.safetensors").read_bytes()
+    _upload(
+        f"{USER}/truncated",
+        {
+            "config.json": (vae_run / "config.json").read_bytes(),
+            "diffusion_pytorch_model.safetensors": weights[: len(weights) - 1000],
+        },
+    )
+    with pytest.raises(HubLoadError, match="truncated or corrupt"):
+        load(f"{USER}/truncated", cache_dir=tmp_path / "c")
+    (vae_run / "diffusion_pytorch_model.safetensors").write_bytes(b"\xff" * 64)
+    with pytest.raises(HubLoadError, match="not a valid safetensors file"):
+        load(vae_run)
+
+
+def test_load_from_a_local_run_folder(vae_run, ddpm_run):
+    assert isinstance(load(vae_run), ConvVAE)
+    assert isinstance(load(ddpm_run), DDPMPipeline)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# A whole study
+# ----------------------------------------------------------------------------------------------------------
+def test_publish_study_is_idempotent_and_fills_a_collection(hub, tmp_path):
+    study = tmp_path / "study"
+    make_vae_run(study / "vae-conv-z2-beta1e-3", beta=1e-3)
+    make_vae_run(study / "vae-conv-z2-beta1", beta=1.0, seed=1)
+    make_vae_run(study / "vae-dense-z4-beta20", arch="dense", latent_dim=4, beta=20.0, seed=2)
+    make_ddpm_run(study / "ddpm")
+    expected = {
+        f"{USER}/mnist-genlab-vae-conv-z2-beta1e-3",
+        f"{USER}/mnist-genlab-vae-conv-z2-beta1",
+        f"{USER}/mnist-genlab-vae-dense-z4-beta20",
+        f"{USER}/mnist-genlab-ddpm",
+    }
+
+    first = publish_study(study, USER, collection_title="MNIST genlab test", **FAST)
+    assert set(first["repos"]) == expected
+    assert all(url.startswith(hub.endpoint) for url in first["repos"].values())
+    api = HfApi()
+    collection = api.get_collection(first["collection"])
+    assert collection.title == "MNIST genlab test"
+    assert {item.item_id for item in collection.items} == expected
+    assert all(item.item_type == "model" for item in collection.items)
+
+    heads = {r: hub.repos[("model", r)].branches["main"] for r in expected}
+    second = publish_study(study, USER, collection_title="MNIST genlab test", **FAST)
+    assert second["collection"] == first["collection"]
+    assert set(second["repos"].values()) == {NO_CHANGES}
+    assert {r: hub.repos[("model", r)].branches["main"] for r in expected} == heads
+    assert len(hub.collections) == 1
+    assert len(api.get_collection(first["collection"]).items) == 4
+
+
+def test_publish_study_refuses_two_runs_with_the_same_name(hub, tmp_path):
+    make_vae_run(tmp_path / "study" / "a", seed=0)
+    make_vae_run(tmp_path / "study" / "b", seed=1)
+    with pytest.raises(HubPushError, match="would both be published"):
+        publish_study(tmp_path / "study", USER, **FAST)
+    assert hub.repos == {}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Command lines
+# ----------------------------------------------------------------------------------------------------------
+def _cli(script: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "training" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+        cwd=REPO_ROOT,
+    )
+
+
+def test_push_to_hub_cli(hub, vae_run):
+    repo_id = f"{USER}/cli"
+    done = _cli(
+        "push_to_hub.py", "--run_dir", str(vae_run), "--repo_id", repo_id, "--commit_message", "CLI push"
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"{hub.endpoint}/{repo_id}/commit/" in done.stdout
+    assert HfApi().list_repo_commits(repo_id)[0].title == "CLI push"
+    again = _cli("push_to_hub.py", "--run_dir", str(vae_run), "--repo_id", repo_id)
+    assert again.returncode == 0 and "no changes" in again.stdout
+
+    no_token = _cli("push_to_hub.py", "--run_dir", str(vae_run), "--repo_id", repo_id, env={"HF_TOKEN": ""})
+    assert no_token.returncode == 1
+    assert "No Hugging Face token" in no_token.stderr and "Traceback" not in no_token.stderr
+    for proc in (done, again, no_token):
+        assert WRITE_TOKEN not in proc.stdout + proc.stderr
+
+
+def test_publish_study_cli(hub, tmp_path):
+    make_vae_run(tmp_path / "study" / "vae-conv-z2-beta1")
+    done = _cli(
+        "publish_study.py",
+        "--study_dir",
+        str(tmp_path / "study"),
+        "--namespace",
+        USER,
+        "--collection_title",
+        "CLI study",
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"{USER}/mnist-genlab-vae-conv-z2-beta1" in done.stdout
+    assert [c["title"] for c in hub.collections.values()] == ["CLI study"]

@@ -1,0 +1,66 @@
+#!/usr/bin/env python
+"""Publish every finished run of a study folder (the VAE grid and the DDPM) and gather them in a collection.
+
+    python training/publish_study.py --study_dir runs/study --namespace you
+
+Repos are named `mnist-genlab-vae-{arch}-z{latent}-beta{β}` (β written 1e-3, 1, 20) and `mnist-genlab-ddpm`.
+Idempotent: unchanged runs create no commit, repos already in the collection are not added twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(
+    0, str(Path(__file__).resolve().parents[1])
+)  # `python training/publish_study.py` from a checkout
+
+from hub_models.hub import DEFAULT_COLLECTION_TITLE, HubPushError, publish_study
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--study_dir", required=True, type=Path, help="Folder holding the run folders.")
+    parser.add_argument("--namespace", required=True, help="User or organisation that owns the repos.")
+    parser.add_argument(
+        "--collection_title", default=DEFAULT_COLLECTION_TITLE, help="Title of the collection."
+    )
+    parser.add_argument(
+        "--private", action="store_true", help="Create new repos and the collection as private."
+    )
+    parser.add_argument(
+        "--token", default=None, help="Hub token; default HF_TOKEN or `hf auth login` (preferred)."
+    )
+    parser.add_argument(
+        "--max_retries", type=int, default=5, help="Retries per Hub call on network errors/5xx."
+    )
+    return parser.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        result = publish_study(
+            args.study_dir,
+            args.namespace,
+            collection_title=args.collection_title,
+            token=args.token,
+            private=args.private,
+            max_retries=args.max_retries,
+        )
+    except (HubPushError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for repo_id, url in result["repos"].items():
+        print(f"{repo_id}: {url}")
+    print(f"collection: {result['collection']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(parse_args()))
