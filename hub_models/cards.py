@@ -154,6 +154,28 @@ def _split_text(split: str | None, metrics: dict) -> tuple[str, str]:
     return "train[held-out 20%]", f"the study's 80/20 split of the 60,000 MNIST training digits{sizes}"
 
 
+def _trained_sentence(metrics: dict, train_cfg: dict, split_text: str) -> str:
+    """'Trained for 20 epochs (15,000 optimizer steps) with seed 0 on …' from whatever the run recorded."""
+    epochs = next(
+        (
+            v
+            for v in (metrics.get("epochs"), train_cfg.get("epochs"), train_cfg.get("num_epochs"))
+            if v is not None
+        ),
+        None,
+    )
+    seed = metrics.get("seed", train_cfg.get("seed"))
+    steps = metrics.get("global_step")
+    text = "Trained"
+    if epochs is not None:
+        text += f" for {epochs} epoch{'s' if epochs != 1 else ''}"
+    if isinstance(steps, int):
+        text += f" ({steps:,} optimizer steps)"
+    if seed is not None:
+        text += f" with seed {seed}"
+    return f"{text} on {split_text}."
+
+
 def _eval(metric_type: str, name: str, value: float, split: str, model_name: str) -> EvalResult:
     return EvalResult(
         task_type=PIPELINE_TAG,
@@ -180,7 +202,9 @@ def _vae_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
     parameters = safetensors_parameters(run_dir / "diffusion_pytorch_model.safetensors")
     latent_dim = int(config.get("latent_dim", model.config.latent_dim))
     beta = metrics.get("beta", train_cfg.get("beta"))
-    beta_txt = beta_tag(float(beta)) if beta is not None else None
+    if beta is None:
+        raise ValueError(f"{run_dir}: neither metrics.json nor training_config.json records beta")
+    beta_txt = beta_tag(float(beta))
     model_name = repo_id.split("/")[-1]
     split_id, split_text = _split_text(metrics.get("split", train_cfg.get("split")), metrics)
 
@@ -251,9 +275,7 @@ def _vae_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
         "parameters": f"{parameters:,}",
         "architecture": repr(model),
         "config": config,
-        "epochs": metrics.get("epochs", train_cfg.get("num_epochs")),
-        "seed": metrics.get("seed", train_cfg.get("seed")),
-        "split_text": split_text,
+        "trained": _trained_sentence(metrics, train_cfg, split_text),
         "recipe_rows": _recipe_rows(train_cfg),
         "results": results,
         "claims": claims,
@@ -333,9 +355,7 @@ def _ddpm_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
         "prediction_type": sched_cfg.get("prediction_type", "epsilon"),
         "scheduler_class": sched_cfg.get("_class_name"),
         "ema": metrics.get("ema"),
-        "epochs": metrics.get("epochs", train_cfg.get("num_epochs")),
-        "seed": metrics.get("seed", train_cfg.get("seed")),
-        "split_text": split_text,
+        "trained": _trained_sentence(metrics, train_cfg, split_text),
         "recipe_rows": _recipe_rows(train_cfg),
         "results": results,
         "figures": _figures(run_dir, "generated from pure noise by the learned reverse process"),
