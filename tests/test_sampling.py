@@ -1,0 +1,125 @@
+"""hub_models.sampling: every sampler on a tiny random UNet and on an exact ε-oracle."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from diffusers import DDPMPipeline
+
+from hub_models.ddpm import load_ddpm, make_train_scheduler, save_pipeline
+from hub_models.sampling import SAMPLERS, make_scheduler, sample_images
+from hub_models.unet import UNET_CONFIGS, count_parameters, make_unet
+
+
+@pytest.fixture(scope="module")
+def tiny_unet():
+    torch.manual_seed(0)
+    return make_unet("tiny").eval()
+
+
+def test_default_unet_matches_the_study_size_and_divides_28():
+    config = UNET_CONFIGS["default"]
+    assert len(config["block_out_channels"]) == 3  # 28 → 14 → 7, no 7 → 4 level
+    params = count_parameters(make_unet("default"))
+    assert 3.2e6 < params < 3.4e6, params  # the study: "3.3M parameters"
+
+
+def test_unet_config_from_json(tmp_path, tiny_unet):
+    tiny_unet.save_pretrained(tmp_path / "u")
+    model = make_unet(tmp_path / "u" / "config.json")
+    assert count_parameters(model) == count_parameters(tiny_unet)
+    with pytest.raises(ValueError, match="unknown UNet config"):
+        make_unet("no-such-config")
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_sampler_shape_range_determinism_and_callback(sampler, tiny_unet):
+    calls = []
+
+    def callback(i, n, sample_t, pred_x0):
+        calls.append((i, n))
+        assert sample_t.shape == pred_x0.shape == (3, 1, 28, 28)
+        assert torch.isfinite(sample_t).all() and pred_x0.abs().max() <= 1.0
+
+    config = make_train_scheduler().config
+    kwargs = dict(sampler=sampler, num_inference_steps=4, num_images=3)
+    a = sample_images(
+        tiny_unet, config, generator=torch.Generator().manual_seed(7), callback=callback, **kwargs
+    )
+    b = sample_images(tiny_unet, config, generator=torch.Generator().manual_seed(7), **kwargs)
+    c = sample_images(tiny_unet, config, generator=torch.Generator().manual_seed(8), **kwargs)
+    assert a.shape == (3, 1, 28, 28) and a.dtype == torch.float32
+    assert a.min() >= 0 and a.max() <= 1
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert calls == [(i, 4) for i in range(4)]
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_few_step_schedules_start_from_pure_noise(sampler):
+    scheduler = make_scheduler(sampler, make_train_scheduler().config)
+    scheduler.set_timesteps(10)
+    timesteps = scheduler.timesteps.tolist()
+    assert len(timesteps) == 10 and timesteps == sorted(timesteps, reverse=True)
+    if sampler == "dpmsolver++":
+        # lambda_min_clipped drops the few timesteps where ᾱ_t ≈ 0 (cosine schedule).
+        assert timesteps[0] >= 3950
+    else:
+        assert timesteps[0] == 3999
+    assert scheduler.config.num_train_timesteps == 4000
+    assert scheduler.config.beta_schedule == "squaredcos_cap_v2"
+
+
+def test_ddim_trailing_starts_at_3999():
+    scheduler = make_scheduler("ddim", make_train_scheduler().config)
+    scheduler.set_timesteps(25)
+    assert scheduler.timesteps[0].item() == 3999 and scheduler.timesteps[-1].item() == 159
+
+
+def test_unknown_sampler():
+    with pytest.raises(ValueError, match="unknown sampler"):
+        make_scheduler("euler")
+
+
+class EpsilonOracle(torch.nn.Module):
+    """The exact ε-predictor for a data distribution concentrated on one image `target`."""
+
+    def __init__(self, target: torch.Tensor, alphas_cumprod: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("target", target)
+        self.register_buffer("alphas_cumprod", alphas_cumprod)
+        self.config = SimpleNamespace(sample_size=28, in_channels=1)
+        self.dtype, self.device = torch.float32, torch.device("cpu")
+
+    def forward(self, x, t):
+        a = self.alphas_cumprod[int(t)]
+        return SimpleNamespace(sample=(x - a.sqrt() * self.target) / (1 - a).sqrt())
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_every_sampler_reaches_the_data_with_an_exact_denoiser(sampler):
+    """With a perfect ε-model, every sampler must land on the only data point: catches wrong timesteps, a
+    missing scale_model_input, a wrong noise scale or a swapped x0/ε."""
+    train = make_train_scheduler()
+    target = torch.linspace(-0.9, 0.9, 28 * 28).reshape(1, 1, 28, 28)
+    oracle = EpsilonOracle(target, train.alphas_cumprod)
+    images = sample_images(oracle, train.config, sampler, 10, 2, generator=torch.Generator().manual_seed(0))
+    assert (images - (target / 2 + 0.5)).abs().max() < 0.02
+
+
+def test_accepts_a_pipeline_and_a_run_folder(tmp_path, tiny_unet):
+    scheduler = make_train_scheduler()
+    save_pipeline(tiny_unet, scheduler, tmp_path)
+    tiny_unet.save_pretrained(tmp_path / "unet_non_ema")
+    generator = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    direct = sample_images(tiny_unet, scheduler.config, "ddim", 3, 2, generator=generator())
+    from_pipe = sample_images(
+        DDPMPipeline.from_pretrained(tmp_path), None, "ddim", 3, 2, generator=generator()
+    )
+    from_dir = sample_images(str(tmp_path), None, "ddim", 3, 2, generator=generator())
+    assert torch.equal(direct, from_pipe) and torch.equal(direct, from_dir)
+    unet, loaded_scheduler = load_ddpm(tmp_path, use_ema=False)
+    assert loaded_scheduler.config.num_train_timesteps == 4000
+    assert count_parameters(unet) == count_parameters(tiny_unet)
