@@ -293,6 +293,17 @@ def _fid_value(fid: Any) -> float | None:
     return _num(fid)
 
 
+def _sampler_text(sampler: Any) -> str:
+    """How the run drew its sample grids, e.g. 'generated from pure noise with the dpmsolver++ sampler in 25
+    steps'."""
+    text = "generated from pure noise by the learned reverse process"
+    if isinstance(sampler, dict) and sampler.get("name"):
+        text = f"generated from pure noise with the {sampler['name']} sampler"
+        if isinstance(sampler.get("steps"), int):
+            text += f" in {sampler['steps']} steps"
+    return text
+
+
 def _ddpm_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
     metrics, train_cfg = read_json(run_dir / "metrics.json"), read_json(run_dir / "training_config.json")
     unet_cfg = read_json(run_dir / "unet" / "config.json")
@@ -358,7 +369,7 @@ def _ddpm_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
         "trained": _trained_sentence(metrics, train_cfg, split_text),
         "recipe_rows": _recipe_rows(train_cfg),
         "results": results,
-        "figures": _figures(run_dir, "generated from pure noise by the learned reverse process"),
+        "figures": _figures(run_dir, _sampler_text(metrics.get("sampler"))),
         "study_recipe": ref["recipe"],
         "study_parameters": ref["parameters"],
     }

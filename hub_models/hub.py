@@ -282,8 +282,9 @@ def push_run(
     except HubPushError:
         raise
     except (HfHubHTTPError, httpx2.TransportError) as err:
+        retried = f" after {max_retries} retries" if _is_transient(err) else ""
         raise HubPushError(
-            f"Pushing {run_dir} to {repo_id} failed after {max_retries} retries: {_describe(err)}. "
+            f"Pushing {run_dir} to {repo_id} failed{retried}: {_describe(err)}. "
             "Nothing was committed; the run folder is unchanged, run the push again."
         ) from None
     if info.oid == heads[0] and not info.pr_url:

@@ -477,3 +477,36 @@ def test_publish_study_cli(hub, tmp_path):
     assert done.returncode == 0, done.stderr
     assert f"{USER}/mnist-genlab-vae-conv-z2-beta1" in done.stdout
     assert [c["title"] for c in hub.collections.values()] == ["CLI study"]
+
+
+def test_train_vae_push_to_hub_flag_publishes_the_real_run_layout(hub, tiny_mnist_cache, tmp_path):
+    """The contract with training/train_vae.py: its run folder pushes as is and loads back bit-identical."""
+    out, repo_id = tmp_path / "run", f"{USER}/trained"
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "training" / "train_vae.py"), "--output_dir", str(out),
+         "--max_train_steps", "2", "--batch_size", "32", "--num_figure_samples", "4",
+         "--push_to_hub", "--hub_model_id", repo_id],
+        capture_output=True, text=True, timeout=600, cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"Pushed to {hub.endpoint}/{repo_id}/commit/" in done.stdout
+    files = set(hub.head_files(repo_id))
+    assert {"config.json", "diffusion_pytorch_model.safetensors", "README.md", "figures/samples.png"} <= files
+    assert not any(f.startswith(("checkpoints/", "logs/")) for f in files)
+    assert_same_weights(
+        ConvVAE.from_pretrained(out), ConvVAE.from_pretrained(repo_id, cache_dir=tmp_path / "c")
+    )
+
+
+def test_ddpm_card_usage_snippet_runs_against_the_hub(hub, ddpm_run, tmp_path, monkeypatch):
+    repo_id = f"{USER}/snippet-ddpm"
+    push_run(ddpm_run, repo_id, **FAST)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    snippet = re.search(r"```python\n(.*?)```", ModelCard.load(repo_id).text, re.DOTALL).group(1)
+    assert "num_inference_steps=4000" in snippet  # the trained schedule; 3 steps keep the test short
+    scope: dict = {}
+    exec(
+        compile(snippet.replace("num_inference_steps=4000", "num_inference_steps=3"), "snippet", "exec"),
+        scope,
+    )
+    assert len(scope["images"]) == 4 and scope["images"][0].size == (28, 28)
