@@ -21,6 +21,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -57,7 +58,7 @@ def _log(msg: str) -> None:
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """The wheel's data is a Python-2 pickle of numpy arrays: allow exactly those globals and nothing else."""
 
-    _ALLOWED = {
+    _ALLOWED: ClassVar[dict] = {
         ("numpy.core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
         ("numpy._core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
         ("numpy", "ndarray"): np.ndarray,

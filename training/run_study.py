@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hub_models.naming import STUDY_ARCHS, STUDY_BETAS, STUDY_LATENT_DIMS, vae_run_name  # noqa: E402
+from hub_models.naming import STUDY_ARCHS, STUDY_BETAS, STUDY_LATENT_DIMS, vae_run_name
 
 TRAIN_VAE = Path(__file__).resolve().parent / "train_vae.py"
 # The release models first, so a short session still produces what the Space shows.

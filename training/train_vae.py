@@ -25,10 +25,10 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python training/train_vae.py` from a checkout
 
-from hub_models import VAE_CLASSES  # noqa: E402
-from hub_models.data import MNISTUnavailableError, load_splits, uint8_to_unit  # noqa: E402
-from hub_models.figures import latent_scatter, manifold_grid, pca_2d, reconstruction_grid, save_png, to_pil  # noqa: E402
-from hub_models.training import (  # noqa: E402
+from hub_models import VAE_CLASSES, VAELoss
+from hub_models.data import MNISTUnavailableError, load_splits, uint8_to_unit
+from hub_models.figures import latent_scatter, manifold_grid, pca_2d, reconstruction_grid, save_png, to_pil
+from hub_models.training import (
     CheckpointedGenerator,
     Stopwatch,
     check_finite,
@@ -80,7 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="Batches per optimizer update.")
     parser.add_argument("--checkpointing_steps", type=positive_int, default=500,
                         help="Save an accelerate checkpoint every N updates (and at the end).")
-    parser.add_argument("--checkpoints_total_limit", type=positive_int, default=2, help="Keep the newest K checkpoints.")
+    parser.add_argument("--checkpoints_total_limit", type=positive_int, default=2,
+                        help="Keep the newest K checkpoints.")
     parser.add_argument("--resume_from_checkpoint", default=None,
                         help="'latest' or a checkpoint folder: continue exactly where that run stopped.")
     parser.add_argument("--max_train_steps", type=positive_int, default=None,
@@ -101,6 +102,19 @@ def beta_at(args: argparse.Namespace, step: int, steps_per_epoch: int) -> float:
     if args.beta_schedule == "constant" or args.beta_warmup_epochs == 0:
         return args.beta
     return args.beta * min(1.0, step / (args.beta_warmup_epochs * steps_per_epoch))
+
+
+def training_step(accelerator, model, optimizer, images: torch.Tensor, beta: float,
+                  generator: torch.Generator, step: int) -> VAELoss:
+    """One batch: uint8 images → [0, 1] on the device → BCE + β·KLD → backward → (accumulated) update."""
+    x = uint8_to_unit(images)
+    with accelerator.accumulate(model):
+        terms = accelerator.unwrap_model(model).loss(x, beta=beta, output=model(x, generator=generator))
+        check_finite(terms.loss, step)
+        accelerator.backward(terms.loss)
+        optimizer.step()
+        optimizer.zero_grad()
+    return terms
 
 
 def weights_fingerprint(model: torch.nn.Module) -> str:
@@ -187,16 +201,10 @@ def main(args: argparse.Namespace) -> None:
         sums, seen = torch.zeros(2), 0
         with clock:
             for (images,) in batches:
-                x = uint8_to_unit(images)
-                with accelerator.accumulate(model):
-                    beta = beta_at(args, global_step, steps_per_epoch)
-                    terms = unwrapped.loss(x, beta=beta, output=model(x, generator=noise.generator))
-                    check_finite(terms.loss, global_step)
-                    accelerator.backward(terms.loss)
-                    optimizer.step()
-                    optimizer.zero_grad()
-                sums += torch.stack([terms.bce.detach(), terms.kld.detach()]).float().cpu() * len(x)
-                seen += len(x)
+                beta = beta_at(args, global_step, steps_per_epoch)
+                terms = training_step(accelerator, model, optimizer, images, beta, noise.generator, global_step)
+                sums += torch.stack([terms.bce.detach(), terms.kld.detach()]).float().cpu() * len(images)
+                seen += len(images)
                 if accelerator.sync_gradients:
                     global_step += 1
                     progress.update(1)
