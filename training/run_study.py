@@ -43,6 +43,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no_warmup", action="store_true", help="Skip the β-annealing runs.")
     parser.add_argument("--epochs", type=int, default=20, help="Epochs per run (the study: 20).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of every run.")
+    parser.add_argument("--report_only", action="store_true", help="Train nothing; (re)write the report.")
+    parser.add_argument("--no_report", action="store_true", help="Train only; write no report.")
+    parser.add_argument("--no_evaluate", action="store_true",
+                        help="Report from cached evaluations only (no FID/NLL computation).")
+    parser.add_argument("--ddpm_dir", default="runs/ddpm-default", help="The DDPM run shown in the report.")
+    parser.add_argument("--docs_dir", default="docs", help="Where REPORT.md and figures/ are written.")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                         help="Further flags passed to train_vae.py (e.g. --limit_train_samples 512).")
     return parser.parse_args(argv)
@@ -50,6 +56,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(args: argparse.Namespace) -> None:
     study_dir = Path(args.study_dir)
+    if not args.report_only:
+        train_missing(args, study_dir)
+    if not args.no_report:
+        from hub_models.report import write_report
+
+        report = write_report(study_dir, args.docs_dir, ddpm_dir=args.ddpm_dir, evaluate=not args.no_evaluate)
+        print(f"[study] report written to {report}")
+
+
+def train_missing(args: argparse.Namespace, study_dir: Path) -> None:
     for run in study_runs(include_warmup=not args.no_warmup):
         if args.only is not None and run["name"] not in args.only:
             continue
