@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 import zipfile
 from functools import lru_cache
 from pathlib import Path
@@ -104,7 +105,9 @@ def _download_wheel(dest: Path) -> Path:
 
 @lru_cache(maxsize=2)
 def _load(path: str) -> torch.jit.ScriptModule:
-    return torch.jit.load(path, map_location="cpu").eval()
+    with warnings.catch_warnings():  # torch.jit.load is "deprecated" but is the only loader of this file
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.load(path, map_location="cpu").eval()
 
 
 def load_inception(cache_dir: str | os.PathLike | None = None) -> torch.jit.ScriptModule:
