@@ -38,16 +38,14 @@ os.environ.pop("HF_HUB_OFFLINE", None)
 os.environ.pop("HF_HUB_CACHE", None)
 os.environ.pop("HF_TOKEN_PATH", None)
 
-_SERVER: HubServer | None = None
+# Serve at once: a client that reaches HF_ENDPOINT outside the `hub` fixture gets an answer, never a hang.
+_SERVER = HubServer(_API_SOCK, _LFS_SOCK).start()
 
 
 @pytest.fixture(scope="session")
 def hub_server() -> HubServer:
     """The running offline Hub (one per session; use `hub` in tests, it resets and checks the state)."""
-    global _SERVER
-    if _SERVER is None:
-        _SERVER = HubServer(_API_SOCK, _LFS_SOCK).start()
-    yield _SERVER
+    return _SERVER
 
 
 @pytest.fixture()
