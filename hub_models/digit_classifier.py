@@ -130,7 +130,8 @@ A small CNN ({metrics["parameters"]:,} parameters) that judges generated digits 
 | test accuracy (official 10k test set) | **{accuracy:.2%}** |
 | test loss (cross-entropy) | {metrics["test_loss"]:.4f} |
 | training data | official MNIST train set ({metrics["train_size"]:,} digits) |
-| epochs / batch / optimiser | {metrics["epochs"]} / {metrics["batch_size"]} / AdamW lr {metrics["learning_rate"]} (one-cycle) |
+| epochs / batch | {metrics["epochs"]} / {metrics["batch_size"]} |
+| optimiser | AdamW, one-cycle schedule, peak lr {metrics["learning_rate"]} |
 | training time | {metrics["train_seconds"]:.0f} s on CPU |
 
 Architecture: 2 × [conv3×3–BN–ReLU, conv3×3–BN–ReLU, max-pool] with channels {cfg.get("channels")} →

@@ -28,7 +28,7 @@ def test_model_shapes_and_safetensors_round_trip(tmp_path):
     loaded = DigitClassifier.from_pretrained(tmp_path)
     assert not loaded.training
     assert torch.allclose(loaded.logits(x), model.logits(x))
-    probs, feats, labels = loaded.predict(x, batch_size=2)
+    probs, _, labels = loaded.predict(x, batch_size=2)
     assert torch.allclose(probs.sum(1), torch.ones(3)) and torch.equal(labels, probs.argmax(1))
 
 

@@ -19,9 +19,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hub_models.anomaly import anomaly_auroc  # noqa: E402
-from hub_models.data import load_splits  # noqa: E402
-from hub_models.training import write_json_atomic  # noqa: E402
+from hub_models.anomaly import anomaly_auroc
+from hub_models.data import load_splits
+from hub_models.training import write_json_atomic
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
