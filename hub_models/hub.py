@@ -18,7 +18,7 @@ import struct
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
@@ -171,9 +171,7 @@ def published_files(run_dir: str | os.PathLike) -> list[str]:
     found = []
     for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
         rel = path.relative_to(run_dir).as_posix()
-        if any(
-            fnmatch.fnmatchcase(rel, pat) and ("/" in pat or "/" not in rel) for pat in PUBLISHED_FILES[kind]
-        ):
+        if any(fnmatch.fnmatchcase(rel, pat) and ("/" in pat or "/" not in rel) for pat in PUBLISHED_FILES[kind]):
             found.append(rel)
     missing = [f for f in REQUIRED_FILES[kind] if f not in found]
     if missing:
@@ -264,9 +262,7 @@ def push_run(
                     if path not in files and any(fnmatch.fnmatchcase(path, pat) for pat in MANAGED_REMOTE)
                 ]
                 # Fresh operations on each attempt: a CommitOperationAdd cannot be reused after a commit.
-                additions = [
-                    CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(staging / rel)) for rel in files
-                ]
+                additions = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(staging / rel)) for rel in files]
                 info = api.create_commit(
                     repo_id,
                     operations=deletions + additions,
@@ -312,15 +308,20 @@ def push_run_in_background(run_dir: str | os.PathLike, repo_id: str, **kwargs: A
 # ----------------------------------------------------------------------------------------------------------
 # Publishing a whole study
 # ----------------------------------------------------------------------------------------------------------
-def find_runs(study_dir: str | os.PathLike) -> list[Path]:
-    """Finished run folders under `study_dir` (VAE and DDPM), skipping checkpoints and logs."""
-    runs = []
-    for metrics in sorted(Path(study_dir).rglob("metrics.json")):
-        folder = metrics.parent
-        if {"checkpoints", "logs", "unet_non_ema"} & set(folder.relative_to(study_dir).parts):
-            continue
-        if (folder / "model_index.json").is_file() or (folder / "config.json").is_file():
-            runs.append(folder)
+def find_runs(study_dir: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """Finished run folders (VAE and DDPM) in or under `study_dir` (one folder or several, e.g.
+    `studies/vae-grid` and `runs/ddpm-default`), skipping checkpoints, logs and hidden folders."""
+    roots = [study_dir] if isinstance(study_dir, str | os.PathLike) else list(study_dir)
+    runs: list[Path] = []
+    for root in map(Path, roots):
+        for metrics in sorted(root.rglob("metrics.json")):
+            folder = metrics.parent
+            parts = folder.relative_to(root).parts
+            if {"checkpoints", "logs", "unet_non_ema"} & set(parts) or any(p.startswith(".") for p in parts):
+                continue
+            if (folder / "model_index.json").is_file() or (folder / "config.json").is_file():
+                if folder.resolve() not in {r.resolve() for r in runs}:
+                    runs.append(folder)
     return runs
 
 
@@ -341,7 +342,7 @@ def repo_name_for_run(run_dir: str | os.PathLike) -> str:
 
 
 def publish_study(
-    study_dir: str | os.PathLike,
+    study_dir: str | os.PathLike | Sequence[str | os.PathLike],
     namespace: str,
     *,
     collection_title: str = DEFAULT_COLLECTION_TITLE,
@@ -350,7 +351,8 @@ def publish_study(
     max_retries: int = 5,
     backoff: float = 1.0,
 ) -> dict[str, Any]:
-    """Push every run under `study_dir` to `namespace/<consistent name>` and gather them in a collection.
+    """Push every run under `study_dir` (a folder or a list of folders) to `namespace/<consistent name>` and
+    gather them in a collection.
 
     Idempotent: unchanged runs create no commit and items already in the collection are not added again.
     Returns `{"repos": {repo_id: commit url or "no changes"}, "collection": slug}`.
@@ -369,9 +371,7 @@ def publish_study(
     _check_token(api, token, max_retries, backoff)
 
     results = {
-        repo_id: push_run(
-            run, repo_id, token=token, private=private, max_retries=max_retries, backoff=backoff
-        )
+        repo_id: push_run(run, repo_id, token=token, private=private, max_retries=max_retries, backoff=backoff)
         for repo_id, run in names.items()
     }
 
@@ -402,8 +402,7 @@ def publish_study(
                 )
     except (HfHubHTTPError, httpx2.TransportError) as err:
         raise HubPushError(
-            f"The runs were pushed but updating the collection failed: {_describe(err)}; "
-            "run publish_study again."
+            f"The runs were pushed but updating the collection failed: {_describe(err)}; run publish_study again."
         ) from None
     return {"repos": results, "collection": collection.slug}
 
@@ -483,9 +482,7 @@ class _Source:
         prefix = f"{folder}/" if folder else ""
         name = f"{prefix}diffusion_pytorch_model.safetensors"
         if not self.has(name):
-            pickled = sorted(
-                f for f in self.files or () if f.startswith(prefix) and f.endswith(PICKLE_SUFFIXES)
-            )
+            pickled = sorted(f for f in self.files or () if f.startswith(prefix) and f.endswith(PICKLE_SUFFIXES))
             if pickled:
                 raise HubLoadError(
                     f"{self.name} only has pickled weights ({', '.join(pickled)}); refusing to "
@@ -521,8 +518,7 @@ def load(repo_id_or_path: str | os.PathLike, **kwargs: Any):
         unet_cfg = source.json("unet/config.json")
         if unet_cfg.get("_class_name") != "UNet2DModel":
             raise HubLoadError(
-                f"{source.name}: unet/config.json has class {unet_cfg.get('_class_name')!r}, "
-                "expected UNet2DModel"
+                f"{source.name}: unet/config.json has class {unet_cfg.get('_class_name')!r}, expected UNet2DModel"
             )
         source.weights("unet")
         from diffusers import DDPMPipeline
@@ -551,16 +547,13 @@ def _check_ddpm_index(name: str, index: dict) -> None:
     components = {k: v for k, v in index.items() if not k.startswith("_")}
     expected = {"unet", "scheduler"}
     if set(components) != expected:
-        raise HubLoadError(
-            f"{name}: model_index.json components {sorted(components)}, expected {sorted(expected)}"
-        )
+        raise HubLoadError(f"{name}: model_index.json components {sorted(components)}, expected {sorted(expected)}")
     if list(components["unet"]) != ["diffusers", "UNet2DModel"]:
         raise HubLoadError(f"{name}: unet component {components['unet']!r} is not diffusers' UNet2DModel")
     library, scheduler = components["scheduler"]
     if library != "diffusers" or scheduler not in DDPM_SCHEDULERS:
         raise HubLoadError(
-            f"{name}: scheduler {components['scheduler']!r} is not one of diffusers' "
-            f"{', '.join(DDPM_SCHEDULERS)}"
+            f"{name}: scheduler {components['scheduler']!r} is not one of diffusers' {', '.join(DDPM_SCHEDULERS)}"
         )
 
 

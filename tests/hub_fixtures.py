@@ -83,7 +83,9 @@ def _json(path, payload) -> None:
     path.write_text(json.dumps(payload, indent=2))
 
 
-def make_vae_run(root, *, arch: str = "conv", latent_dim: int = 2, beta: float = 1.0, seed: int = 0):
+def make_vae_run(
+    root, *, arch: str = "conv", latent_dim: int = 2, beta: float = 1.0, beta_schedule: str = "constant", seed: int = 0
+):
     """A VAE run folder with a seeded, untrained model, plausible metrics and training-only clutter."""
     from pathlib import Path
 
@@ -104,7 +106,7 @@ def make_vae_run(root, *, arch: str = "conv", latent_dim: int = 2, beta: float =
             "arch": arch,
             "latent_dim": latent_dim,
             "beta": beta,
-            "beta_schedule": "constant",
+            "beta_schedule": beta_schedule,
             "parameters": sum(p.numel() for p in model.parameters()),
             "test": test,
             "train": train,
@@ -125,7 +127,7 @@ def make_vae_run(root, *, arch: str = "conv", latent_dim: int = 2, beta: float =
             "arch": arch,
             "latent_dim": latent_dim,
             "beta": beta,
-            "beta_schedule": "constant",
+            "beta_schedule": beta_schedule,
             "num_epochs": 2,
             "train_batch_size": 64,
             "learning_rate": 1e-3,

@@ -39,6 +39,7 @@ ORGS = ("mnist-genlab",)
 WRITE_TOKEN = "hf_offlineWRITEtoken0123456789abcdef"
 READ_TOKEN = "hf_offlineREADtoken0123456789abcdef"
 LFS_THRESHOLD = 10 * 1024 * 1024
+DROP = 0  # fault "status": close the connection instead of answering
 # Subset of the Hub's default .gitattributes patterns (suffixes always stored in LFS).
 LFS_SUFFIXES = (
     ".safetensors",
@@ -219,7 +220,8 @@ class HubServer:
             self._counter = 0
 
     def fail(self, method: str, path_regex: str, status: int = 500, times: int | None = 1) -> None:
-        """Answer the next `times` requests (None: all) whose path matches `path_regex` with `status`."""
+        """Answer the next `times` requests (None: all) whose path matches `path_regex` with `status`
+        (`DROP`: a connection closed mid-response, like a network failure)."""
         with self.lock:
             self.faults.append(Fault(method.upper(), re.compile(path_regex), status, times))
 
@@ -300,9 +302,16 @@ class HubServer:
                 # Drain the body so the client sees a clean response rather than a reset connection.
                 while (await receive()).get("more_body"):
                     pass
-                return await JSONResponse(
-                    {"error": f"injected fault {fault.status}"}, status_code=fault.status
-                )(scope, receive, send)
+                if fault.status == DROP:
+                    # Promise a body and close without it: the client sees a broken connection.
+                    await send(
+                        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1000")]}
+                    )
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    return None
+                return await JSONResponse({"error": f"injected fault {fault.status}"}, status_code=fault.status)(
+                    scope, receive, send
+                )
             try:
                 await self.app(scope, receive, send)
             except Exception:
@@ -471,9 +480,7 @@ class HubServer:
         errors, warnings = validate_card_yaml(content, repo_type)
         if errors:
             if "text/plain" in request.headers.get("accept", ""):
-                return Response(
-                    "\n".join(e["message"] for e in errors), status_code=400, media_type="text/plain"
-                )
+                return Response("\n".join(e["message"] for e in errors), status_code=400, media_type="text/plain")
             return JSONResponse({"errors": errors, "warnings": warnings}, status_code=400)
         return JSONResponse({"errors": [], "warnings": warnings})
 
@@ -636,15 +643,12 @@ class HubServer:
                 "branches": [
                     {"name": n, "ref": f"refs/heads/{n}", "targetCommit": s} for n, s in repo.branches.items()
                 ],
-                "tags": [
-                    {"name": n, "ref": f"refs/tags/{n}", "targetCommit": s} for n, s in repo.tags.items()
-                ],
+                "tags": [{"name": n, "ref": f"refs/tags/{n}", "targetCommit": s} for n, s in repo.tags.items()],
                 "converts": [],
             }
             if request.query_params.get("include_prs"):
                 out["pullRequests"] = [
-                    {"name": f"refs/pr/{n}", "ref": f"refs/pr/{n}", "targetCommit": s}
-                    for n, s in repo.prs.items()
+                    {"name": f"refs/pr/{n}", "ref": f"refs/pr/{n}", "targetCommit": s} for n, s in repo.prs.items()
                 ]
         return JSONResponse(out)
 
@@ -688,9 +692,7 @@ class HubServer:
         branch = unquote("/".join(self._tail_segments(request, "branch")))
         with self.lock:
             if branch == "main" or repo.branches.pop(branch, None) is None:
-                raise HubError(
-                    404 if branch != "main" else 403, f"Cannot delete branch {branch}", "RevisionNotFound"
-                )
+                raise HubError(404 if branch != "main" else 403, f"Cannot delete branch {branch}", "RevisionNotFound")
         return JSONResponse({})
 
     async def create_tag(self, request: Request) -> Response:
@@ -744,13 +746,7 @@ class HubServer:
 
     async def lfs_batch(self, request: Request) -> Response:
         path = request.url.path
-        repo_type = (
-            "dataset"
-            if path.startswith("/datasets/")
-            else "space"
-            if path.startswith("/spaces/")
-            else "model"
-        )
+        repo_type = "dataset" if path.startswith("/datasets/") else "space" if path.startswith("/spaces/") else "model"
         self._auth(request, write=True)
         self._get_repo(request, repo_type)
         body = await request.json()
@@ -821,9 +817,7 @@ class HubServer:
                 raise HubError(404, f"Invalid rev id: {rev}", "RevisionNotFound")
             parent_commit = header.get("parentCommit")
             if parent_commit and parent_commit != head:
-                raise HubError(
-                    412, "A commit has happened since. Please refresh and try again.", "PreconditionFailed"
-                )
+                raise HubError(412, "A commit has happened since. Please refresh and try again.", "PreconditionFailed")
             files = dict(repo.commits[head].files)
             staged_blobs: dict[str, bytes] = {}
             for line in lines:
@@ -882,13 +876,7 @@ class HubServer:
     # -- downloads ---------------------------------------------------------------------------------
     async def resolve(self, request: Request) -> Response:
         path = request.url.path
-        repo_type = (
-            "dataset"
-            if path.startswith("/datasets/")
-            else "space"
-            if path.startswith("/spaces/")
-            else "model"
-        )
+        repo_type = "dataset" if path.startswith("/datasets/") else "space" if path.startswith("/spaces/") else "model"
         repo = self._get_repo(request, repo_type)
         with self.lock:
             _, sha, file_path = self._rev_and_path(repo, self._tail_segments(request, "resolve"))
@@ -935,9 +923,7 @@ class HubServer:
         with self.lock:
             for c in self.collections.values():
                 if c["owner_name"] == ns and c["title"] == title:
-                    return JSONResponse(
-                        {"error": "Collection already exists", "slug": c["slug"]}, status_code=409
-                    )
+                    return JSONResponse({"error": "Collection already exists", "slug": c["slug"]}, status_code=409)
             slug_title = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
             slug = f"{ns}/{slug_title}-{self._new_sha(ns, title)[:24]}"
             c = {
@@ -1092,9 +1078,7 @@ def _validate_model_index(model_index) -> list[dict]:
                 errors.append({"message": '"model-index[].results[].metrics" must be a non-empty list'})
                 continue
             for metric in metrics:
-                if not (
-                    isinstance(metric, dict) and "value" in metric and isinstance(metric.get("type"), str)
-                ):
+                if not (isinstance(metric, dict) and "value" in metric and isinstance(metric.get("type"), str)):
                     errors.append({"message": '"metrics[]" need "type" and "value"'})
                 elif not isinstance(metric["value"], int | float | str):
                     errors.append({"message": f"metric {metric['type']} has a non-scalar value"})

@@ -15,7 +15,7 @@ import pytest
 import torch
 from diffusers import DDPMPipeline, UNet2DModel
 from hub_fixtures import make_ddpm_run, make_vae_run
-from hub_server import READ_TOKEN, USER, WRITE_TOKEN
+from hub_server import DROP, READ_TOKEN, USER, WRITE_TOKEN
 from huggingface_hub import HfApi, ModelCard
 
 from hub_models import ConvVAE, DenseVAE
@@ -132,9 +132,7 @@ def test_push_ddpm_run_then_pipeline_from_pretrained(hub, ddpm_run, tmp_path):
 
     np.testing.assert_array_equal(run(local), run(remote))
 
-    unet = UNet2DModel.from_pretrained(
-        repo_id, subfolder="unet", cache_dir=tmp_path / "empty2", use_safetensors=True
-    )
+    unet = UNet2DModel.from_pretrained(repo_id, subfolder="unet", cache_dir=tmp_path / "empty2", use_safetensors=True)
     assert_same_weights(local.unet, unet)
     pipe = load(repo_id, cache_dir=tmp_path / "empty3")
     assert isinstance(pipe, DDPMPipeline)
@@ -213,12 +211,22 @@ def test_commit_500_then_success_is_retried_into_one_complete_commit(hub, vae_ru
     assert set(hub.head_files(repo_id)) == VAE_FILES
 
 
-def test_connection_errors_are_retried(hub, vae_run):
+def test_5xx_and_dropped_connections_are_retried(hub, vae_run):
     repo_id = f"{USER}/flaky-503"
-    hub.fail("POST", r"/commit/", status=503, times=2)
+    hub.fail("POST", r"/commit/", status=503, times=1)
+    hub.fail("POST", r"/commit/", status=DROP, times=1)  # a broken connection, not an HTTP error
     hub.fail("GET", r"/api/models/.*/revision/", status=502, times=1)
+    hub.fail("GET", r"/api/whoami", status=DROP, times=1)
     push_run(vae_run, repo_id, **FAST)
+    assert sum(1 for m, p in hub.requests if m == "POST" and "/commit/" in p) == 3
     assert set(hub.head_files(repo_id)) == VAE_FILES and hub.commit_count(repo_id) == 2
+
+
+def test_dropped_connections_everywhere_give_a_clear_error(hub, vae_run):
+    hub.fail("*", r"^/api/whoami", status=DROP, times=None)
+    with pytest.raises(HubPushError, match="Could not reach the Hub"):
+        push_run(vae_run, f"{USER}/unreachable", max_retries=2, **FAST)
+    assert hub.repos == {}
 
 
 def test_always_failing_server_gives_a_clear_error_and_writes_nothing(hub, vae_run, capfd):
@@ -269,11 +277,7 @@ def test_incomplete_run_is_refused(hub, vae_run):
 def test_token_never_appears_in_outputs_or_published_files(hub, tmp_path, capfd, caplog):
     caplog.set_level(logging.DEBUG)
     run = make_vae_run(tmp_path / "run")
-    config = (
-        (run / "training_config.json")
-        .read_text()
-        .replace('"hub_model_id": null', f'"hub_token": "{WRITE_TOKEN}"')
-    )
+    config = (run / "training_config.json").read_text().replace('"hub_model_id": null', f'"hub_token": "{WRITE_TOKEN}"')
     (run / "training_config.json").write_text(config)
     hub.fail("POST", r"/commit/", status=500, times=1)  # the retry path logs too
     push_run(run, f"{USER}/secret", **FAST)
@@ -286,9 +290,7 @@ def test_token_never_appears_in_outputs_or_published_files(hub, tmp_path, capfd,
     for token in (WRITE_TOKEN, READ_TOKEN):
         assert token not in out + errs + caplog.text + str(err.value)
         assert not any(token.encode() in blob for blob in hub.stored_bytes())
-        assert not any(
-            token.encode() in p.read_bytes() for p in (tmp_path / "cache").rglob("*") if p.is_file()
-        )
+        assert not any(token.encode() in p.read_bytes() for p in (tmp_path / "cache").rglob("*") if p.is_file())
 
 
 def test_push_to_a_branch_and_as_a_pull_request(hub, vae_run):
@@ -393,19 +395,21 @@ def test_load_from_a_local_run_folder(vae_run, ddpm_run):
 # A whole study
 # ----------------------------------------------------------------------------------------------------------
 def test_publish_study_is_idempotent_and_fills_a_collection(hub, tmp_path):
-    study = tmp_path / "study"
+    study = tmp_path / "studies" / "vae-grid"  # the layouts of training/run_study.py and train_ddpm.py
     make_vae_run(study / "vae-conv-z2-beta1e-3", beta=1e-3)
     make_vae_run(study / "vae-conv-z2-beta1", beta=1.0, seed=1)
+    make_vae_run(study / "vae-conv-z2-beta1-warmup", beta=1.0, beta_schedule="linear-warmup", seed=4)
     make_vae_run(study / "vae-dense-z4-beta20", arch="dense", latent_dim=4, beta=20.0, seed=2)
-    make_ddpm_run(study / "ddpm")
+    ddpm = make_ddpm_run(tmp_path / "runs" / "ddpm-default")
     expected = {
         f"{USER}/mnist-genlab-vae-conv-z2-beta1e-3",
         f"{USER}/mnist-genlab-vae-conv-z2-beta1",
+        f"{USER}/mnist-genlab-vae-conv-z2-beta1-warmup",
         f"{USER}/mnist-genlab-vae-dense-z4-beta20",
         f"{USER}/mnist-genlab-ddpm",
     }
 
-    first = publish_study(study, USER, collection_title="MNIST genlab test", **FAST)
+    first = publish_study([study, ddpm], USER, collection_title="MNIST genlab test", **FAST)
     assert set(first["repos"]) == expected
     assert all(url.startswith(hub.endpoint) for url in first["repos"].values())
     api = HfApi()
@@ -415,12 +419,12 @@ def test_publish_study_is_idempotent_and_fills_a_collection(hub, tmp_path):
     assert all(item.item_type == "model" for item in collection.items)
 
     heads = {r: hub.repos[("model", r)].branches["main"] for r in expected}
-    second = publish_study(study, USER, collection_title="MNIST genlab test", **FAST)
+    second = publish_study([study, ddpm], USER, collection_title="MNIST genlab test", **FAST)
     assert second["collection"] == first["collection"]
     assert set(second["repos"].values()) == {NO_CHANGES}
     assert {r: hub.repos[("model", r)].branches["main"] for r in expected} == heads
     assert len(hub.collections) == 1
-    assert len(api.get_collection(first["collection"]).items) == 4
+    assert len(api.get_collection(first["collection"]).items) == 5
 
 
 def test_publish_study_refuses_two_runs_with_the_same_name(hub, tmp_path):
@@ -447,9 +451,7 @@ def _cli(script: str, *args: str, env: dict | None = None) -> subprocess.Complet
 
 def test_push_to_hub_cli(hub, vae_run):
     repo_id = f"{USER}/cli"
-    done = _cli(
-        "push_to_hub.py", "--run_dir", str(vae_run), "--repo_id", repo_id, "--commit_message", "CLI push"
-    )
+    done = _cli("push_to_hub.py", "--run_dir", str(vae_run), "--repo_id", repo_id, "--commit_message", "CLI push")
     assert done.returncode == 0, done.stderr
     assert f"{hub.endpoint}/{repo_id}/commit/" in done.stdout
     assert HfApi().list_repo_commits(repo_id)[0].title == "CLI push"
@@ -493,9 +495,7 @@ def test_train_vae_push_to_hub_flag_publishes_the_real_run_layout(hub, tiny_mnis
     files = set(hub.head_files(repo_id))
     assert {"config.json", "diffusion_pytorch_model.safetensors", "README.md", "figures/samples.png"} <= files
     assert not any(f.startswith(("checkpoints/", "logs/")) for f in files)
-    assert_same_weights(
-        ConvVAE.from_pretrained(out), ConvVAE.from_pretrained(repo_id, cache_dir=tmp_path / "c")
-    )
+    assert_same_weights(ConvVAE.from_pretrained(out), ConvVAE.from_pretrained(repo_id, cache_dir=tmp_path / "c"))
 
 
 def test_ddpm_card_usage_snippet_runs_against_the_hub(hub, ddpm_run, tmp_path, monkeypatch):

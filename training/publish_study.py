@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Publish every finished run of a study folder (the VAE grid and the DDPM) and gather them in a collection.
 
-    python training/publish_study.py --study_dir runs/study --namespace you
+    python training/publish_study.py --study_dir studies/vae-grid runs/ddpm-default --namespace you
 
 Repos are named `mnist-genlab-vae-{arch}-z{latent}-beta{β}` (β written 1e-3, 1, 20) and `mnist-genlab-ddpm`.
 Idempotent: unchanged runs create no commit, repos already in the collection are not added twice.
@@ -14,31 +14,25 @@ import logging
 import sys
 from pathlib import Path
 
-sys.path.insert(
-    0, str(Path(__file__).resolve().parents[1])
-)  # `python training/publish_study.py` from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python training/publish_study.py` from a checkout
 
 from hub_models.hub import DEFAULT_COLLECTION_TITLE, HubPushError, publish_study
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--study_dir",
+        required=True,
+        type=Path,
+        nargs="+",
+        help="Folder(s) holding the run folders, e.g. studies/vae-grid runs/ddpm-default.",
     )
-    parser.add_argument("--study_dir", required=True, type=Path, help="Folder holding the run folders.")
     parser.add_argument("--namespace", required=True, help="User or organisation that owns the repos.")
-    parser.add_argument(
-        "--collection_title", default=DEFAULT_COLLECTION_TITLE, help="Title of the collection."
-    )
-    parser.add_argument(
-        "--private", action="store_true", help="Create new repos and the collection as private."
-    )
-    parser.add_argument(
-        "--token", default=None, help="Hub token; default HF_TOKEN or `hf auth login` (preferred)."
-    )
-    parser.add_argument(
-        "--max_retries", type=int, default=5, help="Retries per Hub call on network errors/5xx."
-    )
+    parser.add_argument("--collection_title", default=DEFAULT_COLLECTION_TITLE, help="Title of the collection.")
+    parser.add_argument("--private", action="store_true", help="Create new repos and the collection as private.")
+    parser.add_argument("--token", default=None, help="Hub token; default HF_TOKEN or `hf auth login` (preferred).")
+    parser.add_argument("--max_retries", type=int, default=5, help="Retries per Hub call on network errors/5xx.")
     return parser.parse_args(argv)
 
 
