@@ -94,11 +94,12 @@ def load_digit_classifier(path: str | os.PathLike | None = None) -> DigitClassif
     return DigitClassifier.from_pretrained(path).eval()
 
 
-def classifier_model_card(metrics: dict[str, Any], repo_id: str = "mnist-genlab/digit-classifier"):
+def classifier_model_card(metrics: dict[str, Any], repo_id: str = "mnist-genlab-digit-classifier"):
     """The model card (README.md) of a trained classifier, with validated `model-index` metadata."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     accuracy = metrics["test_accuracy"]
+    test_split = "test" if metrics.get("split", "official") == "official" else "train (study 20 % held-out)"
     data = ModelCardData(
         library_name="diffusers",
         license="mit",
@@ -109,27 +110,28 @@ def classifier_model_card(metrics: dict[str, Any], repo_id: str = "mnist-genlab/
         model_name=repo_id.split("/")[-1],
         eval_results=[EvalResult(
             task_type="image-classification", task_name="Digit classification",
-            dataset_type="ylecun/mnist", dataset_name="MNIST", dataset_split="test",
+            dataset_type="ylecun/mnist", dataset_name="MNIST", dataset_split=test_split,
             metric_type="accuracy", metric_name="Test accuracy", metric_value=round(accuracy, 4),
         )],
     )
     cfg = metrics.get("config", {})
+    split_text = "official MNIST" if metrics.get("split", "official") == "official" else "the study's 80/20"
     content = f"""---
 {data.to_yaml()}
 ---
 
 # MNIST digit classifier (mnist-genlab)
 
-A small CNN ({metrics["parameters"]:,} parameters) that judges generated digits in
-[mnist-genlab](https://huggingface.co/mnist-genlab): it is the classifier behind the *recognisable share*
+A small CNN ({metrics["parameters"]:,} parameters) that judges generated digits in the mnist-genlab
+project (β-VAEs and DDPMs on MNIST): it is the classifier behind the *recognisable share*
 (confidence > 0.9), the *class histogram / KL to uniform* (mode coverage) and the **FD-classifier**
 (a Fréchet distance on its {cfg.get("hidden_dim", 128)}-d penultimate features — MNIST-specific, not an FID).
 
 | | |
 |---|---|
-| test accuracy (official 10k test set) | **{accuracy:.2%}** |
+| test accuracy ({split_text} test set, {metrics["test_size"]:,} digits) | **{accuracy:.2%}** |
 | test loss (cross-entropy) | {metrics["test_loss"]:.4f} |
-| training data | official MNIST train set ({metrics["train_size"]:,} digits) |
+| training data | {split_text} train set ({metrics["train_size"]:,} digits) |
 | epochs / batch | {metrics["epochs"]} / {metrics["batch_size"]} |
 | optimiser | AdamW, one-cycle schedule, peak lr {metrics["learning_rate"]} |
 | training time | {metrics["train_seconds"]:.0f} s on CPU |
@@ -142,8 +144,8 @@ FC({cfg.get("hidden_dim")}) + ReLU (penultimate features) → dropout → FC(10)
 ```python
 from hub_models.digit_classifier import DigitClassifier
 
-clf = DigitClassifier.from_pretrained("{repo_id}")      # or a local folder
-probs, features, labels = clf.predict(images)           # images (N, 1, 28, 28) in [0, 1]
+clf = DigitClassifier.from_pretrained("<user>/{repo_id}")  # or a local folder
+probs, features, labels = clf.predict(images)  # images (N, 1, 28, 28) in [0, 1]
 ```
 
 Input convention: grey digits in [0, 1] (pixel / 255), white digit on black, as MNIST.

@@ -76,6 +76,9 @@ def test_fid_identical_set_is_zero(fid_sets):
     result = fid(features=ref.centered + ref.mu, reference="mnist-test", n_ref=N, floor=False)
     assert result["fid"] == pytest.approx(0, abs=1e-6)
     assert result["n_gen"] == result["n_ref"] == N and result["reference"] == "mnist-test"
+    from hub_models.inception import fid_cache_dir
+
+    assert len(list((fid_cache_dir() / "stats").glob(f"ref-mnist-test-n{N}-*.safetensors"))) == 1  # cached
 
 
 def test_fid_corrupted_sets_score_worse_than_the_real_floor(fid_sets):
@@ -88,6 +91,12 @@ def test_fid_corrupted_sets_score_worse_than_the_real_floor(fid_sets):
     blurred = frechet_distance(fid_sets["blurred"], fid_sets["ref"])
     assert noisy["fid"] > 1.5 * noisy["floor"]
     assert blurred > 1.2 * noisy["floor"]
+    import json
+
+    from hub_models.inception import fid_cache_dir
+
+    floors = json.loads((fid_cache_dir() / "stats" / "floors.json").read_text())
+    assert noisy["floor"] in floors.values()  # cached: the next FID at this N costs no Inception pass
     line = format_fid(noisy)
     assert f"N={N}" in line and "mnist-test" in line and "floor" in line
 

@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="'epoch', an integer number of updates, or 'none'.")
     p.add_argument("--checkpoints_total_limit", type=int, default=1, help="Keep at most this many checkpoints.")
     p.add_argument("--resume_from_checkpoint", type=str, default=None, help="'latest' or a checkpoint folder.")
-    p.add_argument("--repo_id", type=str, default="mnist-genlab/digit-classifier",
+    p.add_argument("--repo_id", type=str, default="mnist-genlab-digit-classifier",
                    help="Repository id written into the model card.")
     return p.parse_args(argv)
 
