@@ -790,10 +790,7 @@ class HubServer:
         data = self.lfs.get(request.path_params["oid"])
         if data is None:
             raise HubError(404, "No such object", "EntryNotFound")
-        headers = {"Content-Length": str(len(data)), "ETag": f'"{request.path_params["oid"]}"'}
-        return Response(
-            b"" if request.method == "HEAD" else data, headers=headers, media_type="application/octet-stream"
-        )
+        return _bytes_response(request, data, {"ETag": f'"{request.path_params["oid"]}"'})
 
     async def lfs_verify(self, request: Request) -> Response:
         body = await request.json()
@@ -895,10 +892,8 @@ class HubServer:
                 )
                 return Response(status_code=302, headers=headers)
             data = self._content(entry)
-        headers.update({"ETag": f'"{entry.oid}"', "Content-Length": str(len(data))})
-        return Response(
-            b"" if request.method == "HEAD" else data, headers=headers, media_type="application/octet-stream"
-        )
+        headers["ETag"] = f'"{entry.oid}"'
+        return _bytes_response(request, data, headers)
 
     # -- collections -------------------------------------------------------------------------------
     def _collection_json(self, c: dict) -> dict:
@@ -1004,6 +999,26 @@ class HubServer:
 
 
 GIT_EMPTY = git_sha1(b"")
+
+
+def _bytes_response(request: Request, data: bytes, headers: dict) -> Response:
+    """200 with the bytes (none for HEAD), or 206 for a `Range: bytes=a-[b]` request (resumed downloads)."""
+    headers = {**headers, "Accept-Ranges": "bytes"}
+    status, body = 200, data
+    if m := re.fullmatch(r"bytes=(\d+)-(\d*)", request.headers.get("range", "")):
+        start = int(m.group(1))
+        end = min(int(m.group(2)) if m.group(2) else len(data) - 1, len(data) - 1)
+        if start >= len(data):
+            return Response(status_code=416, headers={"Content-Range": f"bytes */{len(data)}"})
+        status, body = 206, data[start : end + 1]
+        headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+    headers["Content-Length"] = str(len(body))
+    return Response(
+        b"" if request.method == "HEAD" else body,
+        status_code=status,
+        headers=headers,
+        media_type="application/octet-stream",
+    )
 
 
 def _wants_lfs(path: str, size: int, sample: bytes) -> bool:

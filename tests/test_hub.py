@@ -267,6 +267,12 @@ def test_invalid_token_is_refused(hub, vae_run):
     assert hub.repos == {}
 
 
+def test_no_rights_on_the_namespace_is_a_clear_error(hub, vae_run):
+    with pytest.raises(HubPushError, match=r"failed: HTTP 403 from POST /api/repos/create"):
+        push_run(vae_run, "someone-else/model", **FAST)
+    assert sum(1 for m, p in hub.requests if p.endswith("/api/repos/create")) == 1  # 403 is not retried
+
+
 def test_incomplete_run_is_refused(hub, vae_run):
     (vae_run / "diffusion_pytorch_model.safetensors").unlink()
     with pytest.raises(HubPushError, match=r"missing diffusion_pytorch_model\.safetensors"):
@@ -455,13 +461,10 @@ def test_push_to_hub_cli(hub, vae_run):
     assert done.returncode == 0, done.stderr
     assert f"{hub.endpoint}/{repo_id}/commit/" in done.stdout
     assert HfApi().list_repo_commits(repo_id)[0].title == "CLI push"
-    again = _cli("push_to_hub.py", "--run_dir", str(vae_run), "--repo_id", repo_id)
-    assert again.returncode == 0 and "no changes" in again.stdout
-
     no_token = _cli("push_to_hub.py", "--run_dir", str(vae_run), "--repo_id", repo_id, env={"HF_TOKEN": ""})
     assert no_token.returncode == 1
     assert "No Hugging Face token" in no_token.stderr and "Traceback" not in no_token.stderr
-    for proc in (done, again, no_token):
+    for proc in (done, no_token):
         assert WRITE_TOKEN not in proc.stdout + proc.stderr
 
 

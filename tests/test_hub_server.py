@@ -40,9 +40,7 @@ def api(hub) -> HfApi:
 
 
 def test_create_repo_conflict_is_409_with_url(hub, api):
-    r = httpx2.post(
-        f"{hub.endpoint}/api/repos/create", headers=AUTH, json={"name": "server-test", "type": "model"}
-    )
+    r = httpx2.post(f"{hub.endpoint}/api/repos/create", headers=AUTH, json={"name": "server-test", "type": "model"})
     assert r.status_code == 409 and r.json()["url"] == f"{hub.endpoint}/{REPO}"
     assert api.create_repo(REPO, exist_ok=True) == f"{hub.endpoint}/{REPO}"
     with pytest.raises(HfHubHTTPError, match="409"):
@@ -85,6 +83,16 @@ def test_resolve_headers_regular_and_lfs(hub, api):
     location = r.headers["location"]
     assert location.startswith(hub.lfs_endpoint) and hub.lfs_endpoint != hub.endpoint  # another origin
     assert httpx2.get(location).content == WEIGHTS
+    part = httpx2.get(location, headers={"range": "bytes=100-"})  # how the client resumes a download
+    assert (part.status_code, part.content) == (206, WEIGHTS[100:])
+    assert part.headers["content-range"] == f"bytes 100-{len(WEIGHTS) - 1}/{len(WEIGHTS)}"
+
+
+def test_client_version_is_the_one_this_server_was_checked_against():
+    import huggingface_hub
+
+    # pyproject pins huggingface_hub>=2.4,<2.5: a new minor may change the wire format (see HUB_API.md).
+    assert huggingface_hub.__version__.startswith("2.4."), huggingface_hub.__version__
 
 
 def test_downloads_by_branch_tag_and_commit(hub, api, tmp_path):
@@ -177,9 +185,7 @@ def test_parent_commit_mismatch_is_refused(hub, api):
     old = api.repo_info(REPO).sha
     api.upload_file(path_or_fileobj=b"v2", path_in_repo="notes.txt", repo_id=REPO)
     with pytest.raises(HfHubHTTPError, match="412"):
-        api.create_commit(
-            REPO, [CommitOperationDelete("notes.txt")], commit_message="late", parent_commit=old
-        )
+        api.create_commit(REPO, [CommitOperationDelete("notes.txt")], commit_message="late", parent_commit=old)
     assert "notes.txt" in hub.head_files(REPO)
 
 
