@@ -104,7 +104,8 @@ def _is_transient(err: Exception) -> bool:
     if isinstance(err, httpx2.TransportError):
         return True
     if isinstance(err, HfHubHTTPError) and err.response is not None:
-        return err.response.status_code >= 500 or err.response.status_code in (408, 429)
+        # 412: the branch moved between reading its head and committing (a concurrent push); a retry re-reads it.
+        return err.response.status_code >= 500 or err.response.status_code in (408, 412, 429)
     return False
 
 

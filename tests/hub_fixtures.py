@@ -29,7 +29,6 @@ os.environ.update(
         "HF_TOKEN": WRITE_TOKEN,
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-        "HF_HUB_DISABLE_IMPLICIT_TOKEN": "",
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
     }

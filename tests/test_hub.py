@@ -215,10 +215,11 @@ def test_5xx_and_dropped_connections_are_retried(hub, vae_run):
     repo_id = f"{USER}/flaky-503"
     hub.fail("POST", r"/commit/", status=503, times=1)
     hub.fail("POST", r"/commit/", status=DROP, times=1)  # a broken connection, not an HTTP error
+    hub.fail("POST", r"/commit/", status=412, times=1)  # someone else committed meanwhile
     hub.fail("GET", r"/api/models/.*/revision/", status=502, times=1)
     hub.fail("GET", r"/api/whoami", status=DROP, times=1)
     push_run(vae_run, repo_id, **FAST)
-    assert sum(1 for m, p in hub.requests if m == "POST" and "/commit/" in p) == 3
+    assert sum(1 for m, p in hub.requests if m == "POST" and "/commit/" in p) == 4
     assert set(hub.head_files(repo_id)) == VAE_FILES and hub.commit_count(repo_id) == 2
 
 
