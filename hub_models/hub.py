@@ -229,15 +229,14 @@ def push_run(
     """
     run_dir = Path(run_dir)
     token = _require_token(token)
-    published_files(run_dir)  # an incomplete run fails before any network call
     api = HfApi(token=token)
-    _check_token(api, token, max_retries, backoff)
     branch = revision if revision not in (None, "main") and not create_pr else None
     heads: list[str] = []  # head before each attempt: the first tells whether anything changed
     try:
         with tempfile.TemporaryDirectory(prefix="hub-push-") as tmp:
             staging = Path(tmp)
-            files = _stage(run_dir, repo_id, staging, token)
+            files = _stage(run_dir, repo_id, staging, token)  # local problems surface before any network call
+            _check_token(api, token, max_retries, backoff)
             _with_retries(
                 "create_repo",
                 lambda: api.create_repo(repo_id, private=private, exist_ok=True),

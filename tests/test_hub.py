@@ -274,11 +274,12 @@ def test_no_rights_on_the_namespace_is_a_clear_error(hub, vae_run):
     assert sum(1 for m, p in hub.requests if p.endswith("/api/repos/create")) == 1  # 403 is not retried
 
 
-def test_incomplete_run_is_refused(hub, vae_run):
+def test_incomplete_run_is_refused_before_any_network_call(hub, vae_run):
     (vae_run / "diffusion_pytorch_model.safetensors").unlink()
+    hub.requests.clear()
     with pytest.raises(HubPushError, match=r"missing diffusion_pytorch_model\.safetensors"):
         push_run(vae_run, f"{USER}/incomplete", **FAST)
-    assert hub.repos == {}
+    assert [r for r in hub.requests if "agent-harnesses" not in r[1]] == []
 
 
 def test_token_never_appears_in_outputs_or_published_files(hub, tmp_path, capfd, caplog):
