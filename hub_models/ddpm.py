@@ -39,9 +39,7 @@ def load_ddpm(
         hub_kwargs: passed to `from_pretrained` (e.g. `revision`, `cache_dir`, `local_files_only`).
     """
     subfolder = "unet" if use_ema else "unet_non_ema"
-    unet = UNet2DModel.from_pretrained(
-        str(path_or_repo), subfolder=subfolder, use_safetensors=True, **hub_kwargs
-    )
+    unet = UNet2DModel.from_pretrained(str(path_or_repo), subfolder=subfolder, use_safetensors=True, **hub_kwargs)
     scheduler = DDPMScheduler.from_pretrained(str(path_or_repo), subfolder="scheduler", **hub_kwargs)
     return unet.to(device).eval(), scheduler
 

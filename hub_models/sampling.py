@@ -145,9 +145,7 @@ def sample_images(
     sample = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, dtype)
     sample = sample * scheduler.init_noise_sigma
 
-    step_kwargs = (
-        {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
-    )
+    step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
     timesteps = scheduler.timesteps
     was_training = model.training
     model.eval()

@@ -64,9 +64,7 @@ def unet_config(name_or_path: str | os.PathLike = "default") -> dict[str, Any]:
     if path.is_dir():
         path = path / "config.json"
     if not path.is_file():
-        raise ValueError(
-            f"unknown UNet config {name_or_path!r}: use one of {sorted(UNET_CONFIGS)} or a JSON file"
-        )
+        raise ValueError(f"unknown UNet config {name_or_path!r}: use one of {sorted(UNET_CONFIGS)} or a JSON file")
     config = json.loads(path.read_text())
     return {k: v for k, v in config.items() if not k.startswith("_")}
 

@@ -23,9 +23,7 @@ TINY = [
 ]  # fmt: skip
 
 
-def _run(
-    args: list[str], launcher: list[str] | None = None, timeout: int = 300
-) -> subprocess.CompletedProcess:
+def _run(args: list[str], launcher: list[str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     cmd = (launcher or [sys.executable]) + [str(SCRIPT), *TINY, *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     result = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)

@@ -45,9 +45,7 @@ def test_sampler_shape_range_determinism_and_callback(sampler, tiny_unet):
 
     config = make_train_scheduler().config
     kwargs = dict(sampler=sampler, num_inference_steps=4, num_images=3)
-    a = sample_images(
-        tiny_unet, config, generator=torch.Generator().manual_seed(7), callback=callback, **kwargs
-    )
+    a = sample_images(tiny_unet, config, generator=torch.Generator().manual_seed(7), callback=callback, **kwargs)
     b = sample_images(tiny_unet, config, generator=torch.Generator().manual_seed(7), **kwargs)
     c = sample_images(tiny_unet, config, generator=torch.Generator().manual_seed(8), **kwargs)
     assert a.shape == (3, 1, 28, 28) and a.dtype == torch.float32
@@ -115,9 +113,7 @@ def test_accepts_a_pipeline_and_a_run_folder(tmp_path, tiny_unet):
     tiny_unet.save_pretrained(tmp_path / "unet_non_ema")
     generator = lambda: torch.Generator().manual_seed(3)  # noqa: E731
     direct = sample_images(tiny_unet, scheduler.config, "ddim", 3, 2, generator=generator())
-    from_pipe = sample_images(
-        DDPMPipeline.from_pretrained(tmp_path), None, "ddim", 3, 2, generator=generator()
-    )
+    from_pipe = sample_images(DDPMPipeline.from_pretrained(tmp_path), None, "ddim", 3, 2, generator=generator())
     from_dir = sample_images(str(tmp_path), None, "ddim", 3, 2, generator=generator())
     assert torch.equal(direct, from_pipe) and torch.equal(direct, from_dir)
     unet, loaded_scheduler = load_ddpm(tmp_path, use_ema=False)

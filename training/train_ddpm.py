@@ -29,9 +29,7 @@ from diffusers.training_utils import EMAModel
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
-sys.path.insert(
-    0, str(Path(__file__).resolve().parents[1])
-)  # `python training/train_ddpm.py` from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python training/train_ddpm.py` from a checkout
 
 from hub_models.data import MNISTUnavailableError, load_splits
 from hub_models.ddpm import make_train_scheduler, save_pipeline
@@ -111,9 +109,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Stop after this many updates (overrides --num_epochs; for tests and short runs).",
     )
     parser.add_argument("--train_batch_size", type=positive_int, default=128, help="Batch size per process.")
-    parser.add_argument(
-        "--eval_batch_size", type=positive_int, default=256, help="Batch size of the test loss."
-    )
+    parser.add_argument("--eval_batch_size", type=positive_int, default=256, help="Batch size of the test loss.")
     parser.add_argument("--learning_rate", type=float, default=1e-4, help="Adam learning rate.")
     parser.add_argument(
         "--lr_scheduler",
@@ -154,9 +150,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1234,
         help="Seed of the test loss's noise and timesteps (the same for every epoch and run).",
     )
-    parser.add_argument(
-        "--sampler", choices=SAMPLERS, default="dpmsolver++", help="Sampler of the sample grids."
-    )
+    parser.add_argument("--sampler", choices=SAMPLERS, default="dpmsolver++", help="Sampler of the sample grids.")
     parser.add_argument("--sample_steps", type=positive_int, default=25, help="Denoising steps of the grids.")
     parser.add_argument("--num_sample_images", type=positive_int, default=64, help="Digits in each grid.")
     parser.add_argument(
@@ -246,10 +240,50 @@ def target_for(scheduler, x0: torch.Tensor, noise: torch.Tensor, timesteps: torc
     return x0
 
 
+def diffusion_loss(
+    model: torch.nn.Module, noise_scheduler, images: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """The DDPM training loss of one batch of uint8 digits: noise them at random timesteps, MSE to the target."""
+    x0 = to_model_range(images)
+    noise = torch.randn(x0.shape, generator=generator, device=x0.device)
+    timesteps = torch.randint(
+        0, noise_scheduler.config.num_train_timesteps, (len(x0),), generator=generator, device=x0.device
+    )
+    pred = model(noise_scheduler.add_noise(x0, noise, timesteps), timesteps).sample
+    return F.mse_loss(pred.float(), target_for(noise_scheduler, x0, noise, timesteps).float())
+
+
+def training_step(
+    accelerator,
+    model,
+    optimizer,
+    lr_scheduler,
+    noise_scheduler,
+    images: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    max_grad_norm: float,
+    ema: EMAModel | None = None,
+    step: int = 0,
+) -> torch.Tensor:
+    """One micro-batch: loss, backward, clip + optimizer/lr/EMA updates when gradients sync. Returns the loss.
+    (Shared with benchmarks/ddpm_throughput.py, so the benchmark times exactly this code.)"""
+    with accelerator.accumulate(model):
+        loss = diffusion_loss(model, noise_scheduler, images, generator)
+        check_finite(loss, step)
+        accelerator.backward(loss)
+        if accelerator.sync_gradients and max_grad_norm > 0:
+            accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+        optimizer.step()
+        lr_scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+    if accelerator.sync_gradients and ema is not None:
+        ema.step(accelerator.unwrap_model(model).parameters())
+    return loss.detach()
+
+
 @torch.no_grad()
-def test_loss(
-    model: UNet2DModel, scheduler, images: torch.Tensor, batch_size: int, seed: int, accelerator
-) -> float:
+def test_loss(model: UNet2DModel, scheduler, images: torch.Tensor, batch_size: int, seed: int, accelerator) -> float:
     """Held-out MSE with noise and timesteps drawn from `seed + batch index`: the same numbers every epoch, on
     any number of processes (batches are dealt out round-robin and the sums all-reduced)."""
     was_training = model.training
@@ -261,17 +295,13 @@ def test_loss(
         x0 = to_model_range(batches[index]).to(device)
         gen = torch.Generator().manual_seed(seed + index)
         noise = torch.randn(x0.shape, generator=gen).to(device)
-        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),), generator=gen).to(
-            device
-        )
+        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),), generator=gen).to(device)
         with accelerator.autocast():
             pred = model(scheduler.add_noise(x0, noise, timesteps), timesteps).sample
         per_image = F.mse_loss(
             pred.float(), target_for(scheduler, x0, noise, timesteps).float(), reduction="none"
         ).mean(dim=(1, 2, 3))
-        total += torch.stack(
-            [per_image.sum().double(), torch.tensor(len(x0), device=device, dtype=torch.float64)]
-        )
+        total += torch.stack([per_image.sum().double(), torch.tensor(len(x0), device=device, dtype=torch.float64)])
     total = accelerator.reduce(total, reduction="sum")
     model.train(was_training)
     return (total[0] / total[1]).item()
@@ -321,9 +351,7 @@ def main(args: argparse.Namespace) -> None:
         num_workers=args.num_workers,
     )
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    steps_per_epoch = updates_per_epoch(
-        len(loader), args.gradient_accumulation_steps
-    )  # per process, after sharding
+    steps_per_epoch = updates_per_epoch(len(loader), args.gradient_accumulation_steps)  # per process, after sharding
     max_steps = args.max_train_steps or args.num_epochs * steps_per_epoch
     # The prepared scheduler steps once per process per update, hence the factors (as in diffusers' examples).
     lr_scheduler = accelerator.prepare(
@@ -367,9 +395,7 @@ def main(args: argparse.Namespace) -> None:
                 * args.gradient_accumulation_steps,
             },
         )
-        accelerator.init_trackers(
-            "train_ddpm", config={k: str(v) if v is None else v for k, v in vars(args).items()}
-        )
+        accelerator.init_trackers("train_ddpm", config={k: str(v) if v is None else v for k, v in vars(args).items()})
     accelerator.print(
         f"UNet '{args.model_config}': {parameters:,} parameters; {len(train):,} train / "
         f"{len(held_out):,} held-out digits; {max_steps} updates ({steps_per_epoch}/epoch); "
@@ -391,40 +417,20 @@ def main(args: argparse.Namespace) -> None:
         model.train()
         loader.set_epoch(epoch)
         resuming_mid_epoch = epoch == start.first_epoch and start.batches_to_skip > 0
-        batches = (
-            accelerator.skip_first_batches(loader, start.batches_to_skip) if resuming_mid_epoch else loader
-        )
+        batches = accelerator.skip_first_batches(loader, start.batches_to_skip) if resuming_mid_epoch else loader
         if not resuming_mid_epoch:
             state.epoch_loss_sum, state.epoch_updates = 0.0, 0
         update_loss = torch.zeros((), device=accelerator.device)
         with clock:
             for (images,) in batches:
-                x0 = to_model_range(images)
-                noise = torch.randn(x0.shape, generator=noise_rng.generator, device=x0.device)
-                timesteps = torch.randint(
-                    0,
-                    noise_scheduler.config.num_train_timesteps,
-                    (len(x0),),
-                    generator=noise_rng.generator,
-                    device=x0.device,
-                )
-                noisy = noise_scheduler.add_noise(x0, noise, timesteps)
-                with accelerator.accumulate(model):
-                    pred = model(noisy, timesteps).sample
-                    loss = F.mse_loss(pred.float(), target_for(noise_scheduler, x0, noise, timesteps).float())
-                    check_finite(loss, global_step)
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients and args.max_grad_norm > 0:
-                        accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                    optimizer.step()
-                    lr_scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                update_loss += loss.detach() / args.gradient_accumulation_steps
-                images_seen += len(x0) * accelerator.num_processes
+                loss = training_step(
+                    accelerator, model, optimizer, lr_scheduler, noise_scheduler, images, noise_rng.generator,
+                    max_grad_norm=args.max_grad_norm, ema=ema, step=global_step,
+                )  # fmt: skip
+                update_loss += loss / args.gradient_accumulation_steps
+                images_seen += len(images) * accelerator.num_processes
                 if not accelerator.sync_gradients:
                     continue
-                if ema is not None:
-                    ema.step(unwrapped.parameters())
                 global_step += 1
                 step_loss = accelerator.reduce(update_loss, reduction="mean").item()
                 update_loss.zero_()

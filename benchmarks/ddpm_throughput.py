@@ -1,0 +1,189 @@
+#!/usr/bin/env python
+"""Training images/s: train_ddpm.py's step vs diffusers' `train_unconditional.py` step, side by side in one run.
+
+    python benchmarks/ddpm_throughput.py                          # batch 32, 3 alternating rounds of 3 steps
+    python benchmarks/ddpm_throughput.py --batch_size 128 --steps 10 --rounds 5    # the study's batch
+
+Ours: train_ddpm.py's own `training_step` (uint8 digits in memory as a TensorDataset, converted to [-1, 1] per
+batch on the device; EMA; clipping; loss reduced across processes every update).
+
+Baseline: a faithful replica of the step of diffusers' examples/unconditional_image_generation/
+train_unconditional.py, patched to 1 channel the way a user has to: the Hub-schema MNIST `datasets.Dataset`
+with `.with_transform` running, per item, `image.convert("L")` (the example has "RGB") → Resize → CenterCrop →
+(no flip) → ToTensor → Normalize([0.5], [0.5]); a DataLoader with the example's default 0 workers; AdamW with
+the example's defaults; cosine lr with warm-up; EMAModel; clipping; `loss.item()` logged every step.
+
+Both sides use the same UNet config, noise schedule (4000 steps, cosine) and batch size. Rounds alternate
+(ours, baseline, baseline, ours, ...) so a busy shared CPU hits both alike; medians and their ratio are printed.
+`--data_only` also times the two input pipelines alone (batches/s without the UNet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers import UNet2DModel
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from torch.utils.data import DataLoader, TensorDataset
+from torchvision import transforms
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "training")]
+
+from train_ddpm import training_step  # noqa: E402
+
+from hub_models.data import load_mnist, load_splits  # noqa: E402
+from hub_models.ddpm import make_train_scheduler  # noqa: E402
+from hub_models.training import make_accelerator  # noqa: E402
+from hub_models.unet import UNET_CONFIGS, count_parameters, make_unet  # noqa: E402
+
+
+def example_dataset(hf_split, resolution: int = 28):
+    """The example's input pipeline, with the one-line patch a 1-channel user needs ("RGB" → "L")."""
+    augmentations = transforms.Compose(
+        [
+            transforms.Resize(resolution, interpolation=transforms.InterpolationMode.BILINEAR),
+            transforms.CenterCrop(resolution),
+            transforms.Lambda(lambda x: x),  # --random_flip off (digits are not symmetric)
+            transforms.ToTensor(),
+            transforms.Normalize([0.5], [0.5]),
+        ]
+    )
+
+    def transform_images(examples):
+        return {"input": [augmentations(image.convert("L")) for image in examples["image"]]}
+
+    return hf_split.with_transform(transform_images)
+
+
+class Side:
+    """A model + optimizer + loader + step function, timed in rounds."""
+
+    def __init__(self, name: str, loader, step) -> None:
+        self.name, self.loader, self.step, self.rates = name, loader, step, []
+        self._it = iter(loader)
+
+    def next_batch(self):
+        try:
+            return next(self._it)
+        except StopIteration:
+            self._it = iter(self.loader)
+            return next(self._it)
+
+    def run(self, n_steps: int, batch_size: int, record: bool = True, data_only: bool = False) -> float:
+        start = time.perf_counter()
+        for _ in range(n_steps):
+            batch = self.next_batch()
+            if not data_only:
+                self.step(batch)
+        rate = n_steps * batch_size / (time.perf_counter() - start)
+        if record:
+            self.rates.append(rate)
+        return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model_config", default="default", help=f"UNet config: {sorted(UNET_CONFIGS)} or a JSON.")
+    parser.add_argument("--batch_size", type=int, default=32, help="Batch size of both sides (the study: 128).")
+    parser.add_argument("--steps", type=int, default=3, help="Timed training steps per round and side.")
+    parser.add_argument("--rounds", type=int, default=3, help="Alternating rounds per side.")
+    parser.add_argument("--num_train_samples", type=int, default=4096, help="Digits in both datasets.")
+    parser.add_argument("--data_only", action="store_true", help="Also time the input pipelines alone.")
+    args = parser.parse_args()
+
+    n = args.num_train_samples
+    ours_images = load_splits("study", limit=n)[0].images
+    hf_train = load_mnist()["train"].select(range(n))
+    torch.manual_seed(0)
+    accelerator = make_accelerator("/tmp/ddpm-throughput", log_with=None)
+    noise_scheduler = make_train_scheduler()
+
+    # --- ours: exactly train_ddpm.py's step --------------------------------------------------------------------
+    ours_model = make_unet(args.model_config)
+    ours_ema = EMAModel(ours_model.parameters(), decay=0.9999, use_ema_warmup=True, inv_gamma=1.0, power=0.75)
+    ours_opt = torch.optim.Adam(ours_model.parameters(), lr=1e-4)
+    ours_loader = DataLoader(TensorDataset(ours_images), batch_size=args.batch_size, shuffle=True)
+    ours_model, ours_opt, ours_loader = accelerator.prepare(ours_model, ours_opt, ours_loader)
+    ours_lr = accelerator.prepare(get_scheduler("constant", ours_opt))
+    ours_ema.to(accelerator.device)
+    generator = torch.Generator(device=accelerator.device).manual_seed(0)
+
+    def ours_step(batch) -> None:
+        loss = training_step(
+            accelerator, ours_model, ours_opt, ours_lr, noise_scheduler, batch[0], generator,
+            max_grad_norm=1.0, ema=ours_ema,
+        )  # fmt: skip
+        accelerator.reduce(loss, reduction="mean").item()  # train_ddpm.py logs the reduced loss every update
+
+    # --- baseline: the diffusers example's step, 1-channel patch ------------------------------------------------
+    base_model = make_unet(args.model_config)
+    base_ema = EMAModel(
+        base_model.parameters(), decay=0.9999, use_ema_warmup=True, inv_gamma=1.0, power=0.75,
+        model_cls=UNet2DModel, model_config=base_model.config,
+    )  # fmt: skip
+    base_opt = torch.optim.AdamW(base_model.parameters(), lr=1e-4, betas=(0.95, 0.999), weight_decay=1e-6, eps=1e-8)
+    base_loader = DataLoader(example_dataset(hf_train), batch_size=args.batch_size, shuffle=True, num_workers=0)
+    base_lr = get_scheduler("cosine", optimizer=base_opt, num_warmup_steps=500, num_training_steps=10_000)
+    base_model, base_opt, base_loader, base_lr = accelerator.prepare(base_model, base_opt, base_loader, base_lr)
+    base_ema.to(accelerator.device)
+    weight_dtype = torch.float32
+
+    def base_step(batch) -> None:
+        clean_images = batch["input"].to(weight_dtype)
+        noise = torch.randn(clean_images.shape, dtype=weight_dtype, device=clean_images.device)
+        bsz = clean_images.shape[0]
+        timesteps = torch.randint(
+            0, noise_scheduler.config.num_train_timesteps, (bsz,), device=clean_images.device
+        ).long()
+        noisy_images = noise_scheduler.add_noise(clean_images, noise, timesteps)
+        with accelerator.accumulate(base_model):
+            model_output = base_model(noisy_images, timesteps).sample
+            loss = F.mse_loss(model_output.float(), noise.float())
+            accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(base_model.parameters(), 1.0)
+            base_opt.step()
+            base_lr.step()
+            base_opt.zero_grad()
+        if accelerator.sync_gradients:
+            base_ema.step(base_model.parameters())
+        logs = {"loss": loss.detach().item(), "lr": base_lr.get_last_lr()[0], "ema_decay": base_ema.cur_decay_value}
+        accelerator.log(logs)
+
+    ours = Side("train_ddpm.py step", ours_loader, ours_step)
+    base = Side("diffusers example step", base_loader, base_step)
+    print(
+        f"UNet '{args.model_config}' ({count_parameters(make_unet(args.model_config)):,} parameters), "
+        f"batch {args.batch_size}, {args.rounds}×{args.steps} steps per side, {torch.get_num_threads()} threads, "
+        f"{accelerator.device}",
+        flush=True,
+    )
+    if args.data_only:
+        data_rates = {s.name: [] for s in (ours, base)}
+        for _ in range(3):
+            for side in (ours, base):
+                data_rates[side.name].append(side.run(20, args.batch_size, record=False, data_only=True))
+        for name, rates in data_rates.items():
+            print(f"input pipeline only, {name:24s}: {statistics.median(rates):9.0f} images/s")
+
+    ours.run(1, args.batch_size, record=False), base.run(1, args.batch_size, record=False)  # warm-up
+    for r in range(args.rounds):
+        for side in (ours, base) if r % 2 == 0 else (base, ours):
+            side.run(args.steps, args.batch_size)
+            print(f"  round {r + 1}: {side.name:24s} {side.rates[-1]:7.1f} images/s", flush=True)
+    o, b = statistics.median(ours.rates), statistics.median(base.rates)
+    print(f"{ours.name:24s}: {o:7.1f} images/s (median of {len(ours.rates)} rounds)")
+    print(f"{base.name:24s}: {b:7.1f} images/s (median of {len(base.rates)} rounds)")
+    print(f"ratio ours/example: {o / b:.2f}×")
+
+
+if __name__ == "__main__":
+    main()
