@@ -92,12 +92,17 @@ class Run:
     evaluation: dict[str, Any] | None
 
     @property
+    def test(self) -> dict[str, float]:
+        """Held-out metrics: the report's own evaluation when there is one, else the training script's."""
+        return self.evaluation["vae"] if self.evaluation else self.metrics["test"]
+
+    @property
     def bce(self) -> float:
-        return self.metrics["test"]["bce"]
+        return self.test["bce"]
 
     @property
     def kld(self) -> float:
-        return self.metrics["test"]["kld"]
+        return self.test["kld"]
 
 
 def collect_runs(study_dir: Path, evaluate: bool, settings: EvalSettings) -> dict[str, Run]:
@@ -261,7 +266,7 @@ def _results_table(runs: dict[str, Run]) -> list[str]:
         m = run.metrics
         lines.append(
             f"| `{run.name}` | {m['parameters']:,} | {m['seconds_per_epoch']:.1f} | {run.bce:.1f} | {run.kld:.2f} | "
-            f"{m['test']['elbo']:.1f} | {_fmt(_ev(run, 'vae', 'nll'))} | {_fmt(_ev(run, 'fid', 'fid'))} | "
+            f"{run.test['elbo']:.1f} | {_fmt(_ev(run, 'vae', 'nll'))} | {_fmt(_ev(run, 'fid', 'fid'))} | "
             f"{_fmt(_ev(run, 'classifier', 'confident_share'), '.1%')} | "
             f"{_fmt(_ev(run, 'classifier', 'kl_to_uniform'), '.3f')} | "
             f"{_fmt(_ev(run, 'classifier', 'fd_classifier'), '.2f')} | "

@@ -117,25 +117,6 @@ class BetaVAE(ModelMixin, ConfigMixin):
         return VAELoss(loss=bce + beta * kld, bce=bce, kld=kld)
 
     @torch.no_grad()
-    def evaluate(self, images: torch.Tensor, beta: float = 1.0, batch_size: int = 1000,
-                 seed: int = 0) -> dict[str, float]:
-        """Per-image test metrics over `images` `(N, 1, 28, 28)` in [0, 1]: BCE, KLD, ELBO and the β-loss.
-
-        The reparameterisation noise comes from a fixed seed, so epochs and runs are compared on equal terms.
-        """
-        generator = torch.Generator(device="cpu").manual_seed(seed)
-        totals = {"bce": 0.0, "kld": 0.0}
-        for start in range(0, len(images), batch_size):
-            x = images[start:start + batch_size].to(self.device, self.dtype)
-            mean, logvar = self.encode(x)
-            eps = torch.randn(mean.shape, generator=generator).to(mean)
-            logits = self.decode_logits(mean + torch.exp(0.5 * logvar) * eps)
-            totals["bce"] += bernoulli_bce(logits, x).sum().item()
-            totals["kld"] += kl_to_standard_normal(mean, logvar).sum().item()
-        bce, kld = totals["bce"] / len(images), totals["kld"] / len(images)
-        return {"bce": bce, "kld": kld, "elbo": -(bce + kld), "loss": bce + beta * kld}
-
-    @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Decode `n` latents z ~ N(0, I): images `(n, 1, 28, 28)` in [0, 1]."""
         z = torch.randn((n, self.config.latent_dim), generator=generator, device=self.device, dtype=self.dtype)
