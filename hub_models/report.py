@@ -94,7 +94,7 @@ class Run:
     @property
     def test(self) -> dict[str, float]:
         """Held-out metrics: the report's own evaluation when there is one, else the training script's."""
-        return self.evaluation["vae"] if self.evaluation else self.metrics["test"]
+        return (self.evaluation or {}).get("vae") or self.metrics["test"]
 
     @property
     def bce(self) -> float:
