@@ -3,6 +3,7 @@
 from .conv_vae import ConvVAE
 from .data import ImageSplit, load_mnist, load_mnist_arrays, load_splits
 from .dense_vae import DenseVAE
+from .hub import load
 from .vae import BetaVAE, VAELoss, VAEOutput
 
 VAE_CLASSES = {"conv": ConvVAE, "dense": DenseVAE}
@@ -15,6 +16,7 @@ __all__ = [
     "ImageSplit",
     "VAELoss",
     "VAEOutput",
+    "load",
     "load_mnist",
     "load_mnist_arrays",
     "load_splits",
