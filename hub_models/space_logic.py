@@ -314,8 +314,7 @@ def as_seed(value: Any) -> int:
 
 def as_latent(values: list[Any], latent_dim: int) -> torch.Tensor:
     """The first `latent_dim` slider values as a `(1, latent_dim)` tensor; missing ones are 0."""
-    z = [0.0 if v is None else as_float(v, f"z{i + 1}", -MAX_LATENT_ABS, MAX_LATENT_ABS)
-         for i, v in enumerate(list(values)[:latent_dim])]
+    z = [as_float(v, f"z{i + 1}", -MAX_LATENT_ABS, MAX_LATENT_ABS) for i, v in enumerate(list(values)[:latent_dim])]
     z += [0.0] * (latent_dim - len(z))
     return torch.tensor([z], dtype=torch.float32)
 
@@ -570,8 +569,11 @@ def ddpm_stream(entry: DDPMEntry, sampler: str = DEFAULT_SAMPLER, steps: Any = D
 
     t0 = time.perf_counter()
     thread = threading.Thread(target=run, name="ddpm-sampling", daemon=True)
-    thread.start()
     try:
+        # A first update at once: the UI shows the run started, and a Stop can close this iterator from now on.
+        yield (to_pil(torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(0)).div(4).add(0.5),
+                      nrow=nrow, scale=3), f"denoising {n} digits with {sampler}, {n_steps} steps…")
+        thread.start()
         while True:
             kind, i, total, payload = updates.get()
             if kind == "step":
@@ -587,6 +589,8 @@ def ddpm_stream(entry: DDPMEntry, sampler: str = DEFAULT_SAMPLER, steps: Any = D
                 return
     finally:
         stop.set()  # the consumer went away (Stop button, closed tab): stop the thread at its next step
+        if thread.ident is not None and thread.is_alive():
+            _log("DDPM sampling cancelled")
 
 
 __all__ = [

@@ -243,7 +243,7 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
                             label="draw a digit", type="filepath", canvas_size=(280, 280), fixed_canvas=True,
                             brush=gr.Brush(colors=["#ffffff"], default_color="#ffffff", color_mode="fixed",
                                            default_size=18),
-                            layers=False, image_mode="RGBA", elem_id="sketchpad", height=340,
+                            layers=False, image_mode="RGBA", elem_id="sketchpad", height=340, format="png",
                             value=blank_canvas())
                     with gr.Tab("Upload"):
                         upload = gr.Image(label="upload an image (any size or mode, ≤ 10 MB)", type="filepath",
@@ -261,9 +261,9 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
                                              interactive=False, height=220, elem_classes="pixelated",
                                              elem_id="prepared-input")
                         rec_label = gr.Markdown("")
-                    rec_gallery = gr.Gallery(label="reconstructions", format="png", columns=4, height=280,
-                                             object_fit="contain", elem_classes="pixelated",
-                                             elem_id="reconstructions")
+                    rec_gallery = gr.Gallery(label="reconstructions", format="png", columns=3, height=300,
+                                             object_fit="contain", allow_preview=False, preview=False,
+                                             elem_classes="pixelated", elem_id="reconstructions")
                     rec_table = gr.Dataframe(headers=["model", "BCE", "KLD", "−ELBO", "anomaly percentile"],
                                              label="scores (nats; percentile among test digits)",
                                              interactive=False)
@@ -283,7 +283,7 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
                             sources=["upload", "clipboard"], image_mode="RGBA", layers=False,
                             brush=gr.Brush(colors=["#ffffff"], default_color="#ffffff", color_mode="fixed",
                                            default_size=18),
-                            elem_id=f"interp-{side}", height=340, value=blank_canvas()))
+                            elem_id=f"interp-{side}", height=340, value=blank_canvas(), format="png"))
                         with gr.Row():
                             picks.append(gr.Dropdown([str(d) for d in range(10)], value="0" if side == "A"
                                                      else "6", label="test digit"))
@@ -417,7 +417,12 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
 
         @user_errors
         def reconstruct_drawing(value, names):
-            return _reconstruct(prepare_digit(value), names)
+            try:
+                x = prepare_digit(value)
+            except InputImageError as err:  # e.g. a blank canvas: say so without wiping the last result
+                gr.Warning(str(err))
+                return gr.skip()
+            return _reconstruct(x, names)
 
         @user_errors
         def reconstruct_upload(value, names):
@@ -436,7 +441,8 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
             return _reconstruct(x, names)
 
         rec_outputs = [rec_input, rec_label, rec_gallery, rec_table, rec_state]
-        sketch.change(reconstruct_drawing, [sketch, rec_models], rec_outputs, api_name="reconstruct_drawing",
+        # The Sketchpad reports strokes through `input` (its `change` does not fire on drawing).
+        sketch.input(reconstruct_drawing, [sketch, rec_models], rec_outputs, api_name="reconstruct_drawing",
                       trigger_mode="always_last", show_progress="minimal", preprocess=False,
                       concurrency_limit=2, concurrency_id="vae")
         upload.upload(reconstruct_upload, [upload, rec_models], rec_outputs, api_name="reconstruct_upload",
