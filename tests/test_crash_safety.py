@@ -1,0 +1,271 @@
+"""Crash safety of the training scripts: SIGKILL mid-epoch + resume == an uninterrupted run (bit for bit on CPU),
+checkpoints that `latest` must skip (a temp folder left by a kill during a save, a truncated checkpoint), NaN/inf
+losses that stop the run without touching the checkpoints, and run outputs that mark a finished run.
+
+Every run is tiny (a few dozen digits, ≤ 12 updates) and single-threaded, so the file stays short on 2 cores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from hub_models import ConvVAE
+from hub_models.training import list_checkpoints
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+VAE_SCRIPT = REPO_ROOT / "training" / "train_vae.py"
+DDPM_SCRIPT = REPO_ROOT / "training" / "train_ddpm.py"
+
+# 128 train digits / batch 16 = 8 updates per epoch; 12 updates cross an epoch boundary; a checkpoint every 3.
+STEPS_PER_EPOCH, MAX_STEPS = 8, 12
+COMMON = ["--limit_train_samples", "128", "--max_train_steps", str(MAX_STEPS), "--checkpointing_steps", "3",
+          "--checkpoints_total_limit", "3", "--seed", "7"]  # fmt: skip
+VAE_ARGS = [*COMMON, "--batch_size", "16", "--num_figure_samples", "4"]
+DDPM_ARGS = [*COMMON, "--model_config", "tiny", "--train_batch_size", "16", "--eval_batch_size", "128",
+             "--num_sample_images", "4", "--sample_steps", "2", "--logger", "none", "--log_every", "1"]  # fmt: skip
+ENV = {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}  # one thread: bitwise reproducible, and gentle on 2 cores
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Helpers
+# ----------------------------------------------------------------------------------------------------------
+def _cmd(script: Path, args: list[str], out: Path) -> list[str]:
+    return [sys.executable, str(script), *args, "--output_dir", str(out)]
+
+
+def start(script: Path, args: list[str], out: Path) -> subprocess.Popen:
+    """The script in the background; stdout/stderr go to files next to the run (no pipe to fill up)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f"{out.name}.log", "ab") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(_cmd(script, args, out), cwd=REPO_ROOT, env={**os.environ, **ENV}, stdout=log,
+                                stderr=subprocess.STDOUT)  # fmt: skip
+
+
+def run(script: Path, args: list[str], out: Path, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(_cmd(script, args, out), cwd=REPO_ROOT, env={**os.environ, **ENV}, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    if check and done.returncode != 0:
+        raise AssertionError(f"{script.name} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done
+
+
+def kill_after_checkpoint(proc: subprocess.Popen, out: Path, min_step: int, timeout: float = 500) -> list[int]:
+    """SIGKILL `proc` as soon as a complete `checkpoint-N` with N ≥ min_step exists; returns the checkpoints left."""
+    deadline = time.monotonic() + timeout
+    while not any(int(p.name.split("-")[1]) >= min_step for p in list_checkpoints(out)):
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended (rc {proc.returncode}) before checkpoint ≥ {min_step}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"no checkpoint ≥ {min_step} after {timeout}s")
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    return [int(p.name.split("-")[1]) for p in list_checkpoints(out)]
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path / "diffusion_pytorch_model.safetensors"))
+
+
+def assert_bitwise_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], what: str) -> None:
+    assert a.keys() == b.keys(), what
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"{what}: {len(different)} tensors differ, e.g. {different[:3]}"
+
+
+def first_step(done: subprocess.CompletedProcess) -> int:
+    """The step train_vae's progress bar starts at (tqdm's first frame: `| 6/12 [`)."""
+    return int(re.search(rf"\| (\d+)/{MAX_STEPS} \[", done.stderr).group(1))
+
+
+def error_line(done: subprocess.CompletedProcess) -> str:
+    """The last line of stderr that is not a progress-bar frame (tqdm redraws its bar at exit)."""
+    lines = [line for line in re.split(r"[\r\n]+", done.stderr) if line.strip() and "it/s]" not in line]
+    return lines[-1].strip()
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def copy_run(src: Path, dest: Path) -> Path:
+    shutil.copytree(src, dest)
+    return dest
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Shared runs: an uninterrupted reference and a run SIGKILLed mid-epoch, per script (started side by side)
+# ----------------------------------------------------------------------------------------------------------
+def _reference_and_killed(script: Path, args: list[str], root: Path, min_step: int) -> dict:
+    reference, killed = root / "reference", root / "killed"
+    ref_proc = start(script, args, reference)
+    kill_proc = start(script, args, killed)
+    left = kill_after_checkpoint(kill_proc, killed, min_step)
+    assert ref_proc.wait(timeout=600) == 0, (root / "reference.log").read_text()[-3000:]
+    return {"reference": reference, "killed": killed, "checkpoints": left, "log": (root / "killed.log").read_text()}
+
+
+@pytest.fixture(scope="module")
+def vae_runs(tiny_mnist_cache, tmp_path_factory) -> dict:
+    # Killed once checkpoint-6 exists, so at least two checkpoints (3 and 6) are left for the skip test.
+    return _reference_and_killed(VAE_SCRIPT, VAE_ARGS, tmp_path_factory.mktemp("vae"), min_step=6)
+
+
+@pytest.fixture(scope="module")
+def ddpm_runs(tiny_mnist_cache, tmp_path_factory) -> dict:
+    return _reference_and_killed(DDPM_SCRIPT, DDPM_ARGS, tmp_path_factory.mktemp("ddpm"), min_step=3)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# SIGKILL mid-epoch, resume, compare
+# ----------------------------------------------------------------------------------------------------------
+def test_vae_sigkill_mid_epoch_then_resume_is_bitwise_identical(vae_runs, tmp_path):
+    latest = max(vae_runs["checkpoints"])
+    assert latest < MAX_STEPS and latest % STEPS_PER_EPOCH != 0, f"not killed mid-epoch: {vae_runs['checkpoints']}"
+    killed = copy_run(vae_runs["killed"], tmp_path / "run")
+    # A killed run is not a finished run: no metrics.json (the study runner's "done" marker), no model at the root.
+    assert not (killed / "metrics.json").exists()
+    assert not (killed / "diffusion_pytorch_model.safetensors").exists()
+
+    t0 = time.perf_counter()
+    done = run(VAE_SCRIPT, [*VAE_ARGS, "--resume_from_checkpoint", "latest"], killed)
+    assert first_step(done) == latest
+    print(f"train_vae resume from checkpoint-{latest} to step {MAX_STEPS}: {time.perf_counter() - t0:.1f} s")
+
+    reference = vae_runs["reference"]
+    assert_bitwise_equal(weights(reference), weights(killed), "VAE weights after SIGKILL + resume")
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (reference, killed))
+    assert ma["global_step"] == mb["global_step"] == MAX_STEPS
+    assert [h["test"] for h in ma["history"]] == [h["test"] for h in mb["history"]]
+    assert len(mb["history"]) == 2  # the epoch cut by the kill is recorded once, not twice
+
+
+def test_ddpm_sigkill_mid_epoch_then_resume_is_bitwise_identical(ddpm_runs, tmp_path):
+    latest = max(ddpm_runs["checkpoints"])
+    assert latest < MAX_STEPS and latest % STEPS_PER_EPOCH != 0, f"not killed mid-epoch: {ddpm_runs['checkpoints']}"
+    killed = copy_run(ddpm_runs["killed"], tmp_path / "run")
+    if latest < STEPS_PER_EPOCH:  # killed in epoch 1: nothing at the root yet (the DDPM writes it per epoch)
+        assert not (killed / "metrics.json").exists() and not (killed / "unet").exists()
+
+    t0 = time.perf_counter()
+    done = run(DDPM_SCRIPT, [*DDPM_ARGS, "--resume_from_checkpoint", "latest"], killed)
+    assert re.search(r"^step (\d+)/", done.stdout, re.MULTILINE).group(1) == str(latest + 1)  # went on from there
+    print(f"train_ddpm resume from checkpoint-{latest} to step {MAX_STEPS}: {time.perf_counter() - t0:.1f} s")
+
+    reference = ddpm_runs["reference"]
+    for sub in ("unet", "unet_non_ema"):  # EMA and raw weights
+        assert_bitwise_equal(weights(reference / sub), weights(killed / sub), f"DDPM {sub} after SIGKILL + resume")
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (reference, killed))
+    assert ma["loss_curve"] == mb["loss_curve"] and len(mb["loss_curve"]) == MAX_STEPS
+    assert ma["history"] == mb["history"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Checkpoints `latest` must not pick
+# ----------------------------------------------------------------------------------------------------------
+def test_latest_ignores_a_temp_folder_and_skips_a_truncated_checkpoint(vae_runs, tmp_path):
+    run_dir = copy_run(vae_runs["killed"], tmp_path / "run")
+    steps = sorted(vae_runs["checkpoints"])
+    assert len(steps) >= 2, steps
+    newest = run_dir / "checkpoints" / f"checkpoint-{steps[-1]}"
+    # A kill during the save of the next checkpoint leaves its temp folder behind (half written).
+    tmp = run_dir / "checkpoints" / f".tmp-checkpoint-{steps[-1] + 3}"
+    shutil.copytree(newest, tmp)
+    (tmp / "optimizer.bin").unlink()
+    # And the newest complete-looking checkpoint is damaged (a disk problem, a copy cut short).
+    model_file = newest / "model.safetensors"
+    model_file.write_bytes(model_file.read_bytes()[: model_file.stat().st_size // 2])
+    assert [p.name for p in list_checkpoints(run_dir)][-1] == newest.name  # the temp folder is not listed
+
+    done = run(VAE_SCRIPT, [*VAE_ARGS, "--resume_from_checkpoint", "latest"], run_dir)
+    out = done.stdout + done.stderr
+    assert f"warning: skipping unreadable checkpoint {newest}" in out
+    assert str(tmp) not in out
+    assert first_step(done) == steps[-2]  # resumed from the previous checkpoint
+    # Resumed from the previous checkpoint, the run still ends bit-identical to the uninterrupted one.
+    assert_bitwise_equal(weights(vae_runs["reference"]), weights(run_dir), "VAE weights after skipping")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# NaN / inf losses
+# ----------------------------------------------------------------------------------------------------------
+def test_vae_non_finite_loss_stops_the_run_and_keeps_the_checkpoints(vae_runs, tmp_path):
+    """Resume a healthy run with β = 1e300: β·KLD overflows float32 to inf at the first update."""
+    run_dir = copy_run(vae_runs["killed"], tmp_path / "run")
+    before = tree_digest(run_dir / "checkpoints")
+    done = run(VAE_SCRIPT, [*VAE_ARGS, "--beta", "1e300", "--resume_from_checkpoint", "latest"], run_dir, check=False)
+
+    assert done.returncode == 1
+    last = error_line(done)
+    assert last.startswith("FloatingPointError: loss became inf at step ") and "stopping" in last
+    assert "The last good checkpoint is kept" in last and "--resume_from_checkpoint latest" in last
+    assert f"at step {max(vae_runs['checkpoints'])};" in last  # the first update after the resume
+    assert tree_digest(run_dir / "checkpoints") == before  # nothing written over the good checkpoints
+    assert not (run_dir / "metrics.json").exists() and not (run_dir / "config.json").exists()
+    # The newest checkpoint still holds a loadable, finite model.
+    state = load_file(str(list_checkpoints(run_dir)[-1] / "model.safetensors"))
+    model = ConvVAE(latent_dim=2)
+    model.load_state_dict(state, strict=True)
+    assert all(torch.isfinite(t).all() for t in state.values())
+
+
+def test_ddpm_diverging_run_stops_with_a_clear_message(tiny_mnist_cache, tmp_path):
+    """--learning_rate 1e30: Adam moves every weight by ~1e30 at the first update; the next loss is NaN/inf."""
+    run_dir = tmp_path / "run"
+    args = [*DDPM_ARGS, "--learning_rate", "1e30", "--checkpointing_steps", "1"]
+    done = run(DDPM_SCRIPT, args, run_dir, check=False)
+
+    assert done.returncode == 1
+    last = error_line(done)
+    assert re.match(r"FloatingPointError: loss became (nan|inf|-inf) at step 1; stopping", last), last
+    assert "The last good checkpoint is kept" in last
+    # The checkpoint saved before the divergence is complete and finite; no pipeline was written.
+    assert [p.name for p in list_checkpoints(run_dir)] == ["checkpoint-1"]
+    state = load_file(str(run_dir / "checkpoints" / "checkpoint-1" / "model.safetensors"))
+    assert all(torch.isfinite(t).all() for t in state.values())
+    assert not (run_dir / "metrics.json").exists() and not (run_dir / "unet").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Run outputs
+# ----------------------------------------------------------------------------------------------------------
+WRITER = """
+import sys
+from hub_models.training import write_json_atomic
+path, n = sys.argv[1], 0
+while True:
+    n += 1
+    write_json_atomic(path, {"n": n, "payload": [n] * 200_000})
+    print(n, flush=True)
+"""
+
+
+def test_json_outputs_survive_a_sigkill_mid_write(tmp_path):
+    """write_json_atomic (metrics.json, history.json, training_config.json) leaves the old or the new file, never
+    half of one: a writer rewriting a ~1.4 MB JSON in a loop is SIGKILLed at a random point in its 5th+ write."""
+    target = tmp_path / "metrics.json"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(target)], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                            env={**os.environ, **ENV, "PYTHONPATH": str(REPO_ROOT)}, text=True)  # fmt: skip
+    for _ in range(5):
+        assert proc.stdout.readline(), "the writer died"
+    time.sleep(0.013)  # somewhere inside a write
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    payload = json.loads(target.read_text())  # parses: a complete file
+    assert payload["n"] >= 5 and len(payload["payload"]) == 200_000
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["metrics.json"]
