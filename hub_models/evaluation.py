@@ -120,7 +120,7 @@ class FeatureStats:
             tensors["centered"] = self.centered
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         save_file(tensors, str(tmp))
         os.replace(tmp, path)
 
@@ -192,7 +192,7 @@ def fid_floor(reference: str = "mnist-test", n: int = 1000, n_ref: int | None = 
         table = json.loads(table_path.read_text()) if table_path.exists() else {}  # re-read: another process
         table[key] = frechet_distance(pool_stats, ref_stats)
         table_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = table_path.with_name(".floors.json.tmp")
+        tmp = table_path.with_name(f".floors.json.{os.getpid()}.tmp")  # unique: other processes may write too
         tmp.write_text(json.dumps(table, indent=1))
         os.replace(tmp, table_path)
     return float(table[key])
