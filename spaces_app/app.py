@@ -37,6 +37,7 @@ MAX_SLIDERS = 8
 STUDY_SERIES = ("beta1e-3", "beta1", "beta20")  # the β comparison of the study, conv z=2
 CSS = """
 .pixelated img, .pixelated canvas { image-rendering: pixelated; }
+#decoded-digit img { width: 100%; height: 100%; object-fit: contain; }
 #latent-map img { cursor: crosshair; }
 """
 
@@ -54,7 +55,15 @@ def _to_gr_error(err: Exception) -> gr.Error:
 
 
 def user_errors(fn):
-    """Turn library errors into `gr.Error` for plain functions and generators alike."""
+    """Turn library errors into `gr.Error` for plain functions, coroutines and generators alike."""
+    if inspect.iscoroutinefunction(fn):
+        @functools.wraps(fn)
+        async def async_wrapper(*args, **kwargs):
+            try:
+                return await fn(*args, **kwargs)
+            except Exception as err:
+                raise _to_gr_error(err) from err
+        return async_wrapper
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen_wrapper(*args, **kwargs):
@@ -348,7 +357,9 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
                       api_visibility="undocumented")
 
         @user_errors
-        def decode_latent(name, *z):
+        async def decode_latent(name, *z):
+            # async on purpose: a sub-millisecond decode runs on the event loop, skipping the hop to a worker
+            # thread that costs more than the decode itself.
             return sl.decode_latent(reg.vae(name), list(z))
 
         gr.on([s.input for s in sliders], decode_latent, [lat_model, *sliders], lat_digit,

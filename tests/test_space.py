@@ -303,7 +303,7 @@ def test_decode_latent_live_slider(space):
     _, client = space
     base = ["vae-conv-z2-beta1", 0.0, 0.0] + [0.0] * 2
     img0 = _png(client.predict(*base, api_name="/decode_latent"))
-    assert img0.size == (280, 280)
+    assert img0.size == (112, 112)
     moved = list(base)
     moved[1] = 2.5
     img1 = _png(client.predict(*moved, api_name="/decode_latent"))
@@ -334,7 +334,7 @@ def test_latent_explorer_views(space):
     with pytest.raises(_app_error(), match="two different dimensions"):
         client.predict("vae-conv-z4-beta20", "z2", "z2", 0, 0, 0, 0, api_name="/latent_views")
     reset = client.predict("vae-conv-z2-beta1", api_name="/reset_latent")
-    assert _png(reset[-1]).size == (280, 280)
+    assert _png(reset[-1]).size == (112, 112)
 
 
 def test_reconstruct_drawing_upload_and_test_digit(space, test_digits, tmp_path):

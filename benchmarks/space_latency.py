@@ -1,0 +1,229 @@
+#!/usr/bin/env python
+"""Latency of the Space, measured through `gradio_client` against the app launched in-process on 127.0.0.1.
+
+    python benchmarks/space_latency.py                 # the models of release/ (or $GENLAB_MODELS)
+    python benchmarks/space_latency.py --dummy         # random-init models of the real sizes (no release needed)
+    python benchmarks/space_latency.py --url http://127.0.0.1:7860   # a server that is already running
+
+Targets (server side, this 2-vCPU machine): a slider decode ≤ 20 ms; a 16-digit DDPM grid with the default
+sampler ≤ 3 s. For each endpoint it prints the compute time (the `hub_models.space_logic` call alone) and the
+round trip through gradio_client (queue, PNG encoding, HTTP on loopback; the image is not downloaded), then the
+ratio to the target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+# Gradio's own per-request timings (queue wait, preprocess, fn call, postprocess incl. PNG encoding): the
+# server-side figure. Must be set before gradio is imported.
+os.environ.setdefault("GRADIO_PROFILING", "1")
+
+DECODE_TARGET_S, DDPM_TARGET_S = 0.020, 3.0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--url", default=None, help="Benchmark a running app instead of launching one.")
+    p.add_argument("--dummy", action="store_true",
+                   help="Launch with random-init models of the release sizes (conv z=2 VAE, 3.3M UNet).")
+    p.add_argument("--decode_calls", type=int, default=60, help="Slider decodes to time.")
+    p.add_argument("--ddpm_runs", type=int, default=3, help="DDPM grids to time (0 skips the DDPM).")
+    p.add_argument("--ddpm_steps", type=int, default=None, help="Denoising steps (default: the Space's default).")
+    p.add_argument("--vae", default=None, help="VAE name for the slider (default: the first loaded).")
+    p.add_argument("--json", default=None, help="Also write the figures to this JSON file.")
+    return p.parse_args(argv)
+
+
+def make_dummy_models(root: Path) -> dict[str, str]:
+    """Random weights, real shapes: latency does not depend on the weights' values."""
+    import torch
+    from diffusers import UNet2DModel
+
+    from hub_models import ConvVAE
+    from hub_models.ddpm import make_train_scheduler, save_pipeline
+    from hub_models.unet import unet_config
+
+    torch.manual_seed(0)
+    ConvVAE(latent_dim=2).save_pretrained(root / "vae-conv-z2-beta1")
+    save_pipeline(UNet2DModel(**unet_config("default")), make_train_scheduler(), root / "ddpm")
+    return {"vae-conv-z2-beta1": str(root / "vae-conv-z2-beta1"), "ddpm": str(root / "ddpm")}
+
+
+def summary(times: list[float]) -> dict[str, float]:
+    times = sorted(times)
+    return {"n": len(times), "median_ms": 1000 * statistics.median(times),
+            "p95_ms": 1000 * times[min(len(times) - 1, round(0.95 * (len(times) - 1)))],
+            "min_ms": 1000 * times[0]}
+
+
+def server_side(url: str, fn_name: str) -> dict[str, float] | None:
+    """Gradio's profiling traces of `fn_name`: total server time per request (None when profiling is off)."""
+    import httpx
+
+    try:
+        traces = httpx.get(url.rstrip("/") + "/gradio_api/profiling/traces", timeout=10).json()
+    except Exception:
+        return None
+    mine = [t for t in traces if t.get("fn_name") == fn_name]
+    if not mine:
+        return None
+    out = summary([t["total_ms"] / 1000 for t in mine])
+    for phase in ("queue_wait", "preprocess", "fn_call", "postprocess"):
+        out[f"{phase}_median_ms"] = statistics.median(t[f"{phase}_ms"] for t in mine)
+    return out
+
+
+def clear_traces(url: str) -> None:
+    import httpx
+
+    try:
+        httpx.post(url.rstrip("/") + "/gradio_api/profiling/clear", timeout=10)
+    except Exception:
+        pass
+
+
+def main(args: argparse.Namespace) -> dict:
+    from gradio_client import Client
+
+    demo = None
+    tmp = None
+    if args.url is None:
+        if args.dummy:
+            tmp = tempfile.TemporaryDirectory(prefix="space-bench-")
+            sources = make_dummy_models(Path(tmp.name))
+            os.environ["GENLAB_MODELS"] = ",".join(f"{k}={v}" for k, v in sources.items())
+        spec = importlib.util.spec_from_file_location("space_app", REPO_ROOT / "spaces_app" / "app.py")
+        app = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(app)
+        t0 = time.perf_counter()
+        demo = app.create_demo()
+        startup = time.perf_counter() - t0
+        demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **app.launch_kwargs())
+        url = demo.local_url
+    else:
+        url, startup = args.url, None
+    client = Client(url, verbose=False, download_files=False)
+    results: dict = {"url": url, "startup_s": startup}
+    try:
+        if demo is not None:
+            reg = demo.registry
+            results["models"] = {"vaes": list(reg.vaes), "ddpm": reg.ddpm is not None,
+                                 "calibration_digits": 0 if reg.test is None else len(reg.test.labels)}
+        info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+        n_sliders = len(info["/decode_latent"]["parameters"]) - 1
+        vae = args.vae or info["/decode_latent"]["parameters"][0].get("example_input")
+        if demo is not None:
+            vae = args.vae or next(iter(demo.registry.vaes))
+
+        # Slider decode --------------------------------------------------------------------------------------
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        values = [[vae, *np.round(rng.uniform(-2, 2, n_sliders), 2).tolist()] for _ in range(args.decode_calls)]
+        client.predict(*values[0], api_name="/decode_latent")  # warm-up
+        clear_traces(url)
+        round_trips = []
+        for v in values:
+            t = time.perf_counter()
+            client.predict(*v, api_name="/decode_latent")
+            round_trips.append(time.perf_counter() - t)
+        results["decode_round_trip"] = summary(round_trips)
+        results["decode_server"] = server_side(url, "decode_latent")
+        if demo is not None:
+            import torch
+
+            from hub_models import space_logic as sl
+
+            entry = demo.registry.vaes[vae]
+            compute = []
+            for v in values:
+                t = time.perf_counter()
+                sl.decode_latent(entry, v[1:])
+                compute.append(time.perf_counter() - t)
+            results["decode_compute"] = summary(compute)
+            if demo.registry.ddpm is not None and args.ddpm_runs > 0:
+                # CPU time of the sampling alone (one thread): what an idle core needs, whatever the load.
+                from hub_models.sampling import sample_images
+
+                d = demo.registry.ddpm
+                cpu = []
+                for run in range(2):
+                    c = time.thread_time()
+                    sample_images(d.unet, d.scheduler_config, sampler=sl.DEFAULT_SAMPLER,
+                                  num_inference_steps=args.ddpm_steps or sl.DEFAULT_DDPM_STEPS, num_images=16,
+                                  generator=torch.Generator().manual_seed(run))
+                    cpu.append(time.thread_time() - c)
+                results["ddpm_compute_cpu"] = summary(cpu)
+
+        # DDPM grid with the defaults -----------------------------------------------------------------------
+        from hub_models import space_logic as sl
+
+        steps = args.ddpm_steps or sl.DEFAULT_DDPM_STEPS
+        if "/ddpm_generate" in info and args.ddpm_runs > 0:
+            totals, firsts, status = [], [], ""
+            for run in range(args.ddpm_runs + 1):  # run 0 warms up
+                if run == 1:
+                    clear_traces(url)
+                t = time.perf_counter()
+                job = client.submit(sl.DEFAULT_SAMPLER, steps, 16, run, api_name="/ddpm_generate")
+                first = None
+                for _ in job:
+                    first = first or time.perf_counter() - t
+                _, status = job.result()
+                if run > 0:
+                    totals.append(time.perf_counter() - t)
+                    firsts.append(first)
+                if "done" not in status:
+                    raise RuntimeError(f"DDPM run did not finish: {status}")
+            results["ddpm_round_trip"] = summary(totals)
+            results["ddpm_server"] = server_side(url, "ddpm_generate")
+            results["ddpm_first_update"] = summary(firsts)
+            results["ddpm_settings"] = {"sampler": sl.DEFAULT_SAMPLER, "steps": steps,
+                                        "digits": 16, "last_status": status}
+    finally:
+        if demo is not None:
+            demo.close()
+        if tmp is not None:
+            tmp.cleanup()
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    results["load_average_1min"] = load
+    print(f"\nSpace latency on {url}" + (f" (start-up {startup:.1f} s)" if startup else "")
+          + f"; load average {load:.1f} on {os.cpu_count()} CPUs")
+    rows = [("slider decode, compute", results.get("decode_compute"), DECODE_TARGET_S),
+            ("slider decode, server side (gradio total)", results.get("decode_server"), DECODE_TARGET_S),
+            ("slider decode, gradio_client round trip", results.get("decode_round_trip"), DECODE_TARGET_S),
+            ("DDPM 16 digits, compute (CPU s, one core)", results.get("ddpm_compute_cpu"), DDPM_TARGET_S),
+            ("DDPM 16 digits, first streamed image", results.get("ddpm_first_update"), DDPM_TARGET_S),
+            ("DDPM 16 digits, server side (gradio total)", results.get("ddpm_server"), DDPM_TARGET_S),
+            ("DDPM 16 digits, complete grid (round trip)", results.get("ddpm_round_trip"), DDPM_TARGET_S)]
+    print(f"{'measure':44} {'median':>10} {'p95':>10} {'target':>8} {'p95/target':>10}")
+    for name, s, target in rows:
+        if s:
+            print(f"{name:44} {s['median_ms']:8.1f}ms {s['p95_ms']:8.1f}ms {1000 * target:6.0f}ms "
+                  f"{s['p95_ms'] / (1000 * target):10.2f}")
+    for key in ("decode_server", "ddpm_server"):
+        if results.get(key):
+            phases = {k[:-10]: round(v, 1) for k, v in results[key].items() if k.endswith("_median_ms")
+                      and k != "median_ms"}
+            print(f"{key} phases (median ms): {phases}")
+    if "ddpm_settings" in results:
+        print(f"DDPM defaults: {results['ddpm_settings']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main(parse_args())
