@@ -183,6 +183,12 @@ def published_files(run_dir: str | os.PathLike) -> list[str]:
 def _stage(run_dir: Path, repo_id: str, staging: Path, token: str) -> list[str]:
     """Copy the publishable files and the rendered card into `staging`; returns their relative paths."""
     files = published_files(run_dir)
+    for rel in files:  # a kill while the run saved its weights leaves them truncated: never publish those
+        if rel.endswith(".safetensors"):
+            try:
+                check_safetensors(run_dir / rel)
+            except HubLoadError as err:
+                raise HubPushError(f"{run_dir} cannot be published: {err}. Resume or retrain the run.") from None
     for rel in files:
         dest = staging / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
