@@ -20,9 +20,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from hub_server import USER
 from safetensors.torch import load_file
 
 from hub_models import ConvVAE
+from hub_models.hub import HubPushError, push_run
 from hub_models.training import list_checkpoints
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -75,6 +77,10 @@ def kill_after_checkpoint(proc: subprocess.Popen, out: Path, min_step: int, time
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait(timeout=60) == -signal.SIGKILL
     return [int(p.name.split("-")[1]) for p in list_checkpoints(out)]
+
+
+def truncate_half(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
@@ -188,8 +194,7 @@ def test_latest_ignores_a_temp_folder_and_skips_a_truncated_checkpoint(vae_runs,
     shutil.copytree(newest, tmp)
     (tmp / "optimizer.bin").unlink()
     # And the newest complete-looking checkpoint is damaged (a disk problem, a copy cut short).
-    model_file = newest / "model.safetensors"
-    model_file.write_bytes(model_file.read_bytes()[: model_file.stat().st_size // 2])
+    truncate_half(newest / "model.safetensors")
     assert [p.name for p in list_checkpoints(run_dir)][-1] == newest.name  # the temp folder is not listed
 
     done = run(VAE_SCRIPT, [*VAE_ARGS, "--resume_from_checkpoint", "latest"], run_dir)
@@ -269,3 +274,18 @@ def test_json_outputs_survive_a_sigkill_mid_write(tmp_path):
     payload = json.loads(target.read_text())  # parses: a complete file
     assert payload["n"] >= 5 and len(payload["payload"]) == 200_000
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["metrics.json"]
+
+
+@pytest.mark.parametrize("kind", ["vae", "ddpm"])
+def test_push_refuses_weights_truncated_by_a_kill(hub, vae_run, ddpm_run, kind):
+    """The DDPM rewrites its pipeline after every epoch and save_pretrained writes in place: a kill during that
+    save leaves the previous epoch's metrics.json beside truncated weights. Publishing must refuse such a run
+    (before any network call) instead of uploading weights nobody can load."""
+    run_dir = vae_run if kind == "vae" else ddpm_run
+    weights_file = run_dir / ("" if kind == "vae" else "unet") / "diffusion_pytorch_model.safetensors"
+    truncate_half(weights_file)
+    hub.requests.clear()
+    with pytest.raises(HubPushError, match=r"diffusion_pytorch_model\.safetensors is truncated or corrupt"):
+        push_run(run_dir, f"{USER}/cut-short-{kind}", backoff=0.01)
+    assert [r for r in hub.requests if "agent-harnesses" not in r[1]] == []
+    assert hub.repos == {}
