@@ -199,6 +199,7 @@ class TrainState:
         self.epoch_updates = 0
         self.loss_curve: list[float] = []
         self.history: list[dict[str, Any]] = []
+        self.train_seconds = 0.0  # wall time of the updates, summed over resumed sessions
 
     def record(self, entry: dict[str, Any]) -> None:
         # A partial epoch (stop at --max_train_steps) is replaced when a resumed run finishes that epoch.
@@ -210,11 +211,13 @@ class TrainState:
             "epoch_updates": self.epoch_updates,
             "loss_curve": list(self.loss_curve),
             "history": [dict(h) for h in self.history],
+            "train_seconds": self.train_seconds,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.epoch_loss_sum, self.epoch_updates = state["epoch_loss_sum"], state["epoch_updates"]
         self.loss_curve, self.history = list(state["loss_curve"]), [dict(h) for h in state["history"]]
+        self.train_seconds = state.get("train_seconds", 0.0)
 
 
 def weights_fingerprint(*modules: torch.nn.Module) -> str:
@@ -421,6 +424,7 @@ def main(args: argparse.Namespace) -> None:
         if not resuming_mid_epoch:
             state.epoch_loss_sum, state.epoch_updates = 0.0, 0
         update_loss = torch.zeros((), device=accelerator.device)
+        tick = time.perf_counter()
         with clock:
             for (images,) in batches:
                 loss = training_step(
@@ -432,6 +436,8 @@ def main(args: argparse.Namespace) -> None:
                 if not accelerator.sync_gradients:
                     continue
                 global_step += 1
+                now = time.perf_counter()
+                state.train_seconds, tick = state.train_seconds + now - tick, now
                 step_loss = accelerator.reduce(update_loss, reduction="mean").item()
                 update_loss.zero_()
                 state.loss_curve.append(step_loss)
@@ -507,6 +513,7 @@ def main(args: argparse.Namespace) -> None:
                 accelerator.num_processes,
                 len(train),
                 len(held_out),
+                steps_per_epoch,
             )
         accelerator.wait_for_everyone()
         if global_step >= max_steps:
@@ -536,6 +543,7 @@ def write_run(
     num_processes: int,
     n_train: int,
     n_test: int,
+    steps_per_epoch: int,
 ) -> None:
     """The pipeline folder (EMA weights in unet/, raw in unet_non_ema/), a sample grid and metrics.json."""
     sampling_unet = ema_unet if ema_unet is not None else unwrapped
@@ -556,6 +564,7 @@ def write_run(
     grid = to_pil(images, nrow=math.ceil(math.sqrt(args.num_sample_images)), scale=3)
     save_png(grid, output_dir / "figures" / f"samples_epoch_{epoch + 1:03d}.png")
     save_png(grid, output_dir / "figures" / "samples.png")
+    save_png(loss_figure(state, steps_per_epoch), output_dir / "figures" / "loss_curve.png")
 
     last = state.history[-1]
     write_json_atomic(
@@ -578,8 +587,9 @@ def write_run(
             "num_processes": num_processes,
             "train_batch_size": args.train_batch_size,
             "gradient_accumulation_steps": args.gradient_accumulation_steps,
-            "train_seconds_this_session": clock.total,
-            "images_per_second": images_seen / clock.total if clock.total else None,
+            "train_seconds": state.train_seconds,
+            "seconds_per_epoch": state.train_seconds * steps_per_epoch / max(global_step, 1),
+            "images_per_second_this_session": images_seen / clock.total if clock.total else None,
             "sampler": {
                 "name": args.sampler,
                 "steps": args.sample_steps,
@@ -594,6 +604,32 @@ def write_run(
             "study": STUDY_RESULTS,
         },
     )
+
+
+def loss_figure(state: TrainState, steps_per_epoch: int):
+    """Training loss per update (smoothed) and per-epoch train/test losses, next to the study's figures."""
+    import matplotlib.pyplot as plt
+
+    from hub_models.figures import figure_to_pil
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    curve = torch.tensor(state.loss_curve)
+    window = max(1, min(50, len(curve) // 10))
+    smooth = curve.unfold(0, window, 1).mean(1) if len(curve) >= window else curve
+    ax.plot(
+        torch.arange(window, window + len(smooth)) / steps_per_epoch, smooth, lw=1, label=f"train (mean of {window})"
+    )
+    epochs = [h for h in state.history if h.get("complete")]
+    if epochs:
+        x = [h["step"] / steps_per_epoch for h in epochs]
+        ax.plot(x, [h["train_loss"] for h in epochs], "o-", label="train, epoch mean")
+        ax.plot(x, [h["test_loss"] for h in epochs], "s-", label="held-out")
+    ax.axhline(STUDY_RESULTS["test_loss"], color="grey", ls="--", lw=1, label="study: test 0.0280")
+    ax.set(xlabel="epoch", ylabel="ε-prediction MSE", yscale="log", title="DDPM training loss")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    return figure_to_pil(fig)
 
 
 def _push(output_dir: Path, args: argparse.Namespace) -> None:
