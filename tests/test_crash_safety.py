@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -25,7 +26,7 @@ from safetensors.torch import load_file
 
 from hub_models import ConvVAE
 from hub_models.hub import HubPushError, push_run
-from hub_models.training import list_checkpoints
+from hub_models.training import list_checkpoints, write_json_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VAE_SCRIPT = REPO_ROOT / "training" / "train_vae.py"
@@ -191,6 +192,7 @@ def test_latest_ignores_a_temp_folder_and_skips_a_truncated_checkpoint(vae_runs,
     newest = run_dir / "checkpoints" / f"checkpoint-{steps[-1]}"
     # A kill during the save of the next checkpoint leaves its temp folder behind (half written).
     tmp = run_dir / "checkpoints" / f".tmp-checkpoint-{steps[-1] + 3}"
+    shutil.rmtree(tmp, ignore_errors=True)  # the kill itself may have left one already
     shutil.copytree(newest, tmp)
     (tmp / "optimizer.bin").unlink()
     # And the newest complete-looking checkpoint is damaged (a disk problem, a copy cut short).
@@ -249,30 +251,34 @@ def test_ddpm_diverging_run_stops_with_a_clear_message(tiny_mnist_cache, tmp_pat
 # ----------------------------------------------------------------------------------------------------------
 # Run outputs
 # ----------------------------------------------------------------------------------------------------------
-WRITER = """
-import sys
-from hub_models.training import write_json_atomic
-path, n = sys.argv[1], 0
-while True:
-    n += 1
-    write_json_atomic(path, {"n": n, "payload": [n] * 200_000})
-    print(n, flush=True)
-"""
+def _write_then_die_mid_write(path: Path, ready) -> None:
+    """Write a complete file, then start rewriting it and stop half-way through (where a SIGKILL would land)."""
+    write_json_atomic(path, {"epoch": 1, "complete": True})
+
+    def half_then_hang(self: Path, data: str, *args, **kwargs) -> int:
+        with open(self, "w") as f:
+            f.write(data[: len(data) // 2])
+        ready.set()
+        time.sleep(600)
+        return 0
+
+    Path.write_text = half_then_hang  # only in this forked child
+    write_json_atomic(path, {"epoch": 2, "payload": list(range(10_000))})
 
 
 def test_json_outputs_survive_a_sigkill_mid_write(tmp_path):
-    """write_json_atomic (metrics.json, history.json, training_config.json) leaves the old or the new file, never
-    half of one: a writer rewriting a ~1.4 MB JSON in a loop is SIGKILLed at a random point in its 5th+ write."""
+    """write_json_atomic (metrics.json, history.json, training_config.json): a SIGKILL half-way through a rewrite
+    leaves the previous complete file (a plain write_text would leave half a JSON)."""
     target = tmp_path / "metrics.json"
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(target)], cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                            env={**os.environ, **ENV, "PYTHONPATH": str(REPO_ROOT)}, text=True)  # fmt: skip
-    for _ in range(5):
-        assert proc.stdout.readline(), "the writer died"
-    time.sleep(0.013)  # somewhere inside a write
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    payload = json.loads(target.read_text())  # parses: a complete file
-    assert payload["n"] >= 5 and len(payload["payload"]) == 200_000
+    context = multiprocessing.get_context("fork")  # no second torch import: the child starts at once
+    ready = context.Event()
+    child = context.Process(target=_write_then_die_mid_write, args=(target, ready), daemon=True)
+    child.start()
+    assert ready.wait(timeout=60), "the writer never reached its write (write_json_atomic changed?)"
+    os.kill(child.pid, signal.SIGKILL)
+    child.join(timeout=30)
+    assert child.exitcode == -signal.SIGKILL
+    assert json.loads(target.read_text()) == {"epoch": 1, "complete": True}
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["metrics.json"]
 
 
