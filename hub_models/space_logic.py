@@ -12,9 +12,11 @@ import json
 import math
 import os
 import queue
+import socket
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +88,21 @@ def resolve_model_sources(config_file: str | os.PathLike | None = None,
     return {}
 
 
-def _read_json(source: str, filename: str) -> dict[str, Any] | None:
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """One quick TCP connection to the Hub endpoint. Offline, repo ids load from the local HF cache only, so a
+    missing repo fails at once instead of after huggingface_hub's retries with back-off (minutes)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true"):
+        return False
+    url = urllib.parse.urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)),
+                                 timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _read_json(source: str, filename: str, hub_kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
     """A JSON file of a local folder or a Hub repo (None when absent or unreadable)."""
     try:
         if Path(source).is_dir():
@@ -94,18 +110,21 @@ def _read_json(source: str, filename: str) -> dict[str, Any] | None:
             return json.loads(path.read_text()) if path.is_file() else None
         from huggingface_hub import hf_hub_download
 
-        return json.loads(Path(hf_hub_download(source, filename)).read_text())
+        return json.loads(Path(hf_hub_download(source, filename, **hub_kwargs)).read_text())
     except Exception:
         return None
 
 
-def _model_kind(source: str) -> tuple[str, dict[str, Any]]:
-    if _read_json(source, "model_index.json") is not None:
+def _model_kind(source: str, hub_kwargs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    if _read_json(source, "model_index.json", hub_kwargs) is not None:
         return "ddpm", {}
-    config = _read_json(source, "config.json")
+    config = _read_json(source, "config.json", hub_kwargs)
     if config is None:
-        where = "folder" if Path(source).exists() else "Hub repo"
-        raise SpaceError(f"{source}: no config.json or model_index.json in this {where} (or not reachable)")
+        if Path(source).exists() or "/" not in source.strip("/") or source.startswith((".", "/")):
+            raise SpaceError(f"{source}: no such model folder (no config.json or model_index.json)")
+        if hub_kwargs.get("local_files_only"):
+            raise SpaceError(f"{source}: the Hub is not reachable and this repo is not in the local cache")
+        raise SpaceError(f"{source}: no config.json or model_index.json in this Hub repo")
     return {"ConvVAE": "vae", "DenseVAE": "vae", "DigitClassifier": "classifier"}.get(
         config.get("_class_name"), "unknown"), config
 
@@ -236,26 +255,30 @@ def load_registry(sources: Mapping[str, str], calibration_digits: int | None = N
     reg = Registry(sources=dict(sources))
     n = calibration_digits if calibration_digits is not None else int(
         os.environ.get(CALIBRATION_ENV, DEFAULT_CALIBRATION_DIGITS))
+    remote = [s for s in sources.values() if not Path(s).exists()]
+    hub_kwargs = {} if not remote or hub_reachable() else {"local_files_only": True}
     for name, source in sources.items():
+        kw = {} if Path(source).exists() else hub_kwargs
         try:
-            kind, config = _model_kind(source)
-            metrics = _read_json(source, "metrics.json") or {}
+            kind, config = _model_kind(source, kw)
+            metrics = _read_json(source, "metrics.json", kw) or {}
             if kind == "vae":
-                model = _load_vae(source, config).eval()
-                beta = _beta_of(name, metrics, _read_json(source, "training_config.json"))
+                model = _load_vae(source, config, kw).eval()
+                beta = _beta_of(name, metrics, _read_json(source, "training_config.json", kw))
                 reg.vaes[name] = VAEEntry(name, source, model, beta, metrics)
             elif kind == "ddpm":
-                unet, scheduler = _load_ddpm(source)
+                unet, scheduler = _load_ddpm(source, kw)
                 reg.ddpm = DDPMEntry(name, source, unet, dict(scheduler.config), metrics)
             elif kind == "classifier":
                 from .digit_classifier import DigitClassifier
 
-                reg.classifier = DigitClassifier.from_pretrained(source).eval()
+                reg.classifier = DigitClassifier.from_pretrained(source, **kw).eval()
             else:
                 raise SpaceError(f"{source}: unknown model class {config.get('_class_name')!r}")
             _log(f"loaded {name} ({kind}) from {source}")
         except Exception as err:
-            reg.errors[name] = f"could not load {source} ({type(err).__name__}: {err})"
+            reg.errors[name] = (str(err) if isinstance(err, SpaceError)
+                                else f"could not load {source} ({type(err).__name__}: {err})")
             _log(reg.errors[name])
     if reg.vaes and n > 0:
         reg.test = load_test_digits(n)
@@ -278,25 +301,26 @@ def _hub_load():
     return load
 
 
-def _load_vae(source: str, config: dict[str, Any]) -> BetaVAE:
+def _load_vae(source: str, config: dict[str, Any], hub_kwargs: Mapping[str, Any]) -> BetaVAE:
     load = _hub_load()
     if load is not None:
-        return load(source)
+        return load(source, **hub_kwargs)
     from . import VAE_CLASSES
 
-    return VAE_CLASSES["conv" if config["_class_name"] == "ConvVAE" else "dense"].from_pretrained(source)
+    cls = VAE_CLASSES["conv" if config["_class_name"] == "ConvVAE" else "dense"]
+    return cls.from_pretrained(source, **hub_kwargs)
 
 
-def _load_ddpm(source: str):
+def _load_ddpm(source: str, hub_kwargs: Mapping[str, Any]):
     """(EMA UNet in eval mode, training scheduler) of a DDPMPipeline folder or repo."""
     load = _hub_load()
     if load is not None:
-        pipeline = load(source)
+        pipeline = load(source, **hub_kwargs)
         return pipeline.unet.eval(), pipeline.scheduler
     from diffusers import DDPMScheduler, UNet2DModel
 
-    unet = UNet2DModel.from_pretrained(source, subfolder="unet", use_safetensors=True).eval()
-    return unet, DDPMScheduler.from_pretrained(source, subfolder="scheduler")
+    unet = UNet2DModel.from_pretrained(source, subfolder="unet", use_safetensors=True, **hub_kwargs).eval()
+    return unet, DDPMScheduler.from_pretrained(source, subfolder="scheduler", **hub_kwargs)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -548,10 +572,12 @@ class _Cancelled(Exception):
 
 
 def ddpm_stream(entry: DDPMEntry, sampler: str = DEFAULT_SAMPLER, steps: Any = DEFAULT_DDPM_STEPS,
-                count: Any = 16, seed: Any = 0, max_updates: int = 12) -> Iterator[tuple[Image.Image, str]]:
+                count: Any = 16, seed: Any = 0, max_updates: int = 12,
+                heartbeat: float = 0.5) -> Iterator[tuple[Image.Image | None, str]]:
     """Yield (grid, status) while the DDPM denoises: the model's current clean estimate about `max_updates`
-    times, then the final samples. Closing the iterator (the UI's Stop button) stops the sampling thread at
-    its next step."""
+    times, then the final samples; in between, every `heartbeat` seconds, (None, status) — progress text
+    only. Closing the iterator (the UI's Stop button) stops the sampling thread at its next step; the
+    heartbeat keeps the iterator closable within half a second even when steps are slow."""
     from .sampling import SAMPLERS, sample_images
 
     if sampler not in SAMPLERS:
@@ -564,9 +590,12 @@ def ddpm_stream(entry: DDPMEntry, sampler: str = DEFAULT_SAMPLER, steps: Any = D
     stop = threading.Event()
     nrow = grid_columns(n)
 
+    progress = [0]
+
     def callback(i: int, total: int, sample_t: torch.Tensor, pred_x0: torch.Tensor | None) -> None:
         if stop.is_set():
             raise _Cancelled
+        progress[0] = i + 1
         if (i + 1) % every == 0 and i + 1 < total:
             preview = pred_x0 if pred_x0 is not None else sample_t
             updates.put(("step", i + 1, total, (preview.float() / 2 + 0.5).clamp(0, 1)))
@@ -590,7 +619,11 @@ def ddpm_stream(entry: DDPMEntry, sampler: str = DEFAULT_SAMPLER, steps: Any = D
                       nrow=nrow, scale=3), f"denoising {n} digits with {sampler}, {n_steps} steps…")
         thread.start()
         while True:
-            kind, i, total, payload = updates.get()
+            try:
+                kind, i, total, payload = updates.get(timeout=heartbeat)
+            except queue.Empty:
+                yield None, f"step {progress[0]}/{n_steps} · {time.perf_counter() - t0:.1f} s"
+                continue
             if kind == "step":
                 yield (to_pil(payload, nrow=nrow, scale=3),
                        f"step {i}/{total} · {time.perf_counter() - t0:.1f} s · current estimate of x₀")

@@ -203,12 +203,13 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
                         ddpm_count = gr.Slider(1, sl.MAX_IMAGES, value=16, step=1, label="digits")
                         ddpm_seed = gr.Number(0, precision=0, minimum=0, label="seed")
                     with gr.Row():
-                        ddpm_btn = gr.Button("Generate", variant="primary", interactive=reg.ddpm is not None)
+                        ddpm_btn = gr.Button("Generate", variant="primary", interactive=reg.ddpm is not None,
+                                             elem_id="ddpm-generate")
                         ddpm_stop = gr.Button("Stop", variant="stop", interactive=reg.ddpm is not None)
                     ddpm_out = gr.Image(label="samples (streams while denoising)", format="png", type="pil",
                                         interactive=False, elem_classes="pixelated",
                                         buttons=["download", "fullscreen"])
-                    ddpm_status = gr.Markdown("")
+                    ddpm_status = gr.Markdown("", elem_id="ddpm-status")
 
         # ------------------------------------------------------------------------------- Latent explorer
         with gr.Tab("Latent explorer", id="latent"):
@@ -272,10 +273,11 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
                         rec_label = gr.Markdown("")
                     rec_gallery = gr.Gallery(label="reconstructions", format="png", columns=3, height=300,
                                              object_fit="contain", allow_preview=False, preview=False,
+                                             fit_columns=False,
                                              elem_classes="pixelated", elem_id="reconstructions")
                     rec_table = gr.Dataframe(headers=["model", "BCE", "KLD", "−ELBO", "anomaly percentile"],
                                              label="scores (nats; percentile among test digits)",
-                                             interactive=False)
+                                             interactive=False, elem_id="rec-table")
             rec_state = gr.State(None)
 
         # ----------------------------------------------------------------------------------- Interpolate
@@ -303,9 +305,9 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
                 int_steps = gr.Slider(2, 32, value=10, step=1, label="steps")
                 int_btn = gr.Button("Interpolate", variant="primary", interactive=bool(vae_names))
             int_lerp = gr.Image(label="lerp: A, straight line, B", format="png", type="pil", interactive=False,
-                                elem_classes="pixelated")
+                                elem_classes="pixelated", elem_id="interp-lerp")
             int_slerp = gr.Image(label="slerp: A, arc, B", format="png", type="pil", interactive=False,
-                                 elem_classes="pixelated")
+                                 elem_classes="pixelated", elem_id="interp-slerp")
 
         # ----------------------------------------------------------------------------------------- About
         with gr.Tab("About", id="about"):
@@ -322,7 +324,8 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
         @user_errors
         def ddpm_generate(sampler, steps, count, seed):
             entry = reg.require_ddpm()
-            yield from sl.ddpm_stream(entry, sampler, steps, count, seed)
+            for image, status in sl.ddpm_stream(entry, sampler, steps, count, seed):
+                yield (gr.skip() if image is None else image), status
 
         ddpm_event = ddpm_btn.click(ddpm_generate, [ddpm_sampler, ddpm_steps, ddpm_count, ddpm_seed],
                                     [ddpm_out, ddpm_status], api_name="ddpm_generate", concurrency_limit=1,
@@ -389,7 +392,7 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
             preprocess=False, api_visibility="undocumented")
 
         @user_errors
-        def pick_latent(name, dx, dy, *z, evt: gr.SelectData):
+        def pick_latent(evt: gr.SelectData, name, dx, dy, *z):  # gradio fills `evt` (the click) itself
             entry = reg.vae(name)
             index = getattr(evt, "index", None)
             if not isinstance(index, (list, tuple)) or len(index) != 2:
@@ -430,9 +433,10 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
         def reconstruct_drawing(value, names):
             try:
                 x = prepare_digit(value)
-            except InputImageError as err:  # e.g. a blank canvas: say so without wiping the last result
-                gr.Warning(str(err))
-                return gr.skip()
+            except InputImageError as err:
+                # The Sketchpad also reports its blank canvas (on load, after clearing): say so in place,
+                # without a pop-up and without wiping the last result.
+                return gr.skip(), f"*{err}*", gr.skip(), gr.skip(), gr.skip()
             return _reconstruct(x, names)
 
         @user_errors
@@ -470,6 +474,16 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
             xa, xb = prepare_digit(a), prepare_digit(b)
             return (sl.interpolate(entry, xa, xb, steps, "lerp"), sl.interpolate(entry, xa, xb, steps, "slerp"))
 
+        @user_errors
+        def interpolate_if_ready(a, b, name, steps):
+            """After a pick: interpolate once both sides hold a digit, silently wait otherwise."""
+            try:
+                xa, xb = prepare_digit(a), prepare_digit(b)
+            except InputImageError:
+                return gr.skip(), gr.skip()
+            entry = reg.vae(name)
+            return (sl.interpolate(entry, xa, xb, steps, "lerp"), sl.interpolate(entry, xa, xb, steps, "slerp"))
+
         int_btn.click(interpolate, [*editors, int_model, int_steps], [int_lerp, int_slerp], api_name="interpolate",
                       preprocess=False, concurrency_limit=2, concurrency_id="vae")
 
@@ -481,7 +495,7 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
                 return {"background": im, "layers": [], "composite": im}
 
             btn.click(pick_test, pick, editor, api_name=f"pick_test_digit_{side.lower()}").then(
-                interpolate, [*editors, int_model, int_steps], [int_lerp, int_slerp],
+                interpolate_if_ready, [*editors, int_model, int_steps], [int_lerp, int_slerp],
                 api_name=f"interpolate_after_pick_{side.lower()}", api_visibility="undocumented",
                 preprocess=False)
 

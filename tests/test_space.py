@@ -382,12 +382,13 @@ def test_reconstruct_rejects_bad_input_with_a_message(space, tmp_path):
             client.predict(handle_file(str(path)), ["vae-conv-z2-beta1"], api_name="/reconstruct_upload")
     with pytest.raises(_app_error(), match="at least one model"):
         client.predict("3", [], api_name="/reconstruct_test_digit")
-    # An empty canvas is a warning in the UI that leaves the previous result in place: nothing to return.
+    # An empty canvas (the Sketchpad reports its blank canvas on load) gets a message beside the result.
     Image.new("RGBA", (280, 280), (0, 0, 0, 255)).save(tmp_path / "black.png")
     black = handle_file(str(tmp_path / "black.png"))
     result = client.predict({"background": black, "layers": [], "composite": black}, ["vae-conv-z2-beta1"],
                             api_name="/reconstruct_drawing")
-    assert all(r == {"__type__": "update"} for r in result)  # gr.skip(): every output unchanged
+    prepared, label, gallery, table = result  # the message in place, every other output unchanged
+    assert "empty" in label and all(r == {"__type__": "update"} for r in (prepared, gallery, table))
     # Bigger than max_file_size: refused at upload.
     big = tmp_path / "big.png"
     big.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * (11 * 2**20))
