@@ -190,18 +190,20 @@ class Registry:
 
     def vae(self, name: str | None) -> VAEEntry:
         if not self.vaes:
-            raise SpaceError("No VAE is loaded. " + self.describe_errors())
+            raise SpaceError("No VAE is loaded. " + self.describe_errors("vae"))
         if name is None or name not in self.vaes:
             raise SpaceError(f"Unknown VAE {name!r}; choose one of: {', '.join(self.vaes)}.")
         return self.vaes[name]
 
     def require_ddpm(self) -> DDPMEntry:
         if self.ddpm is None:
-            raise SpaceError("The DDPM is not loaded. " + self.describe_errors())
+            raise SpaceError("The DDPM is not loaded. " + self.describe_errors("ddpm"))
         return self.ddpm
 
-    def describe_errors(self) -> str:
-        return " ".join(f"{name}: {err}" for name, err in self.errors.items())
+    def describe_errors(self, about: str = "") -> str:
+        """The load errors of the models whose name contains `about` (all of them if none does)."""
+        errors = {n: e for n, e in self.errors.items() if about in n} or self.errors
+        return " ".join(f"{name}: {err}." for name, err in errors.items())
 
 
 def _beta_of(name: str, metrics: dict[str, Any], training_config: dict[str, Any] | None) -> float | None:

@@ -163,8 +163,8 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
     vae_names = list(reg.vaes)
     first = reg.vaes[vae_names[0]] if vae_names else None
     n_sliders = min(MAX_SLIDERS, max([e.latent_dim for e in reg.vaes.values()] or [2]))
-    vae_missing = "" if vae_names else f"**No VAE could be loaded.** {reg.describe_errors()}"
-    ddpm_missing = "" if reg.ddpm else f"**The DDPM is not loaded.** {reg.describe_errors()}"
+    vae_missing = "" if vae_names else f"**No VAE could be loaded.** {reg.describe_errors('vae')}"
+    ddpm_missing = "" if reg.ddpm else f"**The DDPM is not loaded.** {reg.describe_errors('ddpm')}"
 
     def choices() -> list[tuple[str, str]]:
         return [(e.label, e.name) for e in reg.vaes.values()]
@@ -418,8 +418,8 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
             if not names:
                 raise sl.SpaceError("Choose at least one model.")
             results = [sl.reconstruct(reg.vae(n), x) for n in names]
-            gallery = [(r.image, f"{reg.vaes[r.name].label.split(' — ')[1]}"
-                        + ("" if r.percentile is None else f" · anomaly {r.percentile:.0f}th pct"))
+            gallery = [(r.image, r.name.removeprefix("vae-")
+                        + ("" if r.percentile is None else f" · {r.percentile:.0f}th pct"))
                        for r in results]
             table = [[r.name, round(r.bce, 2), round(r.kld, 2), round(r.neg_elbo, 2),
                       "n/a" if r.percentile is None else round(r.percentile, 1)] for r in results]
@@ -445,6 +445,7 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
 
         @user_errors
         def reconstruct_test_digit(digit, names, seed=None):
+            reg.vae(next(iter(reg.vaes), None))  # no VAE at all: say that first
             x, label, idx = sl.test_digit(reg, digit, seed)
             return _reconstruct(x, names, f"test digit #{idx}: a **{label}**")
 

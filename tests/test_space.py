@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from hub_models import ConvVAE
+from hub_models.digit_classifier import DigitClassifier
 from hub_models.preprocess import InputImageError, decode_image, prepare_digit, to_mnist
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +49,9 @@ def space_models(tmp_path_factory) -> dict[str, str]:
                        up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4)
     scheduler = DDPMScheduler(num_train_timesteps=4000, beta_schedule="squaredcos_cap_v2")
     DDPMPipeline(unet=unet, scheduler=scheduler).save_pretrained(root / "ddpm")
-    return {name: str(root / name) for name in ("vae-conv-z2-beta1", "vae-conv-z4-beta20", "ddpm")}
+    DigitClassifier(channels=(4, 8), hidden_dim=16).save_pretrained(root / "digit-classifier")
+    return {name: str(root / name)
+            for name in ("vae-conv-z2-beta1", "vae-conv-z4-beta20", "ddpm", "digit-classifier")}
 
 
 def _load_app_module():
@@ -365,7 +368,7 @@ def test_reconstruct_drawing_upload_and_test_digit(space, test_digits, tmp_path)
         assert _corr(np.asarray(_png(prepared).convert("L").resize((28, 28), Image.NEAREST)), digit) > 0.8
 
     prepared, label, *_ = client.predict("3", models[:1], api_name="/reconstruct_test_digit")
-    assert "a **3**" in label
+    assert "a **3**" in label and "digit classifier reads" in label
 
 
 def test_reconstruct_rejects_bad_input_with_a_message(space, tmp_path):
@@ -452,5 +455,14 @@ def test_missing_models_degrade_with_a_message(tiny_mnist_cache, space_models, t
         _png(client.predict("vae-conv-z2-beta1", 4, 0, api_name="/vae_generate"))
         with pytest.raises(_app_error(), match="DDPM is not loaded"):
             client.predict("dpmsolver++", 5, 4, 0, api_name="/ddpm_generate")
+    finally:
+        demo.close()
+    # Nothing loadable at all: the app still starts and every tab answers with the reason.
+    demo = _launch(app, monkeypatch, {"vae-conv-z2-beta1": str(tmp_path / "gone")})
+    try:
+        client = Client(demo.local_url, verbose=False, download_files=str(tmp_path / "dl"))
+        for args, api in [((None, 4, 0), "/vae_generate"), (("3", []), "/reconstruct_test_digit")]:
+            with pytest.raises(_app_error(), match=r"No VAE is loaded\. vae-conv-z2-beta1: .*no such model folder"):
+                client.predict(*args, api_name=api)
     finally:
         demo.close()
