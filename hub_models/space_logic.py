@@ -8,6 +8,7 @@ crashing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -34,6 +35,7 @@ DEFAULT_MODELS_DIR = REPO_ROOT / "release"
 MODELS_ENV = "GENLAB_MODELS"  # "name=source,..." or "source,...": overrides everything
 MODELS_DIR_ENV = "GENLAB_MODELS_DIR"  # local folders named like the config's keys win over repo ids
 CALIBRATION_ENV = "GENLAB_CALIBRATION_DIGITS"
+CALIBRATION_CACHE_ENV = "GENLAB_CALIBRATION_CACHE"  # folder of cached calibrations (default: the MNIST cache)
 DEFAULT_CALIBRATION_DIGITS = 2000
 
 MAX_LATENT_ABS = 50.0  # beyond this a decoder only extrapolates; API values are clamped to it
@@ -240,13 +242,38 @@ def negative_elbo(model: BetaVAE, x: torch.Tensor) -> tuple[torch.Tensor, torch.
     return bce, kld, bce + kld, mean
 
 
+def _calibration_cache_file(entry: VAEEntry, test: TestDigits) -> Path:
+    """Keyed by the weights and the digits themselves, so a retrained model or other data never reuses it."""
+    h = hashlib.sha256(b"space-calibration-v1")
+    for key, value in sorted(entry.model.state_dict().items()):
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    h.update(test.images.numpy().tobytes())
+    root = os.environ.get(CALIBRATION_CACHE_ENV) or Path(
+        os.environ.get("MNIST_GENLAB_CACHE", "~/.cache/mnist-genlab")).expanduser() / "space-calibration"
+    return Path(root) / f"{h.hexdigest()[:32]}.npz"
+
+
 def _calibrate(entry: VAEEntry, test: TestDigits) -> None:
-    bces, klds, scores, means = [], [], [], []
-    for start in range(0, len(test.images), 500):
-        b, k, s, m = negative_elbo(entry.model, test.images[start:start + 500])
-        bces.append(b), klds.append(k), scores.append(s), means.append(m)
-    entry.means, entry.labels = torch.cat(means).numpy(), test.labels
-    entry.calibration = np.sort(torch.cat(scores).numpy())
+    """Posterior means and sorted −ELBO of the test digits; cached on disk (a warm start skips the passes)."""
+    cache = _calibration_cache_file(entry, test)
+    try:
+        with np.load(cache, allow_pickle=False) as saved:
+            means, calibration = saved["means"], saved["calibration"]
+    except (OSError, KeyError, ValueError):
+        scores, means = [], []
+        for start in range(0, len(test.images), 500):
+            _, _, score, mean = negative_elbo(entry.model, test.images[start:start + 500])
+            scores.append(score), means.append(mean)
+        means, calibration = torch.cat(means).numpy(), np.sort(torch.cat(scores).numpy())
+        try:  # best effort: a read-only disk only costs the recomputation next time
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".tmp-{os.getpid()}.npz")
+            np.savez(tmp, means=means, calibration=calibration)
+            os.replace(tmp, cache)
+        except OSError:
+            pass
+    entry.means, entry.labels, entry.calibration = means, test.labels, calibration
     spread = float(np.percentile(np.abs(entry.means), 99.5)) if len(entry.means) else 3.0
     entry.limit = float(min(MAX_LATENT_ABS, max(3.0, math.ceil(spread * 1.1))))
 

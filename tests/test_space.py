@@ -263,6 +263,10 @@ def test_registry_calibrates_and_degrades(tiny_mnist_cache, space_models, tmp_pa
     assert sl.anomaly_percentile(entry, entry.calibration[0] - 1) == 0.0
     assert sl.anomaly_percentile(entry, entry.calibration[-1] + 1) == 100.0
     assert sl.anomaly_percentile(entry, float(np.median(entry.calibration))) == pytest.approx(50, abs=1)
+    # the calibration is cached, keyed by weights and digits, and a warm start reuses it exactly
+    assert sl._calibration_cache_file(entry, reg.test).is_file()
+    again = sl.load_registry({"v": space_models["vae-conv-z2-beta1"]}, calibration_digits=200).vaes["v"]
+    assert np.array_equal(again.calibration, entry.calibration) and np.array_equal(again.means, entry.means)
     # the map's pixel ↔ latent mapping round-trips
     m = sl.latent_map(entry, (0, 1))
     u, v = m.to_latent(*m.to_pixel(0.7, -1.2))
