@@ -401,7 +401,7 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
             latent = sl.latent_map(entry, dims).to_latent(float(index[0]), float(index[1]))
             if latent is None:
                 raise sl.SpaceError("Click inside the plot area of the map.")
-            values = [0.0 if v is None else float(v) for v in z[:entry.latent_dim]]
+            values = [sl.as_float(v, f"z{i + 1}") for i, v in enumerate(z[:entry.latent_dim])]
             values[dims[0]], values[dims[1]] = round(latent[0], 2), round(latent[1], 2)
             zt = sl.as_latent(values, entry.latent_dim)
             updates = [gr.Slider(value=values[i]) if i < entry.latent_dim else gr.Slider()
