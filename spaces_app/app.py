@@ -217,7 +217,7 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
                         "there. For 4-D models, pick the two dimensions the map and the grid show.")
             with gr.Row():
                 lat_model = gr.Dropdown(choices(), value=vae_names[0] if vae_names else None, label="model",
-                                        interactive=bool(vae_names))
+                                        interactive=bool(vae_names), elem_id="latent-model")
                 dim_names = [f"z{i + 1}" for i in range(n_sliders)]
                 show_dims = first is not None and first.latent_dim > 2
                 dim_x = gr.Dropdown(dim_names, value="z1", label="map x", visible=show_dims)
