@@ -115,6 +115,7 @@ def classifier_model_card(metrics: dict[str, Any], repo_id: str = "mnist-genlab-
         )],
     )
     cfg = metrics.get("config", {})
+    note = f" ({metrics['train_note']})" if metrics.get("train_note") else ""
     split_text = "official MNIST" if metrics.get("split", "official") == "official" else "the study's 80/20"
     content = f"""---
 {data.to_yaml()}
@@ -134,7 +135,7 @@ project (β-VAEs and DDPMs on MNIST): it is the classifier behind the *recognisa
 | training data | {split_text} train set ({metrics["train_size"]:,} digits) |
 | epochs / batch | {metrics["epochs"]} / {metrics["batch_size"]} |
 | optimiser | AdamW, one-cycle schedule, peak lr {metrics["learning_rate"]} |
-| training time | {metrics["train_seconds"]:.0f} s on CPU |
+| training time | {metrics["train_seconds"]:.0f} s wall, CPU, {metrics.get("torch_threads", "?")} threads{note} |
 
 Architecture: 2 × [conv3×3–BN–ReLU, conv3×3–BN–ReLU, max-pool] with channels {cfg.get("channels")} →
 FC({cfg.get("hidden_dim")}) + ReLU (penultimate features) → dropout → FC(10).
