@@ -65,19 +65,27 @@ def run(script: Path, args: list[str], out: Path, check: bool = True) -> subproc
     return done
 
 
-def kill_after_checkpoint(proc: subprocess.Popen, out: Path, min_step: int, timeout: float = 500) -> list[int]:
-    """SIGKILL `proc` as soon as a complete `checkpoint-N` with N ≥ min_step exists; returns the checkpoints left."""
-    deadline = time.monotonic() + timeout
-    while not any(int(p.name.split("-")[1]) >= min_step for p in list_checkpoints(out)):
-        if proc.poll() is not None:
-            raise AssertionError(f"the run ended (rc {proc.returncode}) before checkpoint ≥ {min_step}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(f"no checkpoint ≥ {min_step} after {timeout}s")
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    assert proc.wait(timeout=60) == -signal.SIGKILL
-    return [int(p.name.split("-")[1]) for p in list_checkpoints(out)]
+def kill_during_save(proc: subprocess.Popen, out: Path, steps: tuple[int, ...], timeout: float = 500) -> int:
+    """SIGKILL `proc` while it writes a checkpoint (its `.tmp-checkpoint-<step>` folder exists, the rename has not
+    happened yet), trying each of `steps` in turn (a save lasts only ~10 ms: a busy poller may miss one).
+    Returns the step whose save was cut."""
+    root, deadline = out / "checkpoints", time.monotonic() + timeout
+    for step in steps:
+        tmp, final = root / f".tmp-checkpoint-{step}", root / f"checkpoint-{step}"
+        while not tmp.exists() and not final.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError(f"the run ended or stalled before checkpoint-{step} (rc {proc.poll()})")
+            time.sleep(0.001)
+        if final.exists():
+            continue  # missed this save's window: cut the next one
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+        if tmp.is_dir() and not final.exists():
+            return step
+        raise AssertionError(f"the save of checkpoint-{step} finished before the kill landed")
+    proc.kill()
+    raise AssertionError(f"missed the save windows of checkpoints {steps}")
 
 
 def truncate_half(path: Path) -> None:
@@ -116,35 +124,41 @@ def copy_run(src: Path, dest: Path) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Shared runs: an uninterrupted reference and a run SIGKILLed mid-epoch, per script (started side by side)
+# Shared runs, per script (started side by side): an uninterrupted reference, and the same run SIGKILLed
+# mid-epoch while it was writing a checkpoint (the worst moment: a half-written checkpoint folder is left).
 # ----------------------------------------------------------------------------------------------------------
-def _reference_and_killed(script: Path, args: list[str], root: Path, min_step: int) -> dict:
+def _reference_and_killed(script: Path, args: list[str], root: Path, kill_during: tuple[int, ...]) -> dict:
     reference, killed = root / "reference", root / "killed"
     ref_proc = start(script, args, reference)
     kill_proc = start(script, args, killed)
-    left = kill_after_checkpoint(kill_proc, killed, min_step)
+    cut = kill_during_save(kill_proc, killed, kill_during)
     assert ref_proc.wait(timeout=600) == 0, (root / "reference.log").read_text()[-3000:]
-    return {"reference": reference, "killed": killed, "checkpoints": left, "log": (root / "killed.log").read_text()}
+    left = [int(p.name.split("-")[1]) for p in list_checkpoints(killed)]
+    assert left == [s for s in (3, 6, 9) if s < cut][-3:], left  # every earlier save complete, the cut one absent
+    return {"reference": reference, "killed": killed, "checkpoints": left, "cut": cut}
 
 
 @pytest.fixture(scope="module")
 def vae_runs(tiny_mnist_cache, tmp_path_factory) -> dict:
-    # Killed once checkpoint-6 exists, so at least two checkpoints (3 and 6) are left for the skip test.
-    return _reference_and_killed(VAE_SCRIPT, VAE_ARGS, tmp_path_factory.mktemp("vae"), min_step=6)
+    # Killed while saving checkpoint-9 (or 12): checkpoints 3 and 6 (and 9) are complete, for the skip test.
+    return _reference_and_killed(VAE_SCRIPT, VAE_ARGS, tmp_path_factory.mktemp("vae"), kill_during=(9, 12))
 
 
 @pytest.fixture(scope="module")
 def ddpm_runs(tiny_mnist_cache, tmp_path_factory) -> dict:
-    return _reference_and_killed(DDPM_SCRIPT, DDPM_ARGS, tmp_path_factory.mktemp("ddpm"), min_step=3)
+    return _reference_and_killed(DDPM_SCRIPT, DDPM_ARGS, tmp_path_factory.mktemp("ddpm"), kill_during=(6, 9))
 
 
 # ----------------------------------------------------------------------------------------------------------
 # SIGKILL mid-epoch, resume, compare
 # ----------------------------------------------------------------------------------------------------------
 def test_vae_sigkill_mid_epoch_then_resume_is_bitwise_identical(vae_runs, tmp_path):
+    # Killed while writing checkpoint-9 (step 9 of 12, in epoch 2 of 8-step epochs): its temp folder is left
+    # half-written, and `latest` must resume from checkpoint-6 (itself mid-epoch 1).
     latest = max(vae_runs["checkpoints"])
-    assert latest < MAX_STEPS and latest % STEPS_PER_EPOCH != 0, f"not killed mid-epoch: {vae_runs['checkpoints']}"
+    assert latest % STEPS_PER_EPOCH != 0
     killed = copy_run(vae_runs["killed"], tmp_path / "run")
+    assert (killed / "checkpoints" / f".tmp-checkpoint-{vae_runs['cut']}").is_dir()
     # A killed run is not a finished run: no metrics.json (the study runner's "done" marker), no model at the root.
     assert not (killed / "metrics.json").exists()
     assert not (killed / "diffusion_pytorch_model.safetensors").exists()
@@ -163,10 +177,12 @@ def test_vae_sigkill_mid_epoch_then_resume_is_bitwise_identical(vae_runs, tmp_pa
 
 
 def test_ddpm_sigkill_mid_epoch_then_resume_is_bitwise_identical(ddpm_runs, tmp_path):
+    # Killed while writing checkpoint-6 (step 6 of 8 in epoch 1): resume from checkpoint-3.
     latest = max(ddpm_runs["checkpoints"])
-    assert latest < MAX_STEPS and latest % STEPS_PER_EPOCH != 0, f"not killed mid-epoch: {ddpm_runs['checkpoints']}"
+    assert latest % STEPS_PER_EPOCH != 0
     killed = copy_run(ddpm_runs["killed"], tmp_path / "run")
-    if latest < STEPS_PER_EPOCH:  # killed in epoch 1: nothing at the root yet (the DDPM writes it per epoch)
+    assert (killed / "checkpoints" / f".tmp-checkpoint-{ddpm_runs['cut']}").is_dir()
+    if ddpm_runs["cut"] < STEPS_PER_EPOCH:  # killed in epoch 1: nothing at the root yet (written per epoch)
         assert not (killed / "metrics.json").exists() and not (killed / "unet").exists()
 
     t0 = time.perf_counter()
@@ -187,15 +203,13 @@ def test_ddpm_sigkill_mid_epoch_then_resume_is_bitwise_identical(ddpm_runs, tmp_
 # ----------------------------------------------------------------------------------------------------------
 def test_latest_ignores_a_temp_folder_and_skips_a_truncated_checkpoint(vae_runs, tmp_path):
     run_dir = copy_run(vae_runs["killed"], tmp_path / "run")
-    steps = sorted(vae_runs["checkpoints"])
+    steps = vae_runs["checkpoints"]
     assert len(steps) >= 2, steps
     newest = run_dir / "checkpoints" / f"checkpoint-{steps[-1]}"
-    # A kill during the save of the next checkpoint leaves its temp folder behind (half written).
-    tmp = run_dir / "checkpoints" / f".tmp-checkpoint-{steps[-1] + 3}"
-    shutil.rmtree(tmp, ignore_errors=True)  # the kill itself may have left one already
-    shutil.copytree(newest, tmp)
-    (tmp / "optimizer.bin").unlink()
-    # And the newest complete-looking checkpoint is damaged (a disk problem, a copy cut short).
+    # The kill during the save of the next checkpoint left its temp folder behind, half written.
+    tmp = run_dir / "checkpoints" / f".tmp-checkpoint-{vae_runs['cut']}"
+    assert tmp.is_dir()
+    # And the newest complete checkpoint is damaged (a disk problem, a copy cut short).
     truncate_half(newest / "model.safetensors")
     assert [p.name for p in list_checkpoints(run_dir)][-1] == newest.name  # the temp folder is not listed
 
