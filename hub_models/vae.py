@@ -75,7 +75,9 @@ class BetaVAE(ModelMixin, ConfigMixin):
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         """diffusers' `from_pretrained`, but strict: safetensors only (never a pickled .bin), and a checkpoint
         that lacks or adds tensors is an error instead of a silently half-initialised model."""
-        kwargs.setdefault("use_safetensors", True)
+        if kwargs.get("use_safetensors") is False:
+            raise ValueError("mnist-genlab models load from safetensors only (use_safetensors=False is refused)")
+        kwargs["use_safetensors"] = True
         want_info = kwargs.pop("output_loading_info", False)
         model, info = super().from_pretrained(pretrained_model_name_or_path, output_loading_info=True, **kwargs)
         problems = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys",

@@ -281,4 +281,7 @@ def _push(output_dir: Path, args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    try:
+        main(parse_args())
+    except FloatingPointError as err:  # diverged: the checkpoints on disk are the last good state
+        raise SystemExit(f"error: {err}") from None
