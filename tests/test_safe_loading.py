@@ -100,8 +100,8 @@ def test_vae_folder_with_only_pickled_weights_is_refused(vae_dir, marker):
         load(vae_dir)
     with pytest.raises(OSError, match=r"no file named diffusion_pytorch_model\.safetensors"):
         ConvVAE.from_pretrained(vae_dir)
-    # Even a caller who opts out of safetensors only reaches torch's restricted (weights_only) unpickler.
-    with pytest.raises(OSError, match="Unable to load weights"):
+    # A caller cannot opt out of safetensors.
+    with pytest.raises(ValueError, match="safetensors only"):
         ConvVAE.from_pretrained(vae_dir, use_safetensors=False)
     with pytest.raises(HubLoadError):
         load(vae_dir, use_safetensors=False)  # load() drops the flag: safetensors only
