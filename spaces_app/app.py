@@ -82,6 +82,27 @@ def user_errors(fn):
     return wrapper
 
 
+def uploads_only(value: Any) -> Any:
+    """Refuse any file path in an image value that is not in gradio's upload/cache folder.
+
+    The image handlers take raw values (`preprocess=False`), and gradio does not check paths in them: an API
+    call could name any file on the server (`{"path": "/etc/hostname"}`), which `prepare_digit` would read."""
+    from gradio.utils import get_upload_folder, is_in_or_equal
+
+    if isinstance(value, dict):
+        for key in ("background", "composite"):
+            uploads_only(value.get(key))
+        layers = value.get("layers")
+        for layer in layers if isinstance(layers, list) else []:
+            uploads_only(layer)
+        path = value.get("path")
+    else:
+        path = value
+    if isinstance(path, (str, os.PathLike)) and not is_in_or_equal(str(path), get_upload_folder()):
+        raise InputImageError("The image did not arrive as an upload; please upload or draw it again.")
+    return value
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The app
 # ----------------------------------------------------------------------------------------------------------
@@ -432,7 +453,7 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
         @user_errors
         def reconstruct_drawing(value, names):
             try:
-                x = prepare_digit(value)
+                x = prepare_digit(uploads_only(value))
             except InputImageError as err:
                 # The Sketchpad also reports its blank canvas (on load, after clearing): say so in place,
                 # without a pop-up and without wiping the last result.
@@ -441,7 +462,7 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
 
         @user_errors
         def reconstruct_upload(value, names):
-            return _reconstruct(prepare_digit(value), names)
+            return _reconstruct(prepare_digit(uploads_only(value)), names)
 
         @user_errors
         def reconstruct_test_digit(digit, names, seed=None):
@@ -472,14 +493,14 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
         @user_errors
         def interpolate(a, b, name, steps):
             entry = reg.vae(name)
-            xa, xb = prepare_digit(a), prepare_digit(b)
+            xa, xb = prepare_digit(uploads_only(a)), prepare_digit(uploads_only(b))
             return (sl.interpolate(entry, xa, xb, steps, "lerp"), sl.interpolate(entry, xa, xb, steps, "slerp"))
 
         @user_errors
         def interpolate_if_ready(a, b, name, steps):
             """After a pick: interpolate once both sides hold a digit, silently wait otherwise."""
             try:
-                xa, xb = prepare_digit(a), prepare_digit(b)
+                xa, xb = prepare_digit(uploads_only(a)), prepare_digit(uploads_only(b))
             except InputImageError:
                 return gr.skip(), gr.skip()
             entry = reg.vae(name)
