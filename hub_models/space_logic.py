@@ -193,8 +193,10 @@ class Registry:
     def vae(self, name: str | None) -> VAEEntry:
         if not self.vaes:
             raise SpaceError("No VAE is loaded. " + self.describe_errors("vae"))
-        if name is None or name not in self.vaes:
-            raise SpaceError(f"Unknown VAE {name!r}; choose one of: {', '.join(self.vaes)}.")
+        # Checked as a string first: an API call may send a list or dict (unhashable: a TypeError in `in`).
+        if not isinstance(name, str) or name not in self.vaes:
+            shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "…"  # never echo a huge value
+            raise SpaceError(f"Unknown VAE {shown}; choose one of: {', '.join(self.vaes)}.")
         return self.vaes[name]
 
     def require_ddpm(self) -> DDPMEntry:
@@ -609,8 +611,9 @@ def ddpm_stream(entry: DDPMEntry, sampler: str = DEFAULT_SAMPLER, steps: Any = D
     heartbeat keeps the iterator closable within half a second even when steps are slow."""
     from .sampling import SAMPLERS, sample_images
 
-    if sampler not in SAMPLERS:
-        raise SpaceError(f"Unknown sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}.")
+    if not isinstance(sampler, str) or sampler not in SAMPLERS:
+        shown = repr(sampler) if len(repr(sampler)) <= 60 else repr(sampler)[:57] + "…"  # never echo a huge value
+        raise SpaceError(f"Unknown sampler {shown}: choose one of {', '.join(SAMPLERS)}.")
     n_steps = as_int(steps, "The number of steps", 1, MAX_DDPM_STEPS)
     n = as_int(count, "The number of digits", 1, MAX_IMAGES)
     generator = torch.Generator().manual_seed(as_seed(seed))
