@@ -45,7 +45,7 @@ class MNISTUnavailableError(RuntimeError):
 
 def default_cache_dir() -> Path:
     """`$MNIST_GENLAB_CACHE`, else `~/.cache/mnist-genlab`."""
-    return Path(os.environ.get("MNIST_GENLAB_CACHE", "~/.cache/mnist-genlab")).expanduser()
+    return Path(os.environ.get("MNIST_GENLAB_CACHE") or "~/.cache/mnist-genlab").expanduser()
 
 
 def _log(msg: str) -> None:
