@@ -62,6 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--client_nice", type=int, default=10,
                    help="Niceness added to the clients' process once the app runs: real users run on other "
                         "machines, so here the clients should not take CPU from the server (0 disables).")
+    p.add_argument("--processes", type=int, default=1,
+                   help="Spread the users over this many client processes (one Python process saturates its "
+                        "GIL at about one core of gradio_client work; 1 keeps every user in this process).")
     p.add_argument("--json", default=None, help="Also write the results to this JSON file.")
     return p.parse_args(argv)
 
@@ -268,6 +271,63 @@ def run_load(endpoint: str, clients: list, args: tuple, duration: float, server_
     return result
 
 
+def _worker(endpoint: str, url: str, n: int, args: tuple, download: str | bool, first_seed: int, ready, go,
+            deadline, out) -> None:
+    """A client process: n users, started together with the other processes' at `go`, until `deadline`."""
+    from gradio_client import Client
+
+    clients = [Client(url, verbose=False, download_files=download) for _ in range(n)]
+    ready.put(True)
+    go.wait()
+    result, lock = Result(endpoint, n), threading.Lock()
+    own0 = time.process_time()
+    threads = [threading.Thread(target=_user, args=(endpoint, c, args, deadline.value, result, lock,
+                                                    first_seed + i), daemon=True) for i, c in enumerate(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out.put((result.latencies, result.errors, time.process_time() - own0))
+
+
+def run_load_processes(endpoint: str, url: str, n: int, processes: int, args: tuple, duration: float,
+                       download: str | bool, server_pid: int | None, ddpm_log: Path | None) -> Result:
+    """Like run_load, with the n users spread over `processes` client processes (spawned, so none inherits
+    this process's threads)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    ready, out, go, deadline = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Value("d", 0.0)
+    shares = [n // processes + (i < n % processes) for i in range(min(processes, n))]
+    procs = [ctx.Process(target=_worker, args=(endpoint, url, k, args, download, 1000 * i, ready, go, deadline,
+                                               out), daemon=True) for i, k in enumerate(shares)]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        ready.get(timeout=300)
+    result = Result(endpoint, n, load_before=os.getloadavg())
+    since, cpu0, t0 = time.monotonic(), cpu_seconds(server_pid), time.perf_counter()
+    deadline.value = t0 + duration  # perf_counter is the system-wide monotonic clock on Linux
+    go.set()
+    client_cpu = 0.0
+    for _ in procs:
+        latencies, errors, cpu = out.get(timeout=duration + 600)
+        result.latencies += latencies
+        result.errors += errors
+        client_cpu += cpu
+    for p in procs:
+        p.join(timeout=30)
+    result.seconds = time.perf_counter() - t0
+    cpu1 = cpu_seconds(server_pid)
+    if cpu0 is not None and cpu1 is not None:
+        result.cpu_cores = (cpu1 - cpu0) / result.seconds
+    result.client_cpu_cores = client_cpu / result.seconds
+    if endpoint == "ddpm":
+        result.intervals = read_intervals(ddpm_log, since)
+    result.load_after = os.getloadavg()
+    return result
+
+
 def ddpm_concurrency_limit() -> int | None:
     """The concurrency limit spaces_app/app.py sets on the DDPM event (gradio's /config does not say it):
     read from the app built with no models."""
@@ -338,14 +398,19 @@ def main(args: argparse.Namespace) -> int:
         clients[0].predict(*decode_args, api_name="/decode_latent")
         if "ddpm" in endpoints:
             clients[0].predict(*ddpm_args, api_name="/ddpm_generate")
-        print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}; decode model {vae}; DDPM "
+        print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}; {args.processes} client "
+              f"process(es); decode model {vae}; DDPM "
               f"{args.ddpm_count} digits × {args.ddpm_steps} {args.sampler} steps; {args.duration:g} s per run",
               flush=True)
         results = []
         for endpoint in endpoints:
             for n in counts:
-                r = run_load(endpoint, clients[:n], decode_args if endpoint == "decode" else ddpm_args,
-                             args.duration, pid, ddpm_log)
+                call_args = decode_args if endpoint == "decode" else ddpm_args
+                if args.processes > 1 and n > 1:
+                    r = run_load_processes(endpoint, url, n, args.processes, call_args, args.duration,
+                                           False if args.no_download else str(downloads), pid, ddpm_log)
+                else:
+                    r = run_load(endpoint, clients[:n], call_args, args.duration, pid, ddpm_log)
                 results.append(r)
                 print(f"  {endpoint:6s} N={n:<3d} {len(r.latencies):5d} requests in {r.seconds:5.1f} s, "
                       f"{len(r.errors)} errors", flush=True)
