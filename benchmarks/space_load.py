@@ -65,6 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--processes", type=int, default=1,
                    help="Spread the users over this many client processes (one Python process saturates its "
                         "GIL at about one core of gradio_client work; 1 keeps every user in this process).")
+    p.add_argument("--decode_limit", type=int, default=None,
+                   help="Experiment: run the launched app with this concurrency_limit on the slider decode "
+                        "instead of the app's own.")
     p.add_argument("--json", default=None, help="Also write the results to this JSON file.")
     return p.parse_args(argv)
 
@@ -132,16 +135,25 @@ def logged_stream(*args, **kwargs):
     finally:
         log.write(json.dumps([start, time.monotonic()]) + "\\n")
 sl.ddpm_stream = logged_stream
+if os.environ.get("SPACE_LOAD_DECODE_LIMIT"):  # experiment: another concurrency limit on the slider decode
+    import gradio as gr
+    on = gr.on
+    def on_with_limit(*args, **kwargs):
+        if kwargs.get("api_name") == "decode_latent":
+            kwargs["concurrency_limit"] = int(os.environ["SPACE_LOAD_DECODE_LIMIT"])
+        return on(*args, **kwargs)
+    gr.on = on_with_limit
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
-def launch(models: dict[str, str], torch_threads: int, log: Path, ddpm_log: Path) -> tuple[subprocess.Popen, str]:
+def launch(models: dict[str, str], torch_threads: int, log: Path, ddpm_log: Path,
+           decode_limit: int | None = None) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = dict(os.environ, GENLAB_TORCH_THREADS=str(torch_threads), GRADIO_ANALYTICS_ENABLED="False",
                GENLAB_CALIBRATION_DIGITS=os.environ.get("GENLAB_CALIBRATION_DIGITS", "1000"),
-               SPACE_LOAD_DDPM_LOG=str(ddpm_log))
+               SPACE_LOAD_DDPM_LOG=str(ddpm_log), SPACE_LOAD_DECODE_LIMIT=str(decode_limit or ""))
     cmd = [sys.executable, "-c", SERVER_WRAPPER, str(REPO_ROOT / "spaces_app" / "app.py"), "--port", str(port),
            "--host", "127.0.0.1", "--models", ",".join(f"{k}={v}" for k, v in models.items())]
     proc = subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=REPO_ROOT)
@@ -381,7 +393,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"launching the app with {description} …", flush=True)
             t = time.perf_counter()
             ddpm_log = work / "ddpm_intervals.jsonl"
-            proc, url = launch(models, args.torch_threads, work / "app.log", ddpm_log)
+            proc, url = launch(models, args.torch_threads, work / "app.log", ddpm_log, args.decode_limit)
             print(f"app up at {url} in {time.perf_counter() - t:.0f} s (log: {work / 'app.log'})", flush=True)
         pid = proc.pid if proc else None
         if args.client_nice:
