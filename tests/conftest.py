@@ -10,7 +10,7 @@ from pathlib import Path
 os.environ.setdefault("MNIST_GENLAB_SKIP_HUB", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-import pytest  # noqa: E402
+import pytest
 
 # The offline Hub server and its environment (must load before anything imports huggingface_hub).
 pytest_plugins = ["hub_fixtures"]
