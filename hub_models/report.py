@@ -182,7 +182,8 @@ def study_claims(runs: dict[str, Run], ddpm: dict[str, Any] | None) -> list[Clai
         "confirmed" if conv2.metrics["seconds_per_epoch"] < dense2.metrics["seconds_per_epoch"] else "refuted"))
     add("Reconstruction: β=1e-3 excellent > β=1 good > β=20 blurry (Conv z=2)", list(conv.values()), lambda: (
         " / ".join(f"β={beta_tag(b)}: BCE {conv[b].bce:.1f}" for b in STUDY_BETAS),
-        "confirmed" if conv[1e-3].bce < conv[1.0].bce < conv[20.0].bce else "refuted"))
+        "confirmed" if conv[1e-3].bce < 0.99 * conv[1.0].bce and conv[1.0].bce < conv[20.0].bce else
+        "partly" if max(conv[1e-3].bce, conv[1.0].bce) < conv[20.0].bce else "refuted"))
     add("Latent structure: β=1e-3 scattered, β=1 structured, β=20 over-compressed (KLD, Conv z=2)",
         list(conv.values()), lambda: (
             " / ".join(f"β={beta_tag(b)}: KLD {conv[b].kld:.1f}" for b in STUDY_BETAS),
