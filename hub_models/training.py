@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import math
@@ -21,6 +22,22 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINTS_DIR = "checkpoints"
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer ≥ 1, with a message that names the bad value."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number ≥ 0."""
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number ≥ 0, got {text}")
+    return value
 
 
 def make_accelerator(output_dir: str | os.PathLike, *, mixed_precision: str | None = None,

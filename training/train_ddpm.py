@@ -43,6 +43,7 @@ from hub_models.training import (
     list_checkpoints,
     load_checkpoint,
     make_accelerator,
+    positive_int,
     resume_point,
     save_checkpoint,
     updates_per_epoch,
@@ -52,12 +53,6 @@ from hub_models.unet import UNET_CONFIGS, count_parameters, make_unet
 
 STUDY_RESULTS = {"train_loss": 0.0278, "test_loss": 0.0280, "fid": 28.11}
 
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {text}")
-    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

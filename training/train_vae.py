@@ -36,25 +36,13 @@ from hub_models.training import (
     end_training,
     load_checkpoint,
     make_accelerator,
+    non_negative_float,
+    positive_int,
     resume_point,
     save_checkpoint,
     updates_per_epoch,
     write_json_atomic,
 )
-
-
-def non_negative_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number ≥ 0, got {text}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {text}")
-    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
