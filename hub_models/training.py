@@ -138,6 +138,17 @@ def resume_point(global_step: int | None, updates_per_epoch: int, gradient_accum
     return ResumePoint(global_step, epoch, done * gradient_accumulation_steps)
 
 
+def resume_from(accelerator: Accelerator, output_dir: str | os.PathLike, which: str | None,
+                updates_per_epoch: int, gradient_accumulation_steps: int) -> ResumePoint:
+    """Restore `which` (`latest`, a path, or None for a fresh run) and say where training picks up."""
+    step = None
+    if which:
+        step = load_checkpoint(accelerator, output_dir, which)
+        if step is None:
+            accelerator.print("No checkpoint to resume from: starting a new run.")
+    return resume_point(step, updates_per_epoch, gradient_accumulation_steps)
+
+
 def updates_per_epoch(num_batches: int, gradient_accumulation_steps: int) -> int:
     return math.ceil(num_batches / gradient_accumulation_steps)
 

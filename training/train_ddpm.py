@@ -41,10 +41,9 @@ from hub_models.training import (
     check_finite,
     end_training,
     list_checkpoints,
-    load_checkpoint,
     make_accelerator,
     positive_int,
-    resume_point,
+    resume_from,
     save_checkpoint,
     updates_per_epoch,
     write_json_atomic,
@@ -374,12 +373,8 @@ def main(args: argparse.Namespace) -> None:
     if ema is not None:
         accelerator.register_for_checkpointing(ema)
 
-    start = resume_point(None, steps_per_epoch, args.gradient_accumulation_steps)
-    if args.resume_from_checkpoint:
-        step = load_checkpoint(accelerator, output_dir, args.resume_from_checkpoint)
-        if step is None:
-            accelerator.print("No checkpoint to resume from: starting a new run.")
-        start = resume_point(step, steps_per_epoch, args.gradient_accumulation_steps)
+    start = resume_from(accelerator, output_dir, args.resume_from_checkpoint, steps_per_epoch,
+                        args.gradient_accumulation_steps)
     if ema is not None:
         ema.to(accelerator.device)  # load_state puts the shadow weights on the CPU
 

@@ -34,11 +34,10 @@ from hub_models.training import (
     Stopwatch,
     check_finite,
     end_training,
-    load_checkpoint,
     make_accelerator,
     non_negative_float,
     positive_int,
-    resume_point,
+    resume_from,
     save_checkpoint,
     updates_per_epoch,
     write_json_atomic,
@@ -167,12 +166,8 @@ def main(args: argparse.Namespace) -> None:
     max_steps = args.max_train_steps or args.epochs * steps_per_epoch
     num_epochs = math.ceil(max_steps / steps_per_epoch)
 
-    start = resume_point(None, steps_per_epoch, args.gradient_accumulation_steps)
-    if args.resume_from_checkpoint:
-        step = load_checkpoint(accelerator, output_dir, args.resume_from_checkpoint)
-        if step is None:
-            accelerator.print("No checkpoint to resume from: starting a new run.")
-        start = resume_point(step, steps_per_epoch, args.gradient_accumulation_steps)
+    start = resume_from(accelerator, output_dir, args.resume_from_checkpoint, steps_per_epoch,
+                        args.gradient_accumulation_steps)
     history_path = output_dir / "history.json"
     history = _read_history(history_path, start.first_epoch) if start.global_step else []
 
