@@ -5,12 +5,14 @@
     python benchmarks/space_load.py --models tiny --duration 5 --clients 1,8
     python benchmarks/space_load.py --url http://127.0.0.1:7860   # a server that is already running
 
-The app runs in its own process (`spaces_app/app.py` on 127.0.0.1), so the clients' threads do not share its
-GIL or its CPU accounting. Each of the N users is one thread with its own `gradio_client.Client` (its own
-session, as N browser tabs would be); it sends a request, waits for the result (the PNG downloaded, as a
-browser would), and sends the next until the time is up. Requests still running at the deadline finish and
-count. Reported per endpoint and N: requests, throughput, p50/p95/max latency, errors, the server's CPU use
-(cores: CPU seconds / wall seconds) and the load average of the machine (other jobs share its cores).
+The app runs in its own process (`spaces_app/app.py` on 127.0.0.1). Each of the N users is an asyncio task with
+its own HTTP client, speaking gradio's HTTP API the way a browser tab does: it joins the queue
+(`POST /gradio_api/call/<api>`), reads the event stream to the end, downloads the result PNG, and sends the next
+request until the time is up. Requests still running at the deadline finish and count. Reported per endpoint and
+N: requests, throughput, p50/p95/max latency, errors, the CPU use of server and clients (cores: CPU seconds / wall
+seconds) and the load average of the machine (other jobs share its cores). Real users run on other machines; here
+the clients share the server's 2 cores, so they are kept cheap (a few ms of CPU per request; `gradio_client`
+costs 75–100 ms, which made the clients, not the server, the bottleneck) and run at nice +10.
 
 For the DDPM it also shows that requests queue instead of running side by side: the app sets
 `concurrency_limit=1` on that event (read from the app), and the table's `in-flight max` is the largest
@@ -33,7 +35,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,9 +63,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--client_nice", type=int, default=10,
                    help="Niceness added to the clients' process once the app runs: real users run on other "
                         "machines, so here the clients should not take CPU from the server (0 disables).")
-    p.add_argument("--processes", type=int, default=1,
-                   help="Spread the users over this many client processes (one Python process saturates its "
-                        "GIL at about one core of gradio_client work; 1 keeps every user in this process).")
     p.add_argument("--decode_limit", type=int, default=None,
                    help="Experiment: run the launched app with this concurrency_limit on the slider decode "
                         "instead of the app's own.")
@@ -225,31 +223,51 @@ class Result:
         return best
 
 
-def _decode_args(client, vae: str) -> tuple:
-    api = client.view_api(print_info=False, return_format="dict")
-    n_sliders = len(api["named_endpoints"]["/decode_latent"]["parameters"]) - 1
-    return (vae, *[0.0] * n_sliders)
+def _user_args(endpoint: str, args: tuple, rng) -> list:
+    if endpoint == "decode":  # a slider being dragged: the model, then random z values
+        return [args[0], *[round(rng.uniform(-2.5, 2.5), 2) for _ in args[1:]]]
+    return [*args[:-1], rng.randrange(10**6)]  # the DDPM settings with a fresh seed
 
 
-def _user(endpoint: str, client, args: tuple, deadline: float, result: Result, lock: threading.Lock,
-          rng_seed: int) -> None:
+async def _call(http, url: str, session: str, fn_index: int, data: list, download: bool) -> None:
+    """One request as a browser tab makes it: join the queue in the tab's session, read the session's event
+    stream until the result arrives, fetch the image."""
+    r = await http.post(f"{url}gradio_api/queue/join",
+                        json={"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None})
+    r.raise_for_status()
+    message: dict = {}
+    async with http.stream("GET", f"{url}gradio_api/queue/data", params={"session_hash": session}) as stream:
+        async for line in stream.aiter_lines():
+            if line.startswith("data:"):
+                message = json.loads(line[5:])
+                if message.get("msg") in ("process_completed", "close_stream", "unexpected_error"):
+                    break
+    output = message.get("output") or {}
+    if message.get("msg") != "process_completed" or not message.get("success"):
+        raise RuntimeError(f"{message.get('msg')}: {str(output.get('error') or message)[:200]}")
+    image = output["data"][0]
+    if download and isinstance(image, dict) and image.get("url"):
+        (await http.get(image["url"])).raise_for_status()
+
+
+async def _user(endpoint: str, url: str, fn_index: int, args: tuple, deadline: float, result: Result, seed: int,
+                download: bool) -> None:
     import random
+    import uuid
 
-    rng = random.Random(rng_seed)
-    while time.perf_counter() < deadline:
-        t0 = time.perf_counter()
-        try:
-            if endpoint == "decode":
-                z = [round(rng.uniform(-2.5, 2.5), 2) for _ in args[1:]]  # a slider being dragged
-                client.predict(args[0], *z, api_name="/decode_latent")
-            else:
-                client.predict(*args[:-1], rng.randrange(10**6), api_name="/ddpm_generate")
-        except Exception as err:  # counted and reported: the point of a load test
-            with lock:
+    import httpx
+
+    rng, session = random.Random(seed), uuid.uuid4().hex[:11]  # one session per user, as one browser tab
+    async with httpx.AsyncClient(timeout=600) as http:
+        while True:  # at least one request, then until the deadline
+            t0 = time.perf_counter()
+            try:
+                await _call(http, url, session, fn_index, _user_args(endpoint, args, rng), download)
+                result.latencies.append(time.perf_counter() - t0)
+            except Exception as err:  # counted and reported: the point of a load test
                 result.errors.append(f"{type(err).__name__}: {str(err)[:200]}")
-            continue
-        with lock:
-            result.latencies.append(time.perf_counter() - t0)
+            if time.perf_counter() >= deadline:
+                break
 
 
 def read_intervals(ddpm_log: Path | None, since: float) -> list[tuple[float, float]]:
@@ -259,81 +277,24 @@ def read_intervals(ddpm_log: Path | None, since: float) -> list[tuple[float, flo
     return [(a, b) for a, b in rows if a >= since]
 
 
-def run_load(endpoint: str, clients: list, args: tuple, duration: float, server_pid: int | None,
-             ddpm_log: Path | None) -> Result:
-    result = Result(endpoint, len(clients), load_before=os.getloadavg())
-    lock = threading.Lock()
+def run_load(endpoint: str, url: str, fn_index: int, n: int, args: tuple, duration: float,
+             server_pid: int | None, ddpm_log: Path | None, download: bool) -> Result:
+    """n users, each an asyncio task with its own HTTP client, for `duration` seconds."""
+    import asyncio
+
+    async def all_users() -> None:
+        await asyncio.gather(*[_user(endpoint, url, fn_index, args, deadline, result, i, download) for i in range(n)])
+
+    result = Result(endpoint, n, load_before=os.getloadavg())
     since = time.monotonic()
     cpu0, own0, t0 = cpu_seconds(server_pid), time.process_time(), time.perf_counter()
     deadline = t0 + duration
-    threads = [threading.Thread(target=_user, args=(endpoint, c, args, deadline, result, lock, i), daemon=True)
-               for i, c in enumerate(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    asyncio.run(all_users())
     result.seconds = time.perf_counter() - t0
     cpu1 = cpu_seconds(server_pid)
     if cpu0 is not None and cpu1 is not None:
         result.cpu_cores = (cpu1 - cpu0) / result.seconds
     result.client_cpu_cores = (time.process_time() - own0) / result.seconds
-    if endpoint == "ddpm":
-        result.intervals = read_intervals(ddpm_log, since)
-    result.load_after = os.getloadavg()
-    return result
-
-
-def _worker(endpoint: str, url: str, n: int, args: tuple, download: str | bool, first_seed: int, ready, go,
-            deadline, out) -> None:
-    """A client process: n users, started together with the other processes' at `go`, until `deadline`."""
-    from gradio_client import Client
-
-    clients = [Client(url, verbose=False, download_files=download) for _ in range(n)]
-    ready.put(True)
-    go.wait()
-    result, lock = Result(endpoint, n), threading.Lock()
-    own0 = time.process_time()
-    threads = [threading.Thread(target=_user, args=(endpoint, c, args, deadline.value, result, lock,
-                                                    first_seed + i), daemon=True) for i, c in enumerate(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    out.put((result.latencies, result.errors, time.process_time() - own0))
-
-
-def run_load_processes(endpoint: str, url: str, n: int, processes: int, args: tuple, duration: float,
-                       download: str | bool, server_pid: int | None, ddpm_log: Path | None) -> Result:
-    """Like run_load, with the n users spread over `processes` client processes (spawned, so none inherits
-    this process's threads)."""
-    import multiprocessing as mp
-
-    ctx = mp.get_context("spawn")
-    ready, out, go, deadline = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Value("d", 0.0)
-    shares = [n // processes + (i < n % processes) for i in range(min(processes, n))]
-    procs = [ctx.Process(target=_worker, args=(endpoint, url, k, args, download, 1000 * i, ready, go, deadline,
-                                               out), daemon=True) for i, k in enumerate(shares)]
-    for p in procs:
-        p.start()
-    for _ in procs:
-        ready.get(timeout=300)
-    result = Result(endpoint, n, load_before=os.getloadavg())
-    since, cpu0, t0 = time.monotonic(), cpu_seconds(server_pid), time.perf_counter()
-    deadline.value = t0 + duration  # perf_counter is the system-wide monotonic clock on Linux
-    go.set()
-    client_cpu = 0.0
-    for _ in procs:
-        latencies, errors, cpu = out.get(timeout=duration + 600)
-        result.latencies += latencies
-        result.errors += errors
-        client_cpu += cpu
-    for p in procs:
-        p.join(timeout=30)
-    result.seconds = time.perf_counter() - t0
-    cpu1 = cpu_seconds(server_pid)
-    if cpu0 is not None and cpu1 is not None:
-        result.cpu_cores = (cpu1 - cpu0) / result.seconds
-    result.client_cpu_cores = client_cpu / result.seconds
     if endpoint == "ddpm":
         result.intervals = read_intervals(ddpm_log, since)
     result.load_after = os.getloadavg()
@@ -378,16 +339,28 @@ def table(results: list[Result], ddpm_limit: int | None) -> str:
     return "\n".join(lines)
 
 
-def main(args: argparse.Namespace) -> int:
-    from gradio_client import Client
+API_NAMES = {"decode": "decode_latent", "ddpm": "ddpm_generate"}
 
+
+def api_info(url: str) -> tuple[str, int, dict[str, int]]:
+    """The decode endpoint's default model, its number of latent sliders, and each endpoint's fn_index."""
+    import httpx
+
+    params = httpx.get(f"{url}gradio_api/info", timeout=30).json()["named_endpoints"]["/decode_latent"][
+        "parameters"]
+    config = httpx.get(f"{url}config", timeout=30).json()
+    ids = {dep.get("api_name"): dep["id"] for dep in config["dependencies"]}
+    return params[0].get("parameter_default"), len(params) - 1, {e: ids[a] for e, a in API_NAMES.items()}
+
+
+def main(args: argparse.Namespace) -> int:
     counts = [int(n) for n in args.clients.split(",") if n.strip()]
     endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()]
     work = Path(tempfile.mkdtemp(prefix="space-load-"))
     proc, description, ddpm_log = None, "the running app at " + str(args.url), None
     try:
         if args.url:
-            url = args.url
+            url = args.url.rstrip("/") + "/"
         else:
             models, description = build_models(args.models, work / "models")
             print(f"launching the app with {description} …", flush=True)
@@ -398,31 +371,25 @@ def main(args: argparse.Namespace) -> int:
         pid = proc.pid if proc else None
         if args.client_nice:
             os.nice(args.client_nice)  # the app keeps its own priority
-        downloads = work / "downloads"
-        clients = [Client(url, verbose=False, download_files=False if args.no_download else str(downloads))
-                   for _ in range(max(counts))]
-        vae = clients[0].view_api(print_info=False, return_format="dict")["named_endpoints"]["/vae_generate"][
-            "parameters"][0].get("parameter_default")
-        decode_args = _decode_args(clients[0], vae)
+        vae, n_sliders, fn_index = api_info(url)
+        decode_args = (vae, *[0.0] * n_sliders)
         ddpm_args = (args.sampler, args.ddpm_steps, args.ddpm_count, 0)
         ddpm_limit = ddpm_concurrency_limit()
         # Warm-up: the first decode and DDPM requests pay one-off costs (model pages, PNG encoder, scheduler).
-        clients[0].predict(*decode_args, api_name="/decode_latent")
-        if "ddpm" in endpoints:
-            clients[0].predict(*ddpm_args, api_name="/ddpm_generate")
-        print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}; {args.processes} client "
-              f"process(es); decode model {vae}; DDPM "
+        call_args = {"decode": decode_args, "ddpm": ddpm_args}
+        for endpoint in endpoints:
+            warm = run_load(endpoint, url, fn_index[endpoint], 1, call_args[endpoint], 0.0, None, None,
+                            not args.no_download)
+            if warm.errors:
+                raise SystemExit(f"the warm-up {endpoint} request failed: {warm.errors[0]}")
+        print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}; decode model {vae}; DDPM "
               f"{args.ddpm_count} digits × {args.ddpm_steps} {args.sampler} steps; {args.duration:g} s per run",
               flush=True)
         results = []
         for endpoint in endpoints:
             for n in counts:
-                call_args = decode_args if endpoint == "decode" else ddpm_args
-                if args.processes > 1 and n > 1:
-                    r = run_load_processes(endpoint, url, n, args.processes, call_args, args.duration,
-                                           False if args.no_download else str(downloads), pid, ddpm_log)
-                else:
-                    r = run_load(endpoint, clients[:n], call_args, args.duration, pid, ddpm_log)
+                r = run_load(endpoint, url, fn_index[endpoint], n, call_args[endpoint], args.duration, pid, ddpm_log,
+                             not args.no_download)
                 results.append(r)
                 print(f"  {endpoint:6s} N={n:<3d} {len(r.latencies):5d} requests in {r.seconds:5.1f} s, "
                       f"{len(r.errors)} errors", flush=True)
