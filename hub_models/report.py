@@ -224,7 +224,9 @@ def study_claims(runs: dict[str, Run], ddpm: dict[str, Any] | None) -> list[Clai
             else "partly" if ddpm["test_loss"] - ddpm["train_loss"] < 0.002 else "refuted"))
     ddpm_fid = (ddpm or {}).get("fid")
     add("DDPM: FID 28.11", [ddpm_fid], lambda: (
-        f"FID {ddpm_fid['fid']:.2f} (N={ddpm_fid['n_gen']:,}, floor {ddpm_fid.get('floor') or 0:.2f})",
+        f"FID {ddpm_fid['fid']:.2f} (N={ddpm_fid['n_gen']:,} vs {ddpm_fid['n_ref']:,} of {ddpm_fid['reference']}, "
+        f"floor {ddpm_fid.get('floor') or 0:.2f}; {ddpm['fid_point']['sampler']}, {ddpm['fid_point']['steps']} "
+        f"steps, after {ddpm['epochs_done']} epochs)",
         "confirmed" if abs(ddpm_fid["fid"] - 28.11) < 5 else "refuted"))
     return claims
 
@@ -355,17 +357,41 @@ def write_report(study_dir: str | Path, docs_dir: str | Path = "docs", *, ddpm_d
 
 
 def _ddpm_summary(ddpm_dir: Path, figures_dir: Path) -> dict[str, Any]:
+    from .ddpm_evaluation import current_points, sweep_plot
+
     metrics = json.loads((ddpm_dir / "metrics.json").read_text())
     history = metrics.get("history", [])
     summary = {"train_loss": metrics.get("train_loss"), "test_loss": metrics.get("test_loss"),
-               "epochs_done": len(history), "history": history, "parameters": metrics.get("parameters"),
-               "fid": metrics.get("fid")}
+               "epochs_done": len(history), "history": history, "parameters": metrics.get("parameters")}
+    (figures_dir / "ddpm").mkdir(parents=True, exist_ok=True)
     grid = ddpm_dir / "figures" / "samples.png"
     if grid.exists():
-        (figures_dir / "ddpm").mkdir(parents=True, exist_ok=True)
         shutil.copy2(grid, figures_dir / "ddpm" / "samples.png")
         summary["grid"] = "figures/ddpm/samples.png"
+    points = current_points(ddpm_dir)  # evaluated on the weights the folder holds now
+    ema = [p for p in points if p["ema"]]
+    raw = [p for p in points if not p["ema"]]
+    if ema:  # the main FID: the most digits
+        summary["fid_point"] = max(ema, key=lambda p: (p["num_samples"], p["sampler"] == "dpmsolver++"))
+        summary["fid"] = summary["fid_point"]["fid"]
+    if raw:
+        summary["raw_point"] = max(raw, key=lambda p: p["num_samples"])
+    sizes = [p["num_samples"] for p in ema]
+    sweep_n = max(set(sizes), key=sizes.count) if sizes else None
+    sweep = [p for p in ema if p["num_samples"] == sweep_n]
+    if len(sweep) > 1:
+        summary["sweep"] = sorted(sweep, key=lambda p: (p["sampler"], p["steps"]))
+        sweep_plot(sweep, figures_dir / "ddpm" / "sampler_sweep.png")
+        summary["sweep_plot"] = "figures/ddpm/sampler_sweep.png"
     return summary
+
+
+def _point_line(p: dict[str, Any]) -> str:
+    from .evaluation import format_fid
+
+    return (f"{format_fid(p['fid'])}; {p['sampler']} with {p['steps']} steps, "
+            f"{'EMA' if p['ema'] else 'raw (non-EMA)'} weights; {p['classifier']['confident_share']:.1%} of the "
+            f"digits recognisable (classifier confidence > 0.9)")
 
 
 def _ddpm_section(ddpm: dict[str, Any]) -> list[str]:
@@ -376,4 +402,17 @@ def _ddpm_section(ddpm: dict[str, Any]) -> list[str]:
     lines += [f"| {h['epoch']} | {h['train_loss']:.4f} | {h['test_loss']:.4f} |" for h in ddpm["history"]]
     if ddpm.get("grid"):
         lines += ["", f"![DDPM samples]({ddpm['grid']})"]
+    if ddpm.get("fid_point") or ddpm.get("raw_point"):
+        lines += ["", "FID (`python training/evaluate_ddpm.py`), against the study's 28.11:", ""]
+        lines += [f"- {_point_line(ddpm[k])}" for k in ("fid_point", "raw_point") if ddpm.get(k)]
+    if ddpm.get("sweep"):
+        sweep = ddpm["sweep"]
+        lines += ["", f"### Sampler sweep: FID vs CPU time (N = {sweep[0]['num_samples']:,} per point, "
+                      f"floor {sweep[0]['fid']['floor']:.2f})", "",
+                  f"![sampler sweep]({ddpm['sweep_plot']})", "",
+                  "| sampler | steps | FID | recognisable | s per 16 digits |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| {p['sampler']} | {p['steps']} | {p['fid']['fid']:.2f} | "
+                  f"{p['classifier']['confident_share']:.1%} | {p['seconds_per_16']:.2f} |" for p in sweep]
+        lines += ["", f"Seconds: wall time for 16 digits with {sweep[0]['torch_threads']} torch thread(s) on this "
+                      "machine's CPU (other jobs may have shared it: the load average is in evaluation.json)."]
     return [*lines, ""]

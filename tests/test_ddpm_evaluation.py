@@ -1,0 +1,86 @@
+"""DDPM FID and the sampler sweep on a tiny UNet: real Inception FIDs with N and floor, resumable, in the report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from hub_models.ddpm import make_train_scheduler, save_pipeline
+from hub_models.ddpm_evaluation import EVALUATION_FILE, Point, current_points, evaluate_point, generate
+from hub_models.unet import make_unet
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "training" / "evaluate_ddpm.py"
+
+
+@pytest.fixture(scope="module")
+def evaluated_run(tiny_mnist_cache, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("ddpm-run")
+    torch.manual_seed(0)
+    save_pipeline(make_unet("tiny"), make_train_scheduler(), run)
+    make_unet("tiny").save_pretrained(run / "unet_non_ema")  # other weights than unet/ (EMA)
+    history = [{"epoch": 1, "train_loss": 0.9, "test_loss": 0.8}]
+    (run / "metrics.json").write_text(json.dumps({"parameters": 1000, "train_loss": 0.9, "test_loss": 0.8,
+                                                  "history": history}))
+    subprocess.run([sys.executable, str(SCRIPT), "--run_dir", str(run), "--num_samples", "12", "--batch_size", "5",
+                    "--no_ema_samples", "6", "--sweep", "--sweep_samples", "6", "--sweep_samplers", "ddim",
+                    "dpmsolver++", "--sweep_steps", "2", "3"], check=True, timeout=900)
+    return run
+
+
+def test_every_point_has_fid_with_n_and_floor_and_a_timing(evaluated_run):
+    points = json.loads((evaluated_run / EVALUATION_FILE).read_text())["points"]
+    assert sorted((p["sampler"], p["steps"], p["num_samples"], p["ema"]) for p in points.values()) == [
+        ("ddim", 2, 6, True), ("ddim", 3, 6, True), ("dpmsolver++", 2, 6, True), ("dpmsolver++", 3, 6, True),
+        ("dpmsolver++", 25, 6, False), ("dpmsolver++", 25, 12, True)]
+    for p in points.values():
+        assert p["fid"]["n_gen"] == p["num_samples"] and p["fid"]["reference"] == "mnist-test"
+        assert p["fid"]["floor"] is not None and p["fid"]["fid"] > p["fid"]["floor"]  # random UNet: far off
+        assert p["seconds_per_16"] > 0 and sum(p["classifier"]["class_counts"]) == p["num_samples"]
+    assert (evaluated_run / "figures" / "sampler_sweep.png").stat().st_size > 0
+
+
+def test_an_interrupted_point_resumes_with_the_same_digits(evaluated_run):
+    point = Point("dpmsolver++", 25, 12, True, 0)
+    before = generate(evaluated_run, point, batch_size=5)
+    first = json.loads((evaluated_run / EVALUATION_FILE).read_text())["points"][point.key]
+    chunks = sorted((evaluated_run / "evaluation").glob(f"{point.key}-*/chunk-*.npy"))
+    assert len(chunks) == 3  # 5 + 5 + 2
+    chunks[-1].unlink()  # as if killed while making the last chunk
+    again = evaluate_point(evaluated_run, point, batch_size=5, force=True, timing=False)
+    assert torch.equal(generate(evaluated_run, point, batch_size=5), before)
+    assert again["fid"]["fid"] == pytest.approx(first["fid"]["fid"], rel=1e-6)
+
+
+def test_retrained_weights_make_old_points_stale(evaluated_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(evaluated_run, run)
+    assert len(current_points(run)) == 6
+    torch.manual_seed(1)
+    make_unet("tiny").save_pretrained(run / "unet")  # "more training" of the EMA weights
+    assert [p["ema"] for p in current_points(run)] == [False]
+
+
+def test_report_shows_the_ddpm_fid_claim_and_the_sweep(evaluated_run, tmp_path):
+    from hub_models.report import write_report
+
+    study = tmp_path / "study"
+    study.mkdir()
+    text = write_report(study, tmp_path / "docs", ddpm_dir=evaluated_run, evaluate=False).read_text()
+    claim = next(line for line in text.splitlines() if line.startswith("| DDPM: FID 28.11"))
+    assert "N=12 vs 256 of mnist-test" in claim and "floor" in claim and "**refuted**" in claim
+    assert "Sampler sweep" in text and (tmp_path / "docs" / "figures" / "ddpm" / "sampler_sweep.png").exists()
+    assert "raw (non-EMA) weights" in text
+
+
+def test_cli_refuses_a_folder_that_is_not_a_ddpm_run(tmp_path):
+    result = subprocess.run([sys.executable, str(SCRIPT), "--run_dir", str(tmp_path)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and "not a DDPM run folder" in result.stderr

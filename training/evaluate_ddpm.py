@@ -1,0 +1,73 @@
+#!/usr/bin/env python
+"""FID of a trained DDPM (EMA and raw weights) and the sampler sweep, written to `<run>/evaluation.json`.
+
+    python training/evaluate_ddpm.py --run_dir runs/ddpm-default                   # 10k EMA digits vs the 10k test set
+    python training/evaluate_ddpm.py --run_dir runs/ddpm-default --no_ema_samples 2000 --sweep
+
+Every FID states N, the reference set and the real-vs-real floor at that N. Interrupted runs resume: digits are
+saved in chunks as they are generated, finished points are cached (keyed by the weights, so more training
+invalidates them). `python training/run_study.py --report_only` then puts the numbers and the plot in the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hub_models.ddpm import is_ddpm_run
+from hub_models.ddpm_evaluation import (
+    SWEEP_STEPS,
+    Point,
+    evaluate_point,
+    sweep_plot,
+    sweep_points,
+    sweep_results,
+)
+from hub_models.evaluation import REFERENCE_SETS
+from hub_models.sampling import SAMPLERS
+from hub_models.training import positive_int
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--run_dir", default="runs/ddpm-default", help="A DDPM run folder (train_ddpm.py's output).")
+    p.add_argument("--num_samples", type=positive_int, default=10_000, help="Digits for the main FID (study: 10k).")
+    p.add_argument("--sampler", choices=SAMPLERS, default="dpmsolver++", help="Sampler of the main FID.")
+    p.add_argument("--steps", type=positive_int, default=25, help="Denoising steps of the main FID.")
+    p.add_argument("--no_ema_samples", type=int, default=0,
+                   help="Also the FID of the raw (non-EMA) weights with this many digits (0: skip).")
+    p.add_argument("--sweep", action="store_true", help="Also the sampler sweep: FID vs time per sampler and steps.")
+    p.add_argument("--sweep_samples", type=positive_int, default=1000, help="Digits per sweep point (one N for all).")
+    p.add_argument("--sweep_samplers", nargs="+", choices=SAMPLERS, default=list(SAMPLERS))
+    p.add_argument("--sweep_steps", nargs="+", type=positive_int, default=list(SWEEP_STEPS))
+    p.add_argument("--reference", choices=sorted(REFERENCE_SETS), default="mnist-test",
+                   help="Real reference set of every FID.")
+    p.add_argument("--batch_size", type=positive_int, default=500, help="Digits generated per chunk.")
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    if not is_ddpm_run(run_dir):
+        print(f"error: {run_dir} is not a DDPM run folder (no model_index.json + unet/); train one with "
+              "`accelerate launch training/train_ddpm.py`", file=sys.stderr)
+        return 2
+    points = [Point(args.sampler, args.steps, args.num_samples, True, args.seed)]
+    if args.no_ema_samples:
+        points.append(Point(args.sampler, args.steps, args.no_ema_samples, False, args.seed))
+    if args.sweep:
+        points += sweep_points(args.sweep_samplers, args.sweep_steps, args.sweep_samples, args.seed)
+    for point in points:
+        evaluate_point(run_dir, point, reference=args.reference, batch_size=args.batch_size)
+        if args.sweep and point.num_samples == args.sweep_samples:  # redraw as points land
+            done = sweep_results(run_dir, args.sweep_samples)
+            print(f"sweep plot: {sweep_plot(done, run_dir / 'figures' / 'sampler_sweep.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(parse_args()))
