@@ -18,6 +18,8 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from safetensors import safe_open
 
+from .ddpm_evaluation import describe_point, evaluation_summary
+from .evaluation import format_fid
 from .naming import beta_tag
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "model_cards"
@@ -230,6 +232,21 @@ def _vae_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
         if test_v is not None and key != "loss":
             evals.append(_eval(key, label.split(" (")[0], test_v, split_id, model_name))
 
+    evaluation_lines = []
+    evaluation = read_json(run_dir / "evaluation.json") if (run_dir / "evaluation.json").exists() else {}
+    if evaluation.get("vae", {}).get("nll") is not None:
+        v = evaluation["vae"]
+        evaluation_lines.append(f"Importance-sampled NLL (k = {v['nll_samples']:,}, first {v['nll_n']:,} held-out "
+                                f"digits): {v['nll']:.2f} nats/image")
+        evals.append(_eval("nll", "NLL (importance-sampled)", v["nll"], split_id, model_name))
+    if evaluation.get("fid"):
+        evaluation_lines.append(f"Prior samples: {format_fid(evaluation['fid'])}")
+        evals.append(_eval("fid", "FID of prior samples", evaluation["fid"]["fid"], split_id, model_name))
+    if evaluation.get("classifier"):
+        c = evaluation["classifier"]
+        evaluation_lines.append(f"Prior samples our digit classifier recognises (confidence > 0.9): "
+                                f"{c['confident_share']:.1%}; KL(class histogram ‖ uniform) {c['kl_to_uniform']:.3f}")
+
     claims = [
         (f"{arch} VAE: {criterion}", claim)
         for criterion, claim in STUDY_REFERENCE["vae"]["arch"][arch].items()
@@ -278,6 +295,7 @@ def _vae_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
         "trained": _trained_sentence(metrics, train_cfg, split_text),
         "recipe_rows": _recipe_rows(train_cfg),
         "results": results,
+        "evaluation_lines": evaluation_lines,
         "claims": claims,
         "timing": ", ".join(timing),
         "figures": _figures(run_dir, "decoded from latents z ~ N(0, I)"),
@@ -285,12 +303,6 @@ def _vae_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
         "reference_params": STUDY_REFERENCE["vae"]["parameters_at_z2"][arch],
     }
     return card_data, context
-
-
-def _fid_value(fid: Any) -> float | None:
-    if isinstance(fid, dict):
-        fid = fid.get("fid", fid.get("value"))
-    return _num(fid)
 
 
 def _sampler_text(sampler: Any) -> str:
@@ -313,12 +325,17 @@ def _ddpm_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
     split_id, split_text = _split_text(metrics.get("split", train_cfg.get("split")), metrics)
     ref = STUDY_REFERENCE["ddpm"]
 
+    evaluation = evaluation_summary(run_dir)
+    main = evaluation["main"]
+    fid_label = "FID (lower is better)" if main is None else (
+        f"FID (lower is better; N={main['fid']['n_gen']:,} vs {main['fid']['n_ref']:,} of {main['fid']['reference']}, "
+        f"real-vs-real floor {main['fid']['floor']:.2f})")
     results, evals = [], []
     rows = [
         ("train_loss", "Train loss (ε-prediction MSE)", metrics.get("train_loss"), ref["train_loss"]),
         ("test_loss", "Held-out loss (ε-prediction MSE)", metrics.get("test_loss"), ref["test_loss"]),
         ("test_loss_ema", "Held-out loss, EMA weights", metrics.get("test_loss_ema"), None),
-        ("fid", "FID (lower is better)", _fid_value(metrics.get("fid")), ref["fid"]),
+        ("fid", fid_label, main["fid"]["fid"] if main else None, ref["fid"]),
     ]
     for key, label, value, study in rows:
         value = _num(value)
@@ -369,6 +386,7 @@ def _ddpm_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
         "trained": _trained_sentence(metrics, train_cfg, split_text),
         "recipe_rows": _recipe_rows(train_cfg),
         "results": results,
+        "evaluation_lines": [describe_point(p) for p in (main, evaluation["raw"]) if p],
         "figures": _figures(run_dir, _sampler_text(metrics.get("sampler"))),
         "study_recipe": ref["recipe"],
         "study_parameters": ref["parameters"],

@@ -133,6 +133,29 @@ def current_points(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     return [p for p in load_evaluation(run_dir).get("points", {}).values() if digests.get(p["ema"]) == p["weights"]]
 
 
+def evaluation_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The current evaluation of a run: `main` (the EMA point with the most digits), `raw` (the non-EMA point with
+    the most digits) and `sweep` (the EMA points of the most common N, if there are several); None/[] if absent."""
+    points = current_points(run_dir)
+    ema = [p for p in points if p["ema"]]
+    raw = [p for p in points if not p["ema"]]
+    sizes = [p["num_samples"] for p in ema]
+    sweep_n = max(set(sizes), key=sizes.count) if sizes else None
+    sweep = [p for p in ema if p["num_samples"] == sweep_n and p.get("seconds_per_16") is not None]
+    return {"main": max(ema, key=lambda p: (p["num_samples"], p["sampler"] == "dpmsolver++")) if ema else None,
+            "raw": max(raw, key=lambda p: p["num_samples"]) if raw else None,
+            "sweep": sorted(sweep, key=lambda p: (p["sampler"], p["steps"])) if len(sweep) > 1 else []}
+
+
+def describe_point(point: dict[str, Any]) -> str:
+    """One line: the FID with N, reference and floor, how the digits were sampled, how many are recognisable."""
+    from .evaluation import format_fid
+
+    return (f"{format_fid(point['fid'])}; {point['sampler']} with {point['steps']} steps, "
+            f"{'EMA' if point['ema'] else 'raw (non-EMA)'} weights; {point['classifier']['confident_share']:.1%} "
+            "of the digits recognisable (classifier confidence > 0.9)")
+
+
 def sweep_points(samplers: Iterable[str], steps: Iterable[int], num_samples: int = 1000, seed: int = 0) -> list[Point]:
     """Every sampler × step count, cheapest first (so a short session still fills the low end of the plot)."""
     return sorted((Point(s, k, num_samples, True, seed) for s in samplers for k in steps), key=lambda p: p.steps)
@@ -175,5 +198,19 @@ def sweep_plot(points: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     return path
 
 
-__all__ = ["EVALUATION_FILE", "SWEEP_STEPS", "Point", "current_points", "evaluate_point", "generate", "load_evaluation",
-           "seconds_per_16", "sweep_plot", "sweep_points", "sweep_results", "weights_digest"]
+__all__ = [
+    "EVALUATION_FILE",
+    "SWEEP_STEPS",
+    "Point",
+    "current_points",
+    "describe_point",
+    "evaluate_point",
+    "evaluation_summary",
+    "generate",
+    "load_evaluation",
+    "seconds_per_16",
+    "sweep_plot",
+    "sweep_points",
+    "sweep_results",
+    "weights_digest",
+]

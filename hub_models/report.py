@@ -357,7 +357,7 @@ def write_report(study_dir: str | Path, docs_dir: str | Path = "docs", *, ddpm_d
 
 
 def _ddpm_summary(ddpm_dir: Path, figures_dir: Path) -> dict[str, Any]:
-    from .ddpm_evaluation import current_points, sweep_plot
+    from .ddpm_evaluation import evaluation_summary, sweep_plot
 
     metrics = json.loads((ddpm_dir / "metrics.json").read_text())
     history = metrics.get("history", [])
@@ -368,33 +368,20 @@ def _ddpm_summary(ddpm_dir: Path, figures_dir: Path) -> dict[str, Any]:
     if grid.exists():
         shutil.copy2(grid, figures_dir / "ddpm" / "samples.png")
         summary["grid"] = "figures/ddpm/samples.png"
-    points = current_points(ddpm_dir)  # evaluated on the weights the folder holds now
-    ema = [p for p in points if p["ema"]]
-    raw = [p for p in points if not p["ema"]]
-    if ema:  # the main FID: the most digits
-        summary["fid_point"] = max(ema, key=lambda p: (p["num_samples"], p["sampler"] == "dpmsolver++"))
-        summary["fid"] = summary["fid_point"]["fid"]
-    if raw:
-        summary["raw_point"] = max(raw, key=lambda p: p["num_samples"])
-    sizes = [p["num_samples"] for p in ema]
-    sweep_n = max(set(sizes), key=sizes.count) if sizes else None
-    sweep = [p for p in ema if p["num_samples"] == sweep_n]
-    if len(sweep) > 1:
-        summary["sweep"] = sorted(sweep, key=lambda p: (p["sampler"], p["steps"]))
-        sweep_plot(sweep, figures_dir / "ddpm" / "sampler_sweep.png")
+    evaluation = evaluation_summary(ddpm_dir)  # evaluated on the weights the folder holds now
+    if evaluation["main"]:
+        summary["fid_point"], summary["fid"] = evaluation["main"], evaluation["main"]["fid"]
+    summary["raw_point"] = evaluation["raw"]
+    if evaluation["sweep"]:
+        summary["sweep"] = evaluation["sweep"]
+        sweep_plot(evaluation["sweep"], figures_dir / "ddpm" / "sampler_sweep.png")
         summary["sweep_plot"] = "figures/ddpm/sampler_sweep.png"
     return summary
 
 
-def _point_line(p: dict[str, Any]) -> str:
-    from .evaluation import format_fid
-
-    return (f"{format_fid(p['fid'])}; {p['sampler']} with {p['steps']} steps, "
-            f"{'EMA' if p['ema'] else 'raw (non-EMA)'} weights; {p['classifier']['confident_share']:.1%} of the "
-            f"digits recognisable (classifier confidence > 0.9)")
-
-
 def _ddpm_section(ddpm: dict[str, Any]) -> list[str]:
+    from .ddpm_evaluation import describe_point
+
     lines = ["## DDPM", "",
              f"UNet2DModel, {ddpm['parameters']:,} parameters, cosine schedule over 4000 steps, ε-prediction, "
              "EMA weights. Loss per epoch next to the study's final train 0.0278 / test 0.0280:", "",
@@ -404,7 +391,7 @@ def _ddpm_section(ddpm: dict[str, Any]) -> list[str]:
         lines += ["", f"![DDPM samples]({ddpm['grid']})"]
     if ddpm.get("fid_point") or ddpm.get("raw_point"):
         lines += ["", "FID (`python training/evaluate_ddpm.py`), against the study's 28.11:", ""]
-        lines += [f"- {_point_line(ddpm[k])}" for k in ("fid_point", "raw_point") if ddpm.get(k)]
+        lines += [f"- {describe_point(ddpm[k])}" for k in ("fid_point", "raw_point") if ddpm.get(k)]
     if ddpm.get("sweep"):
         sweep = ddpm["sweep"]
         lines += ["", f"### Sampler sweep: FID vs CPU time (N = {sweep[0]['num_samples']:,} per point, "

@@ -7,6 +7,7 @@ import re
 
 import pytest
 import yaml
+from diffusers import UNet2DModel
 from hub_fixtures import make_ddpm_run, make_vae_run
 
 from hub_models import ConvVAE, DenseVAE
@@ -91,11 +92,9 @@ def test_ddpm_card_metadata_and_body(tmp_path):
     got = {m["type"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
     assert got == {"train_loss": 0.0312, "test_loss": 0.0318, "fid": 41.5}
     body = sections(text)
-    assert "| FID (lower is better) | 41.5 | 28.11 |" in body["## Results"]
+    assert "real-vs-real floor 2.25) | 41.5 | 28.11 |" in body["## Results"]
     assert "| Train loss (ε-prediction MSE) | 0.0312 | 0.0278 |" in body["## Results"]
     assert "4000 training timesteps, `squaredcos_cap_v2`" in body["## Model details"]
-    from diffusers import UNet2DModel
-
     n_params = sum(p.numel() for p in UNet2DModel.from_pretrained(run / "unet").parameters())
     assert f"**U-Net parameters:** {n_params:,}" in body["## Model details"]
     assert "with seed 3" in body["## Training"]
@@ -109,7 +108,10 @@ def test_ddpm_card_metadata_and_body(tmp_path):
 def test_ddpm_card_omits_what_the_run_did_not_record(tmp_path, missing):
     run = make_ddpm_run(tmp_path / "ddpm")
     metrics = json.loads((run / "metrics.json").read_text())
-    del metrics[missing]
+    if missing == "fid":  # never evaluated
+        (run / "evaluation.json").unlink()
+    else:
+        del metrics[missing]
     (run / "metrics.json").write_text(json.dumps(metrics))
     if missing in ("seed", "epochs"):
         (run / "training_config.json").write_text("{}")
@@ -139,12 +141,18 @@ def test_vae_card_omits_what_the_run_did_not_record(tmp_path, missing):
         assert len(meta["model-index"][0]["results"][0]["metrics"]) == 3
 
 
-def test_fid_may_be_a_dict(tmp_path):
+def test_ddpm_card_fid_states_n_and_floor_and_ignores_stale_evaluations(tmp_path):
+    import torch
+
     run = make_ddpm_run(tmp_path / "ddpm")
-    metrics = json.loads((run / "metrics.json").read_text())
-    metrics["fid"] = {"fid": 12.345678, "num_samples": 10000}
-    (run / "metrics.json").write_text(json.dumps(metrics))
-    assert "| FID (lower is better) | 12.35 | 28.11 |" in str(render_model_card(run, "me/ddpm"))
+    results = sections(str(render_model_card(run, "me/ddpm")))["## Results"]
+    assert "N=10,000 vs 10,000 of mnist-test, real-vs-real floor 2.25) | 41.5 | 28.11 |" in results
+    assert "FID 41.50 (N=10,000 generated vs 10,000 of mnist-test, real-vs-real floor 2.25)" in results
+    unet = UNet2DModel.from_pretrained(run, subfolder="unet")
+    with torch.no_grad():
+        unet.conv_out.bias.add_(1.0)  # more training: the evaluation no longer describes these weights
+    unet.save_pretrained(run / "unet")
+    assert "FID" not in sections(str(render_model_card(run, "me/ddpm")))["## Results"]
 
 
 def test_cards_validate_against_the_hub(hub, tmp_path):

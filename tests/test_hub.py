@@ -50,6 +50,7 @@ DDPM_FILES = {
     "unet/config.json",
     "unet/diffusion_pytorch_model.safetensors",
     "scheduler/scheduler_config.json",
+    "evaluation.json",
     "metrics.json",
     "training_config.json",
     "figures/samples.png",
