@@ -284,7 +284,8 @@ def _results_table(runs: dict[str, Run]) -> list[str]:
 
 
 def write_report(study_dir: str | Path, docs_dir: str | Path = "docs", *, ddpm_dir: str | Path | None = None,
-                 evaluate: bool = True, settings: EvalSettings | None = None) -> Path:
+                 anomaly_dir: str | Path | None = None, evaluate: bool = True,
+                 settings: EvalSettings | None = None) -> Path:
     """Evaluate (or read cached evaluations of) every run and write `docs_dir/REPORT.md` + `docs_dir/figures/`."""
     settings = settings or EvalSettings()
     study_dir, docs_dir = Path(study_dir), Path(docs_dir)
@@ -351,6 +352,8 @@ def write_report(study_dir: str | Path, docs_dir: str | Path = "docs", *, ddpm_d
             out.append("")
     if ddpm:
         out += _ddpm_section(ddpm)
+    if anomaly_dir and Path(anomaly_dir, "anomaly.md").exists():
+        out += _anomaly_section(Path(anomaly_dir), figures_dir)
     report = docs_dir / "REPORT.md"
     report.write_text("\n".join(out) + "\n")
     return report
@@ -377,6 +380,20 @@ def _ddpm_summary(ddpm_dir: Path, figures_dir: Path) -> dict[str, Any]:
         sweep_plot(evaluation["sweep"], figures_dir / "ddpm" / "sampler_sweep.png")
         summary["sweep_plot"] = "figures/ddpm/sampler_sweep.png"
     return summary
+
+
+def _anomaly_section(anomaly_dir: Path, figures_dir: Path) -> list[str]:
+    """`training/anomaly_study.py`'s table and plot: the study's application, measured."""
+    lines = ["## Anomaly detection (the study's application)", "",
+             f"`python training/anomaly_study.py --output_dir {anomaly_dir}`: a VAE trained on every digit but one "
+             "scores each test digit by reconstruction error and by −ELBO; AUROC of finding the held-out digit. ",
+             "", anomaly_dir.joinpath("anomaly.md").read_text().strip(), ""]
+    plot = anomaly_dir / "figures" / "anomaly_auroc.png"
+    if plot.exists():
+        figures_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(plot, figures_dir / "anomaly_auroc.png")
+        lines += ["![anomaly AUROC](figures/anomaly_auroc.png)", ""]
+    return lines
 
 
 def _ddpm_section(ddpm: dict[str, Any]) -> list[str]:

@@ -41,3 +41,11 @@ def test_anomaly_study_script(tiny_mnist_cache, tmp_run_dir):
     assert (tmp_run_dir / "figures" / "anomaly_auroc.png").stat().st_size > 1000
     assert "| 7 |" in (tmp_run_dir / "anomaly.md").read_text()
     assert (tmp_run_dir / "models" / "without-7" / "config.json").exists()
+
+    from hub_models.report import write_report  # the study report shows the table and the plot
+
+    docs, study = tmp_run_dir / "docs", tmp_run_dir / "no-vae-runs"
+    study.mkdir()
+    text = write_report(study, docs, anomaly_dir=tmp_run_dir, evaluate=False).read_text()
+    assert "## Anomaly detection" in text and "| 7 |" in text.split("## Anomaly detection")[1]
+    assert (docs / "figures" / "anomaly_auroc.png").stat().st_size > 1000

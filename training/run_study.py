@@ -48,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no_evaluate", action="store_true",
                         help="Report from cached evaluations only (no FID/NLL computation).")
     parser.add_argument("--ddpm_dir", default="runs/ddpm-default", help="The DDPM run shown in the report.")
+    parser.add_argument("--anomaly_dir", default="runs/anomaly",
+                        help="training/anomaly_study.py's output folder, shown in the report if present.")
     parser.add_argument("--docs_dir", default="docs", help="Where REPORT.md and figures/ are written.")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                         help="Further flags passed to train_vae.py (e.g. --limit_train_samples 512).")
@@ -61,7 +63,8 @@ def main(args: argparse.Namespace) -> None:
     if not args.no_report:
         from hub_models.report import write_report
 
-        report = write_report(study_dir, args.docs_dir, ddpm_dir=args.ddpm_dir, evaluate=not args.no_evaluate)
+        report = write_report(study_dir, args.docs_dir, ddpm_dir=args.ddpm_dir, anomaly_dir=args.anomaly_dir,
+                              evaluate=not args.no_evaluate)
         print(f"[study] report written to {report}")
 
 
