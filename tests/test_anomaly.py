@@ -42,6 +42,10 @@ def test_anomaly_study_script(tiny_mnist_cache, tmp_run_dir):
     assert "| 7 |" in (tmp_run_dir / "anomaly.md").read_text()
     assert (tmp_run_dir / "models" / "without-7" / "config.json").exists()
 
+    again = subprocess.run(cmd, check=True, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert again.stdout.count("already measured, kept") == 2  # an interrupted study resumes, nothing retrained
+    assert json.loads((tmp_run_dir / "anomaly.json").read_text())["records"] == out["records"]
+
     from hub_models.report import write_report  # the study report shows the table and the plot
 
     docs, study = tmp_run_dir / "docs", tmp_run_dir / "no-vae-runs"

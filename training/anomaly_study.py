@@ -6,11 +6,14 @@
 For each digit d in --digits: train a β-VAE on the training digits except d (the "healthy" data), score every
 test digit by reconstruction error and by negative ELBO, and report the AUROC of finding the d's.
 Writes OUTPUT_DIR/anomaly.json (per-digit records + settings), anomaly.md (a table) and figures/anomaly_auroc.png.
+anomaly.json is rewritten after every digit; run the same command again and the digits already measured with the
+same settings are kept, not retrained.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -77,14 +80,29 @@ def plot(records: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def finished_records(path: Path, settings: dict) -> dict[int, dict]:
+    """Per-digit records of an earlier run in the same folder with the same settings (the digit list aside)."""
+    if not path.exists():
+        return {}
+    earlier = json.loads(path.read_text())
+    same = {k: v for k, v in earlier.get("settings", {}).items() if k != "digits"} == \
+        {k: v for k, v in settings.items() if k != "digits"}
+    return {r["digit"]: r for r in earlier.get("records", [])} if same else {}
+
+
 def main(args: argparse.Namespace) -> list[dict]:
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     train, test = load_splits(args.split, limit=args.limit)
     settings = {k: v for k, v in vars(args).items() if k != "output_dir"}
+    done = finished_records(out / "anomaly.json", settings)
     records = []
     start = time.perf_counter()
     for digit in args.digits:
+        if digit in done:  # measured by an earlier, interrupted run with the same settings
+            records.append(done[digit])
+            print(f"digit {digit}: already measured, kept", flush=True)
+            continue
         record, model = anomaly_auroc(train, test, digit, arch=args.arch, latent_dim=args.latent_dim,
                                       beta=args.beta, epochs=args.epochs, batch_size=args.batch_size,
                                       learning_rate=args.learning_rate, seed=args.seed,
