@@ -45,8 +45,10 @@ def load_ddpm(
 
 
 def save_pipeline(unet: UNet2DModel, scheduler: DDPMScheduler, output_dir: str | os.PathLike) -> None:
-    """Write a `DDPMPipeline` folder (model_index.json, unet/, scheduler/) in safetensors."""
-    DDPMPipeline(unet=unet, scheduler=scheduler).save_pretrained(str(output_dir), safe_serialization=True)
+    """Write a `DDPMPipeline` folder (model_index.json, unet/, scheduler/) in safetensors, file by file atomically."""
+    from .training import save_pretrained_atomic
+
+    save_pretrained_atomic(DDPMPipeline(unet=unet, scheduler=scheduler), output_dir, safe_serialization=True)
 
 
 def is_ddpm_run(path: str | os.PathLike) -> bool:

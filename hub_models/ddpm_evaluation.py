@@ -12,7 +12,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ from .training import write_json_atomic
 
 EVALUATION_FILE = "evaluation.json"
 SWEEP_STEPS = (5, 10, 25, 50, 100, 250, 1000)
+# What `Point.precision` names: the dtype the UNet runs in while sampling (the scheduler stays in fp32).
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,22 @@ class Point:
     num_samples: int = 10_000
     ema: bool = True
     seed: int = 0
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}: choose one of {sorted(PRECISIONS)}")
 
     @property
     def key(self) -> str:
-        return f"{self.sampler}-{self.steps}steps-{'ema' if self.ema else 'raw'}-n{self.num_samples}-seed{self.seed}"
+        key = f"{self.sampler}-{self.steps}steps-{'ema' if self.ema else 'raw'}-n{self.num_samples}-seed{self.seed}"
+        return key if self.precision == "fp32" else f"{key}-{self.precision}"
+
+    def sample(self, unet, scheduler_config, num_images: int, seed: int) -> torch.Tensor:
+        with torch.inference_mode():
+            return sample_images(unet, scheduler_config, self.sampler, self.steps, num_images,
+                                 generator=torch.Generator().manual_seed(seed),
+                                 autocast_dtype=PRECISIONS[self.precision])
 
 
 def weights_digest(run_dir: str | os.PathLike, ema: bool = True) -> str:
@@ -68,9 +82,7 @@ def generate(run_dir: str | os.PathLike, point: Point, batch_size: int = 500,
             if unet is None:
                 unet, scheduler = load_ddpm(run_dir, use_ema=point.ema)
             t0 = time.perf_counter()
-            with torch.inference_mode():
-                images = sample_images(unet, scheduler.config, point.sampler, point.steps, n,
-                                       generator=torch.Generator().manual_seed(point.seed * 1_000_003 + i))
+            images = point.sample(unet, scheduler.config, n, point.seed * 1_000_003 + i)
             tmp = path.with_name(f".{path.name}.tmp.npy")
             np.save(tmp, as_uint8(images).numpy())
             os.replace(tmp, path)
@@ -82,14 +94,12 @@ def generate(run_dir: str | os.PathLike, point: Point, batch_size: int = 500,
 def seconds_per_16(run_dir: str | os.PathLike, point: Point, repeats: int = 1) -> float:
     """Wall time for 16 digits with this sampler and step count (best of `repeats`, after a 1-step warm-up)."""
     unet, scheduler = load_ddpm(run_dir, use_ema=point.ema)
-    with torch.inference_mode():
-        sample_images(unet, scheduler.config, point.sampler, 1, 16)
-        best = float("inf")
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            sample_images(unet, scheduler.config, point.sampler, point.steps, 16,
-                          generator=torch.Generator().manual_seed(point.seed))
-            best = min(best, time.perf_counter() - t0)
+    replace(point, steps=1).sample(unet, scheduler.config, 16, point.seed)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        point.sample(unet, scheduler.config, 16, point.seed)
+        best = min(best, time.perf_counter() - t0)
     return best
 
 
@@ -151,14 +161,17 @@ def describe_point(point: dict[str, Any]) -> str:
     """One line: the FID with N, reference and floor, how the digits were sampled, how many are recognisable."""
     from .evaluation import format_fid
 
-    return (f"{format_fid(point['fid'])}; {point['sampler']} with {point['steps']} steps, "
+    precision = ", UNet in bf16" if point.get("precision", "fp32") != "fp32" else ""
+    return (f"{format_fid(point['fid'])}; {point['sampler']} with {point['steps']} steps{precision}, "
             f"{'EMA' if point['ema'] else 'raw (non-EMA)'} weights; {point['classifier']['confident_share']:.1%} "
             "of the digits recognisable (classifier confidence > 0.9)")
 
 
-def sweep_points(samplers: Iterable[str], steps: Iterable[int], num_samples: int = 1000, seed: int = 0) -> list[Point]:
+def sweep_points(samplers: Iterable[str], steps: Iterable[int], num_samples: int = 1000, seed: int = 0,
+                 precision: str = "fp32") -> list[Point]:
     """Every sampler × step count, cheapest first (so a short session still fills the low end of the plot)."""
-    return sorted((Point(s, k, num_samples, True, seed) for s in samplers for k in steps), key=lambda p: p.steps)
+    return sorted((Point(s, k, num_samples, True, seed, precision) for s in samplers for k in steps),
+                  key=lambda p: p.steps)
 
 
 def sweep_results(run_dir: str | os.PathLike, num_samples: int) -> list[dict[str, Any]]:
@@ -200,6 +213,7 @@ def sweep_plot(points: list[dict[str, Any]], path: str | os.PathLike) -> Path:
 
 __all__ = [
     "EVALUATION_FILE",
+    "PRECISIONS",
     "SWEEP_STEPS",
     "Point",
     "current_points",

@@ -28,7 +28,9 @@ def to_pil(images: torch.Tensor, nrow: int = 8, scale: int = 1, padding: int = 2
 
 def save_png(image: Image.Image, path: str | os.PathLike) -> None:
     os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
-    image.save(path, format="PNG")
+    tmp = os.path.join(os.path.dirname(os.fspath(path)) or ".", f".{os.path.basename(path)}.tmp")
+    image.save(tmp, format="PNG")
+    os.replace(tmp, path)  # a kill mid-write never leaves half a PNG
 
 
 def reconstruction_grid(originals: torch.Tensor, reconstructions: torch.Tensor, scale: int = 3) -> Image.Image:

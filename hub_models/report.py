@@ -26,6 +26,7 @@ EVALUATION_VERSION = 1
 STUDY_DDPM = {"train_loss": 0.0278, "test_loss": 0.0280, "fid": 28.11}
 STUDY_PARAMETERS = {"conv": 59_525, "dense": 1_068_820}
 STUDY_DDPM_EPOCHS = 20
+ANOMALY_HEADING = "## Anomaly detection"
 
 
 @dataclass
@@ -215,7 +216,8 @@ def study_claims(runs: dict[str, Run], ddpm: dict[str, Any] | None) -> list[Clai
     text = "DDPM: train loss 0.0278, test loss 0.0280, no over-fitting"
     if ddpm and ddpm.get("epochs_done", 0) < STUDY_DDPM_EPOCHS and None not in losses:
         claims.append(Claim(text, f"train {ddpm['train_loss']:.4f}, test {ddpm['test_loss']:.4f} after only "
-                                  f"{ddpm['epochs_done']} of {STUDY_DDPM_EPOCHS} epochs (training continues)",
+                                  f"{ddpm['epochs_done']} of the study's {STUDY_DDPM_EPOCHS} epochs (test − train "
+                                  f"{ddpm['test_loss'] - ddpm['train_loss']:+.4f})",
                             "not measured"))
     else:
         add(text, losses, lambda: (
@@ -318,7 +320,7 @@ def write_report(study_dir: str | Path, docs_dir: str | Path = "docs", *, ddpm_d
         "",
         "| claim (../shared/STUDY.md) | measured here | verdict |",
         "|---|---|---|",
-        *[f"| {c.claim} | {c.measured} | **{c.verdict}** |" for c in claims],
+        *map(_claim_row, claims),
         "",
         "## All runs",
         "",
@@ -354,13 +356,41 @@ def write_report(study_dir: str | Path, docs_dir: str | Path = "docs", *, ddpm_d
                 cells = [f"![{n} {label}](figures/{n}/{png})" if n in runs else "–" for n in names]
                 out.append(f"| {label} | " + " | ".join(cells) + " |")
             out.append("")
-    if ddpm:
-        out += _ddpm_section(ddpm)
-    if anomaly_dir and Path(anomaly_dir, "anomaly.md").exists():
-        out += _anomaly_section(Path(anomaly_dir), figures_dir)
+    out += (_ddpm_section(ddpm) if ddpm else []) + (_anomaly_section(anomaly_dir, figures_dir) or [])
     report = docs_dir / "REPORT.md"
     report.write_text("\n".join(out) + "\n")
     return report
+
+
+def update_report(docs_dir: str | Path = "docs", *, ddpm_dir: str | Path,
+                  anomaly_dir: str | Path | None = None) -> Path:
+    """Re-render the DDPM claims and the DDPM and anomaly sections of an existing `docs_dir/REPORT.md`, keeping its
+    VAE parts as they are: the DDPM and anomaly results may live on another machine than the VAE run folders.
+    An anomaly folder without results keeps the report's anomaly section."""
+    docs_dir = Path(docs_dir)
+    report = docs_dir / "REPORT.md"
+    if not report.exists():
+        raise FileNotFoundError(f"{report} does not exist yet: write it with `python training/run_study.py`")
+    if not Path(ddpm_dir, "metrics.json").exists():
+        raise FileNotFoundError(f"{ddpm_dir} is not a trained DDPM (no metrics.json)")
+    figures_dir = docs_dir / "figures"
+    ddpm = _ddpm_summary(Path(ddpm_dir), figures_dir)
+    rows = {c.claim: _claim_row(c) for c in study_claims({}, ddpm) if c.claim.startswith("DDPM")}
+    blocks: list[list[str]] = []
+    for line in report.read_text().splitlines():
+        if line.startswith("## ") or not blocks:
+            blocks.append([])
+        claim = line.removeprefix("| ").split(" | ")[0]
+        blocks[-1].append(rows.get(claim, line) if line.startswith("| DDPM") else line)
+    old_anomaly = [line for b in blocks if b[0].startswith(ANOMALY_HEADING) for line in b]
+    kept = [line for b in blocks if not b[0].startswith(("## DDPM", ANOMALY_HEADING)) for line in b]
+    out = kept + _ddpm_section(ddpm) + (_anomaly_section(anomaly_dir, figures_dir) or old_anomaly)
+    report.write_text("\n".join(out).rstrip("\n") + "\n")
+    return report
+
+
+def _claim_row(claim: Claim) -> str:
+    return f"| {claim.claim} | {claim.measured} | **{claim.verdict}** |"
 
 
 def _ddpm_summary(ddpm_dir: Path, figures_dir: Path) -> dict[str, Any]:
@@ -386,9 +416,12 @@ def _ddpm_summary(ddpm_dir: Path, figures_dir: Path) -> dict[str, Any]:
     return summary
 
 
-def _anomaly_section(anomaly_dir: Path, figures_dir: Path) -> list[str]:
-    """`training/anomaly_study.py`'s table and plot: the study's application, measured."""
-    lines = ["## Anomaly detection (the study's application)", "",
+def _anomaly_section(anomaly_dir: str | Path | None, figures_dir: Path) -> list[str]:
+    """`training/anomaly_study.py`'s table and plot: the study's application, measured ([] if not run)."""
+    if not anomaly_dir or not Path(anomaly_dir, "anomaly.md").exists():
+        return []
+    anomaly_dir = Path(anomaly_dir)
+    lines = [f"{ANOMALY_HEADING} (the study's application)", "",
              f"`python training/anomaly_study.py --output_dir {anomaly_dir}`: a VAE trained on every digit but one "
              "scores each test digit by reconstruction error and by −ELBO; AUROC of finding the held-out digit. ",
              "", anomaly_dir.joinpath("anomaly.md").read_text().strip(), ""]

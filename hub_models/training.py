@@ -164,6 +164,21 @@ def write_json_atomic(path: str | os.PathLike, payload: Any) -> None:
     os.replace(tmp, path)
 
 
+def save_pretrained_atomic(obj: Any, folder: str | os.PathLike, **kwargs: Any) -> None:
+    """`obj.save_pretrained` into a temp folder, then every file renamed into `folder`: a kill mid-save leaves each
+    file either its previous complete version or the new one, never a truncated safetensors (the DDPM rewrites its
+    pipeline after every epoch)."""
+    folder = Path(folder)
+    tmp = folder / ".tmp-save_pretrained"
+    shutil.rmtree(tmp, ignore_errors=True)
+    obj.save_pretrained(str(tmp), **kwargs)
+    for src in sorted(p for p in tmp.rglob("*") if p.is_file()):
+        dst = folder / src.relative_to(tmp)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+    shutil.rmtree(tmp)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.item() if value.numel() == 1 else value.tolist()

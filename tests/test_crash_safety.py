@@ -253,7 +253,7 @@ def test_ddpm_diverging_run_stops_with_a_clear_message(tiny_mnist_cache, tmp_pat
 
     assert done.returncode == 1
     last = error_line(done)
-    assert re.match(r"FloatingPointError: loss became (nan|inf|-inf) at step 1; stopping", last), last
+    assert re.match(r"error: loss became (nan|inf|-inf) at step 1; stopping", last), last
     assert "The last good checkpoint is kept" in last
     # The checkpoint saved before the divergence is complete and finite; no pipeline was written.
     assert [p.name for p in list_checkpoints(run_dir)] == ["checkpoint-1"]
@@ -296,11 +296,57 @@ def test_json_outputs_survive_a_sigkill_mid_write(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["metrics.json"]
 
 
+def _save_pipeline_then_die_mid_save(run_dir: Path, ready) -> None:
+    """Save a complete DDPM pipeline, then start saving other weights over it and stop half-way through the
+    safetensors file (where a SIGKILL during the end-of-epoch save would land)."""
+    import safetensors.torch
+
+    from hub_models.ddpm import make_train_scheduler, save_pipeline
+    from hub_models.unet import make_unet
+
+    torch.manual_seed(0)
+    save_pipeline(make_unet("tiny"), make_train_scheduler(), run_dir)
+    (run_dir / "saved-once").touch()
+
+    def half_then_hang(tensors, filename, metadata=None):
+        blob = safetensors.torch.save(tensors, metadata=metadata)
+        Path(filename).write_bytes(blob[: len(blob) // 2])
+        ready.set()
+        time.sleep(600)
+
+    safetensors.torch.save_file = half_then_hang  # only in this forked child
+    torch.manual_seed(1)
+    save_pipeline(make_unet("tiny"), make_train_scheduler(), run_dir)
+
+
+def test_pipeline_weights_survive_a_sigkill_mid_save(tmp_path):
+    """The DDPM rewrites its pipeline after every epoch: a kill during that save leaves the previous complete
+    weights, which load (a plain save_pretrained would leave a truncated safetensors in unet/)."""
+    from hub_models.ddpm import load_ddpm
+    from hub_models.hub import load
+    from hub_models.unet import make_unet
+
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    child = context.Process(target=_save_pipeline_then_die_mid_save, args=(tmp_path, ready), daemon=True)
+    child.start()
+    assert ready.wait(timeout=120), "the second save never reached its weights file"
+    os.kill(child.pid, signal.SIGKILL)
+    child.join(timeout=30)
+    assert child.exitcode == -signal.SIGKILL and (tmp_path / "saved-once").exists()
+    unet, _ = load_ddpm(tmp_path)
+    torch.manual_seed(0)
+    first = make_unet("tiny").state_dict()
+    assert all(torch.equal(first[k], v) for k, v in unet.state_dict().items())
+    load(tmp_path)  # hub.load's truncation check passes too
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
+        "model_index.json", "saved-once", "scheduler", "unet"]
+
+
 @pytest.mark.parametrize("kind", ["vae", "ddpm"])
 def test_push_refuses_weights_truncated_by_a_kill(hub, vae_run, ddpm_run, kind):
-    """The DDPM rewrites its pipeline after every epoch and save_pretrained writes in place: a kill during that
-    save leaves the previous epoch's metrics.json beside truncated weights. Publishing must refuse such a run
-    (before any network call) instead of uploading weights nobody can load."""
+    """Weights truncated by a kill (a run of an older version that saved in place, a full disk, a copy cut short):
+    publishing must refuse such a run (before any network call) instead of uploading weights nobody can load."""
     run_dir = vae_run if kind == "vae" else ddpm_run
     weights_file = run_dir / ("" if kind == "vae" else "unet") / "diffusion_pytorch_model.safetensors"
     truncate_half(weights_file)

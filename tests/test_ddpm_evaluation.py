@@ -84,3 +84,26 @@ def test_cli_refuses_a_folder_that_is_not_a_ddpm_run(tmp_path):
     result = subprocess.run([sys.executable, str(SCRIPT), "--run_dir", str(tmp_path)], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 2 and "not a DDPM run folder" in result.stderr
+
+
+def test_update_report_rerenders_only_the_ddpm_parts(evaluated_run, tmp_path):
+    """A machine with the DDPM results but not the VAE runs refreshes the DDPM claims and section in place."""
+    from hub_models.report import update_report
+
+    docs = tmp_path / "docs"
+    with pytest.raises(FileNotFoundError, match="does not exist yet"):
+        update_report(docs, ddpm_dir=evaluated_run)
+    docs.mkdir()
+    (docs / "REPORT.md").write_text("\n".join([
+        "# The study, reproduced", "", "## Claims of the study, checked", "", "| claim | measured | verdict |",
+        "|---|---|---|", "| Dense reconstructs better | BCE 134 vs 149 | **confirmed** |",
+        "| DDPM: FID 28.11 | FID 99 (stale) | **partly** |", "", "## All runs", "", "| vae row kept |", "",
+        "## DDPM", "", "stale DDPM section", "", "## Anomaly detection (the study's application)", "",
+        "| held-out digit | AUROC |", "| 3 | 0.9 |", ""]))
+    text = update_report(docs, ddpm_dir=evaluated_run, anomaly_dir=tmp_path / "no-anomaly-run").read_text()
+    assert "| Dense reconstructs better | BCE 134 vs 149 | **confirmed** |" in text and "| vae row kept |" in text
+    claim = next(line for line in text.splitlines() if line.startswith("| DDPM: FID 28.11"))
+    assert "N=12 vs 256 of mnist-test" in claim and "stale" not in text
+    assert text.index("## DDPM") < text.index("Sampler sweep") < text.index("## Anomaly detection") < \
+        text.index("| 3 | 0.9 |")
+    assert (docs / "figures" / "ddpm" / "sampler_sweep.png").exists()

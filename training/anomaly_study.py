@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hub_models.anomaly import anomaly_auroc
 from hub_models.data import load_splits
-from hub_models.training import write_json_atomic
+from hub_models.training import save_pretrained_atomic, write_json_atomic
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -111,7 +111,7 @@ def main(args: argparse.Namespace) -> list[dict]:
         print(f"digit {digit}: AUROC reconstruction {record['auroc_reconstruction']:.3f}, "
               f"−ELBO {record['auroc_neg_elbo']:.3f} ({record['train_seconds']:.0f} s)", flush=True)
         if args.save_models:
-            model.save_pretrained(out / "models" / f"without-{digit}")
+            save_pretrained_atomic(model, out / "models" / f"without-{digit}")
         # Written after every digit, so an interrupted study keeps what it measured.
         write_json_atomic(out / "anomaly.json", {"settings": settings, "records": records,
                                                  "seconds": time.perf_counter() - start})

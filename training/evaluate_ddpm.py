@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hub_models.ddpm import is_ddpm_run
 from hub_models.ddpm_evaluation import (
+    PRECISIONS,
     SWEEP_STEPS,
     Point,
     evaluate_point,
@@ -45,6 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sweep_steps", nargs="+", type=positive_int, default=list(SWEEP_STEPS))
     p.add_argument("--reference", choices=sorted(REFERENCE_SETS), default="mnist-test",
                    help="Real reference set of every FID.")
+    p.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32",
+                   help="dtype of the UNet while sampling, for every point (bf16: 1.8× faster on CPUs with "
+                        "AVX512-BF16/AMX; points are cached per precision).")
     p.add_argument("--batch_size", type=positive_int, default=500, help="Digits generated per chunk.")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
@@ -56,11 +60,11 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {run_dir} is not a DDPM run folder (no model_index.json + unet/); train one with "
               "`accelerate launch training/train_ddpm.py`", file=sys.stderr)
         return 2
-    points = [Point(args.sampler, args.steps, args.num_samples, True, args.seed)]
+    points = [Point(args.sampler, args.steps, args.num_samples, True, args.seed, args.precision)]
     if args.no_ema_samples:
-        points.append(Point(args.sampler, args.steps, args.no_ema_samples, False, args.seed))
+        points.append(Point(args.sampler, args.steps, args.no_ema_samples, False, args.seed, args.precision))
     if args.sweep:
-        points += sweep_points(args.sweep_samplers, args.sweep_steps, args.sweep_samples, args.seed)
+        points += sweep_points(args.sweep_samplers, args.sweep_steps, args.sweep_samples, args.seed, args.precision)
     for point in points:
         evaluate_point(run_dir, point, reference=args.reference, batch_size=args.batch_size)
         if args.sweep and point.num_samples == args.sweep_samples:  # redraw as points land

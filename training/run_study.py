@@ -45,6 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="Seed of every run.")
     parser.add_argument("--report_only", action="store_true", help="Train nothing; (re)write the report.")
     parser.add_argument("--no_report", action="store_true", help="Train only; write no report.")
+    parser.add_argument("--update_ddpm_and_anomaly", action="store_true",
+                        help="Train nothing; in the existing report re-render only the DDPM claims and the DDPM and "
+                             "anomaly sections (for a machine that holds those results but not the VAE runs).")
     parser.add_argument("--no_evaluate", action="store_true",
                         help="Report from cached evaluations only (no FID/NLL computation).")
     parser.add_argument("--ddpm_dir", default="runs/ddpm-default", help="The DDPM run shown in the report.")
@@ -58,6 +61,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(args: argparse.Namespace) -> None:
     study_dir = Path(args.study_dir)
+    if args.update_ddpm_and_anomaly:
+        from hub_models.report import update_report
+
+        report = update_report(args.docs_dir, ddpm_dir=args.ddpm_dir, anomaly_dir=args.anomaly_dir)
+        print(f"[study] DDPM and anomaly parts of {report} re-rendered")
+        return
     if not args.report_only:
         train_missing(args, study_dir)
     if not args.no_report:

@@ -32,6 +32,7 @@ from hub_models.training import (
     make_accelerator,
     resume_point,
     save_checkpoint,
+    save_pretrained_atomic,
     updates_per_epoch,
     write_json_atomic,
 )
@@ -162,7 +163,7 @@ def main(args: argparse.Namespace) -> dict:
         "config": {k: v for k, v in unwrapped.config.items() if not k.startswith("_")},
     }
     if accelerator.is_main_process:
-        unwrapped.save_pretrained(output_dir)
+        save_pretrained_atomic(unwrapped, output_dir)
         write_json_atomic(output_dir / "metrics.json", metrics)
         classifier_model_card(metrics, args.repo_id).save(output_dir / "README.md")
         accelerator.print(f"test accuracy {final['accuracy']:.4%} → {output_dir}")

@@ -45,6 +45,7 @@ from hub_models.training import (
     positive_int,
     resume_from,
     save_checkpoint,
+    save_pretrained_atomic,
     updates_per_epoch,
     write_json_atomic,
 )
@@ -547,7 +548,7 @@ def write_run(
     """The pipeline folder (EMA weights in unet/, raw in unet_non_ema/), a sample grid and metrics.json."""
     sampling_unet = ema_unet if ema_unet is not None else unwrapped
     save_pipeline(sampling_unet, noise_scheduler, output_dir)
-    unwrapped.save_pretrained(output_dir / "unet_non_ema", safe_serialization=True)
+    save_pretrained_atomic(unwrapped, output_dir / "unet_non_ema", safe_serialization=True)
 
     generator = torch.Generator().manual_seed(args.seed)
     t0 = time.perf_counter()
@@ -645,4 +646,7 @@ def _push(output_dir: Path, args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    try:
+        main(parse_args())
+    except FloatingPointError as err:  # diverged: the checkpoints on disk are the last good state
+        raise SystemExit(f"error: {err}") from None

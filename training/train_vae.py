@@ -39,6 +39,7 @@ from hub_models.training import (
     positive_int,
     resume_from,
     save_checkpoint,
+    save_pretrained_atomic,
     updates_per_epoch,
     write_json_atomic,
 )
@@ -227,7 +228,7 @@ def main(args: argparse.Namespace) -> None:
     if args.write_rank_fingerprints:
         (output_dir / f"rank{accelerator.process_index}.sha256").write_text(weights_fingerprint(unwrapped))
     if accelerator.is_main_process:
-        unwrapped.save_pretrained(output_dir)
+        save_pretrained_atomic(unwrapped, output_dir)
         write_figures(unwrapped, held_out, output_dir / "figures", args)
         last = history[-1]
         write_json_atomic(output_dir / "metrics.json", {
