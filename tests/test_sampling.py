@@ -55,6 +55,28 @@ def test_sampler_shape_range_determinism_and_callback(sampler, tiny_unet):
     assert calls == [(i, 4) for i in range(4)]
 
 
+def test_bf16_autocast_runs_the_unet_in_bf16_and_stays_close_to_fp32(tiny_unet, monkeypatch):
+    seen = []
+    forward = tiny_unet.forward
+
+    def spy(sample, timestep, *args, **kwargs):
+        out = forward(sample, timestep, *args, **kwargs)
+        seen.append(out.sample.dtype)
+        return out
+
+    monkeypatch.setattr(tiny_unet, "forward", spy)
+    config = make_train_scheduler().config
+    kwargs = dict(sampler="dpmsolver++", num_inference_steps=5, num_images=4)
+    fp32 = sample_images(tiny_unet, config, generator=torch.Generator().manual_seed(3), **kwargs)
+    bf16 = sample_images(tiny_unet, config, generator=torch.Generator().manual_seed(3),
+                         autocast_dtype=torch.bfloat16, **kwargs)
+    again = sample_images(tiny_unet, config, generator=torch.Generator().manual_seed(3),
+                          autocast_dtype=torch.bfloat16, **kwargs)
+    assert seen == [torch.float32] * 5 + [torch.bfloat16] * 10
+    assert bf16.dtype == torch.float32 and torch.equal(bf16, again) and not torch.equal(bf16, fp32)
+    assert (bf16 - fp32).abs().mean() < 0.02
+
+
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_few_step_schedules_start_from_pure_noise(sampler):
     scheduler = make_scheduler(sampler, make_train_scheduler().config)
