@@ -11,13 +11,14 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from diffusers import UNet2DModel
 
 from .ddpm import load_ddpm
 from .evaluation import as_uint8, classifier_metrics, fid
@@ -50,7 +51,9 @@ class Point:
         key = f"{self.sampler}-{self.steps}steps-{'ema' if self.ema else 'raw'}-n{self.num_samples}-seed{self.seed}"
         return key if self.precision == "fp32" else f"{key}-{self.precision}"
 
-    def sample(self, unet, scheduler_config, num_images: int, seed: int) -> torch.Tensor:
+    def sample(self, unet: UNet2DModel, scheduler_config: Mapping[str, Any], num_images: int,
+               seed: int) -> torch.Tensor:
+        """`num_images` digits `(N, 1, 28, 28)` in [0, 1] the way this point samples them, from `seed`."""
         with torch.inference_mode():
             return sample_images(unet, scheduler_config, self.sampler, self.steps, num_images,
                                  generator=torch.Generator().manual_seed(seed),

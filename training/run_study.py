@@ -64,7 +64,10 @@ def main(args: argparse.Namespace) -> None:
     if args.update_ddpm_and_anomaly:
         from hub_models.report import update_report
 
-        report = update_report(args.docs_dir, ddpm_dir=args.ddpm_dir, anomaly_dir=args.anomaly_dir)
+        try:
+            report = update_report(args.docs_dir, ddpm_dir=args.ddpm_dir, anomaly_dir=args.anomaly_dir)
+        except FileNotFoundError as err:
+            raise SystemExit(f"error: {err}") from None
         print(f"[study] DDPM and anomaly parts of {report} re-rendered")
         return
     if not args.report_only:
