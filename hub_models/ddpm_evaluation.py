@@ -139,11 +139,15 @@ def evaluate_point(run_dir: str | os.PathLike, point: Point, *, reference: str =
 
 
 def current_points(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """The evaluated points whose weights are the ones the run folder holds now (older ones are stale)."""
+    """The evaluated points whose weights are the ones the run folder holds now (older ones are stale).
+
+    A folder without `unet_non_ema/` (a release ships the EMA weights only) keeps its raw-weight points: they were
+    measured on the run it was released from and cannot be re-checked."""
     run_dir = Path(run_dir)
     digests = {ema: weights_digest(run_dir, ema) for ema in (True, False)
                if (run_dir / ("unet" if ema else "unet_non_ema") / "diffusion_pytorch_model.safetensors").exists()}
-    return [p for p in load_evaluation(run_dir).get("points", {}).values() if digests.get(p["ema"]) == p["weights"]]
+    return [p for p in load_evaluation(run_dir).get("points", {}).values()
+            if digests.get(p["ema"], None if p["ema"] else p["weights"]) == p["weights"]]
 
 
 def evaluation_summary(run_dir: str | os.PathLike) -> dict[str, Any]:

@@ -66,6 +66,11 @@ def test_retrained_weights_make_old_points_stale(evaluated_run, tmp_path):
     torch.manual_seed(1)
     make_unet("tiny").save_pretrained(run / "unet")  # "more training" of the EMA weights
     assert [p["ema"] for p in current_points(run)] == [False]
+    torch.manual_seed(2)
+    make_unet("tiny").save_pretrained(run / "unet_non_ema")
+    assert current_points(run) == []
+    shutil.rmtree(run / "unet_non_ema")  # a release ships EMA weights only: its raw points cannot be re-checked
+    assert [p["ema"] for p in current_points(run)] == [False]
 
 
 def test_report_shows_the_ddpm_fid_claim_and_the_sweep(evaluated_run, tmp_path):
