@@ -386,7 +386,7 @@ def _ddpm_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
         "trained": _trained_sentence(metrics, train_cfg, split_text),
         "recipe_rows": _recipe_rows(train_cfg),
         "results": results,
-        "evaluation_lines": [describe_point(p) for p in (main, evaluation["raw"]) if p],
+        "evaluation_lines": [describe_point(p) for p in (main, evaluation["raw"], *evaluation["others"]) if p],
         "figures": _figures(run_dir, _sampler_text(metrics.get("sampler"))),
         "study_recipe": ref["recipe"],
         "study_parameters": ref["parameters"],

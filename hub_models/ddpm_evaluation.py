@@ -151,17 +151,21 @@ def current_points(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def evaluation_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """The current evaluation of a run: `main` (the EMA point with the most digits), `raw` (the non-EMA point with
-    the most digits) and `sweep` (the EMA points of the most common N, if there are several); None/[] if absent."""
+    """The current evaluation of a run: `main` (the EMA point with the most digits, fp32 DPM-Solver++ first),
+    `raw` (the non-EMA point with the most digits), `sweep` (the EMA points of the most common N, if there are
+    several) and `others` (the remaining EMA points, most digits first); None/[] if absent."""
     points = current_points(run_dir)
     ema = [p for p in points if p["ema"]]
     raw = [p for p in points if not p["ema"]]
     sizes = [p["num_samples"] for p in ema]
     sweep_n = max(set(sizes), key=sizes.count) if sizes else None
     sweep = [p for p in ema if p["num_samples"] == sweep_n and p.get("seconds_per_16") is not None]
-    return {"main": max(ema, key=lambda p: (p["num_samples"], p["sampler"] == "dpmsolver++")) if ema else None,
-            "raw": max(raw, key=lambda p: p["num_samples"]) if raw else None,
-            "sweep": sorted(sweep, key=lambda p: (p["sampler"], p["steps"])) if len(sweep) > 1 else []}
+    sweep = sorted(sweep, key=lambda p: (p["sampler"], p["steps"])) if len(sweep) > 1 else []
+    main = max(ema, key=lambda p: (p["num_samples"], p["sampler"] == "dpmsolver++",
+                                   p.get("precision", "fp32") == "fp32")) if ema else None
+    others = sorted((p for p in ema if p is not main and p not in sweep), key=lambda p: -p["num_samples"])
+    return {"main": main, "raw": max(raw, key=lambda p: p["num_samples"]) if raw else None, "sweep": sweep,
+            "others": others}
 
 
 def describe_point(point: dict[str, Any]) -> str:

@@ -408,7 +408,7 @@ def _ddpm_summary(ddpm_dir: Path, figures_dir: Path) -> dict[str, Any]:
     evaluation = evaluation_summary(ddpm_dir)  # evaluated on the weights the folder holds now
     if evaluation["main"]:
         summary["fid_point"], summary["fid"] = evaluation["main"], evaluation["main"]["fid"]
-    summary["raw_point"] = evaluation["raw"]
+    summary["raw_point"], summary["other_points"] = evaluation["raw"], evaluation["others"]
     if evaluation["sweep"]:
         summary["sweep"] = evaluation["sweep"]
         sweep_plot(evaluation["sweep"], figures_dir / "ddpm" / "sampler_sweep.png")
@@ -443,9 +443,10 @@ def _ddpm_section(ddpm: dict[str, Any]) -> list[str]:
     lines += [f"| {h['epoch']} | {h['train_loss']:.4f} | {h['test_loss']:.4f} |" for h in ddpm["history"]]
     if ddpm.get("grid") or ddpm.get("loss_curve"):
         lines += ["", " ".join(f"![DDPM {k}]({ddpm[k]})" for k in ("grid", "loss_curve") if ddpm.get(k))]
-    if ddpm.get("fid_point") or ddpm.get("raw_point"):
+    points = [ddpm[k] for k in ("fid_point", "raw_point") if ddpm.get(k)] + ddpm.get("other_points", [])
+    if points:
         lines += ["", "FID (`python training/evaluate_ddpm.py`), against the study's 28.11:", ""]
-        lines += [f"- {describe_point(ddpm[k])}" for k in ("fid_point", "raw_point") if ddpm.get(k)]
+        lines += [f"- {describe_point(p)}" for p in points]
     if ddpm.get("sweep"):
         sweep = ddpm["sweep"]
         lines += ["", f"### Sampler sweep: FID vs CPU time (N = {sweep[0]['num_samples']:,} per point, "
