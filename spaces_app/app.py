@@ -219,7 +219,7 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
                         ddpm_sampler = gr.Dropdown(list(SAMPLERS), value=sl.DEFAULT_SAMPLER, label="sampler")
                         ddpm_steps = gr.Slider(1, sl.MAX_DDPM_STEPS, value=sl.DEFAULT_DDPM_STEPS, step=1,
                                                label="denoising steps",
-                                               info="DPM-Solver++/UniPC: 10–25; DDIM: 25–50; DDPM: 1000")
+                                               info="10–25 steps; DDPM (ancestral) gives this model's best digits")
                     with gr.Row():
                         ddpm_count = gr.Slider(1, sl.MAX_IMAGES, value=16, step=1, label="digits")
                         ddpm_seed = gr.Number(0, precision=0, minimum=0, label="seed")
