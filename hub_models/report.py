@@ -456,5 +456,6 @@ def _ddpm_section(ddpm: dict[str, Any]) -> list[str]:
         lines += [f"| {p['sampler']} | {p['steps']} | {p['fid']['fid']:.2f} | "
                   f"{p['classifier']['confident_share']:.1%} | {p['seconds_per_16']:.2f} |" for p in sweep]
         lines += ["", f"Seconds: wall time for 16 digits with {sweep[0]['torch_threads']} torch thread(s) on this "
-                      "machine's CPU (other jobs may have shared it: the load average is in evaluation.json)."]
+                      "machine's CPU (other jobs may have shared it: the load average is in evaluation.json), the UNet "
+                      f"in {sweep[0].get('precision', 'fp32')}."]
     return [*lines, ""]
