@@ -265,6 +265,19 @@ def test_ddpm_diverging_run_stops_with_a_clear_message(tiny_mnist_cache, tmp_pat
 # ----------------------------------------------------------------------------------------------------------
 # Run outputs
 # ----------------------------------------------------------------------------------------------------------
+def sigkill_when_ready(target, *args) -> None:
+    """Run `target(*args, ready)` in a forked child (no second torch import: it starts at once) and SIGKILL it as
+    soon as it sets `ready`, i.e. half-way through the write under test."""
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    child = context.Process(target=target, args=(*args, ready), daemon=True)
+    child.start()
+    assert ready.wait(timeout=120), f"{target.__name__} never reached the write it is killed in"
+    os.kill(child.pid, signal.SIGKILL)
+    child.join(timeout=30)
+    assert child.exitcode == -signal.SIGKILL
+
+
 def _write_then_die_mid_write(path: Path, ready) -> None:
     """Write a complete file, then start rewriting it and stop half-way through (where a SIGKILL would land)."""
     write_json_atomic(path, {"epoch": 1, "complete": True})
@@ -284,14 +297,7 @@ def test_json_outputs_survive_a_sigkill_mid_write(tmp_path):
     """write_json_atomic (metrics.json, history.json, training_config.json): a SIGKILL half-way through a rewrite
     leaves the previous complete file (a plain write_text would leave half a JSON)."""
     target = tmp_path / "metrics.json"
-    context = multiprocessing.get_context("fork")  # no second torch import: the child starts at once
-    ready = context.Event()
-    child = context.Process(target=_write_then_die_mid_write, args=(target, ready), daemon=True)
-    child.start()
-    assert ready.wait(timeout=60), "the writer never reached its write (write_json_atomic changed?)"
-    os.kill(child.pid, signal.SIGKILL)
-    child.join(timeout=30)
-    assert child.exitcode == -signal.SIGKILL
+    sigkill_when_ready(_write_then_die_mid_write, target)
     assert json.loads(target.read_text()) == {"epoch": 1, "complete": True}
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["metrics.json"]
 
@@ -326,14 +332,8 @@ def test_pipeline_weights_survive_a_sigkill_mid_save(tmp_path):
     from hub_models.hub import load
     from hub_models.unet import make_unet
 
-    context = multiprocessing.get_context("fork")
-    ready = context.Event()
-    child = context.Process(target=_save_pipeline_then_die_mid_save, args=(tmp_path, ready), daemon=True)
-    child.start()
-    assert ready.wait(timeout=120), "the second save never reached its weights file"
-    os.kill(child.pid, signal.SIGKILL)
-    child.join(timeout=30)
-    assert child.exitcode == -signal.SIGKILL and (tmp_path / "saved-once").exists()
+    sigkill_when_ready(_save_pipeline_then_die_mid_save, tmp_path)
+    assert (tmp_path / "saved-once").exists()
     unet, _ = load_ddpm(tmp_path)
     torch.manual_seed(0)
     first = make_unet("tiny").state_dict()
