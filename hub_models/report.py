@@ -356,7 +356,7 @@ def write_report(study_dir: str | Path, docs_dir: str | Path = "docs", *, ddpm_d
                 cells = [f"![{n} {label}](figures/{n}/{png})" if n in runs else "–" for n in names]
                 out.append(f"| {label} | " + " | ".join(cells) + " |")
             out.append("")
-    out += (_ddpm_section(ddpm) if ddpm else []) + (_anomaly_section(anomaly_dir, figures_dir) or [])
+    out += (_ddpm_section(ddpm) if ddpm else []) + _anomaly_section(anomaly_dir, figures_dir)
     report = docs_dir / "REPORT.md"
     report.write_text("\n".join(out) + "\n")
     return report
