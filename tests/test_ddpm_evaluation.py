@@ -37,7 +37,7 @@ def test_every_point_has_fid_with_n_and_floor_and_a_timing(evaluated_run):
     points = json.loads((evaluated_run / EVALUATION_FILE).read_text())["points"]
     assert sorted((p["sampler"], p["steps"], p["num_samples"], p["ema"]) for p in points.values()) == [
         ("ddim", 2, 6, True), ("ddim", 3, 6, True), ("dpmsolver++", 2, 6, True), ("dpmsolver++", 3, 6, True),
-        ("dpmsolver++", 25, 6, False), ("dpmsolver++", 25, 12, True)]
+        ("ddpm", 25, 6, False), ("ddpm", 25, 12, True)]
     for p in points.values():
         assert p["fid"]["n_gen"] == p["num_samples"] and p["fid"]["reference"] == "mnist-test"
         assert p["fid"]["floor"] is not None and p["fid"]["fid"] > p["fid"]["floor"]  # random UNet: far off
@@ -46,7 +46,7 @@ def test_every_point_has_fid_with_n_and_floor_and_a_timing(evaluated_run):
 
 
 def test_an_interrupted_point_resumes_with_the_same_digits(evaluated_run):
-    point = Point("dpmsolver++", 25, 12, True, 0)
+    point = Point("ddpm", 25, 12, True, 0)
     before = generate(evaluated_run, point, batch_size=5)
     first = json.loads((evaluated_run / EVALUATION_FILE).read_text())["points"][point.key]
     chunks = sorted((evaluated_run / "evaluation").glob(f"{point.key}-*/chunk-*.npy"))

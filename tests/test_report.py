@@ -85,3 +85,13 @@ def test_latent_knn_accuracy_separates_clusters():
     mixed = rng.normal(size=(300, 2))
     assert latent_knn_accuracy(separated, labels) > 0.95
     assert latent_knn_accuracy(mixed, labels) < 0.4
+
+
+@pytest.mark.parametrize("fid, n, verdict", [(12.0, 10_000, "confirmed"), (12.0, 2_000, "partly"),
+                                             (30.0, 10_000, "confirmed"), (40.0, 10_000, "refuted")])
+def test_ddpm_fid_verdict_counts_a_lower_fid_as_reaching_the_study(fid, n, verdict):
+    ddpm = {"epochs_done": 20, "train_loss": 0.028, "test_loss": 0.028, "fid_point": {"sampler": "ddpm", "steps": 25},
+            "fid": {"fid": fid, "n_gen": n, "n_ref": 10_000, "reference": "mnist-test", "floor": 1.0}}
+    claim = next(c for c in study_claims({}, ddpm) if c.claim == "DDPM: FID 28.11")
+    assert claim.verdict == verdict
+    assert ("claimed quality is reached" in claim.measured) == (fid < 23)

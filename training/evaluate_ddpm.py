@@ -36,7 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--run_dir", default="runs/ddpm-default", help="A DDPM run folder (train_ddpm.py's output).")
     p.add_argument("--num_samples", type=positive_int, default=10_000, help="Digits for the main FID (study: 10k).")
-    p.add_argument("--sampler", choices=SAMPLERS, default="dpmsolver++", help="Sampler of the main FID.")
+    p.add_argument("--sampler", choices=SAMPLERS, default="ddpm",
+                   help="Sampler of the main FID (ancestral DDPM: the best FID per second in the sweep).")
     p.add_argument("--steps", type=positive_int, default=25, help="Denoising steps of the main FID.")
     p.add_argument("--no_ema_samples", type=int, default=0,
                    help="Also the FID of the raw (non-EMA) weights with this many digits (0: skip).")
