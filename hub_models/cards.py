@@ -344,7 +344,7 @@ def _ddpm_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
         results.append(
             {"label": label, "value": _fmt(value), "study": _fmt(study) if study else "not reported"}
         )
-        evals.append(_eval(key if key != "fid" else "fid", label.split(" (")[0], value, split_id, model_name))
+        evals.append(_eval(key, label.split(" (")[0], value, split_id, model_name))
 
     blocks = [
         f"{d} ({c} ch)"

@@ -106,17 +106,38 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+def _file_of(source: str, filename: str, hub_kwargs: Mapping[str, Any]) -> Path | None:
+    """A file of a local folder or a Hub repo (None when absent or unreachable)."""
+    if Path(source).is_dir():
+        path = Path(source) / filename
+        return path if path.is_file() else None
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(source, filename, **hub_kwargs))
+    except Exception:
+        return None
+
+
 def _read_json(source: str, filename: str, hub_kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
     """A JSON file of a local folder or a Hub repo (None when absent or unreadable)."""
     try:
-        if Path(source).is_dir():
-            path = Path(source) / filename
-            return json.loads(path.read_text()) if path.is_file() else None
-        from huggingface_hub import hf_hub_download
-
-        return json.loads(Path(hf_hub_download(source, filename, **hub_kwargs)).read_text())
+        path = _file_of(source, filename, hub_kwargs)
+        return json.loads(path.read_text()) if path else None
     except Exception:
         return None
+
+
+def _card_metrics(source: str, hub_kwargs: Mapping[str, Any]) -> dict[str, float]:
+    """The model-index metrics of a model card, e.g. {"fid": 10.01}: the evaluation released with the weights."""
+    from huggingface_hub import ModelCard
+
+    try:
+        path = _file_of(source, "README.md", hub_kwargs)
+        results = ModelCard.load(path).data.eval_results or [] if path else []
+        return {r.metric_type: r.metric_value for r in results}
+    except Exception:
+        return {}
 
 
 def _model_kind(source: str, hub_kwargs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -301,6 +322,7 @@ def load_registry(sources: Mapping[str, str], calibration_digits: int | None = N
                 reg.vaes[name] = VAEEntry(name, source, model, beta, metrics)
             elif kind == "ddpm":
                 unet, scheduler = _load_ddpm(source, kw)
+                metrics = {**_card_metrics(source, kw), **metrics}  # metrics.json has no FID; the card has
                 reg.ddpm = DDPMEntry(name, source, unet, dict(scheduler.config), metrics)
             elif kind == "classifier":
                 from .digit_classifier import DigitClassifier

@@ -245,6 +245,25 @@ def test_model_sources_from_env_config_and_local_folders(tmp_path):
     assert resolve_model_sources(None, env) == {"vae-one": str(tmp_path / "release" / "vae-one")}
 
 
+def test_registry_reads_the_ddpm_fid_from_its_model_card(space_models, tmp_path):
+    """metrics.json has no FID (it is measured after training): the Space shows the card's model-index value."""
+    import shutil
+
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    from hub_models import space_logic as sl
+
+    ddpm = tmp_path / "ddpm"
+    shutil.copytree(space_models["ddpm"], ddpm)
+    assert "fid" not in sl.load_registry({"ddpm": str(ddpm)}, calibration_digits=0).ddpm.metrics
+    fid = EvalResult(task_type="unconditional-image-generation", dataset_type="ylecun/mnist", dataset_name="MNIST",
+                     metric_type="fid", metric_value=12.34)
+    ModelCard.from_template(ModelCardData(model_name="tiny-ddpm", eval_results=[fid])).save(ddpm / "README.md")
+    reg = sl.load_registry({"ddpm": str(ddpm)}, calibration_digits=0)
+    assert reg.ddpm.metrics["fid"] == 12.34
+    assert "| 12.34 |" in _load_app_module()._about_markdown(reg)
+
+
 def test_registry_calibrates_and_degrades(tiny_mnist_cache, space_models, tmp_path):
     from hub_models import space_logic as sl
 
