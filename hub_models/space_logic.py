@@ -134,7 +134,7 @@ def _card_metrics(source: str, hub_kwargs: Mapping[str, Any]) -> dict[str, float
 
     try:
         path = _file_of(source, "README.md", hub_kwargs)
-        results = ModelCard.load(path).data.eval_results or [] if path else []
+        results = (ModelCard.load(path).data.eval_results or []) if path else []
         return {r.metric_type: r.metric_value for r in results}
     except Exception:
         return {}
