@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Wall time to generate 16 digits per sampler and step count (hub_models.sampling.sample_images).
+"""Wall time to generate 16 digits per sampler and step count (hub_models.diffusion.sampling.sample_images).
 
     python benchmarks/ddpm_sampling_speed.py                              # 10/25/50 steps, random default UNet
     python benchmarks/ddpm_sampling_speed.py --model runs/ddpm-default --all   # 10/25/50/250/1000 steps
@@ -21,9 +21,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hub_models.ddpm import load_ddpm, make_train_scheduler
-from hub_models.sampling import SAMPLERS, sample_images
-from hub_models.unet import UNET_CONFIGS, count_parameters, make_unet
+from hub_models.diffusion.pipeline import load_ddpm, make_train_scheduler
+from hub_models.diffusion.sampling import SAMPLERS, sample_images
+from hub_models.models.unet import UNET_CONFIGS, count_parameters, make_unet
 
 ALL_STEPS = (10, 25, 50, 250, 1000)
 

@@ -45,9 +45,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "training")]
 from train_ddpm import training_step  # noqa: E402
 
 from hub_models.data import load_mnist, load_splits  # noqa: E402
-from hub_models.ddpm import make_train_scheduler  # noqa: E402
+from hub_models.diffusion.pipeline import make_train_scheduler  # noqa: E402
+from hub_models.models.unet import UNET_CONFIGS, count_parameters, make_unet  # noqa: E402
 from hub_models.training import make_accelerator  # noqa: E402
-from hub_models.unet import UNET_CONFIGS, count_parameters, make_unet  # noqa: E402
 
 
 def example_dataset(hf_split, resolution: int = 28):

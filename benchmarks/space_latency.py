@@ -6,7 +6,7 @@
     python benchmarks/space_latency.py --url http://127.0.0.1:7860   # a server that is already running
 
 Targets (server side, this 2-vCPU machine): a slider decode ≤ 20 ms; a 16-digit DDPM grid with the default
-sampler ≤ 3 s. For each endpoint it prints the compute time (the `hub_models.space_logic` call alone) and the
+sampler ≤ 3 s. For each endpoint it prints the compute time (the `hub_models.space.logic` call alone) and the
 round trip through gradio_client (queue, PNG encoding, HTTP on loopback; the image is not downloaded), then the
 ratio to the target.
 """
@@ -51,8 +51,8 @@ def make_dummy_models(root: Path) -> dict[str, str]:
     from diffusers import UNet2DModel
 
     from hub_models import ConvVAE
-    from hub_models.ddpm import make_train_scheduler, save_pipeline
-    from hub_models.unet import unet_config
+    from hub_models.diffusion.pipeline import make_train_scheduler, save_pipeline
+    from hub_models.models.unet import unet_config
 
     torch.manual_seed(0)
     ConvVAE(latent_dim=2).save_pretrained(root / "vae-conv-z2-beta1")
@@ -143,7 +143,7 @@ def main(args: argparse.Namespace) -> dict:
         if demo is not None:
             import torch
 
-            from hub_models import space_logic as sl
+            from hub_models.space import logic as sl
 
             entry = demo.registry.vaes[vae]
             compute = []
@@ -154,7 +154,7 @@ def main(args: argparse.Namespace) -> dict:
             results["decode_compute"] = summary(compute)
             if demo.registry.ddpm is not None and args.ddpm_runs > 0:
                 # CPU time of the sampling alone (one thread): what an idle core needs, whatever the load.
-                from hub_models.sampling import sample_images
+                from hub_models.diffusion.sampling import sample_images
 
                 d = demo.registry.ddpm
                 cpu = []
@@ -167,7 +167,7 @@ def main(args: argparse.Namespace) -> dict:
                 results["ddpm_compute_cpu"] = summary(cpu)
 
         # DDPM grid with the defaults -----------------------------------------------------------------------
-        from hub_models import space_logic as sl
+        from hub_models.space import logic as sl
 
         steps = args.ddpm_steps or sl.DEFAULT_DDPM_STEPS
         if "/ddpm_generate" in info and args.ddpm_runs > 0:

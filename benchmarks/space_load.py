@@ -92,8 +92,8 @@ def build_models(kind: str, root: Path) -> tuple[dict[str, str], str]:
         if (release / "ddpm" / "model_index.json").is_file():
             models["ddpm"], ddpm = str(release / "ddpm"), "release/ddpm"
         else:
-            from hub_models.ddpm import make_train_scheduler, save_pipeline
-            from hub_models.unet import count_parameters, unet_config
+            from hub_models.diffusion.pipeline import make_train_scheduler, save_pipeline
+            from hub_models.models.unet import count_parameters, unet_config
 
             unet = UNet2DModel(**unet_config("default"))
             save_pipeline(unet, make_train_scheduler(), root / "ddpm")
@@ -123,7 +123,7 @@ def free_port() -> int:
 # ended, on the monotonic clock that this process shares with the server's.
 SERVER_WRAPPER = """
 import json, os, runpy, sys, time
-from hub_models import space_logic as sl
+from hub_models.space import logic as sl
 log = open(os.environ["SPACE_LOAD_DDPM_LOG"], "a", buffering=1)
 stream = sl.ddpm_stream
 def logged_stream(*args, **kwargs):
@@ -306,7 +306,7 @@ def ddpm_concurrency_limit() -> int | None:
     read from the app built with no models."""
     import importlib.util
 
-    from hub_models import space_logic as sl
+    from hub_models.space import logic as sl
 
     spec = importlib.util.spec_from_file_location("space_app", REPO_ROOT / "spaces_app" / "app.py")
     app = importlib.util.module_from_spec(spec)

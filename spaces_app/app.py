@@ -1,6 +1,6 @@
 """mnist-genlab — the Gradio Space: sample, explore the latent space, reconstruct, interpolate, score anomalies.
 
-UI wiring only: every computation lives in `hub_models.space_logic` and `hub_models.preprocess`.
+UI wiring only: every computation lives in `hub_models.space.logic` and `hub_models.space.preprocess`.
 
     python spaces_app/app.py                      # 127.0.0.1:7860 with the models of release/ (offline)
     GENLAB_MODELS=user/repo-a,user/repo-b python spaces_app/app.py   # any Hub repos or folders
@@ -27,9 +27,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from hub_models import space_logic as sl  # noqa: E402
 from hub_models.figures import to_pil  # noqa: E402
-from hub_models.preprocess import MAX_UPLOAD_BYTES, InputImageError, prepare_digit  # noqa: E402
+from hub_models.space import logic as sl  # noqa: E402
+from hub_models.space.preprocess import MAX_UPLOAD_BYTES, InputImageError, prepare_digit  # noqa: E402
 
 MODELS_CONFIG = HERE / "models.json"
 TITLE = "mnist-genlab — β-VAEs and a DDPM on MNIST"
@@ -213,7 +213,7 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
                                        elem_classes="pixelated", buttons=["download", "fullscreen"])
                 with gr.Column():
                     gr.Markdown("### DDPM — progressive denoising\n" + ddpm_missing)
-                    from hub_models.sampling import SAMPLERS
+                    from hub_models.diffusion.sampling import SAMPLERS
 
                     with gr.Row():
                         ddpm_sampler = gr.Dropdown(list(SAMPLERS), value=sl.DEFAULT_SAMPLER, label="sampler")

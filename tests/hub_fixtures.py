@@ -149,7 +149,7 @@ def make_vae_run(
 
 def ddpm_point(run_dir, fid: float, num_samples: int = 10_000) -> dict:
     """An evaluation.json point of `training/evaluate_ddpm.py` for the EMA weights `run_dir` holds now."""
-    from hub_models.ddpm_evaluation import weights_digest
+    from hub_models.evaluation.ddpm import weights_digest
 
     return {"sampler": "dpmsolver++", "steps": 25, "num_samples": num_samples, "ema": True, "seed": 0,
             "weights": weights_digest(run_dir), "reference": "mnist-test", "seconds_per_16": 1.5,

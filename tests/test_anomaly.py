@@ -14,8 +14,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_auroc_per_held_out_digit(tiny_mnist_cache):
-    from hub_models.anomaly import anomaly_auroc, anomaly_scores
     from hub_models.data import load_splits
+    from hub_models.evaluation.anomaly import anomaly_auroc, anomaly_scores
 
     train, test = load_splits("official")
     record, model = anomaly_auroc(train, test, digit=0, epochs=2, elbo_samples=2)
@@ -46,7 +46,7 @@ def test_anomaly_study_script(tiny_mnist_cache, tmp_run_dir):
     assert again.stdout.count("already measured, kept") == 2  # an interrupted study resumes, nothing retrained
     assert json.loads((tmp_run_dir / "anomaly.json").read_text())["records"] == out["records"]
 
-    from hub_models.report import write_report  # the study report shows the table and the plot
+    from hub_models.study.report import write_report  # the study report shows the table and the plot
 
     docs, study = tmp_run_dir / "docs", tmp_run_dir / "no-vae-runs"
     study.mkdir()

@@ -11,7 +11,8 @@ from diffusers import UNet2DModel
 from hub_fixtures import make_ddpm_run, make_vae_run
 
 from hub_models import ConvVAE, DenseVAE
-from hub_models.cards import STUDY_REFERENCE, render_model_card
+from hub_models.hub.cards import render_model_card
+from hub_models.reference import STUDY as STUDY_REFERENCE
 
 REPO = "mnist-tester/mnist-genlab-vae-conv-z2-beta1"
 

@@ -17,7 +17,7 @@ RELEASE = REPO_ROOT / "release" / "digit-classifier"
 
 
 def test_model_shapes_and_safetensors_round_trip(tmp_path):
-    from hub_models.digit_classifier import DigitClassifier
+    from hub_models.models.classifier import DigitClassifier
 
     model = DigitClassifier(channels=(4, 8), hidden_dim=16).eval()
     x = torch.rand(3, 1, 28, 28)
@@ -33,7 +33,7 @@ def test_model_shapes_and_safetensors_round_trip(tmp_path):
 
 
 def test_train_script_writes_a_loadable_run_folder(tiny_mnist_cache, tmp_run_dir):
-    from hub_models.digit_classifier import DigitClassifier
+    from hub_models.models.classifier import DigitClassifier
 
     cmd = [sys.executable, str(REPO_ROOT / "training" / "train_classifier.py"), "--output_dir", str(tmp_run_dir),
            "--epochs", "4", "--batch_size", "64", "--channels", "8", "16", "--hidden_dim", "32",
@@ -56,7 +56,7 @@ def test_train_script_writes_a_loadable_run_folder(tiny_mnist_cache, tmp_run_dir
 
 def test_release_classifier_is_small_and_accurate(tiny_mnist_cache):
     from hub_models.data import load_splits
-    from hub_models.digit_classifier import load_digit_classifier
+    from hub_models.models.classifier import load_digit_classifier
 
     metrics = json.loads((RELEASE / "metrics.json").read_text())
     assert metrics["test_accuracy"] >= 0.99 and metrics["test_size"] == 10_000

@@ -307,8 +307,8 @@ def _save_pipeline_then_die_mid_save(run_dir: Path, ready) -> None:
     safetensors file (where a SIGKILL during the end-of-epoch save would land)."""
     import safetensors.torch
 
-    from hub_models.ddpm import make_train_scheduler, save_pipeline
-    from hub_models.unet import make_unet
+    from hub_models.diffusion.pipeline import make_train_scheduler, save_pipeline
+    from hub_models.models.unet import make_unet
 
     torch.manual_seed(0)
     save_pipeline(make_unet("tiny"), make_train_scheduler(), run_dir)
@@ -328,9 +328,9 @@ def _save_pipeline_then_die_mid_save(run_dir: Path, ready) -> None:
 def test_pipeline_weights_survive_a_sigkill_mid_save(tmp_path):
     """The DDPM rewrites its pipeline after every epoch: a kill during that save leaves the previous complete
     weights, which load (a plain save_pretrained would leave a truncated safetensors in unet/)."""
-    from hub_models.ddpm import load_ddpm
+    from hub_models.diffusion.pipeline import load_ddpm
     from hub_models.hub import load
-    from hub_models.unet import make_unet
+    from hub_models.models.unet import make_unet
 
     sigkill_when_ready(_save_pipeline_then_die_mid_save, tmp_path)
     assert (tmp_path / "saved-once").exists()

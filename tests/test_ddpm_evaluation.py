@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from hub_models.ddpm import make_train_scheduler, save_pipeline
-from hub_models.ddpm_evaluation import EVALUATION_FILE, Point, current_points, evaluate_point, generate
-from hub_models.unet import make_unet
+from hub_models.diffusion.pipeline import make_train_scheduler, save_pipeline
+from hub_models.evaluation.ddpm import EVALUATION_FILE, Point, current_points, evaluate_point, generate
+from hub_models.models.unet import make_unet
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "training" / "evaluate_ddpm.py"
@@ -74,7 +74,7 @@ def test_retrained_weights_make_old_points_stale(evaluated_run, tmp_path):
 
 
 def test_report_shows_the_ddpm_fid_claim_and_the_sweep(evaluated_run, tmp_path):
-    from hub_models.report import write_report
+    from hub_models.study.report import write_report
 
     study = tmp_path / "study"
     study.mkdir()
@@ -93,7 +93,7 @@ def test_cli_refuses_a_folder_that_is_not_a_ddpm_run(tmp_path):
 
 def test_update_report_rerenders_only_the_ddpm_parts(evaluated_run, tmp_path):
     """A machine with the DDPM results but not the VAE runs refreshes the DDPM claims and section in place."""
-    from hub_models.report import update_report
+    from hub_models.study.report import update_report
 
     docs = tmp_path / "docs"
     with pytest.raises(FileNotFoundError, match="does not exist yet"):

@@ -17,7 +17,7 @@ N = 32  # images per set: Inception costs ~85 ms per image on 2 cores
 def fid_sets(tiny_mnist_cache):
     """Inception statistics of real reference digits and of two corrupted copies (computed once)."""
     from hub_models.evaluation import FeatureStats, reference_images, reference_stats
-    from hub_models.inception import inception_features
+    from hub_models.evaluation.inception import inception_features
 
     real = reference_images("mnist-test", N)
     ref = reference_stats("mnist-test", N)  # cached under the tiny cache's fid/stats
@@ -32,14 +32,14 @@ def fid_sets(tiny_mnist_cache):
 
 
 def test_network_file_is_the_standard_one(tiny_mnist_cache):
-    from hub_models.inception import NETWORK_SHA1, network_path
+    from hub_models.evaluation.inception import NETWORK_SHA1, network_path
 
     h = hashlib.sha1(network_path().read_bytes()).hexdigest()
     assert h == NETWORK_SHA1 == "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 
 
 def test_preprocess_convention():
-    from hub_models.inception import preprocess, to_uint8
+    from hub_models.evaluation.inception import preprocess, to_uint8
 
     x = torch.tensor([[[0.0, 0.5], [1.0, 0.25]]])  # floats in [0, 1] are quantized first
     q = to_uint8(x)
@@ -76,7 +76,7 @@ def test_fid_identical_set_is_zero(fid_sets):
     result = fid(features=ref.centered + ref.mu, reference="mnist-test", n_ref=N, floor=False)
     assert result["fid"] == pytest.approx(0, abs=1e-6)
     assert result["n_gen"] == result["n_ref"] == N and result["reference"] == "mnist-test"
-    from hub_models.inception import fid_cache_dir
+    from hub_models.evaluation.inception import fid_cache_dir
 
     assert len(list((fid_cache_dir() / "stats").glob(f"ref-mnist-test-n{N}-*.safetensors"))) == 1  # cached
 
@@ -93,7 +93,7 @@ def test_fid_corrupted_sets_score_worse_than_the_real_floor(fid_sets):
     assert blurred > 1.2 * noisy["floor"]
     import json
 
-    from hub_models.inception import fid_cache_dir
+    from hub_models.evaluation.inception import fid_cache_dir
 
     floors = json.loads((fid_cache_dir() / "stats" / "floors.json").read_text())
     assert noisy["floor"] in floors.values()  # cached: the next FID at this N costs no Inception pass
@@ -106,7 +106,7 @@ def test_fid_module_matches_the_function(fid_sets):
 
     from hub_models.evaluation import fid
 
-    module = evaluate.load("hub_models/metrics/fid")
+    module = evaluate.load("hub_models/evaluation/modules/fid")
     few = fid_sets["real"][:16]
     out = module.compute(predictions=few, reference="mnist-test", n_ref=N, floor=False)
     direct = fid(few, "mnist-test", N, floor=False)
@@ -127,8 +127,8 @@ def test_reference_and_floor_sets_are_disjoint_real_digits(tiny_mnist_cache):
 
 # ---- digit classifier metrics -------------------------------------------------------------------------------
 def test_classifier_metrics_real_vs_degenerate(tiny_mnist_cache):
-    from hub_models.digit_classifier import load_digit_classifier
     from hub_models.evaluation import classifier_metrics, reference_images
+    from hub_models.models.classifier import load_digit_classifier
 
     clf = load_digit_classifier()  # the shipped release/digit-classifier
     real = reference_images("mnist-test", 128)
@@ -153,7 +153,7 @@ def test_digit_metrics_module(tiny_mnist_cache):
     from hub_models.evaluation import classifier_metrics, reference_images
 
     real = reference_images("mnist-test", 64)
-    out = evaluate.load("hub_models/metrics/digit_metrics").compute(predictions=real.unsqueeze(1) / 255.0,
+    out = evaluate.load("hub_models/evaluation/modules/digit_metrics").compute(predictions=real.unsqueeze(1) / 255.0,
                                                                   n_ref=64)
     direct = classifier_metrics(real, reference="mnist-test", n_ref=64)
     assert out["class_counts"] == direct["class_counts"]
@@ -163,8 +163,8 @@ def test_digit_metrics_module(tiny_mnist_cache):
 # ---- VAE metrics ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_vae(tiny_mnist_cache):
-    from hub_models.anomaly import train_vae
     from hub_models.data import load_splits
+    from hub_models.evaluation.anomaly import train_vae
 
     train, test = load_splits("official")
     return train_vae(train.as_float(), "conv", latent_dim=2, epochs=2), test
@@ -181,7 +181,7 @@ def test_vae_metrics_match_the_loss_and_nll_bounds_elbo(tiny_vae):
 
     with torch.no_grad():
         mean, logvar = model.encode(test.as_float())
-    from hub_models.vae import kl_to_standard_normal
+    from hub_models.models.vae import kl_to_standard_normal
 
     assert cheap["kld"] == pytest.approx(kl_to_standard_normal(mean, logvar).mean().item(), rel=1e-4)
 
@@ -199,6 +199,6 @@ def test_vae_nll_module(tiny_vae):
     from hub_models.evaluation import vae_metrics
 
     model, test = tiny_vae
-    out = evaluate.load("hub_models/metrics/vae_nll").compute(predictions=test.images[:32], model=model,
+    out = evaluate.load("hub_models/evaluation/modules/vae_nll").compute(predictions=test.images[:32], model=model,
                                                             nll_samples=50)
     assert out == pytest.approx(vae_metrics(model, test.images[:32], nll_samples=50))

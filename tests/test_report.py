@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hub_models.naming import vae_run_name
-from hub_models.report import EvalSettings, latent_knn_accuracy, study_claims, write_report
+from hub_models.hub.naming import vae_run_name
+from hub_models.study.report import EvalSettings, latent_knn_accuracy, study_claims, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_EVAL = EvalSettings(fid_samples=24, fid_reference_n=40, nll_samples=8, nll_images=16, latent_points=60)
@@ -55,7 +55,7 @@ def test_report_has_every_claim_with_a_verdict(tiny_study, tmp_path):
 
 def test_claims_follow_the_numbers():
     def run(name, arch, bce, kld, params, knn, fid, kl, seconds):
-        from hub_models.report import Run
+        from hub_models.study.report import Run
 
         metrics = {"arch": arch, "parameters": params, "seconds_per_epoch": seconds, "test": {"bce": bce, "kld": kld}}
         evaluation = {"latent_knn_accuracy": knn, "fid": {"fid": fid}, "classifier": {"kl_to_uniform": kl}}

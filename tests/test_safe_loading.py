@@ -1,6 +1,7 @@
 """Loading a model folder or repo never unpickles and never runs code from it.
 
-`hub_models.hub.load`, `ConvVAE.from_pretrained` and `hub_models.ddpm.load_ddpm` (the DDPM loader of the Space
+`hub_models.hub.load`, `ConvVAE.from_pretrained` and `hub_models.diffusion.pipeline.load_ddpm`
+(the DDPM loader of the Space
 and the samplers) are fed folders that carry live pickles (their `__reduce__` runs `os.system`, creating a marker
 file), Python modules named by the config (importing them creates the marker), unknown classes, wrong shapes and
 truncated safetensors. Each gives one clear error, or loads the safetensors and ignores the rest; the marker
@@ -26,7 +27,7 @@ from hub_server import USER
 from huggingface_hub import CommitOperationAdd, HfApi
 
 from hub_models import ConvVAE, DenseVAE
-from hub_models.ddpm import load_ddpm
+from hub_models.diffusion.pipeline import load_ddpm
 from hub_models.hub import HubLoadError, load
 
 PICKLE_NAMES = ("diffusion_pytorch_model.bin", "model.pt", "weights.pkl")

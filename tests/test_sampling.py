@@ -1,4 +1,4 @@
-"""hub_models.sampling: every sampler on a tiny random UNet and on an exact ε-oracle."""
+"""hub_models.diffusion.sampling: every sampler on a tiny random UNet and on an exact ε-oracle."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 import torch
 from diffusers import DDPMPipeline
 
-from hub_models.ddpm import load_ddpm, make_train_scheduler, save_pipeline
-from hub_models.sampling import SAMPLERS, make_scheduler, sample_images
-from hub_models.unet import UNET_CONFIGS, count_parameters, make_unet
+from hub_models.diffusion.pipeline import load_ddpm, make_train_scheduler, save_pipeline
+from hub_models.diffusion.sampling import SAMPLERS, make_scheduler, sample_images
+from hub_models.models.unet import UNET_CONFIGS, count_parameters, make_unet
 
 
 @pytest.fixture(scope="module")

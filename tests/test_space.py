@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 
 from hub_models import ConvVAE
-from hub_models.digit_classifier import DigitClassifier
-from hub_models.preprocess import InputImageError, decode_image, prepare_digit, to_mnist
+from hub_models.models.classifier import DigitClassifier
+from hub_models.space.preprocess import InputImageError, decode_image, prepare_digit, to_mnist
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -221,7 +221,7 @@ def test_sketchpad_value_uses_the_drawn_composite(tmp_path):
 # The computation behind the tabs
 # ------------------------------------------------------------------------------------------------------------
 def test_lerp_and_slerp():
-    from hub_models.space_logic import lerp, slerp
+    from hub_models.space.logic import lerp, slerp
 
     a, b, t = torch.tensor([3.0, 0.0]), torch.tensor([0.0, 3.0]), torch.linspace(0, 1, 5)
     for path in (lerp(a, b, t), slerp(a, b, t)):
@@ -232,7 +232,7 @@ def test_lerp_and_slerp():
 
 
 def test_model_sources_from_env_config_and_local_folders(tmp_path):
-    from hub_models.space_logic import resolve_model_sources
+    from hub_models.space.logic import resolve_model_sources
 
     assert resolve_model_sources(env={"GENLAB_MODELS": "a=/x/a, user/repo-b ,"}) == {"a": "/x/a",
                                                                                    "repo-b": "user/repo-b"}
@@ -251,7 +251,7 @@ def test_registry_reads_the_ddpm_fid_from_its_model_card(space_models, tmp_path)
 
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-    from hub_models import space_logic as sl
+    from hub_models.space import logic as sl
 
     ddpm = tmp_path / "ddpm"
     shutil.copytree(space_models["ddpm"], ddpm)
@@ -265,7 +265,7 @@ def test_registry_reads_the_ddpm_fid_from_its_model_card(space_models, tmp_path)
 
 
 def test_registry_calibrates_and_degrades(tiny_mnist_cache, space_models, tmp_path):
-    from hub_models import space_logic as sl
+    from hub_models.space import logic as sl
 
     broken = tmp_path / "broken"
     broken.mkdir()

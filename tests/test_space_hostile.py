@@ -361,7 +361,7 @@ def test_max_file_size_is_enforced_at_upload(space, tmp_path):
     from gradio.utils import get_upload_folder
     from gradio_client import handle_file
 
-    from hub_models.preprocess import MAX_UPLOAD_BYTES
+    from hub_models.space.preprocess import MAX_UPLOAD_BYTES
 
     demo, client = space
     assert demo.max_file_size == MAX_UPLOAD_BYTES

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from hub_models import ConvVAE, DenseVAE
-from hub_models.vae import bernoulli_bce, kl_to_standard_normal
+from hub_models.models.vae import bernoulli_bce, kl_to_standard_normal
 
 EXACT_PARAMETERS = {(ConvVAE, 2): 59_525, (ConvVAE, 4): 78_345, (DenseVAE, 2): 1_068_820, (DenseVAE, 4): 1_070_360}
 

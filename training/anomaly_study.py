@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hub_models.anomaly import anomaly_auroc
 from hub_models.data import load_splits
+from hub_models.evaluation.anomaly import anomaly_auroc
 from hub_models.training import save_pretrained_atomic, write_json_atomic
 
 

@@ -17,8 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hub_models.ddpm import is_ddpm_run
-from hub_models.ddpm_evaluation import (
+from hub_models.diffusion.pipeline import is_ddpm_run
+from hub_models.diffusion.sampling import SAMPLERS
+from hub_models.evaluation import REFERENCE_SETS
+from hub_models.evaluation.ddpm import (
     PRECISIONS,
     SWEEP_STEPS,
     Point,
@@ -27,8 +29,6 @@ from hub_models.ddpm_evaluation import (
     sweep_points,
     sweep_results,
 )
-from hub_models.evaluation import REFERENCE_SETS
-from hub_models.sampling import SAMPLERS
 from hub_models.training import positive_int
 
 

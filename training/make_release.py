@@ -17,12 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hub_models.cards import render_model_card
 from hub_models.hub import published_files
-from hub_models.naming import hub_repo_name
+from hub_models.hub.cards import render_model_card
+from hub_models.hub.naming import hub_repo_name
+from hub_models.reference import RELEASE_VAES
 
-RELEASE_VAES = ["vae-conv-z2-beta1", "vae-conv-z4-beta1", "vae-dense-z2-beta1", "vae-conv-z2-beta1e-3",
-                "vae-conv-z2-beta20"]
 MAX_RELEASE_MB = 30
 
 

@@ -18,12 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hub_models.naming import STUDY_ARCHS, STUDY_BETAS, STUDY_LATENT_DIMS, vae_run_name
+from hub_models.hub.naming import vae_run_name
+from hub_models.reference import RELEASE_VAES, STUDY_ARCHS, STUDY_BETAS, STUDY_LATENT_DIMS
 
 TRAIN_VAE = Path(__file__).resolve().parent / "train_vae.py"
 # The release models first, so a short session still produces what the Space shows.
-PRIORITY = ["vae-conv-z2-beta1", "vae-conv-z4-beta1", "vae-dense-z2-beta1", "vae-conv-z2-beta1e-3",
-            "vae-conv-z2-beta20"]
+PRIORITY = list(RELEASE_VAES)
 
 
 def study_runs(include_warmup: bool = True) -> list[dict]:
@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(args: argparse.Namespace) -> None:
     study_dir = Path(args.study_dir)
     if args.update_ddpm_and_anomaly:
-        from hub_models.report import update_report
+        from hub_models.study.report import update_report
 
         try:
             report = update_report(args.docs_dir, ddpm_dir=args.ddpm_dir, anomaly_dir=args.anomaly_dir)
@@ -73,7 +73,7 @@ def main(args: argparse.Namespace) -> None:
     if not args.report_only:
         train_missing(args, study_dir)
     if not args.no_report:
-        from hub_models.report import write_report
+        from hub_models.study.report import write_report
 
         report = write_report(study_dir, args.docs_dir, ddpm_dir=args.ddpm_dir, anomaly_dir=args.anomaly_dir,
                               evaluate=not args.no_evaluate)

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, TensorDataset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hub_models.data import load_splits
-from hub_models.digit_classifier import DigitClassifier, classifier_model_card
+from hub_models.models.classifier import DigitClassifier, classifier_model_card
 from hub_models.training import (
     check_finite,
     end_training,

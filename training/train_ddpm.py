@@ -32,9 +32,11 @@ from tqdm.auto import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python training/train_ddpm.py` from a checkout
 
 from hub_models.data import MNISTUnavailableError, load_splits
-from hub_models.ddpm import make_train_scheduler, save_pipeline
+from hub_models.diffusion.pipeline import make_train_scheduler, save_pipeline
+from hub_models.diffusion.sampling import SAMPLERS, sample_images
 from hub_models.figures import save_png, to_pil
-from hub_models.sampling import SAMPLERS, sample_images
+from hub_models.models.unet import UNET_CONFIGS, count_parameters, make_unet
+from hub_models.reference import STUDY_DDPM
 from hub_models.training import (
     CheckpointedGenerator,
     Stopwatch,
@@ -49,10 +51,6 @@ from hub_models.training import (
     updates_per_epoch,
     write_json_atomic,
 )
-from hub_models.unet import UNET_CONFIGS, count_parameters, make_unet
-
-STUDY_RESULTS = {"train_loss": 0.0278, "test_loss": 0.0280, "fid": 28.11}
-
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -603,7 +601,7 @@ def write_run(
             "test_samples": n_test,
             "test_loss_samples": min(n_test, args.max_eval_samples or n_test),
             "loss_curve": state.loss_curve,
-            "study": STUDY_RESULTS,
+            "study": STUDY_DDPM,
         },
     )
 
@@ -626,7 +624,7 @@ def loss_figure(state: TrainState, steps_per_epoch: int):
         x = [h["step"] / steps_per_epoch for h in epochs]
         ax.plot(x, [h["train_loss"] for h in epochs], "o-", label="train, epoch mean")
         ax.plot(x, [h["test_loss"] for h in epochs], "s-", label="held-out")
-    ax.axhline(STUDY_RESULTS["test_loss"], color="grey", ls="--", lw=1, label="study: test 0.0280")
+    ax.axhline(STUDY_DDPM["test_loss"], color="grey", ls="--", lw=1, label="study: test 0.0280")
     ax.set(xlabel="epoch", ylabel="ε-prediction MSE", yscale="log", title="DDPM training loss")
     ax.grid(alpha=0.3, which="both")
     ax.legend()

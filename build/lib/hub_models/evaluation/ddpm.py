@@ -1,0 +1,240 @@
+"""FID of a trained DDPM and the sampler sweep (FID vs CPU time), resumable and cached in the run folder.
+
+Generated digits are written in chunks (`<run>/evaluation/<point>/chunk-*.npy`, uint8) as they are made, so a
+killed evaluation resumes where it stopped; every finished point lands in `<run>/evaluation.json`, keyed by the
+weights' digest, so more training invalidates it and nothing else does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import UNet2DModel
+
+from hub_models.diffusion.pipeline import load_ddpm
+from hub_models.diffusion.sampling import sample_images
+from hub_models.evaluation.metrics import as_uint8, classifier_metrics, fid, format_fid
+from hub_models.io import write_json_atomic
+
+EVALUATION_FILE = "evaluation.json"
+SWEEP_STEPS = (5, 10, 25, 50, 100, 250, 1000)
+# What `Point.precision` names: the dtype the UNet runs in while sampling (the scheduler stays in fp32).
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class Point:
+    """One way of sampling the model: which weights, which sampler, how many steps, how many digits."""
+
+    sampler: str = "dpmsolver++"
+    steps: int = 25
+    num_samples: int = 10_000
+    ema: bool = True
+    seed: int = 0
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}: choose one of {sorted(PRECISIONS)}")
+
+    @property
+    def key(self) -> str:
+        key = f"{self.sampler}-{self.steps}steps-{'ema' if self.ema else 'raw'}-n{self.num_samples}-seed{self.seed}"
+        return key if self.precision == "fp32" else f"{key}-{self.precision}"
+
+    def sample(self, unet: UNet2DModel, scheduler_config: Mapping[str, Any], num_images: int,
+               seed: int) -> torch.Tensor:
+        """`num_images` digits `(N, 1, 28, 28)` in [0, 1] the way this point samples them, from `seed`."""
+        with torch.inference_mode():
+            return sample_images(unet, scheduler_config, self.sampler, self.steps, num_images,
+                                 generator=torch.Generator().manual_seed(seed),
+                                 autocast_dtype=PRECISIONS[self.precision])
+
+
+def weights_digest(run_dir: str | os.PathLike, ema: bool = True) -> str:
+    """sha256 (first 16 hex digits) of the UNet weights a point samples from."""
+    path = Path(run_dir) / ("unet" if ema else "unet_non_ema") / "diffusion_pytorch_model.safetensors"
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def generate(run_dir: str | os.PathLike, point: Point, batch_size: int = 500,
+             log: Callable[[str], None] = print) -> torch.Tensor:
+    """`point.num_samples` digits as uint8 `(N, 28, 28)`; chunks already on disk are reused (resumable).
+
+    Chunk i is drawn with seed `point.seed * 1_000_003 + i`, so the digits do not depend on how often the
+    evaluation was interrupted.
+    """
+    run_dir = Path(run_dir)
+    folder = run_dir / "evaluation" / f"{point.key}-{weights_digest(run_dir, point.ema)}"
+    folder.mkdir(parents=True, exist_ok=True)
+    unet = None
+    chunks = []
+    for i, start in enumerate(range(0, point.num_samples, batch_size)):
+        n = min(batch_size, point.num_samples - start)
+        path = folder / f"chunk-{i:05d}.npy"
+        if not path.exists():
+            if unet is None:
+                unet, scheduler = load_ddpm(run_dir, use_ema=point.ema)
+            t0 = time.perf_counter()
+            images = point.sample(unet, scheduler.config, n, point.seed * 1_000_003 + i)
+            tmp = path.with_name(f".{path.name}.tmp.npy")
+            np.save(tmp, as_uint8(images).numpy())
+            os.replace(tmp, path)
+            log(f"[{point.key}] {start + n:,}/{point.num_samples:,} digits ({time.perf_counter() - t0:.0f} s)")
+        chunks.append(torch.from_numpy(np.load(path)))
+    return torch.cat(chunks)
+
+
+def seconds_per_16(run_dir: str | os.PathLike, point: Point, repeats: int = 1) -> float:
+    """Wall time for 16 digits with this sampler and step count (best of `repeats`, after a 1-step warm-up)."""
+    unet, scheduler = load_ddpm(run_dir, use_ema=point.ema)
+    replace(point, steps=1).sample(unet, scheduler.config, 16, point.seed)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        point.sample(unet, scheduler.config, 16, point.seed)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def load_evaluation(run_dir: str | os.PathLike) -> dict[str, Any]:
+    path = Path(run_dir) / EVALUATION_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def evaluate_point(run_dir: str | os.PathLike, point: Point, *, reference: str = "mnist-test",
+                   timing: bool = True, batch_size: int = 500, force: bool = False,
+                   log: Callable[[str], None] = print) -> dict[str, Any]:
+    """FID (with N, reference and the real-vs-real floor at N), classifier metrics and, if `timing`, seconds per 16
+    digits of one point; cached in `<run>/evaluation.json` under the point's key and the weights' digest."""
+    run_dir = Path(run_dir)
+    digest = weights_digest(run_dir, point.ema)
+    cached = load_evaluation(run_dir).get("points", {}).get(point.key)
+    if cached and cached.get("weights") == digest and cached.get("reference") == reference and not force \
+            and (cached.get("seconds_per_16") is not None or not timing):
+        return cached
+    images = generate(run_dir, point, batch_size, log)
+    log(f"[{point.key}] Inception features of {len(images):,} digits …")
+    result: dict[str, Any] = {**asdict(point), "weights": digest, "reference": reference,
+                              "fid": fid(images, reference=reference),
+                              "classifier": classifier_metrics(images, reference=None)}
+    result["seconds_per_16"] = seconds_per_16(run_dir, point) if timing else None
+    result["torch_threads"] = torch.get_num_threads()
+    result["load_average"] = os.getloadavg()[0]
+    evaluation = load_evaluation(run_dir)  # re-read: keep what other points wrote meanwhile
+    evaluation.setdefault("points", {})[point.key] = result
+    write_json_atomic(run_dir / EVALUATION_FILE, evaluation)
+    log(f"[{point.key}] FID {result['fid']['fid']:.2f} (N={result['fid']['n_gen']:,}, floor "
+        f"{result['fid']['floor']:.2f}); {result['classifier']['confident_share']:.1%} recognisable")
+    return result
+
+
+def current_points(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The evaluated points whose weights are the ones the run folder holds now (older ones are stale).
+
+    A folder without `unet_non_ema/` (a release ships the EMA weights only) keeps its raw-weight points: they were
+    measured on the run it was released from and cannot be re-checked."""
+    run_dir = Path(run_dir)
+    digests = {ema: weights_digest(run_dir, ema) for ema in (True, False)
+               if (run_dir / ("unet" if ema else "unet_non_ema") / "diffusion_pytorch_model.safetensors").exists()}
+    return [p for p in load_evaluation(run_dir).get("points", {}).values()
+            if digests.get(p["ema"], None if p["ema"] else p["weights"]) == p["weights"]]
+
+
+def evaluation_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The current evaluation of a run: `main` (the EMA point with the most digits, fp32 ancestral DDPM first),
+    `raw` (the non-EMA point with the most digits), `sweep` (the EMA points of the most common N, if there are
+    several) and `others` (the remaining EMA points, most digits first); None/[] if absent."""
+    points = current_points(run_dir)
+    ema = [p for p in points if p["ema"]]
+    raw = [p for p in points if not p["ema"]]
+    sizes = [p["num_samples"] for p in ema]
+    sweep_n = max(set(sizes), key=sizes.count) if sizes else None
+    sweep = [p for p in ema if p["num_samples"] == sweep_n and p.get("seconds_per_16") is not None]
+    sweep = sorted(sweep, key=lambda p: (p["sampler"], p["steps"])) if len(sweep) > 1 else []
+    main = max(ema, key=lambda p: (p["num_samples"], p["sampler"] == "ddpm",
+                                   p.get("precision", "fp32") == "fp32")) if ema else None
+    others = sorted((p for p in ema if p is not main and p not in sweep), key=lambda p: -p["num_samples"])
+    return {"main": main, "raw": max(raw, key=lambda p: p["num_samples"]) if raw else None, "sweep": sweep,
+            "others": others}
+
+
+def describe_point(point: dict[str, Any]) -> str:
+    """One line: the FID with N, reference and floor, how the digits were sampled, how many are recognisable."""
+
+    precision = ", UNet in bf16" if point.get("precision", "fp32") != "fp32" else ""
+    return (f"{format_fid(point['fid'])}; {point['sampler']} with {point['steps']} steps{precision}, "
+            f"{'EMA' if point['ema'] else 'raw (non-EMA)'} weights; {point['classifier']['confident_share']:.1%} "
+            "of the digits recognisable (classifier confidence > 0.9)")
+
+
+def sweep_points(samplers: Iterable[str], steps: Iterable[int], num_samples: int = 1000, seed: int = 0,
+                 precision: str = "fp32") -> list[Point]:
+    """Every sampler × step count, cheapest first (so a short session still fills the low end of the plot)."""
+    return sorted((Point(s, k, num_samples, True, seed, precision) for s in samplers for k in steps),
+                  key=lambda p: p.steps)
+
+
+def sweep_results(run_dir: str | os.PathLike, num_samples: int) -> list[dict[str, Any]]:
+    """The current EMA points of one N that have a timing: the sweep as measured so far."""
+    return sorted((p for p in current_points(run_dir)
+                   if p["num_samples"] == num_samples and p["ema"] and p.get("seconds_per_16") is not None),
+                  key=lambda p: (p["sampler"], p["steps"]))
+
+
+def sweep_plot(points: list[dict[str, Any]], path: str | os.PathLike) -> Path:
+    """FID vs seconds per 16 digits, one line per sampler, step counts labelled, the real-vs-real floor drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
+    for sampler in sorted({p["sampler"] for p in points}):
+        ps = sorted((p for p in points if p["sampler"] == sampler), key=lambda p: p["steps"])
+        xs, ys = [p["seconds_per_16"] for p in ps], [p["fid"]["fid"] for p in ps]
+        ax.plot(xs, ys, marker="o", label=sampler)
+        for p, x, y in zip(ps, xs, ys, strict=True):
+            ax.annotate(str(p["steps"]), (x, y), textcoords="offset points", xytext=(3, 4), fontsize=7)
+    floors = [p["fid"]["floor"] for p in points if p["fid"].get("floor") is not None]
+    if floors:
+        ax.axhline(floors[0], color="grey", ls="--", lw=1, label=f"real-vs-real floor ({floors[0]:.1f})")
+    n = points[0]["fid"]["n_gen"] if points else 0
+    ax.set(xscale="log", yscale="log", xlabel="CPU seconds per 16 digits (log)", ylabel=f"FID, N={n:,} (log)",
+           title="DDPM samplers: quality vs time (labels: steps)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+__all__ = [
+    "EVALUATION_FILE",
+    "PRECISIONS",
+    "SWEEP_STEPS",
+    "Point",
+    "current_points",
+    "describe_point",
+    "evaluate_point",
+    "evaluation_summary",
+    "generate",
+    "load_evaluation",
+    "seconds_per_16",
+    "sweep_plot",
+    "sweep_points",
+    "sweep_results",
+    "weights_digest",
+]

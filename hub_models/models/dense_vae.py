@@ -1,0 +1,37 @@
+"""The study's dense (fully connected) β-VAE: 1,068,820 parameters at latent dim 2."""
+
+from __future__ import annotations
+
+import torch
+from diffusers.configuration_utils import register_to_config
+from torch import nn
+
+from hub_models.models.vae import BetaVAE, check_latent_dim
+
+
+class DenseVAE(BetaVAE):
+    """784 → 512 → 256 → two FC heads (μ, log σ²); z → 256 → 512 → 784 with a Sigmoid, reshaped to 28×28.
+
+    Args:
+        latent_dim: size of z.
+        hidden_sizes: widths of the hidden layers, as in the study (512, 256).
+    """
+
+    @register_to_config
+    def __init__(self, latent_dim: int = 2, hidden_sizes: tuple[int, int] = (512, 256)):
+        super().__init__()
+        check_latent_dim(latent_dim)
+        h1, h2 = hidden_sizes
+        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(784, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU())
+        self.fc_mean = nn.Linear(h2, latent_dim)
+        self.fc_logvar = nn.Linear(h2, latent_dim)
+        self.decoder = nn.Sequential(
+            nn.Linear(latent_dim, h2), nn.ReLU(), nn.Linear(h2, h1), nn.ReLU(), nn.Linear(h1, 784),
+            nn.Unflatten(1, (1, 28, 28)),
+        )
+
+    def encoder_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)

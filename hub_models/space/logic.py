@@ -1,0 +1,703 @@
+"""Everything the Gradio Space computes: loading the models once, the latent maps, decoding, interpolation,
+DDPM streaming and the calibrated anomaly score. `spaces_app/app.py` only wires these to widgets.
+
+Models come from a list of *sources* (local folders or Hub repo ids — the same `from_pretrained` either way);
+a source that fails to load is recorded with its error and the matching tab shows that message instead of
+crashing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import queue
+import socket
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from hub_models.data import load_splits
+from hub_models.diffusion.sampling import SAMPLERS, sample_images
+from hub_models.figures import DIGIT_CMAP, figure_to_pil, manifold_grid, to_pil
+from hub_models.hub import load
+from hub_models.models import DigitClassifier
+from hub_models.models.vae import BetaVAE, bernoulli_bce, kl_to_standard_normal
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODELS_DIR = REPO_ROOT / "release"
+MODELS_ENV = "GENLAB_MODELS"  # "name=source,..." or "source,...": overrides everything
+MODELS_DIR_ENV = "GENLAB_MODELS_DIR"  # local folders named like the config's keys win over repo ids
+CALIBRATION_ENV = "GENLAB_CALIBRATION_DIGITS"
+CALIBRATION_CACHE_ENV = "GENLAB_CALIBRATION_CACHE"  # folder of cached calibrations (default: the MNIST cache)
+DEFAULT_CALIBRATION_DIGITS = 2000
+
+MAX_LATENT_ABS = 50.0  # beyond this a decoder only extrapolates; API values are clamped to it
+MAX_IMAGES = 64
+MAX_DDPM_STEPS = 1000
+# Ancestral DDPM sampling (trailing spacing): the released model's best digits at few steps, FID 26 at 10 steps
+# against 60 for DPM-Solver++ and 43 for UniPC (N=1,000, docs/REPORT.md's sampler sweep), for the same cost.
+DEFAULT_SAMPLER = "ddpm"
+DEFAULT_DDPM_STEPS = 10  # one UNet call per step: 16 digits of the 3.3M UNet in ~1 s of CPU
+DIGIT_SCALE = 10  # 28 px → 280 px, nearest-neighbour
+LIVE_SCALE = 4  # the live slider digit: 112 px (PNG encoding of 280 px costs ~6 ms more); CSS upscales it
+
+
+class SpaceError(ValueError):
+    """A problem to show to the user as is (bad value, missing model, ...)."""
+
+
+def _log(msg: str) -> None:
+    print(f"[space] {msg}", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Where the models come from
+# ----------------------------------------------------------------------------------------------------
+def resolve_model_sources(config_file: str | os.PathLike | None = None,
+                          env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Names → sources (a local folder or a Hub repo id), in display order.
+
+    1. `$GENLAB_MODELS` = "name=source,..." (or bare sources, named after their last path part);
+    2. else the config file (`{"name": "repo_id", ...}`), each name replaced by `$GENLAB_MODELS_DIR/<name>`
+       (default `release/`) when that folder exists, so the repository's demo runs offline;
+    3. else every folder of `$GENLAB_MODELS_DIR`.
+    """
+    env = os.environ if env is None else env
+    if env.get(MODELS_ENV, "").strip():
+        sources: dict[str, str] = {}
+        for entry in env[MODELS_ENV].split(","):
+            entry = entry.strip()
+            if not entry:
+                continue
+            name, _, source = entry.partition("=") if "=" in entry else ("", "", entry)
+            source = source.strip()
+            sources[(name.strip() or Path(source.rstrip("/")).name)] = source
+        return sources
+    local_dir = Path(env.get(MODELS_DIR_ENV) or DEFAULT_MODELS_DIR)
+    if config_file is not None and Path(config_file).is_file():
+        mapping = json.loads(Path(config_file).read_text())
+        mapping = mapping.get("models", mapping)
+        return {name: str(local_dir / name) if (local_dir / name).is_dir() else repo
+                for name, repo in mapping.items()}
+    if local_dir.is_dir():
+        return {p.name: str(p) for p in sorted(local_dir.iterdir())
+                if p.is_dir() and not p.name.startswith(".")}
+    return {}
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """One quick TCP connection to the Hub endpoint. Offline, repo ids load from the local HF cache only, so a
+    missing repo fails at once instead of after huggingface_hub's retries with back-off (minutes)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true"):
+        return False
+    url = urllib.parse.urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)),
+                                 timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _file_of(source: str, filename: str, hub_kwargs: Mapping[str, Any]) -> Path | None:
+    """A file of a local folder or a Hub repo (None when absent or unreachable)."""
+    if Path(source).is_dir():
+        path = Path(source) / filename
+        return path if path.is_file() else None
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(source, filename, **hub_kwargs))
+    except Exception:
+        return None
+
+
+def _read_json(source: str, filename: str, hub_kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A JSON file of a local folder or a Hub repo (None when absent or unreadable)."""
+    try:
+        path = _file_of(source, filename, hub_kwargs)
+        return json.loads(path.read_text()) if path else None
+    except Exception:
+        return None
+
+
+def _card_metrics(source: str, hub_kwargs: Mapping[str, Any]) -> dict[str, float]:
+    """The model-index metrics of a model card, e.g. {"fid": 10.01}: the evaluation released with the weights."""
+    from huggingface_hub import ModelCard
+
+    try:
+        path = _file_of(source, "README.md", hub_kwargs)
+        results = (ModelCard.load(path).data.eval_results or []) if path else []
+        return {r.metric_type: r.metric_value for r in results}
+    except Exception:
+        return {}
+
+
+def _model_kind(source: str, hub_kwargs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    if _read_json(source, "model_index.json", hub_kwargs) is not None:
+        return "ddpm", {}
+    config = _read_json(source, "config.json", hub_kwargs)
+    if config is None:
+        if Path(source).exists() or "/" not in source.strip("/") or source.startswith((".", "/")):
+            raise SpaceError(f"{source}: no such model folder (no config.json or model_index.json)")
+        if hub_kwargs.get("local_files_only"):
+            raise SpaceError(f"{source}: the Hub is not reachable and this repo is not in the local cache")
+        raise SpaceError(f"{source}: no config.json or model_index.json in this Hub repo")
+    return {"ConvVAE": "vae", "DenseVAE": "vae", "DigitClassifier": "classifier"}.get(
+        config.get("_class_name"), "unknown"), config
+
+
+# ----------------------------------------------------------------------------------------------------
+# Loaded models
+# ----------------------------------------------------------------------------------------------------
+@dataclass
+class TestDigits:
+    """Held-out digits used for the latent maps, the anomaly calibration and the test-set picks."""
+
+    images: torch.Tensor  # (N, 1, 28, 28) in [0, 1]
+    labels: np.ndarray  # (N,)
+
+
+@dataclass
+class VAEEntry:
+    name: str
+    source: str
+    model: BetaVAE
+    beta: float | None
+    metrics: dict[str, Any]
+    means: np.ndarray | None = None  # (N, latent_dim) posterior means of the test digits
+    calibration: np.ndarray | None = None  # sorted −ELBO (nats) of the test digits
+    labels: np.ndarray | None = None  # (N,) their digits
+    limit: float = 3.0  # latent range shown by the sliders and the map
+    maps: dict[tuple[int, int], LatentMap] = field(default_factory=dict, repr=False)
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.model.config.latent_dim)
+
+    @property
+    def arch(self) -> str:
+        return "Conv" if type(self.model).__name__ == "ConvVAE" else "Dense"
+
+    @property
+    def label(self) -> str:
+        beta = "?" if self.beta is None else f"{self.beta:g}"
+        return f"{self.name} — {self.arch} VAE, z={self.latent_dim}, β={beta}"
+
+
+@dataclass
+class DDPMEntry:
+    name: str
+    source: str
+    unet: Any
+    scheduler_config: dict[str, Any]
+    metrics: dict[str, Any]
+
+
+@dataclass
+class Registry:
+    """All models, loaded once at start-up, and the errors of those that could not be."""
+
+    vaes: dict[str, VAEEntry] = field(default_factory=dict)
+    ddpm: DDPMEntry | None = None
+    classifier: Any = None
+    test: TestDigits | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    load_seconds: float = 0.0
+
+    def vae(self, name: str | None) -> VAEEntry:
+        if not self.vaes:
+            raise SpaceError("No VAE is loaded. " + self.describe_errors("vae"))
+        # Checked as a string first: an API call may send a list or dict (unhashable: a TypeError in `in`).
+        if not isinstance(name, str) or name not in self.vaes:
+            shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "…"  # never echo a huge value
+            raise SpaceError(f"Unknown VAE {shown}; choose one of: {', '.join(self.vaes)}.")
+        return self.vaes[name]
+
+    def require_ddpm(self) -> DDPMEntry:
+        if self.ddpm is None:
+            raise SpaceError("The DDPM is not loaded. " + self.describe_errors("ddpm"))
+        return self.ddpm
+
+    def describe_errors(self, about: str = "") -> str:
+        """The load errors of the models whose name contains `about` (all of them if none does)."""
+        errors = {n: e for n, e in self.errors.items() if about in n} or self.errors
+        return " ".join(f"{name}: {err}." for name, err in errors.items())
+
+
+def _beta_of(name: str, metrics: dict[str, Any], training_config: dict[str, Any] | None) -> float | None:
+    for d in (metrics, training_config or {}):
+        if isinstance(d.get("beta"), (int, float)):
+            return float(d["beta"])
+    if "beta" in name:  # "vae-conv-z2-beta1e-3" → 1e-3
+        try:
+            return float(name.rsplit("beta", 1)[1].split("-")[0].replace("_", "-"))
+        except ValueError:
+            return None
+    return None
+
+
+def load_test_digits(n: int) -> TestDigits | None:
+    """The first `n` digits of the official MNIST test set (None, logged, when MNIST is unavailable)."""
+    try:
+
+        _, held_out = load_splits("official", limit=n)
+        return TestDigits(held_out.as_float(), held_out.labels.numpy())
+    except Exception as err:
+        _log(f"no test digits ({type(err).__name__}: {err}); latent maps and calibration are off")
+        return None
+
+
+@torch.inference_mode()
+def negative_elbo(model: BetaVAE, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                              torch.Tensor]:
+    """Deterministic per-image (BCE, KLD, −ELBO, μ): the decoder is evaluated at the posterior mean."""
+    mean, logvar = model.encode(x)
+    bce = bernoulli_bce(model.decode_logits(mean), x)
+    kld = kl_to_standard_normal(mean, logvar)
+    return bce, kld, bce + kld, mean
+
+
+def _calibration_cache_file(entry: VAEEntry, test: TestDigits) -> Path:
+    """Keyed by the weights and the digits themselves, so a retrained model or other data never reuses it."""
+    h = hashlib.sha256(b"space-calibration-v1")
+    for key, value in sorted(entry.model.state_dict().items()):
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    h.update(test.images.numpy().tobytes())
+    root = os.environ.get(CALIBRATION_CACHE_ENV) or Path(
+        os.environ.get("MNIST_GENLAB_CACHE", "~/.cache/mnist-genlab")).expanduser() / "space-calibration"
+    return Path(root) / f"{h.hexdigest()[:32]}.npz"
+
+
+def _calibrate(entry: VAEEntry, test: TestDigits) -> None:
+    """Posterior means and sorted −ELBO of the test digits; cached on disk (a warm start skips the passes)."""
+    cache = _calibration_cache_file(entry, test)
+    try:
+        with np.load(cache, allow_pickle=False) as saved:
+            means, calibration = saved["means"], saved["calibration"]
+    except (OSError, KeyError, ValueError):
+        scores, means = [], []
+        for start in range(0, len(test.images), 500):
+            _, _, score, mean = negative_elbo(entry.model, test.images[start:start + 500])
+            scores.append(score), means.append(mean)
+        means, calibration = torch.cat(means).numpy(), np.sort(torch.cat(scores).numpy())
+        try:  # best effort: a read-only disk only costs the recomputation next time
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".tmp-{os.getpid()}.npz")
+            np.savez(tmp, means=means, calibration=calibration)
+            os.replace(tmp, cache)
+        except OSError:
+            pass
+    entry.means, entry.labels, entry.calibration = means, test.labels, calibration
+    spread = float(np.percentile(np.abs(entry.means), 99.5)) if len(entry.means) else 3.0
+    entry.limit = float(min(MAX_LATENT_ABS, max(3.0, math.ceil(spread * 1.1))))
+
+
+def load_registry(sources: Mapping[str, str], calibration_digits: int | None = None) -> Registry:
+    """Load every source once; record failures instead of raising."""
+    t0 = time.perf_counter()
+    reg = Registry(sources=dict(sources))
+    n = calibration_digits if calibration_digits is not None else int(
+        os.environ.get(CALIBRATION_ENV, DEFAULT_CALIBRATION_DIGITS))
+    remote = [s for s in sources.values() if not Path(s).exists()]
+    hub_kwargs = {} if not remote or hub_reachable() else {"local_files_only": True}
+    for name, source in sources.items():
+        kw = {} if Path(source).exists() else hub_kwargs
+        try:
+            kind, config = _model_kind(source, kw)
+            metrics = _read_json(source, "metrics.json", kw) or {}
+            if kind == "vae":
+                model = _load_vae(source, kw).eval()
+                beta = _beta_of(name, metrics, _read_json(source, "training_config.json", kw))
+                reg.vaes[name] = VAEEntry(name, source, model, beta, metrics)
+            elif kind == "ddpm":
+                unet, scheduler = _load_ddpm(source, kw)
+                metrics = {**_card_metrics(source, kw), **metrics}  # metrics.json has no FID; the card has
+                reg.ddpm = DDPMEntry(name, source, unet, dict(scheduler.config), metrics)
+            elif kind == "classifier":
+
+                reg.classifier = DigitClassifier.from_pretrained(source, **kw).eval()
+            else:
+                raise SpaceError(f"{source}: unknown model class {config.get('_class_name')!r}")
+            _log(f"loaded {name} ({kind}) from {source}")
+        except Exception as err:
+            reg.errors[name] = (str(err) if isinstance(err, SpaceError)
+                                else f"could not load {source} ({type(err).__name__}: {err})")
+            _log(reg.errors[name])
+    if reg.vaes and n > 0:
+        reg.test = load_test_digits(n)
+        if reg.test is not None:
+            for entry in reg.vaes.values():
+                _calibrate(entry, reg.test)
+                latent_map(entry, (0, 1))  # drawn now so the first visitor does not wait
+    reg.load_seconds = time.perf_counter() - t0
+    _log(f"{len(reg.vaes)} VAE(s), DDPM: {reg.ddpm is not None}, classifier: {reg.classifier is not None}, "
+         f"{0 if reg.test is None else len(reg.test.labels)} calibration digits, {reg.load_seconds:.2f} s")
+    return reg
+
+
+def _load_vae(source: str, hub_kwargs: Mapping[str, Any]) -> BetaVAE:
+    return load(source, **hub_kwargs)
+
+
+def _load_ddpm(source: str, hub_kwargs: Mapping[str, Any]):
+    """(EMA UNet in eval mode, training scheduler) of a DDPMPipeline folder or repo."""
+    pipeline = load(source, **hub_kwargs)
+    return pipeline.unet.eval(), pipeline.scheduler
+
+
+# ----------------------------------------------------------------------------------------------------
+# Checking values that arrive from the UI or the API
+# ----------------------------------------------------------------------------------------------------
+def as_float(value: Any, what: str, lo: float | None = None, hi: float | None = None) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise SpaceError(f"{what} must be a number, got {str(value)[:40]!r}.") from None
+    if not math.isfinite(x):
+        raise SpaceError(f"{what} must be a finite number, got {x}.")
+    if (lo is not None and x < lo) or (hi is not None and x > hi):
+        raise SpaceError(f"{what} must be between {lo:g} and {hi:g}, got {x:g}.")
+    return x
+
+
+def as_int(value: Any, what: str, lo: int, hi: int) -> int:
+    x = as_float(value, what, lo, hi)
+    if x != int(x):
+        raise SpaceError(f"{what} must be a whole number, got {x:g}.")
+    return int(x)
+
+
+def as_seed(value: Any) -> int:
+    if value is None or value == "":
+        return 0
+    return as_int(value, "The seed", 0, 2**63 - 1)
+
+
+def as_latent(values: list[Any], latent_dim: int) -> torch.Tensor:
+    """The first `latent_dim` slider values as a `(1, latent_dim)` tensor; missing ones are 0."""
+    z = [as_float(v, f"z{i + 1}", -MAX_LATENT_ABS, MAX_LATENT_ABS) for i, v in enumerate(list(values)[:latent_dim])]
+    z += [0.0] * (latent_dim - len(z))
+    return torch.tensor([z], dtype=torch.float32)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Generation, decoding, maps
+# ----------------------------------------------------------------------------------------------------
+def grid_columns(n: int) -> int:
+    return max(1, min(8, math.ceil(math.sqrt(n))))
+
+
+@torch.inference_mode()
+def vae_generate(entry: VAEEntry, count: Any, seed: Any) -> Image.Image:
+    """`count` digits decoded from z ~ N(0, I) with a seeded generator."""
+    n = as_int(count, "The number of digits", 1, MAX_IMAGES)
+    images = entry.model.sample(n, generator=torch.Generator().manual_seed(as_seed(seed)))
+    return to_pil(images, nrow=grid_columns(n), scale=4)
+
+
+@torch.inference_mode()
+def decode_latent(entry: VAEEntry, values: list[Any]) -> Image.Image:
+    """One digit decoded from slider values, 112×112 crisp pixels (the live-slider path: well under 1 ms)."""
+    z = as_latent(values, entry.latent_dim)
+    return to_pil(entry.model.decode(z), nrow=1, padding=0, scale=LIVE_SCALE)
+
+
+@dataclass
+class LatentMap:
+    """A scatter of the test digits' means over two latent dims, with the pixel ↔ latent mapping."""
+
+    image: np.ndarray  # (H, W, 3) uint8
+    box: tuple[float, float, float, float]  # axes in image pixels: left, top, right, bottom
+    limit: float
+    dims: tuple[int, int]
+
+    def to_latent(self, px: float, py: float) -> tuple[float, float] | None:
+        left, top, right, bottom = self.box
+        if not (left <= px <= right and top <= py <= bottom):
+            return None
+        u = -self.limit + (px - left) / (right - left) * 2 * self.limit
+        v = self.limit - (py - top) / (bottom - top) * 2 * self.limit
+        return u, v
+
+    def to_pixel(self, u: float, v: float) -> tuple[float, float]:
+        left, top, right, bottom = self.box
+        u, v = np.clip([u, v], -self.limit, self.limit)
+        return left + (u + self.limit) / (2 * self.limit) * (right - left), \
+            top + (self.limit - v) / (2 * self.limit) * (bottom - top)
+
+    def with_marker(self, z: torch.Tensor | None) -> Image.Image:
+        im = Image.fromarray(self.image)
+        if z is not None:
+            z = z.flatten()
+            x, y = self.to_pixel(float(z[self.dims[0]]), float(z[self.dims[1]]))
+            draw = ImageDraw.Draw(im)
+            draw.ellipse((x - 7, y - 7, x + 7, y + 7), outline=(0, 0, 0), width=3)
+            draw.ellipse((x - 5, y - 5, x + 5, y + 5), outline=(255, 255, 255), width=2)
+        return im
+
+
+def _render_map(entry: VAEEntry, dims: tuple[int, int]) -> LatentMap:
+    import matplotlib.pyplot as plt
+
+
+    fig = plt.figure(figsize=(4.8, 4.4), dpi=100)
+    ax = fig.add_axes((0.12, 0.11, 0.70, 0.80))
+    limit = entry.limit
+    if entry.means is not None and entry.labels is not None:
+        pts = entry.means[:, list(dims)]
+        sc = ax.scatter(pts[:, 0], pts[:, 1], c=entry.labels, cmap=DIGIT_CMAP, s=4, alpha=0.75,
+                        vmin=-0.5, vmax=9.5, linewidths=0)
+        cax = fig.add_axes((0.85, 0.11, 0.03, 0.80))
+        fig.colorbar(sc, cax=cax, ticks=range(10)).set_label("digit")
+    else:
+        ax.text(0, 0, "no test digits available", ha="center", va="center")
+    ax.set(xlim=(-limit, limit), ylim=(-limit, limit), xlabel=f"z{dims[0] + 1}", ylabel=f"z{dims[1] + 1}")
+    ax.grid(alpha=0.2)
+    fig.canvas.draw()
+    bbox = ax.get_window_extent()  # display pixels, origin bottom-left
+    height = fig.canvas.get_width_height()[1]
+    box = (bbox.x0, height - bbox.y1, bbox.x1, height - bbox.y0)
+    image = np.asarray(figure_to_pil(fig))
+    return LatentMap(image=image, box=box, limit=limit, dims=dims)
+
+
+_MAP_LOCK = threading.Lock()  # matplotlib is not thread-safe; maps are drawn once per (model, dims)
+
+
+def latent_map(entry: VAEEntry, dims: Any = (0, 1)) -> LatentMap:
+    """The (cached) scatter of the test set over `dims`."""
+    dims = check_dims(entry, dims)
+    with _MAP_LOCK:
+        if dims not in entry.maps:
+            entry.maps[dims] = _render_map(entry, dims)
+        return entry.maps[dims]
+
+
+def check_dims(entry: VAEEntry, dims: Any) -> tuple[int, int]:
+    try:
+        i, j = (int(str(d).lstrip("z")) - 1 if isinstance(d, str) else int(d) for d in dims)
+    except (TypeError, ValueError):
+        raise SpaceError(f"Choose two latent dimensions, got {dims!r}.") from None
+    if not (0 <= i < entry.latent_dim and 0 <= j < entry.latent_dim) or i == j:
+        raise SpaceError(f"Choose two different dimensions among z1…z{entry.latent_dim}.")
+    return i, j
+
+
+@torch.inference_mode()
+def latent_grid(entry: VAEEntry, values: list[Any], dims: Any = (0, 1), n: int = 15) -> Image.Image:
+    """An n×n grid of decodes over `dims` in [−limit, limit]² (y up), the other dims held at the sliders."""
+
+    dims = check_dims(entry, dims)
+    z = as_latent(values, entry.latent_dim)
+    return manifold_grid(entry.model.decode, n=n, limit=entry.limit, scale=2, fixed=z[0], dims=dims)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Reconstruction and anomaly score
+# ----------------------------------------------------------------------------------------------------
+@dataclass
+class Reconstruction:
+    name: str
+    image: Image.Image
+    bce: float
+    kld: float
+    neg_elbo: float
+    percentile: float | None  # share of test digits with a lower −ELBO, in %
+
+
+def anomaly_percentile(entry: VAEEntry, neg_elbo: float) -> float | None:
+    """Percentile rank of a −ELBO among the calibration digits (100 = worse than every test digit)."""
+    if entry.calibration is None or len(entry.calibration) == 0:
+        return None
+    return 100.0 * float(np.searchsorted(entry.calibration, neg_elbo, side="left")) / len(entry.calibration)
+
+
+@torch.inference_mode()
+def reconstruct(entry: VAEEntry, x: torch.Tensor) -> Reconstruction:
+    """Reconstruct a prepared digit `(1, 1, 28, 28)` and score it against the test set."""
+    if not torch.isfinite(x).all():
+        raise SpaceError("The digit contains NaN values.")
+    bce, kld, score, mean = negative_elbo(entry.model, x)
+    recon = entry.model.decode(mean)
+    s = float(score[0])
+    return Reconstruction(entry.name, to_pil(recon, nrow=1, padding=0, scale=DIGIT_SCALE), float(bce[0]),
+                          float(kld[0]), s, anomaly_percentile(entry, s))
+
+
+def classify(registry: Registry, x: torch.Tensor) -> tuple[int, float] | None:
+    if registry.classifier is None:
+        return None
+    probs, _, labels = registry.classifier.predict(x)
+    return int(labels[0]), float(probs[0].max())
+
+
+def test_digit(registry: Registry, digit: Any = None, seed: Any = None) -> tuple[torch.Tensor, int, int]:
+    """A test digit `(1, 1, 28, 28)`, its label and index: of class `digit` (or any), chosen by `seed`."""
+    if registry.test is None:
+        raise SpaceError("The MNIST test set is not available on this server.")
+    labels = registry.test.labels
+    if digit in (None, "", "any"):
+        pool = np.arange(len(labels))
+    else:
+        d = as_int(digit, "The digit", 0, 9)
+        pool = np.nonzero(labels == d)[0]
+        if len(pool) == 0:
+            raise SpaceError(f"No test digit {d} is loaded.")
+    rng = np.random.default_rng(None if seed in (None, "") else as_seed(seed))
+    idx = int(pool[rng.integers(len(pool))])
+    return registry.test.images[idx:idx + 1], int(labels[idx]), idx
+
+
+# ----------------------------------------------------------------------------------------------------
+# Interpolation
+# ----------------------------------------------------------------------------------------------------
+def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation between latents `a`, `b` `(latent_dim,)` at times `t` `(steps,)`:
+    `(steps, latent_dim)`."""
+    return a[None] + t[:, None] * (b - a)[None]
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation (Shoemake; White 2016 for generative models): follows the arc between the two
+    directions, which keeps a Gaussian prior's typical norm. Falls back to lerp for (anti)parallel vectors."""
+    na, nb = a.norm(), b.norm()
+    if na < 1e-8 or nb < 1e-8:
+        return lerp(a, b, t)
+    cos = torch.clamp(torch.dot(a / na, b / nb), -1.0, 1.0)
+    theta = torch.arccos(cos)
+    if theta < 1e-4 or math.pi - theta < 1e-4:
+        return lerp(a, b, t)
+    s = torch.sin(theta)
+    return (torch.sin((1 - t) * theta) / s)[:, None] * a[None] + (torch.sin(t * theta) / s)[:, None] * b[None]
+
+
+@torch.inference_mode()
+def interpolate(entry: VAEEntry, xa: torch.Tensor, xb: torch.Tensor, steps: Any = 10,
+                mode: str = "lerp") -> Image.Image:
+    """A strip: input A, decodes along the path between the two latent means, input B."""
+    n = as_int(steps, "The number of steps", 2, 32)
+    if mode not in ("lerp", "slerp"):
+        raise SpaceError(f"Unknown interpolation {mode!r}: use 'lerp' or 'slerp'.")
+    means, _ = entry.model.encode(torch.cat([xa, xb]))
+    path = (lerp if mode == "lerp" else slerp)(means[0], means[1], torch.linspace(0, 1, n))
+    strip = torch.cat([xa, entry.model.decode(path), xb])
+    return to_pil(strip, nrow=n + 2, scale=4)
+
+
+# ----------------------------------------------------------------------------------------------------
+# DDPM: streaming samples
+# ----------------------------------------------------------------------------------------------------
+class _Cancelled(Exception):
+    pass
+
+
+def ddpm_stream(entry: DDPMEntry, sampler: str = DEFAULT_SAMPLER, steps: Any = DEFAULT_DDPM_STEPS,
+                count: Any = 16, seed: Any = 0, max_updates: int = 12,
+                heartbeat: float = 0.5) -> Iterator[tuple[Image.Image | None, str]]:
+    """Yield (grid, status) while the DDPM denoises: the model's current clean estimate about `max_updates`
+    times, then the final samples; in between, every `heartbeat` seconds, (None, status) — progress text
+    only. Closing the iterator (the UI's Stop button) stops the sampling thread at its next step; the
+    heartbeat keeps the iterator closable within half a second even when steps are slow."""
+
+    if not isinstance(sampler, str) or sampler not in SAMPLERS:
+        shown = repr(sampler) if len(repr(sampler)) <= 60 else repr(sampler)[:57] + "…"  # never echo a huge value
+        raise SpaceError(f"Unknown sampler {shown}: choose one of {', '.join(SAMPLERS)}.")
+    n_steps = as_int(steps, "The number of steps", 1, MAX_DDPM_STEPS)
+    n = as_int(count, "The number of digits", 1, MAX_IMAGES)
+    generator = torch.Generator().manual_seed(as_seed(seed))
+    every = max(1, math.ceil(n_steps / max_updates))
+    updates: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    nrow = grid_columns(n)
+
+    progress = [0]
+
+    def callback(i: int, total: int, sample_t: torch.Tensor, pred_x0: torch.Tensor | None) -> None:
+        if stop.is_set():
+            raise _Cancelled
+        progress[0] = i + 1
+        if (i + 1) % every == 0 and i + 1 < total:
+            preview = pred_x0 if pred_x0 is not None else sample_t
+            updates.put(("step", i + 1, total, (preview.float() / 2 + 0.5).clamp(0, 1)))
+
+    def run() -> None:
+        try:
+            images = sample_images(entry.unet, entry.scheduler_config, sampler=sampler,
+                                   num_inference_steps=n_steps, num_images=n, generator=generator,
+                                   callback=callback)
+            updates.put(("done", n_steps, n_steps, images))
+        except _Cancelled:
+            updates.put(("cancelled", 0, 0, None))
+        except Exception as err:  # surfaced to the user below
+            updates.put(("error", 0, 0, err))
+
+    t0 = time.perf_counter()
+    thread = threading.Thread(target=run, name="ddpm-sampling", daemon=True)
+    try:
+        # A first update at once: the UI shows the run started, and a Stop can close this iterator from now on.
+        yield (to_pil(torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(0)).div(4).add(0.5),
+                      nrow=nrow, scale=3), f"denoising {n} digits with {sampler}, {n_steps} steps…")
+        thread.start()
+        while True:
+            try:
+                kind, i, total, payload = updates.get(timeout=heartbeat)
+            except queue.Empty:
+                yield None, f"step {progress[0]}/{n_steps} · {time.perf_counter() - t0:.1f} s"
+                continue
+            if kind == "step":
+                yield (to_pil(payload, nrow=nrow, scale=3),
+                       f"step {i}/{total} · {time.perf_counter() - t0:.1f} s · current estimate of x₀")
+            elif kind == "done":
+                yield (to_pil(payload, nrow=nrow, scale=3),
+                       f"done: {n} digits, {sampler}, {total} steps in {time.perf_counter() - t0:.2f} s")
+                return
+            elif kind == "error":
+                raise SpaceError(f"Sampling failed: {type(payload).__name__}: {payload}")
+            else:
+                return
+    finally:
+        stop.set()  # the consumer went away (Stop button, closed tab): stop the thread at its next step
+        if thread.ident is not None and thread.is_alive():
+            _log("DDPM sampling cancelled")
+
+
+__all__ = [
+    "DEFAULT_DDPM_STEPS",
+    "DEFAULT_SAMPLER",
+    "DDPMEntry",
+    "LatentMap",
+    "Reconstruction",
+    "Registry",
+    "SpaceError",
+    "TestDigits",
+    "VAEEntry",
+    "anomaly_percentile",
+    "classify",
+    "ddpm_stream",
+    "decode_latent",
+    "interpolate",
+    "latent_grid",
+    "latent_map",
+    "lerp",
+    "load_registry",
+    "negative_elbo",
+    "reconstruct",
+    "resolve_model_sources",
+    "slerp",
+    "test_digit",
+    "vae_generate",
+]

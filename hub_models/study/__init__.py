@@ -1,0 +1,1 @@
+"""The study: the report that sets every claim of the reference study against our runs."""
