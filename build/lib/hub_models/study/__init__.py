@@ -1,1 +1,0 @@
-"""The study: the report that sets every claim of the reference study against our runs."""
