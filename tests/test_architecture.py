@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -106,7 +107,7 @@ def test_loading_a_released_vae_stays_light(tmp_path: Path) -> None:
         from hub_models.models import ConvVAE
         vae = ConvVAE.from_pretrained({str(REPO / "release" / "vae-conv-z2-beta1")!r})
         assert vae.sample(2).shape == (2, 1, 28, 28)
-        print(sorted({{m.split('.')[0] for m in sys.modules}} & {sorted(HEAVY)!r}))
+        print(sorted({{m.split('.')[0] for m in sys.modules}} & set({sorted(HEAVY)!r})))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
     assert out.stdout.strip().splitlines()[-1] == "[]"
@@ -115,9 +116,15 @@ def test_loading_a_released_vae_stays_light(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_plain_install_renders_a_model_card_outside_the_checkout(tmp_path: Path) -> None:
     """`pip install .` (not -e): the wheel carries the templates of model_cards/ and renders a card from anywhere."""
-    wheel_dir, target = tmp_path / "wheel", tmp_path / "site"
+    source, wheel_dir, target = tmp_path / "source", tmp_path / "wheel", tmp_path / "site"
+    # Build from a copy (the link hub_models/model_cards → ../model_cards kept), so the checkout gets no build/.
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(REPO / "hub_models", source / "hub_models", symlinks=True, ignore=skip)
+    shutil.copytree(REPO / "model_cards", source / "model_cards", ignore=skip)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copyfile(REPO / name, source / name)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheel_dir), REPO],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", wheel_dir, source],
         check=True,
         capture_output=True,
     )
