@@ -1,12 +1,15 @@
 #!/usr/bin/env python
-"""Training images/s: train_ddpm.py's step vs diffusers' `train_unconditional.py` step, side by side in one run.
+"""Training images/s: train_ddpm.py's step, unconditional and class-conditional, vs diffusers'
+`train_unconditional.py` step, side by side in one run.
 
     python benchmarks/ddpm_throughput.py                          # batch 32, 3 alternating rounds of 3 steps
     python benchmarks/ddpm_throughput.py --batch_size 128 --steps 10 --rounds 5    # the study's batch
     python benchmarks/ddpm_throughput.py --launcher_mixed_precision bf16   # `accelerate launch --mixed_precision bf16`
 
-Ours: train_ddpm.py's own `training_step` (uint8 digits in memory as a TensorDataset, converted to [-1, 1] per
-batch on the device; EMA; clipping; loss reduced across processes every update).
+Ours: the library's `hub_models.diffusion.training.training_step`, the step `DDPMTrainer` runs (uint8 digits in
+memory as a TensorDataset, converted to [-1, 1] per batch on the device; EMA; clipping; loss reduced across
+processes every update). Ours, class-conditional: the same step on a UNet with `num_class_embeds=11` and label
+dropout 0.1 (what `train_ddpm.py --class_conditional` trains); its cost over the unconditional step is printed.
 
 Baseline: a faithful replica of the step of diffusers' examples/unconditional_image_generation/
 train_unconditional.py, patched to 1 channel the way a user has to: the Hub-schema MNIST `datasets.Dataset`
@@ -14,8 +17,8 @@ with `.with_transform` running, per item, `image.convert("L")` (the example has 
 (no flip) → ToTensor → Normalize([0.5], [0.5]); a DataLoader with the example's default 0 workers; AdamW with
 the example's defaults; cosine lr with warm-up; EMAModel; clipping; `loss.item()` logged every step.
 
-Both sides use the same UNet config, noise schedule (4000 steps, cosine) and batch size. Rounds alternate
-(ours, baseline, baseline, ours, ...) so a busy shared CPU hits both alike; medians and their ratio are printed.
+All sides use the same UNet config, noise schedule (4000 steps, cosine) and batch size. Rounds alternate
+(A B C, C B A, ...) so a busy shared CPU hits every side alike; medians and their ratios are printed.
 `--data_only` also times the two input pipelines alone (batches/s without the UNet).
 
 `--launcher_mixed_precision bf16` times what happens under `accelerate launch --mixed_precision bf16`: train_ddpm.py
@@ -39,15 +42,14 @@ from diffusers.training_utils import EMAModel
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision import transforms
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "training")]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/...` from a checkout
 
-from train_ddpm import training_step  # noqa: E402
-
-from hub_models.data import load_mnist, load_splits  # noqa: E402
-from hub_models.diffusion.pipeline import make_train_scheduler  # noqa: E402
-from hub_models.models.unet import UNET_CONFIGS, count_parameters, make_unet  # noqa: E402
-from hub_models.training import make_accelerator  # noqa: E402
+from hub_models.data import load_mnist, load_splits
+from hub_models.diffusion import make_train_scheduler
+from hub_models.diffusion.training import training_step
+from hub_models.models.unet import UNET_CONFIGS, count_parameters, make_unet
+from hub_models.training import make_accelerator
+from hub_models.training.ddpm import make_ddpm_unet
 
 
 def example_dataset(hf_split, resolution: int = 28):
@@ -109,34 +111,38 @@ def main() -> None:
     args = parser.parse_args()
 
     n = args.num_train_samples
-    ours_images = load_splits("study", limit=n)[0].images
+    ours_split = load_splits("study", limit=n)[0]
     hf_train = load_mnist()["train"].select(range(n))
     torch.manual_seed(0)
     accelerator = make_accelerator("/tmp/ddpm-throughput", log_with=None)
     noise_scheduler = make_train_scheduler()
-
-    # --- ours: exactly train_ddpm.py's step --------------------------------------------------------------------
-    ours_model = make_unet(args.model_config)
-    ours_ema = EMAModel(ours_model.parameters(), decay=0.9999, use_ema_warmup=True, inv_gamma=1.0, power=0.75)
-    ours_opt = torch.optim.Adam(ours_model.parameters(), lr=1e-4)
-    ours_loader = DataLoader(TensorDataset(ours_images), batch_size=args.batch_size, shuffle=True)
-    ours_model, ours_opt, ours_loader = accelerator.prepare(ours_model, ours_opt, ours_loader)
-    ours_lr = accelerator.prepare(get_scheduler("constant", ours_opt))
-    ours_ema.to(accelerator.device)
-    generator = torch.Generator(device=accelerator.device).manual_seed(0)
-
     # What accelerate does to forward() with mixed_precision="bf16" (one process holds only one AcceleratorState,
     # and the example's side must stay in fp32).
     ours_bf16 = args.launcher_mixed_precision == "bf16"
-    if ours_bf16:
-        ours_model.forward = torch.autocast(accelerator.device.type, dtype=torch.bfloat16)(ours_model.forward)
 
-    def ours_step(batch) -> None:
-        loss = training_step(
-            accelerator, ours_model, ours_opt, ours_lr, noise_scheduler, batch[0], generator,
-            max_grad_norm=1.0, ema=ours_ema,
-        )  # fmt: skip
-        accelerator.reduce(loss, reduction="mean").item()  # train_ddpm.py logs the reduced loss every update
+    def our_side(name: str, class_conditional: bool) -> Side:
+        """Exactly train_ddpm.py's step (DDPMTrainer's), on its own model, optimizer, EMA and loader."""
+        model = make_ddpm_unet(args.model_config, class_conditional)
+        ema = EMAModel(model.parameters(), decay=0.9999, use_ema_warmup=True, inv_gamma=1.0, power=0.75)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+        loader = DataLoader(TensorDataset(ours_split.images, ours_split.labels), batch_size=args.batch_size,
+                            shuffle=True)
+        model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+        lr_scheduler = accelerator.prepare(get_scheduler("constant", optimizer))
+        ema.to(accelerator.device)
+        generator = torch.Generator(device=accelerator.device).manual_seed(0)
+        if ours_bf16:
+            model.forward = torch.autocast(accelerator.device.type, dtype=torch.bfloat16)(model.forward)
+
+        def step(batch) -> None:
+            images, labels = batch
+            loss = training_step(
+                accelerator, model, optimizer, lr_scheduler, noise_scheduler, images, generator, max_grad_norm=1.0,
+                ema=ema, class_labels=labels if class_conditional else None, label_dropout=0.1,
+            )  # fmt: skip
+            accelerator.reduce(loss, reduction="mean").item()  # the trainer logs the reduced loss every update
+
+        return Side(name, loader, step)
 
     # --- baseline: the diffusers example's step, 1-channel patch ------------------------------------------------
     base_model = make_unet(args.model_config)
@@ -173,11 +179,14 @@ def main() -> None:
         logs = {"loss": loss.detach().item(), "lr": base_lr.get_last_lr()[0], "ema_decay": base_ema.cur_decay_value}
         accelerator.log(logs)
 
-    ours = Side("train_ddpm.py step", ours_loader, ours_step)
+    ours = our_side("train_ddpm.py step", class_conditional=False)
+    cond = our_side("train_ddpm.py conditional", class_conditional=True)
     base = Side("diffusers example step", base_loader, base_step)
+    sides = (ours, cond, base)
     print(
-        f"UNet '{args.model_config}' ({count_parameters(make_unet(args.model_config)):,} parameters), "
-        f"batch {args.batch_size}, {args.rounds}×{args.steps} steps per side, {torch.get_num_threads()} threads, "
+        f"UNet '{args.model_config}' ({count_parameters(make_unet(args.model_config)):,} parameters; conditional "
+        f"+{count_parameters(make_ddpm_unet(args.model_config, True)) - count_parameters(make_unet(args.model_config))}"
+        f"), batch {args.batch_size}, {args.rounds}×{args.steps} steps per side, {torch.get_num_threads()} threads, "
         f"{accelerator.device}; launcher mixed precision: {args.launcher_mixed_precision} "
         f"(train_ddpm.py: {'bf16' if ours_bf16 else 'fp32'}, example: fp32)",
         flush=True,
@@ -188,18 +197,19 @@ def main() -> None:
             for side in (ours, base):
                 data_rates[side.name].append(side.run(20, args.batch_size, record=False, data_only=True))
         for name, rates in data_rates.items():
-            print(f"input pipeline only, {name:24s}: {statistics.median(rates):9.0f} images/s")
+            print(f"input pipeline only, {name:26s}: {statistics.median(rates):9.0f} images/s")
 
-    ours.run(1, args.batch_size, record=False), base.run(1, args.batch_size, record=False)  # warm-up
+    for side in sides:  # warm-up
+        side.run(1, args.batch_size, record=False)
     for r in range(args.rounds):
-        for side in (ours, base) if r % 2 == 0 else (base, ours):
+        for side in sides if r % 2 == 0 else sides[::-1]:
             side.run(args.steps, args.batch_size)
-            print(f"  round {r + 1}: {side.name:24s} {side.rates[-1]:7.1f} images/s", flush=True)
-    o, b = statistics.median(ours.rates), statistics.median(base.rates)
-    print(f"{ours.name:24s}: {o:7.1f} images/s (median of {len(ours.rates)} rounds)")
-    print(f"{base.name:24s}: {b:7.1f} images/s (median of {len(base.rates)} rounds)")
+            print(f"  round {r + 1}: {side.name:26s} {side.rates[-1]:7.1f} images/s", flush=True)
+    o, c, b = (statistics.median(side.rates) for side in sides)
+    for side, rate in zip(sides, (o, c, b), strict=True):
+        print(f"{side.name:26s}: {rate:7.1f} images/s (median of {len(side.rates)} rounds)")
     print(f"ratio ours/example: {o / b:.2f}×")
-
+    print(f"conditional step cost over unconditional: {o / c - 1:+.1%} per step (ratio {c / o:.3f}×)")
 
 if __name__ == "__main__":
     main()

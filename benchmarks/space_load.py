@@ -1,24 +1,30 @@
 #!/usr/bin/env python
-"""Load test of the Space: N concurrent `gradio_client` users hammer the slider-decode and the DDPM endpoints.
+"""Load test of the Space: N concurrent users hammer the slider-decode and the DDPM endpoints, through both
+client protocols.
 
-    python benchmarks/space_load.py                          # N = 1, 8, 32; 10 s per endpoint and N
+    python benchmarks/space_load.py                          # N = 1, 8, 32; 10 s per endpoint, protocol and N
     python benchmarks/space_load.py --models tiny --duration 5 --clients 1,8
     python benchmarks/space_load.py --url http://127.0.0.1:7860   # a server that is already running
 
 The app runs in its own process (`spaces_app/app.py` on 127.0.0.1). Each of the N users is an asyncio task with
-its own HTTP client, speaking gradio's HTTP API the way a browser tab does: it joins the queue
-(`POST /gradio_api/call/<api>`), reads the event stream to the end, downloads the result PNG, and sends the next
-request until the time is up. Requests still running at the deadline finish and count. Reported per endpoint and
-N: requests, throughput, p50/p95/max latency, errors, the CPU use of server and clients (cores: CPU seconds / wall
-seconds) and the load average of the machine (other jobs share its cores). Real users run on other machines; here
+its own HTTP client and sends the next request as soon as the last one is answered, until the time is up, in one
+of two protocols (`--protocols`):
+- `queue`: gradio's own client protocol, as a browser tab (and `gradio_client`) speaks it: one session per user,
+  `POST /gradio_api/queue/join`, then the session's event stream `GET /gradio_api/queue/data` until the result;
+- `rest`: gradio's REST call API, as `curl` or any HTTP client uses it: `POST /gradio_api/call/<api>` gives an
+  event id, `GET /gradio_api/call/<api>/<event_id>` streams the result (a new session for every request).
+Either way the user then downloads the result PNG. Requests still running at the deadline finish and count.
+Reported per endpoint, protocol and N: requests, throughput, p50/p95/max latency, errors, the CPU use of server
+and clients (cores: CPU seconds / wall seconds) and the load average of the machine (other jobs share its cores).
+Real users run on other machines; here
 the clients share the server's 2 cores, so they are kept cheap (a few ms of CPU per request; `gradio_client`
 costs 75–100 ms, which made the clients, not the server, the bottleneck) and run at nice +10.
 
 For the DDPM it also shows that requests queue instead of running side by side: the app sets
 `concurrency_limit=1` on that event (read from the app), and the table's `in-flight max` is the largest
 number of DDPM requests that the server was computing at once. The launched app is spaces_app/app.py run
-unchanged, with `space_logic.ddpm_stream` wrapped to log when each request's computation began and ended
-(server-side times; client-side times would blur the edges by the network and polling delays).
+unchanged, with `hub_models.space.logic.ddpm_stream` wrapped to log when each request's computation began and
+ended (server-side times; client-side times would blur the edges by the network and polling delays).
 
 Models (`--models`): `release` loads the VAEs of release/ (and release/ddpm if there is one, else a
 random-init UNet of the trained size: latency does not depend on the weights); `tiny` builds tiny random
@@ -53,6 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--clients", default="1,8,32", help="Comma-separated numbers of concurrent users.")
     p.add_argument("--duration", type=float, default=10.0, help="Seconds of load per endpoint and N.")
     p.add_argument("--endpoints", default="decode,ddpm", help="Comma-separated: decode, ddpm.")
+    p.add_argument("--protocols", default="queue,rest",
+                   help="Comma-separated: queue (gradio's client protocol, as a browser), rest (/gradio_api/call).")
     p.add_argument("--ddpm_count", type=int, default=4, help="Digits per DDPM request.")
     p.add_argument("--ddpm_steps", type=int, default=10, help="Denoising steps per DDPM request.")
     p.add_argument("--sampler", default="dpmsolver++", help="DDPM sampler.")
@@ -118,7 +126,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-# Runs spaces_app/app.py unchanged, with `space_logic.ddpm_stream` wrapped to log, for every DDPM request,
+# Runs spaces_app/app.py unchanged, with `hub_models.space.logic.ddpm_stream` wrapped to log, for every DDPM request,
 # when its computation began (the generator's first step: gradio runs it when the queue lets it start) and
 # ended, on the monotonic clock that this process shares with the server's.
 SERVER_WRAPPER = """
@@ -190,6 +198,7 @@ def cpu_seconds(pid: int | None) -> float | None:
 class Result:
     endpoint: str
     clients: int
+    protocol: str = "queue"
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -226,7 +235,7 @@ class Result:
 def _user_args(endpoint: str, args: tuple, rng) -> list:
     if endpoint == "decode":  # a slider being dragged: the model, then random z values
         return [args[0], *[round(rng.uniform(-2.5, 2.5), 2) for _ in args[1:]]]
-    return [*args[:-1], rng.randrange(10**6)]  # the DDPM settings with a fresh seed
+    return [*args[:3], rng.randrange(10**6), *args[4:]]  # the DDPM settings with a fresh seed
 
 
 async def _call(http, url: str, session: str, fn_index: int, data: list, download: bool) -> None:
@@ -245,13 +254,33 @@ async def _call(http, url: str, session: str, fn_index: int, data: list, downloa
     output = message.get("output") or {}
     if message.get("msg") != "process_completed" or not message.get("success"):
         raise RuntimeError(f"{message.get('msg')}: {str(output.get('error') or message)[:200]}")
-    image = output["data"][0]
+    await _download(http, output["data"][0], download)
+
+
+async def _call_rest(http, url: str, api_name: str, data: list, download: bool) -> None:
+    """One request through gradio's REST API: POST the inputs, read the event's stream to its `complete`."""
+    r = await http.post(f"{url}gradio_api/call/{api_name}", json={"data": data})
+    r.raise_for_status()
+    event, payload = None, None
+    async with http.stream("GET", f"{url}gradio_api/call/{api_name}/{r.json()['event_id']}") as stream:
+        async for line in stream.aiter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                payload = json.loads(line[5:]) if line[5:].strip() not in ("", "null") else None
+                break
+    if event != "complete" or not payload:
+        raise RuntimeError(f"{event}: {str(payload)[:200]}")
+    await _download(http, payload[0], download)
+
+
+async def _download(http, image, download: bool) -> None:
     if download and isinstance(image, dict) and image.get("url"):
         (await http.get(image["url"])).raise_for_status()
 
 
-async def _user(endpoint: str, url: str, fn_index: int, args: tuple, deadline: float, result: Result, seed: int,
-                download: bool) -> None:
+async def _user(endpoint: str, protocol: str, url: str, fn_index: int, args: tuple, deadline: float,
+                result: Result, seed: int, download: bool) -> None:
     import random
     import uuid
 
@@ -262,7 +291,11 @@ async def _user(endpoint: str, url: str, fn_index: int, args: tuple, deadline: f
         while True:  # at least one request, then until the deadline
             t0 = time.perf_counter()
             try:
-                await _call(http, url, session, fn_index, _user_args(endpoint, args, rng), download)
+                data = _user_args(endpoint, args, rng)
+                if protocol == "rest":
+                    await _call_rest(http, url, API_NAMES[endpoint], data, download)
+                else:
+                    await _call(http, url, session, fn_index, data, download)
                 result.latencies.append(time.perf_counter() - t0)
             except Exception as err:  # counted and reported: the point of a load test
                 result.errors.append(f"{type(err).__name__}: {str(err)[:200]}")
@@ -278,14 +311,15 @@ def read_intervals(ddpm_log: Path | None, since: float) -> list[tuple[float, flo
 
 
 def run_load(endpoint: str, url: str, fn_index: int, n: int, args: tuple, duration: float,
-             server_pid: int | None, ddpm_log: Path | None, download: bool) -> Result:
+             server_pid: int | None, ddpm_log: Path | None, download: bool, protocol: str = "queue") -> Result:
     """n users, each an asyncio task with its own HTTP client, for `duration` seconds."""
     import asyncio
 
     async def all_users() -> None:
-        await asyncio.gather(*[_user(endpoint, url, fn_index, args, deadline, result, i, download) for i in range(n)])
+        await asyncio.gather(*[_user(endpoint, protocol, url, fn_index, args, deadline, result, i, download)
+                               for i in range(n)])
 
-    result = Result(endpoint, n, load_before=os.getloadavg())
+    result = Result(endpoint, n, protocol, load_before=os.getloadavg())
     since = time.monotonic()
     cpu0, own0, t0 = cpu_seconds(server_pid), time.process_time(), time.perf_counter()
     deadline = t0 + duration
@@ -325,14 +359,14 @@ def table(results: list[Result], ddpm_limit: int | None) -> str:
     def ms(x: float | None) -> str:
         return "—" if x is None else f"{x * 1000:,.0f}"
 
-    lines = ["| endpoint | users | requests | req/s | p50 ms | p95 ms | max ms | errors | in-flight max "
+    lines = ["| endpoint | protocol | users | requests | req/s | p50 ms | p95 ms | max ms | errors | in-flight max "
              "| CPU cores: server / clients | load avg (1 min) before → after |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         in_flight = "—" if r.endpoint != "ddpm" or r.max_in_flight() is None else \
             f"{r.max_in_flight()} (limit {ddpm_limit})"
         cpu = ("—" if r.cpu_cores is None else f"{r.cpu_cores:.2f}") + f" / {r.client_cpu_cores or 0:.2f}"
-        lines.append(f"| {r.endpoint} | {r.clients} | {len(r.latencies)} | {r.throughput:.1f} | "
+        lines.append(f"| {r.endpoint} | {r.protocol} | {r.clients} | {len(r.latencies)} | {r.throughput:.1f} | "
                      f"{ms(r.quantile(0.5))} | {ms(r.quantile(0.95))} | "
                      f"{ms(max(r.latencies) if r.latencies else None)} | {len(r.errors)} | {in_flight} | {cpu} | "
                      f"{r.load_before[0]:.1f} → {r.load_after[0]:.1f} |")
@@ -373,7 +407,8 @@ def main(args: argparse.Namespace) -> int:
             os.nice(args.client_nice)  # the app keeps its own priority
         vae, n_sliders, fn_index = api_info(url)
         decode_args = (vae, *[0.0] * n_sliders)
-        ddpm_args = (args.sampler, args.ddpm_steps, args.ddpm_count, 0)
+        ddpm_args = (args.sampler, args.ddpm_steps, args.ddpm_count, 0, "any", 1.0)  # sampler, steps, count, seed,
+        # digit, guidance: the app's /ddpm_generate inputs
         ddpm_limit = ddpm_concurrency_limit()
         # Warm-up: the first decode and DDPM requests pay one-off costs (model pages, PNG encoder, scheduler).
         call_args = {"decode": decode_args, "ddpm": ddpm_args}
@@ -386,13 +421,15 @@ def main(args: argparse.Namespace) -> int:
               f"{args.ddpm_count} digits × {args.ddpm_steps} {args.sampler} steps; {args.duration:g} s per run",
               flush=True)
         results = []
+        protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
         for endpoint in endpoints:
-            for n in counts:
-                r = run_load(endpoint, url, fn_index[endpoint], n, call_args[endpoint], args.duration, pid, ddpm_log,
-                             not args.no_download)
-                results.append(r)
-                print(f"  {endpoint:6s} N={n:<3d} {len(r.latencies):5d} requests in {r.seconds:5.1f} s, "
-                      f"{len(r.errors)} errors", flush=True)
+            for protocol in protocols:
+                for n in counts:
+                    r = run_load(endpoint, url, fn_index[endpoint], n, call_args[endpoint], args.duration, pid,
+                                 ddpm_log, not args.no_download, protocol)
+                    results.append(r)
+                    print(f"  {endpoint:6s} {protocol:5s} N={n:<3d} {len(r.latencies):5d} requests in "
+                          f"{r.seconds:5.1f} s, {len(r.errors)} errors", flush=True)
                 for e in sorted(set(r.errors))[:5]:
                     print(f"    error: {e}")
         print()
@@ -401,12 +438,15 @@ def main(args: argparse.Namespace) -> int:
         decode = [r for r in results if r.endpoint == "decode"]
         ddpm = [r for r in results if r.endpoint == "ddpm"]
         verdicts = []
-        if decode:
-            worst = decode[-1]
+        for protocol in protocols:
+            runs = [r for r in decode if r.protocol == protocol]
+            if not runs:
+                continue
+            worst = max(runs, key=lambda r: r.clients)
             ok = worst.quantile(0.95) is not None and worst.quantile(0.95) < DECODE_P95_TARGET_S and not worst.errors
-            verdicts.append(f"decode, {worst.clients} users: p95 {worst.quantile(0.95) or float('nan'):.3f} s, "
-                            f"{len(worst.errors)} errors → {'PASS' if ok else 'FAIL'} (target p95 < "
-                            f"{DECODE_P95_TARGET_S:g} s, 0 errors)")
+            verdicts.append(f"decode ({protocol}), {worst.clients} users: p95 "
+                            f"{worst.quantile(0.95) or float('nan'):.3f} s, {len(worst.errors)} errors → "
+                            f"{'PASS' if ok else 'FAIL'} (target p95 < {DECODE_P95_TARGET_S:g} s, 0 errors)")
         if ddpm:
             peaks = [r.max_in_flight() for r in ddpm if r.max_in_flight() is not None]
             peak = max(peaks) if peaks else None
@@ -420,7 +460,8 @@ def main(args: argparse.Namespace) -> int:
                 "models": description, "cpus": os.cpu_count(), "duration": args.duration,
                 "ddpm": {"count": args.ddpm_count, "steps": args.ddpm_steps, "sampler": args.sampler,
                          "concurrency_limit": ddpm_limit},
-                "results": [{"endpoint": r.endpoint, "clients": r.clients, "requests": len(r.latencies),
+                "results": [{"endpoint": r.endpoint, "protocol": r.protocol, "clients": r.clients,
+                             "requests": len(r.latencies),
                              "seconds": r.seconds, "throughput": r.throughput, "p50": r.quantile(0.5),
                              "p95": r.quantile(0.95), "max": max(r.latencies) if r.latencies else None,
                              "errors": r.errors, "max_in_flight": r.max_in_flight() if r.endpoint == "ddpm"

@@ -3,9 +3,10 @@
 
     python benchmarks/vae_throughput.py                 # Conv VAE, batch 64, 5 alternating rounds of 100 steps
 
-Ours: uint8 tensors in memory, converted per batch, accelerate-prepared model/optimizer/loader (train_vae.py's own
-`training_step`). Baseline: a plain PyTorch loop over a `torch.utils.data.Dataset` that turns each PIL image into a
-tensor per item (`transforms.ToTensor()`), the pattern of most tutorials. Same model, batch size and loss.
+Ours: uint8 tensors in memory, converted per batch, accelerate-prepared model/optimizer/loader (the step
+train_vae.py runs, `hub_models.training.vae.training_step`). Baseline: a plain PyTorch loop over a
+`torch.utils.data.Dataset` that turns each PIL image into a tensor per item (`transforms.ToTensor()`), the pattern
+of most tutorials. Same model, batch size and loss.
 Rounds alternate (A B A B ...) so machine noise hits both sides alike; the ratio of medians is printed.
 """
 
@@ -21,14 +22,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from torchvision import transforms
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "training")]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/...` from a checkout
 
-from train_vae import training_step  # noqa: E402
-
-from hub_models import VAE_CLASSES  # noqa: E402
-from hub_models.data import load_mnist, load_mnist_arrays  # noqa: E402
-from hub_models.training import make_accelerator  # noqa: E402
+from hub_models import VAE_CLASSES
+from hub_models.data import load_mnist, load_mnist_arrays
+from hub_models.training import make_accelerator
+from hub_models.training.vae import training_step
 
 
 class PILDigits(Dataset):

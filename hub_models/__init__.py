@@ -23,6 +23,7 @@ _EXPORTS = {
     "SAMPLERS": "hub_models.diffusion",
     "sample_images": "hub_models.diffusion",
     "load_ddpm": "hub_models.diffusion",
+    "ClassConditionalDDPMPipeline": "hub_models.diffusion",
     "ImageSplit": "hub_models.data",
     "load_mnist": "hub_models.data",
     "load_mnist_arrays": "hub_models.data",

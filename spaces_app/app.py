@@ -1,25 +1,37 @@
 """mnist-genlab — the Gradio Space: sample, explore the latent space, reconstruct, interpolate, score anomalies.
 
-UI wiring only: every computation lives in `hub_models.space.logic` and `hub_models.space.preprocess`.
+UI wiring only: every computation lives in `hub_models.space` (`logic`, `preprocess`, `about`).
 
     python spaces_app/app.py                      # 127.0.0.1:7860 with the models of release/ (offline)
     GENLAB_MODELS=user/repo-a,user/repo-b python spaces_app/app.py   # any Hub repos or folders
+
+On the Hub (`python training/publish_space.py`) this file sits next to a copy of the library, `models.json`
+(name → repo id of the published models) and the report; in a checkout it finds them one folder up.
 """
 
 from __future__ import annotations
+
+try:  # ZeroGPU: `@spaces.GPU` attaches a GPU per call. Preinstalled on Spaces, optional elsewhere; imported
+    import spaces  # before torch, as ZeroGPU requires.
+except ImportError:
+    spaces = None
 
 import argparse
 import functools
 import importlib.util
 import inspect
+import json
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-if importlib.util.find_spec("hub_models") is None:  # run from a checkout: the library is one level up
+# A checkout: the library, release/ and docs/ are one level up. A published Space has them next to this file.
+IN_CHECKOUT = not (HERE / "hub_models").is_dir() and (HERE.parent / "hub_models").is_dir()
+if IN_CHECKOUT and importlib.util.find_spec("hub_models") is None:
     sys.path.insert(0, str(HERE.parent))
 
 import gradio as gr  # noqa: E402
@@ -27,19 +39,38 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from hub_models.diffusion.sampling import DEFAULT_GUIDANCE_SCALE, SAMPLERS  # noqa: E402
 from hub_models.figures import to_pil  # noqa: E402
+from hub_models.io import log  # noqa: E402
+from hub_models.space import about  # noqa: E402
 from hub_models.space import logic as sl  # noqa: E402
-from hub_models.space.preprocess import MAX_UPLOAD_BYTES, InputImageError, prepare_digit  # noqa: E402
+from hub_models.space.preprocess import (  # noqa: E402
+    EMPTY_MESSAGE,
+    MAX_UPLOAD_BYTES,
+    InputImageError,
+    prepare_digit,
+)
 
-MODELS_CONFIG = HERE / "models.json"
+MODELS_CONFIG = HERE / "models.json"  # written by publish_space: {"space": repo id, "models": {name: repo id}}
+LOCAL_MODELS_DIR = HERE.parent / "release" if IN_CHECKOUT else None
+DOCS_DIR = HERE.parent / "docs" if IN_CHECKOUT else HERE / "docs"
+EXAMPLES_DIR = HERE / "examples"
+EXAMPLES = ("drawn_4.png", "photo_7.jpg", "inverted_2.png")  # a drawn 4, a photo of a 7 on paper, an inverted 2
 TITLE = "mnist-genlab — β-VAEs and a DDPM on MNIST"
 MAX_SLIDERS = 8
-STUDY_SERIES = ("beta1e-3", "beta1", "beta20")  # the β comparison of the study, conv z=2
+FIRST_DIGITS = {"reconstruct": 7, "interpolate_a": 0, "interpolate_b": 6}  # the test digits a first visit shows
+GPU_DURATION = 120  # seconds a ZeroGPU call may hold the GPU: 64 digits × 1000 steps fit
 CSS = """
 .pixelated img, .pixelated canvas { image-rendering: pixelated; }
 #decoded-digit img { width: 100%; height: 100%; object-fit: contain; }
 #latent-map img { cursor: crosshair; }
 """
+
+
+def gpu(fn):
+    """`@spaces.GPU` when the `spaces` package is installed: on a ZeroGPU Space each call then runs with a GPU
+    attached (the handler moves its model there, `sl.compute_device()`); elsewhere spaces returns `fn` as is."""
+    return fn if spaces is None else spaces.GPU(duration=GPU_DURATION)(fn)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -106,72 +137,26 @@ def uploads_only(value: Any) -> Any:
 # ----------------------------------------------------------------------------------------------------------
 # The app
 # ----------------------------------------------------------------------------------------------------------
-def load_models(config_file: str | os.PathLike | None = MODELS_CONFIG) -> sl.Registry:
-    """Resolve the model list (env var, config file, release/ folders) and load everything once."""
-    threads = int(os.environ.get("GENLAB_TORCH_THREADS", "1"))
-    # One intra-op thread per request: many small requests share the 2 vCPUs without oversubscription.
-    torch.set_num_threads(max(1, threads))
-    return sl.load_registry(sl.resolve_model_sources(config_file))
-
-
-def _repo_links() -> dict[str, str]:
+def space_config(config_file: str | os.PathLike | None = MODELS_CONFIG) -> dict[str, Any]:
+    """models.json of a published Space ({} in a checkout, where the release list is the model list)."""
     try:
-        import json
-
-        mapping = json.loads(MODELS_CONFIG.read_text())
-        return dict(mapping.get("models", mapping))
+        return json.loads(Path(config_file).read_text()) if config_file else {}
     except (OSError, ValueError):
         return {}
 
 
-def _default_series(reg: sl.Registry) -> list[str]:
-    picks = [n for n in reg.vaes if "conv-z2" in n and n.rsplit("-", 1)[-1] in STUDY_SERIES]
-    return picks or list(reg.vaes)[:3]
+def load_models(config_file: str | os.PathLike | None = MODELS_CONFIG) -> sl.Registry:
+    """Resolve the model list (env var, models.json or the release list, release/ folders) and load it once."""
+    threads = int(os.environ.get("GENLAB_TORCH_THREADS", "1"))
+    # One intra-op thread per request: many small requests share the 2 vCPUs without oversubscription.
+    torch.set_num_threads(max(1, threads))
+    return sl.load_registry(sl.resolve_model_sources(config_file, models_dir=LOCAL_MODELS_DIR))
 
 
-def _about_markdown(reg: sl.Registry) -> str:
-    links = _repo_links()
-    lines = [
-        "## The question",
-        "How does **β** trade reconstruction against regularisation in a VAE on MNIST? The study compares "
-        "β ∈ {1e-3, 1, 20}, a convolutional against a dense architecture, and latent dimension 2 against 4; "
-        "then introduces a DDPM (3.3M-parameter U-Net, 4000 timesteps, cosine schedule).",
-        "",
-        "## The trained models loaded here",
-        "",
-        "| model | architecture | z | β | parameters | test BCE | test KLD | test −ELBO |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-
-    def num(x: Any, fmt: str = ".2f") -> str:
-        return format(x, fmt) if isinstance(x, (int, float)) else "—"
-
-    for e in reg.vaes.values():
-        test = e.metrics.get("test", {}) if isinstance(e.metrics.get("test"), dict) else {}
-        elbo = test.get("elbo")
-        params = e.metrics.get("parameters") or sum(p.numel() for p in e.model.parameters())
-        lines.append(f"| {e.name} | {e.arch} | {e.latent_dim} | {'—' if e.beta is None else f'{e.beta:g}'} | "
-                     f"{params:,} | {num(test.get('bce'))} | {num(test.get('kld'))} | "
-                     f"{num(-elbo if isinstance(elbo, (int, float)) else None)} |")
-    if reg.ddpm is not None:
-        m = reg.ddpm.metrics
-        params = m.get("parameters") or sum(p.numel() for p in reg.ddpm.unet.parameters())
-        lines += ["", "| DDPM | parameters | train loss | test loss | FID |", "|---|---|---|---|---|",
-                  f"| {reg.ddpm.name} | {params:,} | {num(m.get('train_loss'), '.4f')} | "
-                  f"{num(m.get('test_loss'), '.4f')} | {num(m.get('fid'))} |"]
-    lines += ["", "## Model repositories", ""]
-    for name, source in reg.sources.items():
-        repo = links.get(name) or (source if not Path(source).exists() else None)
-        where = f"[{repo}](https://huggingface.co/{repo})" if repo else "—"
-        status = "loaded" if name not in reg.errors else f"**not loaded**: {reg.errors[name]}"
-        local = " (served from a local folder)" if Path(source).exists() else ""
-        lines.append(f"- `{name}` — {where}{local} — {status}")
-    n_cal = 0 if reg.test is None else len(reg.test.labels)
-    lines += ["", "## How the anomaly score works",
-              f"Each VAE scores an input by its negative ELBO (BCE + KLD at the posterior mean, in nats). The "
-              f"score is its percentile among {n_cal} digits of the official MNIST test set: 50 is a typical "
-              "digit, 99+ means the model finds the input stranger than 99 % of real test digits."]
-    return "\n".join(lines)
+def report_url(config: dict[str, Any]) -> str | None:
+    """The report this Space ships (docs/REPORT.md in its repo); None outside a Space."""
+    space_id = os.environ.get("SPACE_ID") or config.get("space")
+    return f"https://huggingface.co/spaces/{space_id}/blob/main/docs/REPORT.md" if space_id else None
 
 
 def blank_canvas() -> dict[str, Any]:
@@ -180,20 +165,78 @@ def blank_canvas() -> dict[str, Any]:
     return {"background": black, "layers": [], "composite": black}
 
 
-def build_demo(reg: sl.Registry) -> gr.Blocks:
+def editor_value(x: torch.Tensor) -> dict[str, Any]:
+    """A prepared digit `(1, 1, 28, 28)` as an ImageEditor value (280×280, white on black)."""
+    im = to_pil(x, nrow=1, padding=0, scale=sl.DIGIT_SCALE).convert("RGBA")
+    return {"background": im, "layers": [], "composite": im}
+
+
+def reconstruction_outputs(reg: sl.Registry, x: torch.Tensor, names: Any, label: str = "") -> tuple:
+    """(prepared input, label, gallery, scores table, state) of the Reconstruct tab for a prepared digit."""
+    names = [n for n in (names or []) if isinstance(n, str)]
+    if not names:
+        raise sl.SpaceError("Choose at least one model.")
+    results = [sl.reconstruct(reg.vae(n), x) for n in names]
+    gallery = [(r.image, r.name.removeprefix("vae-")
+                + ("" if r.percentile is None else f" · {r.percentile:.0f}th pct")) for r in results]
+    table = [[r.name, round(r.bce, 2), round(r.kld, 2), round(r.neg_elbo, 2),
+              "n/a" if r.percentile is None else round(r.percentile, 1)] for r in results]
+    guess = sl.classify(reg, x)
+    if guess is not None:
+        label += f"{' · ' if label else ''}the digit classifier reads **{guess[0]}** ({guess[1]:.0%})"
+    return (to_pil(x, nrow=1, padding=0, scale=sl.DIGIT_SCALE), label, gallery, table, x[0, 0].numpy().tolist())
+
+
+def ddpm_default_digit(reg: sl.Registry) -> str:
+    """A class-conditional DDPM opens on a row per digit; an unconditional one on 'any'."""
+    return sl.EVERY_DIGIT if reg.ddpm is not None and reg.ddpm.conditional else sl.ANY_DIGIT
+
+
+def first_visit(reg: sl.Registry) -> dict[str, Any]:
+    """What every tab shows before a visitor clicks anything, computed once at start-up with each tab's default
+    settings (so pressing the button with the same settings gives the same result)."""
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {}
+    if reg.vaes:
+        first = next(iter(reg.vaes.values()))
+        zero = [0.0] * first.latent_dim
+        out["vae_grid"] = sl.vae_generate(first, sl.DEFAULT_COUNT, 0)
+        out["latent"] = (sl.decode_latent(first, zero), sl.latent_map(first, (0, 1)).with_marker(torch.zeros(
+            first.latent_dim)), sl.latent_grid(first, zero, (0, 1)))
+    if reg.ddpm is not None:
+        image, status = sl.ddpm_grid(reg.ddpm, digit=ddpm_default_digit(reg))
+        out["ddpm"] = (image, f"Made at start-up: {status}. Change the seed and press **Generate** for new digits.")
+    if reg.vaes and reg.test is not None:
+        x, label, idx = sl.test_digit(reg, FIRST_DIGITS["reconstruct"], 0)
+        out["reconstruct"] = reconstruction_outputs(reg, x, sl.study_series(reg),
+                                                    f"test digit #{idx}: a **{label}**")
+        xa, *_ = sl.test_digit(reg, FIRST_DIGITS["interpolate_a"], 0)
+        xb, *_ = sl.test_digit(reg, FIRST_DIGITS["interpolate_b"], 0)
+        first = next(iter(reg.vaes.values()))
+        out["interpolate"] = (editor_value(xa), editor_value(xb), sl.interpolate(first, xa, xb, 10, "lerp"),
+                              sl.interpolate(first, xa, xb, 10, "slerp"))
+    out["seconds"] = time.perf_counter() - t0
+    log("space", f"first-visit results computed in {out['seconds']:.2f} s")
+    return out
+
+
+def build_demo(reg: sl.Registry, config: dict[str, Any] | None = None) -> gr.Blocks:
+    config = config or {}
     vae_names = list(reg.vaes)
     first = reg.vaes[vae_names[0]] if vae_names else None
     n_sliders = min(MAX_SLIDERS, max([e.latent_dim for e in reg.vaes.values()] or [2]))
     vae_missing = "" if vae_names else f"**No VAE could be loaded.** {reg.describe_errors('vae')}"
     ddpm_missing = "" if reg.ddpm else f"**The DDPM is not loaded.** {reg.describe_errors('ddpm')}"
+    shown = first_visit(reg)
+    series = sl.study_series(reg)
 
     def choices() -> list[tuple[str, str]]:
         return [(e.label, e.name) for e in reg.vaes.values()]
 
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nβ-VAEs (conv / dense, z = 2 / 4, β = 1e-3 / 1 / 20) and a DDPM trained on "
-                    "MNIST, reproducing a study of how β trades reconstruction against latent structure. "
-                    "Everything runs on CPU.")
+                    "MNIST, reproducing a study of how β trades reconstruction against latent structure "
+                    "(its verdicts are in **About**).")
         if reg.errors:
             with gr.Accordion("Some models are not available", open=False):
                 gr.Markdown("\n".join(f"- `{k}`: {v}" for k, v in reg.errors.items()))
@@ -206,31 +249,39 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
                     gen_model = gr.Dropdown(choices(), value=vae_names[0] if vae_names else None,
                                             label="model", interactive=bool(vae_names))
                     with gr.Row():
-                        gen_count = gr.Slider(1, sl.MAX_IMAGES, value=16, step=1, label="digits")
+                        gen_count = gr.Slider(1, sl.MAX_IMAGES, value=sl.DEFAULT_COUNT, step=1, label="digits")
                         gen_seed = gr.Number(0, precision=0, minimum=0, label="seed")
                     gen_btn = gr.Button("Generate", variant="primary", interactive=bool(vae_names))
-                    gen_out = gr.Image(label="samples", format="png", type="pil", interactive=False,
-                                       elem_classes="pixelated", buttons=["download", "fullscreen"])
+                    gen_out = gr.Image(shown.get("vae_grid"), label="samples", format="png", type="pil",
+                                       interactive=False, elem_classes="pixelated", elem_id="vae-samples",
+                                       buttons=["download", "fullscreen"])
                 with gr.Column():
                     gr.Markdown("### DDPM — progressive denoising\n" + ddpm_missing)
-                    from hub_models.diffusion.sampling import SAMPLERS
-
                     with gr.Row():
                         ddpm_sampler = gr.Dropdown(list(SAMPLERS), value=sl.DEFAULT_SAMPLER, label="sampler")
                         ddpm_steps = gr.Slider(1, sl.MAX_DDPM_STEPS, value=sl.DEFAULT_DDPM_STEPS, step=1,
                                                label="denoising steps",
                                                info="10–25 steps; DDPM (ancestral) gives this model's best digits")
                     with gr.Row():
-                        ddpm_count = gr.Slider(1, sl.MAX_IMAGES, value=16, step=1, label="digits")
+                        ddpm_count = gr.Slider(1, sl.MAX_IMAGES, value=sl.DEFAULT_COUNT, step=1, label="digits")
                         ddpm_seed = gr.Number(0, precision=0, minimum=0, label="seed")
+                    conditional = reg.ddpm is not None and reg.ddpm.conditional
+                    with gr.Row(visible=conditional):  # a class-conditional DDPM: which digit, how strongly
+                        ddpm_digit = gr.Dropdown(list(sl.DIGIT_CHOICES), value=ddpm_default_digit(reg),
+                                                 label="digit", elem_id="ddpm-digit",
+                                                 info="one digit, a row per digit, or any (unconditional)")
+                        ddpm_guidance = gr.Slider(0, sl.MAX_GUIDANCE, value=DEFAULT_GUIDANCE_SCALE, step=0.5,
+                                                  label="guidance", elem_id="ddpm-guidance",
+                                                  info="classifier-free guidance: 0 ignores the digit, 1 = as trained")
                     with gr.Row():
                         ddpm_btn = gr.Button("Generate", variant="primary", interactive=reg.ddpm is not None,
                                              elem_id="ddpm-generate")
                         ddpm_stop = gr.Button("Stop", variant="stop", interactive=reg.ddpm is not None)
-                    ddpm_out = gr.Image(label="samples (streams while denoising)", format="png", type="pil",
-                                        interactive=False, elem_classes="pixelated",
-                                        buttons=["download", "fullscreen"])
-                    ddpm_status = gr.Markdown("", elem_id="ddpm-status")
+                    ddpm_first, ddpm_first_status = shown.get("ddpm", (None, ""))
+                    ddpm_out = gr.Image(ddpm_first, label="samples (streams while denoising)", format="png",
+                                        type="pil", interactive=False, elem_classes="pixelated",
+                                        elem_id="ddpm-samples", buttons=["download", "fullscreen"])
+                    ddpm_status = gr.Markdown(ddpm_first_status, elem_id="ddpm-status")
 
         # ------------------------------------------------------------------------------- Latent explorer
         with gr.Tab("Latent explorer", id="latent"):
@@ -243,6 +294,7 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
                 show_dims = first is not None and first.latent_dim > 2
                 dim_x = gr.Dropdown(dim_names, value="z1", label="map x", visible=show_dims)
                 dim_y = gr.Dropdown(dim_names, value="z2", label="map y", visible=show_dims)
+            first_digit, first_map, first_grid = shown.get("latent", (None, None, None))
             with gr.Row():
                 with gr.Column(scale=1, min_width=220):
                     limit = first.limit if first else 3.0
@@ -252,14 +304,14 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
                                for i in range(n_sliders)]
                     lat_reset = gr.Button("Reset to 0", size="sm")
                 with gr.Column(scale=1, min_width=240):
-                    lat_digit = gr.Image(label="decoded digit", format="png", type="pil", interactive=False,
-                                         height=300, elem_classes="pixelated", elem_id="decoded-digit",
-                                         buttons=["download"])
+                    lat_digit = gr.Image(first_digit, label="decoded digit", format="png", type="pil",
+                                         interactive=False, height=300, elem_classes="pixelated",
+                                         elem_id="decoded-digit", buttons=["download"])
                 with gr.Column(scale=2, min_width=320):
-                    lat_map = gr.Image(label="latent map of the test set (click)", format="png", type="pil",
-                                       interactive=False, elem_id="latent-map", buttons=["fullscreen"])
+                    lat_map = gr.Image(first_map, label="latent map of the test set (click)", format="png",
+                                       type="pil", interactive=False, elem_id="latent-map", buttons=["fullscreen"])
             with gr.Accordion("Grid over the two map dimensions (others held at the sliders)", open=True):
-                lat_grid = gr.Image(label="decoded grid", format="png", type="pil", interactive=False,
+                lat_grid = gr.Image(first_grid, label="decoded grid", format="png", type="pil", interactive=False,
                                     elem_classes="pixelated", buttons=["download", "fullscreen"], height=460)
 
         # ----------------------------------------------------------------------------------- Reconstruct
@@ -267,6 +319,7 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
             gr.Markdown(vae_missing or "Draw a digit (white on black, like MNIST), upload any image, or pick a "
                         "test digit. It is prepared like MNIST (fit in 20×20, centred by mass in 28×28), then "
                         "reconstructed by each chosen model, with an anomaly score calibrated on the test set.")
+            rec_first = shown.get("reconstruct", (None, "", None, None, None))
             with gr.Row():
                 with gr.Column(scale=1):
                     with gr.Tab("Draw"):
@@ -285,54 +338,72 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
                             pick_digit = gr.Dropdown(["any"] + [str(d) for d in range(10)], value="any",
                                                      label="digit")
                             pick_btn = gr.Button("Random test digit", interactive=reg.test is not None)
-                    rec_models = gr.CheckboxGroup(choices(), value=_default_series(reg), label="models")
+                    examples = [str(EXAMPLES_DIR / name) for name in EXAMPLES if (EXAMPLES_DIR / name).is_file()]
+                    if examples and vae_names:  # click one: it goes into the Upload tab and is reconstructed
+                        gr.Examples(examples, inputs=upload, label="examples: a drawn 4, a photo of a 7 on paper, "
+                                    "an inverted 2", cache_examples=False, elem_id="rec-examples")
+                    rec_models = gr.CheckboxGroup(choices(), value=series, label="models")
                 with gr.Column(scale=2):
                     with gr.Row():
-                        rec_input = gr.Image(label="prepared input (28×28)", format="png", type="pil",
+                        rec_input = gr.Image(rec_first[0], label="prepared input (28×28)", format="png", type="pil",
                                              interactive=False, height=220, elem_classes="pixelated",
                                              elem_id="prepared-input")
-                        rec_label = gr.Markdown("")
-                    rec_gallery = gr.Gallery(label="reconstructions", format="png", columns=3, height=300,
-                                             object_fit="contain", allow_preview=False, preview=False,
-                                             fit_columns=False,
-                                             elem_classes="pixelated", elem_id="reconstructions")
-                    rec_table = gr.Dataframe(headers=["model", "BCE", "KLD", "−ELBO", "anomaly percentile"],
+                        rec_label = gr.Markdown(rec_first[1], elem_id="rec-label")
+                    rec_gallery = gr.Gallery(rec_first[2], label="reconstructions", format="png", columns=3,
+                                             height=300, object_fit="contain", allow_preview=False, preview=False,
+                                             fit_columns=False, elem_classes="pixelated", elem_id="reconstructions")
+                    rec_table = gr.Dataframe(rec_first[3],
+                                             headers=["model", "BCE", "KLD", "−ELBO", "anomaly percentile"],
                                              label="scores (nats; percentile among test digits)",
                                              interactive=False, elem_id="rec-table")
-            rec_state = gr.State(None)
+            rec_state = gr.State(rec_first[4])
 
         # ----------------------------------------------------------------------------------- Interpolate
         with gr.Tab("Interpolate", id="interpolate"):
             gr.Markdown(vae_missing or "Two digits — drawn, uploaded, or picked from the test set — are encoded; "
                         "the strips decode points along the straight line (lerp) and the great-circle arc "
                         "(slerp) between their latent means.")
+            int_first = shown.get("interpolate", (blank_canvas(), blank_canvas(), None, None))
             editors, picks, pick_btns = [], [], []
             with gr.Row():
-                for side in ("A", "B"):
+                for k, side in enumerate("AB"):
                     with gr.Column():
                         editors.append(gr.ImageEditor(
-                            label=f"digit {side}", type="filepath", canvas_size=(280, 280), fixed_canvas=True,
-                            sources=["upload", "clipboard"], image_mode="RGBA", layers=False,
+                            int_first[k], label=f"digit {side}", type="filepath", canvas_size=(280, 280),
+                            fixed_canvas=True, sources=["upload", "clipboard"], image_mode="RGBA", layers=False,
                             brush=gr.Brush(colors=["#ffffff"], default_color="#ffffff", color_mode="fixed",
                                            default_size=18),
-                            elem_id=f"interp-{side}", height=340, value=blank_canvas(), format="png"))
+                            elem_id=f"interp-{side}", height=340, format="png"))
                         with gr.Row():
-                            picks.append(gr.Dropdown([str(d) for d in range(10)], value="0" if side == "A"
-                                                     else "6", label="test digit"))
+                            first_digit = FIRST_DIGITS[f"interpolate_{side.lower()}"]
+                            picks.append(gr.Dropdown([str(d) for d in range(10)], value=str(first_digit),
+                                                     label="test digit", elem_id=f"pick-{side}"))
                             pick_btns.append(gr.Button(f"Pick test digit as {side}",
                                                        interactive=reg.test is not None))
             with gr.Row():
                 int_model = gr.Dropdown(choices(), value=vae_names[0] if vae_names else None, label="model")
                 int_steps = gr.Slider(2, 32, value=10, step=1, label="steps")
                 int_btn = gr.Button("Interpolate", variant="primary", interactive=bool(vae_names))
-            int_lerp = gr.Image(label="lerp: A, straight line, B", format="png", type="pil", interactive=False,
-                                elem_classes="pixelated", elem_id="interp-lerp")
-            int_slerp = gr.Image(label="slerp: A, arc, B", format="png", type="pil", interactive=False,
-                                 elem_classes="pixelated", elem_id="interp-slerp")
+            int_lerp = gr.Image(int_first[2], label="lerp: A, straight line, B", format="png", type="pil",
+                                interactive=False, elem_classes="pixelated", elem_id="interp-lerp")
+            int_slerp = gr.Image(int_first[3], label="slerp: A, arc, B", format="png", type="pil",
+                                 interactive=False, elem_classes="pixelated", elem_id="interp-slerp")
 
         # ----------------------------------------------------------------------------------------- About
         with gr.Tab("About", id="about"):
-            gr.Markdown(_about_markdown(reg))
+            report = DOCS_DIR / "REPORT.md"
+            gr.Markdown(about.INTRO + "\n\n## The study's claims, checked\n\n"
+                        + about.claims_markdown(about.report_claims(report), report_url(config)),
+                        elem_id="about-claims")
+            rate_distortion = DOCS_DIR / "figures" / "rate_distortion.png"
+            if rate_distortion.is_file():
+                gr.Image(str(rate_distortion), label="rate–distortion: every β-VAE of the study", height=520,
+                         interactive=False, elem_id="about-rate-distortion", buttons=["fullscreen"])
+            beta_figure = about.beta_side_by_side(DOCS_DIR / "figures")
+            if beta_figure is not None:
+                gr.Image(beta_figure, label="Conv VAE, z = 2: β side by side", format="png", type="pil",
+                         height=760, interactive=False, elem_id="about-beta", buttons=["fullscreen"])
+            gr.Markdown(about.models_markdown(reg, dict(config.get("models") or {})), elem_id="about-models")
 
         # ======================================================================================= events
         @user_errors
@@ -342,13 +413,17 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
         gen_btn.click(vae_generate, [gen_model, gen_count, gen_seed], gen_out, api_name="vae_generate",
                       concurrency_limit=2, concurrency_id="vae")
 
+        @gpu
         @user_errors
-        def ddpm_generate(sampler, steps, count, seed):
+        def ddpm_generate(sampler, steps, count, seed, digit=sl.ANY_DIGIT, guidance=DEFAULT_GUIDANCE_SCALE):
             entry = reg.require_ddpm()
-            for image, status in sl.ddpm_stream(entry, sampler, steps, count, seed):
+            for image, status in sl.ddpm_stream(entry, sampler, steps, count, seed, digit, guidance,
+                                                device=sl.compute_device()):
                 yield (gr.skip() if image is None else image), status
 
-        ddpm_event = ddpm_btn.click(ddpm_generate, [ddpm_sampler, ddpm_steps, ddpm_count, ddpm_seed],
+        # digit and guidance are the last inputs, with defaults: API callers of an unconditional model may omit them.
+        ddpm_event = ddpm_btn.click(ddpm_generate, [ddpm_sampler, ddpm_steps, ddpm_count, ddpm_seed, ddpm_digit,
+                                                    ddpm_guidance],
                                     [ddpm_out, ddpm_status], api_name="ddpm_generate", concurrency_limit=1,
                                     concurrency_id="ddpm", show_progress="minimal")
         ddpm_stop.click(None, None, None, cancels=[ddpm_event], api_name="ddpm_stop", api_visibility="private")
@@ -376,9 +451,6 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
 
         lat_outputs = [*sliders, dim_x, dim_y, lat_digit, lat_map, lat_grid]
         lat_model.change(select_vae, lat_model, lat_outputs, api_name="select_vae")
-        if vae_names:
-            demo.load(select_vae, lat_model, lat_outputs, api_name="init_latent_explorer",
-                      api_visibility="undocumented")
 
         @user_errors
         async def decode_latent(name, *z):
@@ -434,55 +506,47 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
                        api_name="pick_latent", api_visibility="undocumented", preprocess=False)
 
         # Reconstruct ---------------------------------------------------------------------------------
-        def _reconstruct(x: torch.Tensor, names, label: str = ""):
-            names = [n for n in (names or []) if isinstance(n, str)]
-            if not names:
-                raise sl.SpaceError("Choose at least one model.")
-            results = [sl.reconstruct(reg.vae(n), x) for n in names]
-            gallery = [(r.image, r.name.removeprefix("vae-")
-                        + ("" if r.percentile is None else f" · {r.percentile:.0f}th pct"))
-                       for r in results]
-            table = [[r.name, round(r.bce, 2), round(r.kld, 2), round(r.neg_elbo, 2),
-                      "n/a" if r.percentile is None else round(r.percentile, 1)] for r in results]
-            guess = sl.classify(reg, x)
-            if guess is not None:
-                label += f"{' · ' if label else ''}the digit classifier reads **{guess[0]}** ({guess[1]:.0%})"
-            return (to_pil(x, nrow=1, padding=0, scale=sl.DIGIT_SCALE), label, gallery, table,
-                    x[0, 0].numpy().tolist())
+        nothing = (gr.skip(),) * 5
 
         @user_errors
         def reconstruct_drawing(value, names):
             try:
                 x = prepare_digit(uploads_only(value))
             except InputImageError as err:
-                # The Sketchpad also reports its blank canvas (on load, after clearing): say so in place,
-                # without a pop-up and without wiping the last result.
-                return gr.skip(), f"*{err}*", gr.skip(), gr.skip(), gr.skip()
-            return _reconstruct(x, names)
+                if str(err) == EMPTY_MESSAGE:
+                    # The Sketchpad reports its blank canvas too (on load, after clearing): nothing was drawn,
+                    # so nothing changes (the last result stays, and a first visit keeps its example).
+                    return nothing
+                raise
+            return reconstruction_outputs(reg, x, names)
 
         @user_errors
         def reconstruct_upload(value, names):
-            return _reconstruct(prepare_digit(uploads_only(value)), names)
+            if value is None:  # the upload was cleared
+                return nothing
+            return reconstruction_outputs(reg, prepare_digit(uploads_only(value)), names)
 
         @user_errors
         def reconstruct_test_digit(digit, names, seed=None):
             reg.vae(next(iter(reg.vaes), None))  # no VAE at all: say that first
             x, label, idx = sl.test_digit(reg, digit, seed)
-            return _reconstruct(x, names, f"test digit #{idx}: a **{label}**")
+            return reconstruction_outputs(reg, x, names, f"test digit #{idx}: a **{label}**")
 
         @user_errors
         def reconstruct_again(state, names):
             if state is None:
                 return gr.skip()
             x = torch.tensor(np.asarray(state, dtype=np.float32))[None, None]
-            return _reconstruct(x, names)
+            return reconstruction_outputs(reg, x, names)
 
         rec_outputs = [rec_input, rec_label, rec_gallery, rec_table, rec_state]
         # The Sketchpad reports strokes through `input` (its `change` does not fire on drawing).
+        # No progress overlay: the Sketchpad also fires this on page load (its blank canvas), which changes nothing.
         sketch.input(reconstruct_drawing, [sketch, rec_models], rec_outputs, api_name="reconstruct_drawing",
-                      trigger_mode="always_last", show_progress="minimal", preprocess=False,
+                      trigger_mode="always_last", show_progress="hidden", preprocess=False,
                       concurrency_limit=2, concurrency_id="vae")
-        upload.upload(reconstruct_upload, [upload, rec_models], rec_outputs, api_name="reconstruct_upload",
+        # `change`, not `upload`: an example put into the component by gr.Examples is reconstructed too.
+        upload.change(reconstruct_upload, [upload, rec_models], rec_outputs, api_name="reconstruct_upload",
                       preprocess=False, concurrency_limit=2, concurrency_id="vae")
         pick_btn.click(reconstruct_test_digit, [pick_digit, rec_models], rec_outputs,
                        api_name="reconstruct_test_digit", concurrency_limit=2, concurrency_id="vae")
@@ -513,14 +577,14 @@ def build_demo(reg: sl.Registry) -> gr.Blocks:
             @user_errors
             def pick_test(digit):
                 x, _, _ = sl.test_digit(reg, digit)
-                im = to_pil(x, nrow=1, padding=0, scale=sl.DIGIT_SCALE).convert("RGBA")
-                return {"background": im, "layers": [], "composite": im}
+                return editor_value(x)
 
             btn.click(pick_test, pick, editor, api_name=f"pick_test_digit_{side.lower()}").then(
                 interpolate_if_ready, [*editors, int_model, int_steps], [int_lerp, int_slerp],
                 api_name=f"interpolate_after_pick_{side.lower()}", api_visibility="undocumented",
                 preprocess=False)
 
+    demo.first_visit_seconds = shown["seconds"]
     return demo
 
 
@@ -533,7 +597,7 @@ def launch_kwargs() -> dict[str, Any]:
 def create_demo(config_file: str | os.PathLike | None = MODELS_CONFIG) -> gr.Blocks:
     """Load the models and build the queued app (what tests and the Space both use)."""
     reg = load_models(config_file)
-    demo = build_demo(reg)
+    demo = build_demo(reg, space_config(config_file))
     demo.queue(default_concurrency_limit=2, max_size=128)
     demo.registry = reg  # for tests and benchmarks
     return demo
@@ -547,14 +611,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="port to listen on")
     p.add_argument("--models", default=None,
                    help="comma-separated 'name=folder_or_repo' list; overrides $GENLAB_MODELS and models.json")
-    p.add_argument("--config", default=str(MODELS_CONFIG), help="JSON file mapping model names to Hub repo ids")
+    p.add_argument("--config", default=str(MODELS_CONFIG),
+                   help="models.json of a published Space ({'models': {name: repo id}}); default: the release list")
     return p.parse_args(argv)
 
 
 def main(args: argparse.Namespace) -> None:
     if args.models:
         os.environ[sl.MODELS_ENV] = args.models
+    t0 = time.perf_counter()
+    zero_gpu = "on" if os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true") else "off"
+    gpu_state = "not installed (CPU)" if spaces is None else f"installed, ZeroGPU {zero_gpu}"
+    log("space", f"library: {Path(sl.__file__).parents[1]}; spaces: {gpu_state}")
     demo = create_demo(args.config)
+    log("space", f"ready in {time.perf_counter() - t0:.1f} s after the imports")
     demo.launch(server_name=args.host, server_port=args.port, **launch_kwargs())
 
 

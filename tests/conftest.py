@@ -13,7 +13,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import pytest
 
 # The offline Hub server and its environment (must load before anything imports huggingface_hub).
-pytest_plugins = ["hub_fixtures"]
+pytest_plugins = ["hub_fixtures", "space_fixtures"]  # space_fixtures: the Space's models and app
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_TRAIN, TINY_TEST = 512, 256

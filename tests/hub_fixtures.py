@@ -154,7 +154,7 @@ def ddpm_point(run_dir, fid: float, num_samples: int = 10_000) -> dict:
     return {"sampler": "dpmsolver++", "steps": 25, "num_samples": num_samples, "ema": True, "seed": 0,
             "weights": weights_digest(run_dir), "reference": "mnist-test", "seconds_per_16": 1.5,
             "fid": {"fid": fid, "n_gen": num_samples, "n_ref": 10_000, "reference": "mnist-test", "floor": 2.25,
-                    "floor_n": num_samples, "network": "Inception-v3 pool3"},
+                    "floor_n": num_samples, "network": "Inception-v3 pool3", "preprocessing": "tf1-bilinear"},
             "classifier": {"confident_share": 0.8}}
 
 

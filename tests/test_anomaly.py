@@ -37,7 +37,7 @@ def test_anomaly_study_script(tiny_mnist_cache, tmp_run_dir):
     out = json.loads((tmp_run_dir / "anomaly.json").read_text())
     assert [r["digit"] for r in out["records"]] == [0, 7]
     assert all(0 <= r["auroc_neg_elbo"] <= 1 for r in out["records"])
-    assert out["settings"]["epochs"] == 1
+    assert out["settings"]["num_epochs"] == 1 and "epochs" not in out["settings"]  # --epochs: the old alias
     assert (tmp_run_dir / "figures" / "anomaly_auroc.png").stat().st_size > 1000
     assert "| 7 |" in (tmp_run_dir / "anomaly.md").read_text()
     assert (tmp_run_dir / "models" / "without-7" / "config.json").exists()
@@ -53,3 +53,17 @@ def test_anomaly_study_script(tiny_mnist_cache, tmp_run_dir):
     text = write_report(study, docs, anomaly_dir=tmp_run_dir, evaluate=False).read_text()
     assert "## Anomaly detection" in text and "| 7 |" in text.split("## Anomaly detection")[1]
     assert (docs / "figures" / "anomaly_auroc.png").stat().st_size > 1000
+
+
+def test_a_study_recorded_under_the_old_flag_names_is_resumed(tmp_path):
+    """anomaly.json written before the flags took the diffusers names still counts as the same settings."""
+    from hub_models.io import write_json_atomic
+    from hub_models.training.anomaly import finished_records
+
+    record = {"digit": 3, "auroc_reconstruction": 0.9}
+    old = {"digits": [3], "arch": "conv", "epochs": 10, "batch_size": 64, "learning_rate": 1e-3, "limit": None}
+    write_json_atomic(tmp_path / "anomaly.json", {"settings": old, "records": [record]})
+    new = {"digits": [3, 4], "arch": "conv", "num_epochs": 10, "train_batch_size": 64, "learning_rate": 1e-3,
+           "limit_train_samples": None}
+    assert finished_records(tmp_path / "anomaly.json", new) == {3: record}
+    assert finished_records(tmp_path / "anomaly.json", {**new, "num_epochs": 11}) == {}

@@ -12,6 +12,7 @@ from hub_fixtures import make_ddpm_run, make_vae_run
 
 from hub_models import ConvVAE, DenseVAE
 from hub_models.hub.cards import render_model_card
+from hub_models.reference import PROJECT_INSTALL
 from hub_models.reference import STUDY as STUDY_REFERENCE
 
 REPO = "mnist-tester/mnist-genlab-vae-conv-z2-beta1"
@@ -40,7 +41,7 @@ def test_vae_card_metadata_and_body_come_from_the_run(tmp_path):
     assert_complete(text)
 
     meta = yaml.safe_load(text.split("---\n")[1])
-    assert meta["library_name"] == "diffusers" and meta["license"] == "mit"
+    assert meta["library_name"] == "mnist-genlab" and meta["license"] == "mit"  # diffusers cannot load a VAE
     assert meta["datasets"] == ["ylecun/mnist"]
     assert meta["pipeline_tag"] == "unconditional-image-generation"
     assert {"vae", "beta-vae", "mnist", "conv-vae", "latent-dim-2"} <= set(meta["tags"])
@@ -49,6 +50,8 @@ def test_vae_card_metadata_and_body_come_from_the_run(tmp_path):
     got = {m["type"]: m["value"] for m in entry["results"][0]["metrics"]}
     assert got == {k: metrics["test"][k] for k in ("bce", "kld", "elbo")}
     assert entry["results"][0]["dataset"]["type"] == "ylecun/mnist"
+    assert entry["results"][0]["dataset"]["split"] == "train[held-out 20%]"  # the study's held-out digits
+    assert all("(held-out, N=256)" in m["name"] for m in entry["results"][0]["metrics"])
 
     body = sections(text)
     details = body["## Model details"]
@@ -69,6 +72,7 @@ def test_vae_card_metadata_and_body_come_from_the_run(tmp_path):
     assert all((run / link).is_file() for link in links)
     usage = body["## How to use"]
     assert f'ConvVAE.from_pretrained("{REPO}")' in usage and "vae.sample(16" in usage
+    assert f"```bash\n{PROJECT_INSTALL}\n```" in usage  # how to get `hub_models`
     assert "@inproceedings" in body["## Citation"] and body["## Limitations"].count("\n- ") >= 3
 
 
@@ -90,11 +94,19 @@ def test_ddpm_card_metadata_and_body(tmp_path):
     meta = yaml.safe_load(text.split("---\n")[1])
     assert {"ddpm", "diffusion", "mnist"} <= set(meta["tags"])
     assert meta["pipeline_tag"] == "unconditional-image-generation" and meta["library_name"] == "diffusers"
-    got = {m["type"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
-    assert got == {"train_loss": 0.0312, "test_loss": 0.0318, "fid": 41.5}
+    results = {r["metrics"][0]["type"]: r for r in meta["model-index"][0]["results"]}
+    assert {k: r["metrics"][0]["value"] for k, r in results.items()} == {"train_loss": 0.0312, "test_loss": 0.0318,
+                                                                          "fid": 41.5}
+    # Each metric names the split it was measured on and its N.
+    assert results["fid"]["dataset"]["split"] == "test"  # against the official test set
+    assert results["fid"]["metrics"][0]["name"] == "FID (N=10,000 vs 10,000)"
+    assert results["test_loss"]["dataset"]["split"] == "train[held-out 20%]"
+    assert results["train_loss"]["dataset"]["split"] == "train[80%]"
     body = sections(text)
-    assert "real-vs-real floor 2.25) | 41.5 | 28.11 |" in body["## Results"]
-    assert "| Train loss (ε-prediction MSE) | 0.0312 | 0.0278 |" in body["## Results"]
+    assert ("N=10,000 vs 10,000 of the official MNIST test set, real-vs-real floor 2.25; dpmsolver++ sampler, 25 "
+            "steps, seed 0) | 41.5 | 28.11 (protocol not stated: not comparable) |") in body["## Results"]
+    assert "| Train loss (ε-prediction MSE, last epoch's running mean) | 0.0312 | 0.0278 |" in body["## Results"]
+    assert "| Held-out loss (ε-prediction MSE, all 256 held-out digits) | 0.0318 | 0.028 |" in body["## Results"]
     assert "4000 training timesteps, `squaredcos_cap_v2`" in body["## Model details"]
     n_params = sum(p.numel() for p in UNet2DModel.from_pretrained(run / "unet").parameters())
     assert f"**U-Net parameters:** {n_params:,}" in body["## Model details"]
@@ -147,7 +159,7 @@ def test_ddpm_card_fid_states_n_and_floor_and_ignores_stale_evaluations(tmp_path
 
     run = make_ddpm_run(tmp_path / "ddpm")
     results = sections(str(render_model_card(run, "me/ddpm")))["## Results"]
-    assert "N=10,000 vs 10,000 of mnist-test, real-vs-real floor 2.25) | 41.5 | 28.11 |" in results
+    assert "N=10,000 vs 10,000 of the official MNIST test set, real-vs-real floor 2.25;" in results
     assert "FID 41.50 (N=10,000 generated vs 10,000 of mnist-test, real-vs-real floor 2.25)" in results
     unet = UNet2DModel.from_pretrained(run, subfolder="unet")
     with torch.no_grad():
@@ -168,3 +180,44 @@ def test_an_invalid_card_is_rejected_by_validation(hub, tmp_path):
     card.data.license = "not-a-license"
     with pytest.raises(ValueError, match="license"):
         card.validate()
+
+
+def test_ddpm_card_snippet_and_scheduler_follow_the_measured_sampler(tmp_path):
+    """An ancestral DDPM point measured in bf16 with the old resize: the card's snippet runs that sampler in bf16,
+    the published scheduler is DDPMScheduler with trailing spacing, and the old-resize FID is labelled as such."""
+    from hub_fixtures import ddpm_point
+
+    from hub_models.hub.cards import published_scheduler
+
+    run = make_ddpm_run(tmp_path / "ddpm")
+    point = {**ddpm_point(run, 10.0), "sampler": "ddpm", "steps": 25, "precision": "bf16"}
+    del point["fid"]["preprocessing"]  # measured before the standard resize
+    (run / "evaluation.json").write_text(json.dumps({"points": {"ddpm-25steps-ema-n10000-seed0-bf16": point}}))
+    text = str(render_model_card(run, "me/ddpm"))
+    assert_complete(text)
+    usage = sections(text)["## How to use"]
+    assert 'with torch.autocast("cpu", dtype=torch.bfloat16):' in usage and "num_inference_steps=25" in usage
+    assert "`DDPMScheduler` (ddpm)" in usage and 'timestep_spacing="trailing"' in usage
+    scheduler = published_scheduler(run)
+    assert type(scheduler).__name__ == "DDPMScheduler" and scheduler.config.timestep_spacing == "trailing"
+    assert "old torch-bilinear resize, pending re-measurement" in sections(text)["## Results"]
+
+
+def test_vae_card_labels_its_evaluation_with_split_and_n(tmp_path):
+    from hub_models.evaluation.schema import Evaluation, HeldOut, point_key, vae_point
+
+    run = make_vae_run(tmp_path / "vae")
+    fid = {"fid": 80.0, "n_gen": 1000, "n_ref": 2000, "reference": "study-test", "floor": 9.0, "floor_n": 1000,
+           "preprocessing": "tf1-bilinear"}
+    point = vae_point(1000, 0, fid, {"n": 1000, "confident_share": 0.7, "kl_to_uniform": 0.1}, weights=None)
+    Evaluation(kind="vae", points={point_key(point): point},
+               held_out=HeldOut(split="study", n=256, bce=150.0, kld=6.0, elbo=-156.0, nll=148.0, nll_samples=1000,
+                                nll_n=500)).write(run)
+    text = str(render_model_card(run, REPO))
+    meta = yaml.safe_load(text.split("---\n")[1])
+    names = {m["type"]: m["name"] for r in meta["model-index"][0]["results"] for m in r["metrics"]}
+    assert names["fid"] == "FID of prior samples (N=1,000 vs 2,000)"
+    assert names["nll"] == "NLL (importance-sampled, k=1,000, N=500)"
+    results = sections(text)["## Results"]
+    assert "the study's held-out 20 % of the 60,000 training digits" in results
+    assert "on the first 500 digits of the study's held-out" in results

@@ -56,7 +56,7 @@ def test_train_script_writes_a_loadable_run_folder(tiny_mnist_cache, tmp_run_dir
 
 def test_release_classifier_is_small_and_accurate(tiny_mnist_cache):
     from hub_models.data import load_splits
-    from hub_models.models.classifier import load_digit_classifier
+    from hub_models.evaluation.metrics import load_digit_classifier
 
     metrics = json.loads((RELEASE / "metrics.json").read_text())
     assert metrics["test_accuracy"] >= 0.99 and metrics["test_size"] == 10_000

@@ -103,8 +103,13 @@ def assert_bitwise_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor],
 
 
 def first_step(done: subprocess.CompletedProcess) -> int:
-    """The step train_vae's progress bar starts at (tqdm's first frame: `| 6/12 [`)."""
-    return int(re.search(rf"\| (\d+)/{MAX_STEPS} \[", done.stderr).group(1))
+    """The step a resumed run picks up at (the trainer logs `Resumed from checkpoint-6: step 6, …`)."""
+    return int(re.search(r"Resumed from checkpoint-\d+: step (\d+)", done.stderr).group(1))
+
+
+def first_progress_step(done: subprocess.CompletedProcess) -> int:
+    """The first update a run logged (stderr is not a terminal: a progress line every --log_every updates)."""
+    return int(re.search(rf"\bstep (\d+)/{MAX_STEPS} epoch", done.stderr).group(1))
 
 
 def error_line(done: subprocess.CompletedProcess) -> str:
@@ -172,7 +177,7 @@ def test_vae_sigkill_mid_epoch_then_resume_is_bitwise_identical(vae_runs, tmp_pa
     assert_bitwise_equal(weights(reference), weights(killed), "VAE weights after SIGKILL + resume")
     ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (reference, killed))
     assert ma["global_step"] == mb["global_step"] == MAX_STEPS
-    assert [h["test"] for h in ma["history"]] == [h["test"] for h in mb["history"]]
+    assert ma["history"] == mb["history"]  # train averages too: the running sums are checkpointed
     assert len(mb["history"]) == 2  # the epoch cut by the kill is recorded once, not twice
 
 
@@ -187,7 +192,7 @@ def test_ddpm_sigkill_mid_epoch_then_resume_is_bitwise_identical(ddpm_runs, tmp_
 
     t0 = time.perf_counter()
     done = run(DDPM_SCRIPT, [*DDPM_ARGS, "--resume_from_checkpoint", "latest"], killed)
-    assert re.search(r"^step (\d+)/", done.stdout, re.MULTILINE).group(1) == str(latest + 1)  # went on from there
+    assert first_step(done) == latest and first_progress_step(done) == latest + 1  # went on from there
     print(f"train_ddpm resume from checkpoint-{latest} to step {MAX_STEPS}: {time.perf_counter() - t0:.1f} s")
 
     reference = ddpm_runs["reference"]
@@ -215,11 +220,25 @@ def test_latest_ignores_a_temp_folder_and_skips_a_truncated_checkpoint(vae_runs,
 
     done = run(VAE_SCRIPT, [*VAE_ARGS, "--resume_from_checkpoint", "latest"], run_dir)
     out = done.stdout + done.stderr
-    assert f"warning: skipping unreadable checkpoint {newest}" in out
+    assert f"skipping unreadable checkpoint {newest}" in out
     assert str(tmp) not in out
     assert first_step(done) == steps[-2]  # resumed from the previous checkpoint
     # Resumed from the previous checkpoint, the run still ends bit-identical to the uninterrupted one.
     assert_bitwise_equal(weights(vae_runs["reference"]), weights(run_dir), "VAE weights after skipping")
+
+
+def test_a_checkpoint_of_another_layout_stops_the_run_and_changes_nothing(vae_runs, tmp_path):
+    """A checkpoint whose saved training state does not match the trainer's (written by another version, or with
+    other flags such as --no_ema) is not "unreadable": `latest` must not skip it and start a new run over it."""
+    run_dir = copy_run(vae_runs["killed"], tmp_path / "run")
+    for checkpoint in list_checkpoints(run_dir):  # the layout of VAE checkpoints before the TrainState existed
+        (checkpoint / "custom_checkpoint_1.pkl").unlink()
+    before = tree_digest(run_dir)
+    done = run(VAE_SCRIPT, [*VAE_ARGS, "--resume_from_checkpoint", "latest"], run_dir, check=False)
+    assert done.returncode == 1
+    last = error_line(done)
+    assert last.startswith("error: ") and "holds other training state than this script saves" in last, last
+    assert tree_digest(run_dir) == before
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -123,8 +123,13 @@ def test_push_ddpm_run_then_pipeline_from_pretrained(hub, ddpm_run, tmp_path):
     local = DDPMPipeline.from_pretrained(ddpm_run, use_safetensors=True)
     remote = DDPMPipeline.from_pretrained(repo_id, cache_dir=tmp_path / "empty", use_safetensors=True)
     assert_same_weights(local.unet, remote.unet)
+    # scheduler/ is the sampler the card's FID was measured with (the fixture's: DPM-Solver++, trailing), built
+    # from the training schedule.
+    assert type(remote.scheduler).__name__ == "DPMSolverMultistepScheduler"
+    assert remote.scheduler.config.timestep_spacing == "trailing"
     assert remote.scheduler.config.num_train_timesteps == 4000
     assert remote.scheduler.config.beta_schedule == "squaredcos_cap_v2"
+    local.scheduler = type(remote.scheduler).from_config(remote.scheduler.config)
 
     def run(pipe):
         return pipe(
@@ -146,7 +151,7 @@ def test_model_card_on_the_hub_holds_the_metrics(hub, vae_run, ddpm_run):
 
     card = ModelCard.load(f"{USER}/vae")
     card.validate()  # against the offline Hub's /api/validate-yaml
-    assert card.data.library_name == "diffusers" and card.data.license == "mit"
+    assert card.data.library_name == "mnist-genlab" and card.data.license == "mit"  # diffusers cannot load a VAE
     assert card.data.datasets == ["ylecun/mnist"]
     assert card.data.pipeline_tag == "unconditional-image-generation"
     assert {"vae", "beta-vae", "mnist"} <= set(card.data.tags)
@@ -497,22 +502,74 @@ def test_train_vae_push_to_hub_flag_publishes_the_real_run_layout(hub, tiny_mnis
         capture_output=True, text=True, timeout=600, cwd=REPO_ROOT,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    assert f"Pushed to {hub.endpoint}/{repo_id}/commit/" in done.stdout
+    assert f"Pushed to {hub.endpoint}/{repo_id}/commit/" in done.stdout + done.stderr  # the trainer's log
     files = set(hub.head_files(repo_id))
     assert {"config.json", "diffusion_pytorch_model.safetensors", "README.md", "figures/samples.png"} <= files
     assert not any(f.startswith(("checkpoints/", "logs/")) for f in files)
     assert_same_weights(ConvVAE.from_pretrained(out), ConvVAE.from_pretrained(repo_id, cache_dir=tmp_path / "c"))
 
 
-def test_ddpm_card_usage_snippet_runs_against_the_hub(hub, ddpm_run, tmp_path, monkeypatch):
+def _snippet(card_text: str) -> str:
+    """The python block of the card's "How to use" section, as written."""
+    section = card_text.split("## How to use", 1)[1].split("\n## ", 1)[0]
+    return re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+
+
+def test_ddpm_card_usage_snippet_runs_as_written_against_the_hub(hub, ddpm_run, tmp_path, monkeypatch):
+    """The card's snippet, copied verbatim, samples with the settings its FID was measured with."""
     repo_id = f"{USER}/snippet-ddpm"
     push_run(ddpm_run, repo_id, **FAST)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
-    snippet = re.search(r"```python\n(.*?)```", ModelCard.load(repo_id).text, re.DOTALL).group(1)
-    assert "num_inference_steps=4000" in snippet  # the trained schedule; 3 steps keep the test short
+    text = ModelCard.load(repo_id).text
+    snippet = _snippet(text)
+    assert "num_inference_steps=25" in snippet  # the evaluated point's steps, not the 4000 training timesteps
     scope: dict = {}
-    exec(
-        compile(snippet.replace("num_inference_steps=4000", "num_inference_steps=3"), "snippet", "exec"),
-        scope,
-    )
-    assert len(scope["images"]) == 4 and scope["images"][0].size == (28, 28)
+    exec(compile(snippet, "card-snippet", "exec"), scope)
+    assert len(scope["images"]) == 16 and scope["images"][0].size == (28, 28)
+    assert type(scope["pipe"].scheduler).__name__ == "DPMSolverMultistepScheduler"
+    assert scope["pipe"].scheduler.config.timestep_spacing == "trailing"
+
+
+def test_classifier_card_declares_the_library_and_its_snippet_runs(hub, tmp_path, monkeypatch):
+    import shutil
+
+    from hub_models.reference import PROJECT_INSTALL
+
+    run = tmp_path / "digit-classifier"
+    shutil.copytree(REPO_ROOT / "release" / "digit-classifier", run)
+    repo_id = f"{USER}/mnist-genlab-digit-classifier"
+    push_run(run, repo_id, **FAST)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    card = ModelCard.load(repo_id)
+    assert card.data.library_name == "mnist-genlab" and card.data.pipeline_tag == "image-classification"
+    assert f"```bash\n{PROJECT_INSTALL}\n```" in card.text
+    (result,) = card.data.eval_results
+    assert result.dataset_split == "test" and "N=10,000" in result.metric_name
+    scope: dict = {}
+    exec(compile(_snippet(card.text), "card-snippet", "exec"), scope)
+    assert scope["probs"].shape == (4, 10) and scope["labels"].shape == (4,)
+
+
+@pytest.mark.slow
+def test_publish_the_release_folder(hub, tmp_path):
+    """`publish_study.py --study_dir release`: all seven folders, named as hub_models.hub.naming.release_repo_ids
+    names them; a re-push deletes what a run no longer has, evaluation.json included."""
+    import shutil
+
+    from hub_models.hub.naming import release_repo_ids
+
+    release = tmp_path / "release"
+    shutil.copytree(REPO_ROOT / "release", release)
+    done = _cli("publish_study.py", "--study_dir", str(release), "--namespace", USER, "--collection_title", "R")
+    assert done.returncode == 0, done.stderr
+    expected = set(release_repo_ids(USER).values())
+    assert len(expected) == 7 and f"{USER}/mnist-genlab-digit-classifier" in expected
+    assert {r for (kind, r) in hub.repos if kind == "model"} == expected
+    assert all(f"{repo_id}:" in done.stdout for repo_id in expected)
+    ddpm_repo = release_repo_ids(USER)["ddpm"]
+    assert "evaluation.json" in hub.head_files(ddpm_repo)
+
+    (release / "ddpm" / "evaluation.json").unlink()  # e.g. retrained, not evaluated yet
+    assert publish_study(release, USER, collection_title="R", **FAST)["repos"][ddpm_repo] != NO_CHANGES
+    files = hub.head_files(ddpm_repo)
+    assert "evaluation.json" not in files and "unet/diffusion_pytorch_model.safetensors" in files

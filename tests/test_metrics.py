@@ -78,7 +78,9 @@ def test_fid_identical_set_is_zero(fid_sets):
     assert result["n_gen"] == result["n_ref"] == N and result["reference"] == "mnist-test"
     from hub_models.evaluation.inception import fid_cache_dir
 
-    assert len(list((fid_cache_dir() / "stats").glob(f"ref-mnist-test-n{N}-*.safetensors"))) == 1  # cached
+    # cached, keyed by the network and the input convention: statistics of another resize are never reused
+    assert len(list((fid_cache_dir() / "stats").glob(f"ref-mnist-test-n{N}-*-tf1-bilinear.safetensors"))) == 1
+    assert result["preprocessing"] == "tf1-bilinear" and "TF1 resize_bilinear" in result["network"]
 
 
 def test_fid_corrupted_sets_score_worse_than_the_real_floor(fid_sets):
@@ -97,6 +99,7 @@ def test_fid_corrupted_sets_score_worse_than_the_real_floor(fid_sets):
 
     floors = json.loads((fid_cache_dir() / "stats" / "floors.json").read_text())
     assert noisy["floor"] in floors.values()  # cached: the next FID at this N costs no Inception pass
+    assert all(key.endswith("-tf1-bilinear") for key in floors)
     line = format_fid(noisy)
     assert f"N={N}" in line and "mnist-test" in line and "floor" in line
 
@@ -127,8 +130,7 @@ def test_reference_and_floor_sets_are_disjoint_real_digits(tiny_mnist_cache):
 
 # ---- digit classifier metrics -------------------------------------------------------------------------------
 def test_classifier_metrics_real_vs_degenerate(tiny_mnist_cache):
-    from hub_models.evaluation import classifier_metrics, reference_images
-    from hub_models.models.classifier import load_digit_classifier
+    from hub_models.evaluation import classifier_metrics, load_digit_classifier, reference_images
 
     clf = load_digit_classifier()  # the shipped release/digit-classifier
     real = reference_images("mnist-test", 128)

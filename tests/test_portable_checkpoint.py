@@ -16,6 +16,7 @@ from hub_models.training.portable_checkpoint import (
     export_checkpoint,
     import_checkpoint,
     is_portable_checkpoint,
+    portable_step,
 )
 
 
@@ -70,11 +71,10 @@ def _same(a, b, path: str = "root") -> None:
 
 def test_export_then_import_gives_back_every_file_exactly(tmp_path: Path) -> None:
     original = _checkpoint(tmp_path)
-    portable = export_checkpoint(original, tmp_path / "state")
-    assert is_portable_checkpoint(portable)
+    portable = export_checkpoint(original, tmp_path / "state", step=2)
+    assert is_portable_checkpoint(portable) and portable_step(portable) == 2
     assert not [p.name for p in portable.iterdir() if p.suffix in (".bin", ".pkl", ".pt")], "no pickle in git"
-    restored = import_checkpoint(portable, tmp_path / "fresh")
-    assert restored == tmp_path / "fresh" / "checkpoints" / "checkpoint-2"
+    restored = import_checkpoint(portable, tmp_path / "fresh" / "checkpoint-2")
     assert sorted(p.name for p in restored.iterdir()) == sorted(p.name for p in original.iterdir())
     for item in original.iterdir():
         if item.suffix == ".safetensors":
@@ -88,7 +88,7 @@ def test_export_replaces_the_folder_in_place(tmp_path: Path) -> None:
     dest = tmp_path / "state"
     dest.mkdir()
     (dest / "stale.safetensors").write_bytes(b"old")
-    export_checkpoint(original, dest)
+    export_checkpoint(original, dest, step=2)
     assert not (dest / "stale.safetensors").exists()
     assert not list(tmp_path.glob(".tmp-*"))
 
@@ -99,4 +99,5 @@ def test_a_folder_that_is_not_portable_is_refused(tmp_path: Path) -> None:
     original = _checkpoint(tmp_path)
     (original / "notes.txt").write_text("?")
     with pytest.raises(PortableCheckpointError, match="unexpected file"):
-        export_checkpoint(original, tmp_path / "state")
+        export_checkpoint(original, tmp_path / "state", step=2)
+

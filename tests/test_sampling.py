@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from diffusers import DDPMPipeline
 
 from hub_models.diffusion.pipeline import load_ddpm, make_train_scheduler, save_pipeline
 from hub_models.diffusion.sampling import SAMPLERS, make_scheduler, sample_images
+from hub_models.evaluation.ddpm import Point, epsilon_error_by_timestep
 from hub_models.models.unet import UNET_CONFIGS, count_parameters, make_unet
 
 
@@ -141,3 +143,53 @@ def test_accepts_a_pipeline_and_a_run_folder(tmp_path, tiny_unet):
     unet, loaded_scheduler = load_ddpm(tmp_path, use_ema=False)
     assert loaded_scheduler.config.num_train_timesteps == 4000
     assert count_parameters(unet) == count_parameters(tiny_unet)
+
+
+def test_saved_scheduler_is_the_library_ddpm_sampler(tmp_path, tiny_unet):
+    """The folder's own `DDPMPipeline` (trailing spacing) gives the images of `sample_images(..., "ddpm")`, so a
+    card's diffusers snippet reproduces the library's ancestral sampler."""
+    save_pipeline(tiny_unet, make_train_scheduler(), tmp_path)
+    pipe = DDPMPipeline.from_pretrained(tmp_path)
+    assert pipe.scheduler.config.timestep_spacing == "trailing"
+    theirs = pipe(batch_size=2, num_inference_steps=4, generator=torch.Generator().manual_seed(1),
+                  output_type="np").images
+    ours = sample_images(tiny_unet, None, "ddpm", 4, 2, generator=torch.Generator().manual_seed(1))
+    np.testing.assert_allclose(theirs[..., 0], ours[:, 0].numpy(), atol=1e-6)
+
+
+def test_make_scheduler_overrides_one_setting():
+    scheduler = make_scheduler("dpmsolver++", None, thresholding=False, final_sigmas_type="sigma_min")
+    assert scheduler.config.thresholding is False and scheduler.config.final_sigmas_type == "sigma_min"
+    assert scheduler.config.lambda_min_clipped == -5.1  # the other settings stay
+
+
+def test_a_point_with_overrides_samples_with_them_and_has_its_own_key(tiny_unet):
+    plain = Point("dpmsolver++", 3, 4, precision="fp32")
+    changed = Point("dpmsolver++", 3, 4, precision="fp32", overrides=(("thresholding", False),))
+    assert changed.key == plain.key + "-thresholding=False"
+    config = make_train_scheduler().config
+    expected = sample_images(tiny_unet, config, make_scheduler("dpmsolver++", config, thresholding=False), 3, 4,
+                             generator=torch.Generator().manual_seed(5))
+    assert torch.equal(changed.sample(tiny_unet, config, 4, 5), expected)
+    assert not torch.equal(plain.sample(tiny_unet, config, 4, 5), expected)  # thresholding acts on a random UNet
+
+
+class BatchedEpsilonOracle(EpsilonOracle):
+    def forward(self, x, t):
+        a = self.alphas_cumprod[t].view(-1, 1, 1, 1)
+        return SimpleNamespace(sample=(x - a.sqrt() * self.target) / (1 - a).sqrt())
+
+
+def test_epsilon_error_by_timestep_is_zero_for_the_exact_denoiser_and_one_for_zero():
+    train = make_train_scheduler()
+    digits = torch.randint(0, 256, (1, 28, 28), dtype=torch.uint8).repeat(6, 1, 1)
+    oracle = BatchedEpsilonOracle(digits[:1].unsqueeze(1).float() / 127.5 - 1, train.alphas_cumprod)
+    exact = epsilon_error_by_timestep(oracle, train.config, digits, [10, 2000, 3990], batch_size=4)
+    assert list(exact) == [10, 2000, 3990] and max(exact.values()) < 1e-6
+
+    class Zero(BatchedEpsilonOracle):
+        def forward(self, x, t):
+            return SimpleNamespace(sample=torch.zeros_like(x))
+
+    zero = epsilon_error_by_timestep(Zero(oracle.target, train.alphas_cumprod), train.config, digits, [5, 500])
+    assert all(0.9 < v < 1.1 for v in zero.values())  # E ε² = 1

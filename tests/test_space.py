@@ -1,9 +1,8 @@
 """The Space: input preprocessing, the computation it relies on, and every endpoint driven through
-`gradio_client` against an app launched in-process on 127.0.0.1 with tiny models saved by the fixtures."""
+`gradio_client` against an app launched in-process on 127.0.0.1 with tiny models (tests/space_fixtures.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import threading
@@ -14,74 +13,16 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from space_fixtures import REPO_ROOT, SPACE_VAE, SPACE_VAE4, launch_space, load_app_module
 
-from hub_models import ConvVAE
-from hub_models.models.classifier import DigitClassifier
 from hub_models.space.preprocess import InputImageError, decode_image, prepare_digit, to_mnist
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Fixtures
-# ------------------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def test_digits(tiny_mnist_cache):
-    from hub_models.data import load_splits
-
-    _, held_out = load_splits("official", limit=64)
-    return held_out
+EXAMPLES = REPO_ROOT / "spaces_app" / "examples"
 
 
 @pytest.fixture(scope="module")
-def space_models(tmp_path_factory) -> dict[str, str]:
-    """Random-init tiny models saved exactly as the training scripts lay them out."""
-    from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
-
-    root = tmp_path_factory.mktemp("space-models")
-    torch.manual_seed(0)
-    ConvVAE(latent_dim=2).save_pretrained(root / "vae-conv-z2-beta1")
-    (root / "vae-conv-z2-beta1" / "metrics.json").write_text(json.dumps(
-        {"model": "vae", "beta": 1.0, "test": {"bce": 150.0, "kld": 6.0, "elbo": -156.0}}))
-    ConvVAE(latent_dim=4).save_pretrained(root / "vae-conv-z4-beta20")
-    unet = UNet2DModel(sample_size=28, in_channels=1, out_channels=1, block_out_channels=(8, 16),
-                       layers_per_block=1, down_block_types=("DownBlock2D", "DownBlock2D"),
-                       up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4)
-    scheduler = DDPMScheduler(num_train_timesteps=4000, beta_schedule="squaredcos_cap_v2")
-    DDPMPipeline(unet=unet, scheduler=scheduler).save_pretrained(root / "ddpm")
-    DigitClassifier(channels=(4, 8), hidden_dim=16).save_pretrained(root / "digit-classifier")
-    return {name: str(root / name)
-            for name in ("vae-conv-z2-beta1", "vae-conv-z4-beta20", "ddpm", "digit-classifier")}
-
-
-def _load_app_module():
-    spec = importlib.util.spec_from_file_location("space_app", REPO_ROOT / "spaces_app" / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _launch(app, monkeypatch, sources: dict[str, str]):
-    monkeypatch.setenv("GENLAB_MODELS", ",".join(f"{k}={v}" for k, v in sources.items()))
-    monkeypatch.setenv("GENLAB_CALIBRATION_DIGITS", "256")
-    demo = app.create_demo(config_file=None)
-    demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
-                **app.launch_kwargs())
-    return demo
-
-
-@pytest.fixture(scope="module")
-def space(tiny_mnist_cache, space_models):
-    from gradio_client import Client
-
-    app = _load_app_module()
-    mp = pytest.MonkeyPatch()
-    demo = _launch(app, mp, space_models)
-    try:
-        yield demo, Client(demo.local_url, verbose=False, download_files=str(tiny_mnist_cache / "downloads"))
-    finally:
-        demo.close()
-        mp.undo()
+def test_digits(space_test_digits):
+    return space_test_digits
 
 
 def _png(path) -> Image.Image:
@@ -231,37 +172,89 @@ def test_lerp_and_slerp():
     assert torch.allclose(slerp(a, 2 * a, t), lerp(a, 2 * a, t))  # parallel → lerp
 
 
-def test_model_sources_from_env_config_and_local_folders(tmp_path):
+def test_model_sources_from_env_config_and_the_release_list(tmp_path):
+    from hub_models.hub.naming import release_repo_ids
+    from hub_models.reference import RELEASE
     from hub_models.space.logic import resolve_model_sources
 
     assert resolve_model_sources(env={"GENLAB_MODELS": "a=/x/a, user/repo-b ,"}) == {"a": "/x/a",
                                                                                    "repo-b": "user/repo-b"}
     (tmp_path / "release" / "vae-one").mkdir(parents=True)
     config = tmp_path / "models.json"
-    config.write_text(json.dumps({"vae-one": "org/vae-one", "vae-two": "org/vae-two"}))
+    config.write_text(json.dumps({"space": "org/space",
+                                  "models": {"vae-one": "org/vae-one", "vae-two": "org/vae-two"}}))
     env = {"GENLAB_MODELS_DIR": str(tmp_path / "release")}
     assert resolve_model_sources(config, env) == {"vae-one": str(tmp_path / "release" / "vae-one"),
                                                   "vae-two": "org/vae-two"}
-    assert resolve_model_sources(None, env) == {"vae-one": str(tmp_path / "release" / "vae-one")}
+    # Without a models.json: the release list, every run as <namespace>/mnist-genlab-<run>, the classifier included.
+    sources = resolve_model_sources(None, {}, namespace="someone")
+    assert list(sources) == list(RELEASE) and sources == release_repo_ids("someone")
+    assert sources["digit-classifier"] == "someone/mnist-genlab-digit-classifier"
+    (tmp_path / "release" / "ddpm").mkdir()  # a checkout's release/ folders win over the repo ids
+    local = resolve_model_sources(None, {}, models_dir=tmp_path / "release")
+    assert local["ddpm"] == str(tmp_path / "release" / "ddpm") and local["vae-conv-z2-beta1"].endswith("/mnist-genlab-"
+                                                                                                     "vae-conv-z2-beta1")
 
 
-def test_registry_reads_the_ddpm_fid_from_its_model_card(space_models, tmp_path):
-    """metrics.json has no FID (it is measured after training): the Space shows the card's model-index value."""
+def test_the_spaces_model_list_is_the_release_list():
+    """spaces_app/ holds no model list of its own: the app's default and the published models.json both come from
+    hub_models.reference.RELEASE (one source)."""
+    from hub_models.reference import RELEASE
+    from hub_models.space.logic import resolve_model_sources
+
+    assert not (REPO_ROOT / "spaces_app" / "models.json").exists()
+    assert set(resolve_model_sources(load_app_module().MODELS_CONFIG, {})) == set(RELEASE)
+
+
+def test_registry_reads_the_ddpm_fid_from_its_evaluation_json(space_models, tmp_path):
+    """metrics.json has no FID (it is measured after training): the Space reads the evaluation.json released next to
+    the weights, and ignores points measured on other weights."""
     import shutil
 
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
-
+    from hub_models.evaluation import Evaluation
+    from hub_models.space import about
     from hub_models.space import logic as sl
 
     ddpm = tmp_path / "ddpm"
     shutil.copytree(space_models["ddpm"], ddpm)
-    assert "fid" not in sl.load_registry({"ddpm": str(ddpm)}, calibration_digits=0).ddpm.metrics
-    fid = EvalResult(task_type="unconditional-image-generation", dataset_type="ylecun/mnist", dataset_name="MNIST",
-                     metric_type="fid", metric_value=12.34)
-    ModelCard.from_template(ModelCardData(model_name="tiny-ddpm", eval_results=[fid])).save(ddpm / "README.md")
     reg = sl.load_registry({"ddpm": str(ddpm)}, calibration_digits=0)
-    assert reg.ddpm.metrics["fid"] == 12.34
-    assert "| 12.34 |" in _load_app_module()._about_markdown(reg)
+    metrics = reg.ddpm.metrics
+    assert (metrics["fid"], metrics["fid_n"], metrics["fid_sampler"]) == (12.34, 1000, "ddpm")
+    assert reg.ddpm.metrics["train_loss"] == 0.05  # metrics.json too
+    assert "| 12.34 (N=1,000, ddpm, 25 steps) |" in about.models_markdown(reg, {})
+    evaluation = Evaluation.read(ddpm)
+    next(iter(evaluation.points.values()))["weights"] = "0" * 16  # measured on other weights: stale
+    evaluation.write(ddpm)
+    assert "fid" not in sl.load_registry({"ddpm": str(ddpm)}, calibration_digits=0).ddpm.metrics
+    (ddpm / "evaluation.json").unlink()
+    assert "fid" not in sl.load_registry({"ddpm": str(ddpm)}, calibration_digits=0).ddpm.metrics
+
+
+def test_about_reads_the_claims_and_figures_of_the_report(tmp_path):
+    from hub_models.space import about
+
+    report = REPO_ROOT / "docs" / "REPORT.md"
+    from hub_models.study.verdicts import VERDICTS
+
+    claims = about.report_claims(report)
+    assert len(claims) >= 10 and {c.verdict for c in claims} <= set(VERDICTS) == set(about.VERDICT_MARKS)
+    assert any(c.claim.startswith("DDPM: FID") for c in claims)
+    text = about.claims_markdown(claims, "https://example.org/report")
+    assert f"**{len(claims)} claims" in text and "[the full report](https://example.org/report)" in text
+    assert text.count("\n| ") == len(claims) + 1  # header + one row per claim
+    # A bare pipe inside a cell of the report (`E[z|x]`) stays in its cell, escaped for the About table.
+    md = tmp_path / "REPORT.md"
+    md.write_text("## Claims of the study, checked\n\n| claim | measured here | rule | verdict |\n"
+                  "|---|---|---|---|\n| a claim | 1.0 | Var E[z|x] > 0.01 | **partly** |\n\n## Next\n| x | y |\n")
+    (claim,) = about.report_claims(md)
+    assert (claim.claim, claim.measured, claim.verdict) == ("a claim", "1.0", "partly")
+    assert claim.rule == "Var E[z\\|x] > 0.01"
+    figures = about.report_figures(report)
+    assert "figures/rate_distortion.png" in figures and all((report.parent / f).is_file() for f in figures)
+    beta = about.beta_side_by_side(report.parent / "figures")
+    assert beta is not None and beta.width > 3 * about.COLUMN_WIDTH
+    assert about.report_claims(REPO_ROOT / "no-such-report.md") == []
+    assert "not available" in about.claims_markdown([])
 
 
 def test_registry_calibrates_and_degrades(tiny_mnist_cache, space_models, tmp_path):
@@ -408,13 +401,14 @@ def test_reconstruct_rejects_bad_input_with_a_message(space, tmp_path):
             client.predict(handle_file(str(path)), ["vae-conv-z2-beta1"], api_name="/reconstruct_upload")
     with pytest.raises(_app_error(), match="at least one model"):
         client.predict("3", [], api_name="/reconstruct_test_digit")
-    # An empty canvas (the Sketchpad reports its blank canvas on load) gets a message beside the result.
+    # An empty canvas.
     Image.new("RGBA", (280, 280), (0, 0, 0, 255)).save(tmp_path / "black.png")
     black = handle_file(str(tmp_path / "black.png"))
     result = client.predict({"background": black, "layers": [], "composite": black}, ["vae-conv-z2-beta1"],
                             api_name="/reconstruct_drawing")
-    prepared, label, gallery, table = result  # the message in place, every other output unchanged
-    assert "empty" in label and all(r == {"__type__": "update"} for r in (prepared, gallery, table))
+    # Nothing was drawn (the Sketchpad reports its blank canvas on load and after clearing): no error, and every
+    # output keeps what it shows (a first visit keeps its example reconstruction).
+    assert all(r == {"__type__": "update"} for r in result)
     # Bigger than max_file_size: refused at upload.
     big = tmp_path / "big.png"
     big.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * (11 * 2**20))
@@ -470,8 +464,8 @@ def test_ddpm_cancel_stops_the_sampling_thread(space):
 def test_missing_models_degrade_with_a_message(tiny_mnist_cache, space_models, tmp_path, monkeypatch):
     from gradio_client import Client
 
-    app = _load_app_module()
-    demo = _launch(app, monkeypatch, {"vae-conv-z2-beta1": space_models["vae-conv-z2-beta1"],
+    app = load_app_module()
+    demo = launch_space(app, monkeypatch, {"vae-conv-z2-beta1": space_models["vae-conv-z2-beta1"],
                                       "ddpm": str(tmp_path / "not-trained-yet")})
     try:
         client = Client(demo.local_url, verbose=False, download_files=str(tmp_path / "dl"))
@@ -481,7 +475,7 @@ def test_missing_models_degrade_with_a_message(tiny_mnist_cache, space_models, t
     finally:
         demo.close()
     # Nothing loadable at all: the app still starts and every tab answers with the reason.
-    demo = _launch(app, monkeypatch, {"vae-conv-z2-beta1": str(tmp_path / "gone")})
+    demo = launch_space(app, monkeypatch, {"vae-conv-z2-beta1": str(tmp_path / "gone")})
     try:
         client = Client(demo.local_url, verbose=False, download_files=str(tmp_path / "dl"))
         for args, api in [((None, 4, 0), "/vae_generate"), (("3", []), "/reconstruct_test_digit")]:
@@ -489,3 +483,157 @@ def test_missing_models_degrade_with_a_message(tiny_mnist_cache, space_models, t
                 client.predict(*args, api_name=api)
     finally:
         demo.close()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# A first visit: every tab shows a result before any click
+# ------------------------------------------------------------------------------------------------------------
+def _initial_values(client) -> dict[str, object]:
+    """elem_id → the initial value of each component, from the app's /config (what a browser gets on load)."""
+    return {c["props"]["elem_id"]: c["props"].get("value") for c in client.config["components"]
+            if c.get("props", {}).get("elem_id")}
+
+
+def _initial_png(client, value: dict, tmp_path: Path, name: str) -> np.ndarray:
+    import httpx
+
+    data = httpx.get(value["url"], timeout=30).content
+    (tmp_path / name).write_bytes(data)
+    return np.asarray(_png(tmp_path / name))
+
+
+def test_first_visit_shows_a_result_on_every_tab(space, tmp_path):
+    """The Generate grids, the latent explorer, a reconstructed test digit, two digits and their interpolation, and
+    the About tab are all in the page on load; the grids are what the buttons give with the default settings."""
+    _, client = space
+    values = _initial_values(client)
+    for elem_id in ("vae-samples", "ddpm-samples", "decoded-digit", "latent-map", "prepared-input",
+                    "interp-lerp", "interp-slerp"):
+        assert isinstance(values.get(elem_id), dict) and values[elem_id].get("url"), elem_id
+    assert "Made at start-up" in values["ddpm-status"] and "seed 0" in values["ddpm-status"]
+    assert "test digit" in values["rec-label"] and "a **7**" in values["rec-label"]
+    # By the models of the study's β series (Conv, z = 2) that are loaded: here only the tiny β = 1 one.
+    assert len(values["reconstructions"]) == 1 and [row[0] for row in values["rec-table"]["data"]] == [SPACE_VAE]
+    for side in ("interp-A", "interp-B"):
+        assert values[side]["composite"]["url"], side  # a test digit in each editor
+    # Same settings, same digits: the first view is what pressing Generate gives.
+    vae = _png(client.predict(SPACE_VAE, 16, 0, api_name="/vae_generate"))
+    assert np.array_equal(np.asarray(vae), _initial_png(client, values["vae-samples"], tmp_path, "vae.png"))
+    ddpm, status = client.predict("ddpm", 10, 16, 0, api_name="/ddpm_generate")
+    assert "done: 16 digits" in status
+    assert np.array_equal(np.asarray(_png(ddpm)), _initial_png(client, values["ddpm-samples"], tmp_path, "ddpm.png"))
+
+
+def test_the_about_tab_tells_the_study(space):
+    _, client = space
+    values = _initial_values(client)
+    claims = values["about-claims"]
+    from hub_models.space.about import report_claims
+
+    report = report_claims(REPO_ROOT / "docs" / "REPORT.md")
+    assert f"{len(report)} claims of the study, checked" in claims
+    assert all(c.claim in claims and f"**{c.verdict}**" in claims for c in report)
+    assert values["about-rate-distortion"]["url"] and values["about-beta"]["url"]
+    models = values["about-models"]
+    assert "| 12.34 (N=1,000, ddpm, 25 steps) |" in models and "| 123.4 |" in models  # evaluation.json FIDs
+    assert "served from a local folder" in models
+
+
+def test_reconstruct_examples(space):
+    """gr.Examples on Reconstruct: a drawn 4, a photo of a 7 on paper, an inverted digit; each goes through the same
+    endpoint as an upload."""
+    from gradio_client import handle_file
+
+    app = load_app_module()
+    _, client = space
+    examples = [EXAMPLES / name for name in app.EXAMPLES]
+    assert len(examples) == 3 and all(p.is_file() for p in examples)
+    for path in examples:
+        prepared, label, gallery, table = client.predict(handle_file(str(path)), [SPACE_VAE, SPACE_VAE4],
+                                                         api_name="/reconstruct_upload")
+        assert _png(prepared).size == (280, 280) and len(gallery) == 2 and len(table["data"]) == 2, path.name
+        assert "digit classifier reads" in label
+
+
+def test_without_the_spaces_package_the_handlers_are_plain_functions():
+    """ZeroGPU's `spaces` is optional: without it, `gpu()` returns the handler unchanged (CPU)."""
+    import importlib.util
+
+    app = load_app_module()
+    if importlib.util.find_spec("spaces") is None:
+        assert app.spaces is None
+    handler = lambda: None  # noqa: E731
+    assert app.gpu(handler) is handler  # no package, or a non-ZeroGPU machine: nothing changes
+
+
+# ------------------------------------------------------------------------------------------------------------
+# A class-conditional DDPM: a digit (or a row per digit) and the guidance scale
+# ------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def conditional_space(tiny_mnist_cache, space_conditional_models):
+    from gradio_client import Client
+
+    app = load_app_module()
+    mp = pytest.MonkeyPatch()
+    demo = launch_space(app, mp, space_conditional_models, calibration_digits=64)
+    try:
+        yield demo, Client(demo.local_url, verbose=False, download_files=str(tiny_mnist_cache / "downloads"))
+    finally:
+        demo.close()
+        mp.undo()
+
+
+def test_the_ddpm_request_checks_digit_and_guidance(space_models, space_conditional_models):
+    from hub_models.space import logic as sl
+
+    cond = sl.load_registry({"ddpm": space_conditional_models["ddpm"]}, calibration_digits=0).ddpm
+    plain = sl.load_registry({"ddpm": space_models["ddpm"]}, calibration_digits=0).ddpm
+    assert cond.conditional and not plain.conditional
+    req = sl.ddpm_request(cond, "ddpm", 5, 8, 3, "7", 2.5)
+    assert (req.class_labels, req.guidance, req.count) == ([7] * 8, 2.5, 8)
+    every = sl.ddpm_request(cond, "ddpm", 5, 20, 0, sl.EVERY_DIGIT, 1)
+    assert every.class_labels == [d for d in range(10) for _ in range(2)] and every.nrow == 2
+    assert sl.ddpm_request(cond, count=64, digit=sl.EVERY_DIGIT).count == 60  # 6 per digit at most
+    assert sl.ddpm_request(cond, digit="any").class_labels is None  # unconditional (the null class)
+    assert sl.ddpm_request(plain, digit=None, guidance=3).class_labels is None
+    for digit, message in [(10, "between 0 and 9"), ("-1", "between 0 and 9"), (2.5, "whole number"),
+                           ("seven", "must be a number"), (True, "whole number"), ([3], "must be a number")]:
+        with pytest.raises(sl.SpaceError, match=message):
+            sl.ddpm_request(cond, digit=digit)
+    for guidance, message in [(-1, "between 0 and 10"), (11, "between 0 and 10"), ("strong", "number"),
+                              ("nan", "finite"), (float("inf"), "finite"), ([1], "number")]:
+        with pytest.raises(sl.SpaceError, match=f"The guidance scale must be (a )?{message}"):
+            sl.ddpm_request(cond, digit="3", guidance=guidance)
+    with pytest.raises(sl.SpaceError, match="unconditional: it cannot be asked for a digit"):
+        sl.ddpm_request(plain, digit="3")
+
+
+def test_a_conditional_ddpm_generates_the_chosen_digits(conditional_space):
+    _, client = conditional_space
+    values = _initial_values(client)
+    assert "a row per digit" in values["ddpm-status"]  # the first visit: one row per digit
+    assert values["ddpm-digit"] == "0–9 (a row each)"
+    job = client.submit("ddpm", 4, 20, 0, "0–9 (a row each)", 2.0, api_name="/ddpm_generate")
+    assert len(list(job)) >= 2  # streamed
+    image, status = job.result()
+    assert status.startswith("done: 20 digits, ddpm, 4 steps") and status.endswith("a row per digit, guidance 2")
+    assert _png(image).size == (3 * (2 * 28 + 3 * 2), 3 * (10 * 28 + 11 * 2))  # 10 rows of 2
+    threes, status = client.predict("ddpm", 4, 4, 0, "3", 1.0, api_name="/ddpm_generate")
+    sevens, _ = client.predict("ddpm", 4, 4, 0, "7", 1.0, api_name="/ddpm_generate")
+    unguided, _ = client.predict("ddpm", 4, 4, 0, "7", 0.0, api_name="/ddpm_generate")
+    assert status.endswith("digit 3, guidance 1")
+    a, b, c = (np.asarray(_png(x)) for x in (threes, sevens, unguided))
+    assert not np.array_equal(a, b) and not np.array_equal(b, c)  # the label and the guidance both matter
+    for args, message in [(("3", 11), "maximum|between"), (("3", -1), "minimum|between"),
+                          (("3", "strong"), "float|number"), (("11", 1), "not in the list of choices"),
+                          (("x", 1), "not in the list of choices")]:
+        with pytest.raises(_app_error(), match=message):
+            client.predict("ddpm", 2, 2, 0, *args, api_name="/ddpm_generate")
+
+
+def test_an_unconditional_ddpm_refuses_a_digit(space):
+    _, client = space
+    with pytest.raises(_app_error(), match="unconditional: it cannot be asked for a digit"):
+        client.predict("ddpm", 2, 2, 0, "3", 1.0, api_name="/ddpm_generate")
+    image, status = client.predict("ddpm", 2, 2, 0, api_name="/ddpm_generate")  # digit and guidance omitted
+    assert status.startswith("done: 2 digits") and _png(image)

@@ -1,8 +1,9 @@
 """The Space in a real browser: Debian's Chromium driven by Playwright (never a browser download).
 
-Opens the app, moves a latent slider and sees the decoded digit change, clicks the latent map and sees the
-sliders follow, draws a stroke on the Sketchpad and sees a reconstruction, streams DDPM samples, interpolates
-two test digits. Screenshots go to $ARTIFACTS_DIR (default tests/artifacts/) for CI and for looking at.
+Opens the app and screenshots every tab as a first visitor sees it (each must already show a result), moves a
+latent slider and sees the decoded digit change, clicks the latent map and sees the sliders follow, draws a stroke
+on the Sketchpad and sees a reconstruction, clicks an example, streams DDPM samples, interpolates two test digits.
+Screenshots go to $ARTIFACTS_DIR/space/ (default tests/artifacts/space/) for CI and for looking at.
 """
 
 from __future__ import annotations
@@ -11,13 +12,21 @@ import os
 from pathlib import Path
 
 import pytest
-from test_space import _launch, _load_app_module, space_models  # noqa: F401 (space_models is a fixture)
+from space_fixtures import (
+    BROWSER_TIMEOUT_MS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SPACE_VAE,
+    artifacts_path,
+    launch_space,
+    load_app_module,
+    open_page,
+    screenshot_first_load,
+)
 
-CHROMIUM = Path("/usr/bin/chromium")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
-TIMEOUT_MS = 60_000
+TIMEOUT_MS = BROWSER_TIMEOUT_MS
+pytestmark = pytest.mark.slow
 
 if not CHROMIUM.exists():
     if IN_CI:
@@ -28,16 +37,14 @@ if not CHROMIUM.exists():
 
 @pytest.fixture(scope="module")
 def artifacts_dir() -> Path:
-    path = Path(os.environ.get("ARTIFACTS_DIR") or Path(__file__).parent / "artifacts") / "space"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return artifacts_path()
 
 
 @pytest.fixture(scope="module")
-def app_url(tiny_mnist_cache, space_models):  # noqa: F811
-    app = _load_app_module()
+def app_url(tiny_mnist_cache, space_models):
+    app = load_app_module()
     mp = pytest.MonkeyPatch()
-    demo = _launch(app, mp, space_models)
+    demo = launch_space(app, mp, space_models)
     try:
         yield demo.local_url
     finally:
@@ -46,20 +53,28 @@ def app_url(tiny_mnist_cache, space_models):  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def page(app_url, artifacts_dir):
+def browser(app_url):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(TIMEOUT_MS)
-        errors: list[str] = []
-        page.on("pageerror", lambda err: errors.append(str(err)))
-        page.goto(app_url)
-        page.get_by_role("tab", name="Latent explorer").wait_for()
-        yield page
-        (artifacts_dir / "page_errors.txt").write_text("\n".join(errors))
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, app_url, artifacts_dir):
+    errors: list[str] = []
+    page = open_page(browser, app_url, errors)
+    yield page
+    (artifacts_dir / "page_errors.txt").write_text("\n".join(errors))
+    page.close()
+
+
+def test_first_load_shows_a_result_on_every_tab(browser, app_url):
+    """A fresh visit, no click but the tabs: every tab already shows its result; one screenshot per tab
+    (first_load_<tab>.png)."""
+    assert len(screenshot_first_load(browser, app_url, "first_load")) == 5
 
 
 def _src(page, selector: str) -> str | None:
@@ -110,7 +125,7 @@ def test_drawing_a_stroke_gives_a_reconstruction(page, artifacts_dir):
     page.locator("#reconstructions img").first.wait_for(timeout=TIMEOUT_MS)
     page.locator("#prepared-input img").wait_for()
     assert page.locator("#reconstructions img").count() >= 1
-    page.locator("#rec-table", has_text="vae-conv-z2-beta1").wait_for(timeout=TIMEOUT_MS)
+    page.locator("#rec-table", has_text=SPACE_VAE).wait_for(timeout=TIMEOUT_MS)
     page.screenshot(path=str(artifacts_dir / "reconstruct_drawing.png"), full_page=True)
 
 
@@ -124,8 +139,55 @@ def test_ddpm_streams_into_the_page(page, artifacts_dir):
 
 def test_interpolate_two_test_digits(page, artifacts_dir):
     page.get_by_role("tab", name="Interpolate").click()
+    before = _src(page, "#interp-lerp")  # the first visit's strip
+    page.locator("#pick-A input").click()
+    page.get_by_role("option", name="3", exact=True).click()  # a 3 instead of the first visit's 0
     page.get_by_role("button", name="Pick test digit as A").click()
     page.get_by_role("button", name="Pick test digit as B").click()
-    page.locator("#interp-lerp img").wait_for(timeout=TIMEOUT_MS)
+    assert _wait_src_change(page, "#interp-lerp", before) != before  # random test digits: a new strip
     page.locator("#interp-slerp img").wait_for(timeout=TIMEOUT_MS)
     page.screenshot(path=str(artifacts_dir / "interpolate.png"), full_page=True)
+
+
+def test_clicking_an_example_reconstructs_it(page, artifacts_dir):
+    page.get_by_role("tab", name="Reconstruct").click()
+    before = _src(page, "#prepared-input")
+    page.locator("#rec-examples").get_by_role("button").nth(1).click()  # the photo of a 7 on paper
+    after = _wait_src_change(page, "#prepared-input", before)
+    assert after != before
+    page.locator("#rec-label", has_text="digit classifier reads").wait_for(timeout=TIMEOUT_MS)
+    page.screenshot(path=str(artifacts_dir / "reconstruct_example.png"), full_page=True)
+
+
+@pytest.fixture(scope="module")
+def conditional_url(tiny_mnist_cache, space_conditional_models):
+    app = load_app_module()
+    mp = pytest.MonkeyPatch()
+    demo = launch_space(app, mp, space_conditional_models, calibration_digits=64)
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+        mp.undo()
+
+
+def test_a_conditional_ddpm_takes_a_digit_and_a_guidance(browser, conditional_url, artifacts_dir):
+    """With a class-conditional DDPM the Generate tab shows the digit and guidance controls; it opens on a row per
+    digit; choosing a 3 and a guidance of 3 streams 3s."""
+    errors: list[str] = []
+    page = open_page(browser, conditional_url, errors)
+    try:
+        page.get_by_role("tab", name="Generate").click()
+        page.locator("#ddpm-status", has_text="a row per digit").wait_for(timeout=TIMEOUT_MS)
+        page.screenshot(path=str(artifacts_dir / "conditional_first_load.png"), full_page=True)
+        page.locator("#ddpm-digit input").click()
+        page.get_by_role("option", name="3", exact=True).click()
+        page.locator("#ddpm-guidance input[type='number']").fill("3")
+        page.locator("#ddpm-guidance input[type='number']").press("Enter")
+        page.locator("#ddpm-generate").click()
+        page.locator("#ddpm-status", has_text="done:").wait_for(timeout=TIMEOUT_MS)
+        assert page.locator("#ddpm-status").inner_text().endswith("digit 3, guidance 3")
+        page.screenshot(path=str(artifacts_dir / "conditional_digit_3.png"), full_page=True)
+        assert not errors, errors
+    finally:
+        page.close()

@@ -1,5 +1,5 @@
 """Hostile input to the Space (issue 7, item 3): a corpus of bad inputs driven through `gradio_client`
-against the app launched in-process with the tiny models of `test_space.py`.
+against the app launched in-process with the tiny models of `tests/space_fixtures.py`.
 
 For every bad input: the server answers with a readable message (a `gr.Error`, never the generic "Something
 went wrong" fallback nor a raw Python exception), and right after it still answers a good request. Over the
@@ -20,12 +20,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-import test_space
 from PIL import Image
 
-# The Space's fixtures, shared with tests/test_space.py: tiny models saved like the training scripts do them,
-# the app launched in-process on 127.0.0.1 (its own instance, for this module) and a client.
-space, space_models, test_digits = test_space.space, test_space.space_models, test_space.test_digits
+
+@pytest.fixture(scope="module")
+def test_digits(space_test_digits):
+    """`space` (tests/space_fixtures.py) is the app launched in-process for this module, with its own queue."""
+    return space_test_digits
+
 
 VAE = "vae-conv-z2-beta1"
 GOOD_DECODE = (VAE, 0.5, -0.5, 0.0, 0.0)

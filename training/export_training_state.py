@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python training/...` from a checkout
 
-from hub_models.training.accelerate_utils import list_checkpoints
+from hub_models.training.accelerate_utils import checkpoint_step, list_checkpoints
 from hub_models.training.portable_checkpoint import export_checkpoint
 
 
@@ -34,7 +34,7 @@ def main(args: argparse.Namespace) -> Path:
     checkpoints = [Path(args.checkpoint)] if args.checkpoint else list_checkpoints(args.output_dir)
     if not checkpoints or not checkpoints[-1].is_dir():
         raise SystemExit(f"error: no checkpoint in {args.output_dir}/checkpoints (nothing to export)")
-    dest = export_checkpoint(checkpoints[-1], args.dest)
+    dest = export_checkpoint(checkpoints[-1], args.dest, checkpoint_step(checkpoints[-1]))
     size = sum(p.stat().st_size for p in dest.iterdir()) / 2**20
     print(f"[export] {checkpoints[-1]} → {dest} ({size:.1f} MB, no pickles)")
     return dest

@@ -2,10 +2,13 @@
 """Regenerate `release/` — the models the Space shows by default — from a study folder and a DDPM run.
 
     python training/make_release.py                                 # studies/vae-grid + runs/ddpm-default → release/
+    python training/make_release.py --refresh                       # re-render release/ from itself (cards, schema)
     python training/publish_study.py --study_dir release --namespace <you>   # then push it to the Hub
 
-Each release folder holds exactly what a Hub push publishes (model config + safetensors, metrics.json,
-training_config.json, figures) plus its model card as README.md. Checkpoints, logs and optimizer state never go in.
+Each release folder holds exactly what a Hub push publishes (`hub_models.hub.push.stage_run`: model config +
+safetensors, metrics.json, evaluation.json, training_config.json, figures, a DDPM's scheduler set to its card's
+sampler) plus its model card as README.md. Checkpoints, logs and optimizer state never go in. `--refresh` copies
+the weights byte for byte: it only re-renders what is derived from them.
 """
 
 from __future__ import annotations
@@ -17,10 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hub_models.hub import published_files
-from hub_models.hub.cards import render_model_card
-from hub_models.hub.naming import hub_repo_name
-from hub_models.reference import RELEASE_VAES
+from hub_models.hub.naming import release_repo_ids
+from hub_models.hub.push import stage_run
+from hub_models.reference import CLASSIFIER_RUN, RELEASE, RELEASE_VAES
 
 MAX_RELEASE_MB = 30
 
@@ -30,34 +32,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--study_dir", default="studies/vae-grid", help="Folder of VAE runs (run_study.py).")
     parser.add_argument("--ddpm_dir", default="runs/ddpm-default", help="The DDPM run to release.")
     parser.add_argument("--release_dir", default="release", help="Where the release is written.")
+    parser.add_argument("--classifier_dir", default=f"release/{CLASSIFIER_RUN}",
+                        help="The digit classifier to release (train_classifier.py's output).")
     parser.add_argument("--namespace", default="mnist-genlab", help="Hub namespace the cards' snippets name.")
+    parser.add_argument("--refresh", action="store_true",
+                        help="Re-render every folder of --release_dir from itself (cards, evaluation schema, DDPM "
+                             "scheduler); the weights are not touched.")
     return parser.parse_args(argv)
 
 
 def release_run(run_dir: Path, dest: Path, repo_id: str) -> None:
-    """Copy the publishable files of `run_dir` into `dest` (replacing it) and write its model card."""
-    files = published_files(run_dir)
+    """Stage what a push of `run_dir` publishes (with its model card) and swap it in as `dest` (`run_dir` may be
+    `dest` itself: it is read completely before `dest` is replaced)."""
     tmp = dest.with_name(f".tmp-{dest.name}")
     shutil.rmtree(tmp, ignore_errors=True)
-    for rel in files:
-        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(run_dir / rel, tmp / rel)
-    (tmp / "README.md").write_text(str(render_model_card(run_dir, repo_id)))
-    shutil.rmtree(dest, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    stage_run(run_dir, repo_id, tmp)
+    old = dest.with_name(f".old-{dest.name}")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        dest.rename(old)
     tmp.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def main(args: argparse.Namespace) -> None:
     release = Path(args.release_dir)
     release.mkdir(parents=True, exist_ok=True)
-    sources = {name: Path(args.study_dir) / name for name in RELEASE_VAES}
-    sources["ddpm"] = Path(args.ddpm_dir)
+    if args.refresh:
+        sources = {name: release / name for name in RELEASE}
+    else:
+        sources = {name: Path(args.study_dir) / name for name in RELEASE_VAES}
+        sources["ddpm"] = Path(args.ddpm_dir)
+        sources[CLASSIFIER_RUN] = Path(args.classifier_dir)
+    repo_ids = release_repo_ids(args.namespace)
     for name, run_dir in sources.items():
         if not (run_dir / "metrics.json").exists():
             print(f"[release] {name}: no finished run in {run_dir}, skipped")
             continue
-        release_run(run_dir, release / name, f"{args.namespace}/{hub_repo_name(name)}")
-        print(f"[release] {name}: from {run_dir}")
+        release_run(run_dir, release / name, repo_ids[name])
+        print(f"[release] {name}: from {run_dir} as {repo_ids[name]}")
     total = sum(p.stat().st_size for p in release.rglob("*") if p.is_file()) / 2**20
     print(f"[release] {release}: {total:.1f} MB")
     if total > MAX_RELEASE_MB:

@@ -2,9 +2,12 @@
 """Publish every finished run of a study folder (the VAE grid and the DDPM) and gather them in a collection.
 
     python training/publish_study.py --study_dir studies/vae-grid runs/ddpm-default --namespace you
+    python training/publish_study.py --study_dir release --namespace you        # the seven released models
 
-Repos are named `mnist-genlab-vae-{arch}-z{latent}-beta{β}` (β written 1e-3, 1, 20) and `mnist-genlab-ddpm`.
-Idempotent: unchanged runs create no commit, repos already in the collection are not added twice.
+Repos are named `<namespace>/mnist-genlab-vae-{arch}-z{latent}-beta{β}` (β written 1e-3, 1, 20),
+`mnist-genlab-ddpm` and `mnist-genlab-digit-classifier` (`hub_models.hub.naming.release_repo_ids`, which the
+Space's model list uses too). Idempotent: unchanged runs create no commit, repos already in the collection are not
+added twice; a re-push deletes the files a run no longer has (evaluation.json included).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         required=True,
         type=Path,
         nargs="+",
-        help="Folder(s) holding the run folders, e.g. studies/vae-grid runs/ddpm-default.",
+        help="Folder(s) holding the run folders, e.g. studies/vae-grid runs/ddpm-default, or release.",
     )
     parser.add_argument("--namespace", required=True, help="User or organisation that owns the repos.")
     parser.add_argument("--collection_title", default=DEFAULT_COLLECTION_TITLE, help="Title of the collection.")

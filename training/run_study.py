@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import subprocess
 import sys
 import time
@@ -46,8 +47,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--report_only", action="store_true", help="Train nothing; (re)write the report.")
     parser.add_argument("--no_report", action="store_true", help="Train only; write no report.")
     parser.add_argument("--update_ddpm_and_anomaly", action="store_true",
-                        help="Train nothing; in the existing report re-render only the DDPM claims and the DDPM and "
-                             "anomaly sections (for a machine that holds those results but not the VAE runs).")
+                        help="Train nothing; in the existing report re-render the DDPM claims and the DDPM and "
+                             "anomaly sections (for a machine that holds those results but not the VAE runs). With "
+                             "--rescore_dir also every claim and the rows of the runs found there.")
+    parser.add_argument("--rescore_dir", default=None,
+                        help="With --update_ddpm_and_anomaly: a folder of VAE runs to (re-)evaluate and re-render, "
+                             "e.g. release/ (it holds the five runs every VAE claim needs).")
+    parser.add_argument("--speed_benchmark", default=None,
+                        help="JSON of a side-by-side Conv vs Dense benchmark ({conv_images_per_s, "
+                             "dense_images_per_s, side_by_side, command}); without it the speed claim is 'not "
+                             "measured'.")
     parser.add_argument("--no_evaluate", action="store_true",
                         help="Report from cached evaluations only (no FID/NLL computation).")
     parser.add_argument("--ddpm_dir", default="runs/ddpm-default", help="The DDPM run shown in the report.")
@@ -65,7 +74,9 @@ def main(args: argparse.Namespace) -> None:
         from hub_models.study.report import update_report
 
         try:
-            report = update_report(args.docs_dir, ddpm_dir=args.ddpm_dir, anomaly_dir=args.anomaly_dir)
+            report = update_report(args.docs_dir, ddpm_dir=args.ddpm_dir, anomaly_dir=args.anomaly_dir,
+                                   study_dir=args.rescore_dir, evaluate=not args.no_evaluate,
+                                   speed=read_speed(args.speed_benchmark))
         except FileNotFoundError as err:
             raise SystemExit(f"error: {err}") from None
         print(f"[study] DDPM and anomaly parts of {report} re-rendered")
@@ -76,8 +87,12 @@ def main(args: argparse.Namespace) -> None:
         from hub_models.study.report import write_report
 
         report = write_report(study_dir, args.docs_dir, ddpm_dir=args.ddpm_dir, anomaly_dir=args.anomaly_dir,
-                              evaluate=not args.no_evaluate)
+                              evaluate=not args.no_evaluate, speed=read_speed(args.speed_benchmark))
         print(f"[study] report written to {report}")
+
+
+def read_speed(path: str | None) -> dict | None:
+    return json.loads(Path(path).read_text()) if path else None
 
 
 def train_missing(args: argparse.Namespace, study_dir: Path) -> None:

@@ -1,23 +1,40 @@
-"""Diffusion on top of the models: the study's noise schedule, the samplers, the DDPM pipeline folder."""
+"""Diffusion on top of the models: the study's noise schedule, the samplers and classifier-free guidance
+(sampling.py), the pipeline folders (pipeline.py: `DDPMPipeline`, our `ClassConditionalDDPMPipeline`)."""
 
 from hub_models.diffusion.pipeline import (
-    STUDY_BETA_SCHEDULE,
-    STUDY_NUM_TRAIN_TIMESTEPS,
+    ClassConditionalDDPMPipeline,
     is_ddpm_run,
-    load_ddpm,
-    make_train_scheduler,
+    pipeline_class,
     save_pipeline,
 )
-from hub_models.diffusion.sampling import SAMPLERS, make_scheduler, sample_images
+from hub_models.diffusion.sampling import (
+    DEFAULT_GUIDANCE_SCALE,
+    SAMPLERS,
+    STUDY_BETA_SCHEDULE,
+    STUDY_NUM_TRAIN_TIMESTEPS,
+    check_class_labels,
+    check_guidance_scale,
+    is_class_conditional,
+    load_ddpm,
+    make_scheduler,
+    make_train_scheduler,
+    sample_images,
+)
 
 __all__ = [
+    "DEFAULT_GUIDANCE_SCALE",
     "SAMPLERS",
     "STUDY_BETA_SCHEDULE",
     "STUDY_NUM_TRAIN_TIMESTEPS",
+    "ClassConditionalDDPMPipeline",
+    "check_class_labels",
+    "check_guidance_scale",
+    "is_class_conditional",
     "is_ddpm_run",
     "load_ddpm",
     "make_scheduler",
     "make_train_scheduler",
+    "pipeline_class",
     "sample_images",
     "save_pipeline",
 ]

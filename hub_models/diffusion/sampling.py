@@ -1,32 +1,41 @@
-"""Sampling a trained DDPM with any of four schedulers, with our own loop.
+"""The study's noise schedule, four samplers, and our own denoising loop with classifier-free guidance.
 
 Why not `DDPMPipeline`: it passes `generator=` to every `step()` and never calls `scale_model_input`, so UniPC
-(and Heun/DEIS/PNDM) fail inside it and Euler is silently wrong. The loop below calls `scale_model_input`,
-passes the generator only to schedulers whose `step` takes one, and reports every step to an optional callback
-(the Space streams the denoising from it).
+(and Heun/DEIS/PNDM) fail inside it and Euler is silently wrong; and it takes no class labels. The loop below calls
+`scale_model_input`, passes the generator only to schedulers whose `step` takes one, runs both branches of
+classifier-free guidance in one batched UNet call, and reports every step to an optional callback (the Space
+streams the denoising from it).
+
+This is the lowest module of `hub_models.diffusion`: `pipeline.py` (the pipeline classes, saving) builds on it.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from diffusers import (
     DDIMScheduler,
-    DDPMPipeline,
     DDPMScheduler,
+    DiffusionPipeline,
     DPMSolverMultistepScheduler,
     UNet2DModel,
     UniPCMultistepScheduler,
 )
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-from hub_models.diffusion.pipeline import load_ddpm, make_train_scheduler
+# The study: 4000 timesteps, cosine β_t schedule (Nichol & Dhariwal's "squaredcos_cap_v2"), ε-prediction.
+STUDY_NUM_TRAIN_TIMESTEPS = 4000
+STUDY_BETA_SCHEDULE = "squaredcos_cap_v2"
 
 SAMPLERS = ("ddpm", "ddim", "dpmsolver++", "unipc")
+
+# Guidance when class labels are given and no scale is: the conditional model as trained (one UNet call per step).
+DEFAULT_GUIDANCE_SCALE = 1.0
 
 # What each sampler changes on top of the training scheduler's config.
 # "trailing" spacing makes few-step schedules start at the last training timestep (t = T-1, pure noise);
@@ -60,30 +69,152 @@ _SAMPLER_SETTINGS: dict[str, tuple[type[SchedulerMixin], dict[str, Any]]] = {
 }
 
 StepCallback = Callable[[int, int, torch.Tensor, "torch.Tensor | None"], None]
+ClassLabels = int | Sequence[int] | torch.Tensor
 
 
-def make_scheduler(name: str, train_scheduler_config: Mapping[str, Any] | None = None) -> SchedulerMixin:
+def make_train_scheduler(
+    num_train_timesteps: int = STUDY_NUM_TRAIN_TIMESTEPS,
+    beta_schedule: str = STUDY_BETA_SCHEDULE,
+    prediction_type: str = "epsilon",
+) -> DDPMScheduler:
+    """The noise schedule used for training; its config is what every sampler is built from."""
+    return DDPMScheduler(
+        num_train_timesteps=num_train_timesteps,
+        beta_schedule=beta_schedule,
+        prediction_type=prediction_type,
+        clip_sample=True,
+        clip_sample_range=1.0,
+    )
+
+
+def load_ddpm(
+    path_or_repo: str | os.PathLike, *, use_ema: bool = True, device: str | torch.device = "cpu", **hub_kwargs
+) -> tuple[UNet2DModel, DDPMScheduler]:
+    """(unet, scheduler) from a DDPM run folder or a Hub repo laid out as a pipeline (`DDPMPipeline` or
+    `ClassConditionalDDPMPipeline`: the UNet's config says which). Safetensors only; never runs repo code.
+
+    Args:
+        path_or_repo: local folder (`model_index.json`, `unet/`, `scheduler/`) or a Hub repo id.
+        use_ema: load `unet/` (EMA weights, the default for sampling); False loads `unet_non_ema/`.
+        hub_kwargs: passed to `from_pretrained` (e.g. `revision`, `cache_dir`, `local_files_only`).
+    """
+    subfolder = "unet" if use_ema else "unet_non_ema"
+    unet = UNet2DModel.from_pretrained(str(path_or_repo), subfolder=subfolder, use_safetensors=True, **hub_kwargs)
+    scheduler = DDPMScheduler.from_pretrained(str(path_or_repo), subfolder="scheduler", **hub_kwargs)
+    return unet.to(device).eval(), scheduler
+
+
+def make_scheduler(name: str, train_scheduler_config: Mapping[str, Any] | None = None,
+                   **overrides: Any) -> SchedulerMixin:
     """The sampler `name` (one of `SAMPLERS`) built from the training scheduler's config with `from_config`,
     so the noise schedule (β's, T, prediction type) is exactly the one the UNet was trained with.
 
-    `train_scheduler_config=None` uses the study's schedule (4000 steps, cosine).
+    `train_scheduler_config=None` uses the study's schedule (4000 steps, cosine). `overrides` replace single
+    settings of the sampler (e.g. `thresholding=False`), for studies of what each one does.
     """
     if name not in _SAMPLER_SETTINGS:
         raise ValueError(f"unknown sampler {name!r}: choose one of {SAMPLERS}")
     if train_scheduler_config is None:
-
         train_scheduler_config = make_train_scheduler().config
-    cls, overrides = _SAMPLER_SETTINGS[name]
-    return cls.from_config(dict(train_scheduler_config), **overrides)
+    cls, settings = _SAMPLER_SETTINGS[name]
+    return cls.from_config(dict(train_scheduler_config), **{**settings, **overrides})
+
+
+def is_class_conditional(unet: torch.nn.Module) -> bool:
+    """True for a UNet with a label embedding (`num_class_embeds` set: the digits plus the null class last)."""
+    config = getattr(unet, "config", None)
+    return getattr(config, "num_class_embeds", None) is not None
+
+
+def num_classes(unet: torch.nn.Module) -> int:
+    """How many classes a conditional UNet generates (the last embedding is the null class of CFG)."""
+    return unet.config.num_class_embeds - 1
+
+
+def _require_conditional(unet: torch.nn.Module) -> None:
+    if not is_class_conditional(unet):
+        raise ValueError("this UNet is unconditional (unet.config.num_class_embeds is not set): it takes no "
+                         "class_labels or guidance_scale")
+    if getattr(unet.config, "class_embed_type", None) is not None:
+        raise ValueError(f"class_embed_type={unet.config.class_embed_type!r} is not supported: labels are indices "
+                         "into num_class_embeds")
+
+
+def check_class_labels(unet: torch.nn.Module, class_labels: ClassLabels, num_images: int | None = None
+                       ) -> torch.Tensor:
+    """`class_labels` as a LongTensor `(num_images,)`, or ValueError (one line) unless they are whole numbers in
+    0..num_classes-1, one per image. A single label (an int or a 0-d tensor) is repeated `num_images` times (16 if
+    not given)."""
+    _require_conditional(unet)
+    n = num_classes(unet)
+    try:
+        labels = torch.as_tensor(class_labels)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"class_labels must be whole numbers 0–{n - 1}, got {class_labels!r}") from None
+    if labels.dtype == torch.bool or labels.is_complex() or labels.ndim > 1 or labels.numel() == 0:
+        raise ValueError(f"class_labels must be one digit or a 1-D list of digits 0–{n - 1}, got {class_labels!r}")
+    if labels.dtype.is_floating_point and not torch.equal(labels, labels.round()):
+        raise ValueError(f"class_labels must be whole numbers 0–{n - 1}, got {labels.tolist()}")
+    bad = labels[(labels < 0) | (labels >= n)]
+    if len(bad):
+        raise ValueError(f"class_labels must be digits 0–{n - 1}, got {bad.unique().tolist()}")
+    labels = labels.long()
+    if labels.ndim == 0:
+        labels = labels.repeat(16 if num_images is None else num_images)
+    if num_images is not None and len(labels) != num_images:
+        raise ValueError(f"{len(labels)} class_labels for num_images={num_images}: give one label per image")
+    return labels
+
+
+def check_guidance_scale(guidance_scale: Any) -> float:
+    """`guidance_scale` as a float, or ValueError (one line) unless it is a finite number ≥ 0."""
+    try:
+        w = float(guidance_scale)
+    except (TypeError, ValueError):
+        raise ValueError(f"guidance_scale must be a number ≥ 0, got {guidance_scale!r}") from None
+    if isinstance(guidance_scale, bool) or not math.isfinite(w) or w < 0:
+        raise ValueError(f"guidance_scale must be a finite number ≥ 0, got {guidance_scale!r}")
+    return w
+
+
+class GuidedModel:
+    """The UNet's output under classifier-free guidance: ε = ε_∅ + w·(ε_c − ε_∅).
+
+    Both branches run in ONE batched UNet call (`[x, x]` with `[labels, null]`); w = 0 runs only the null branch
+    and w = 1 only the conditional one (one call of `num_images` each); an unconditional UNet is called as is.
+    The combination is applied to the raw output whatever the prediction type: ε, v and x0 are all affine in ε
+    at a fixed x_t, and the weights (1 − w, w) sum to one, so guiding v or x0 is guiding ε.
+    """
+
+    def __init__(self, unet: torch.nn.Module, class_labels: torch.Tensor | None, guidance_scale: float,
+                 num_images: int) -> None:
+        self.unet, self.w = unet, guidance_scale
+        self.labels = self.null = None
+        if is_class_conditional(unet):
+            null = torch.full((num_images,), num_classes(unet), dtype=torch.long)
+            if class_labels is None or guidance_scale == 0:
+                self.labels = null
+            elif guidance_scale == 1:
+                self.labels = class_labels
+            else:
+                self.labels, self.null = class_labels, null
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if self.labels is None:
+            return self.unet(x, t).sample
+        if self.null is None:
+            return self.unet(x, t, class_labels=self.labels.to(x.device)).sample
+        labels = torch.cat([self.labels, self.null]).to(x.device)
+        cond, uncond = self.unet(torch.cat([x, x]), t, class_labels=labels).sample.float().chunk(2)
+        return uncond + self.w * (cond - uncond)
 
 
 def _resolve(
-    unet: UNet2DModel | DDPMPipeline | str | os.PathLike, scheduler_config: Mapping[str, Any] | None
+    unet: UNet2DModel | DiffusionPipeline | str | os.PathLike, scheduler_config: Mapping[str, Any] | None
 ) -> tuple[UNet2DModel, Mapping[str, Any] | None]:
-    if isinstance(unet, DDPMPipeline):
+    if isinstance(unet, DiffusionPipeline):
         return unet.unet, scheduler_config if scheduler_config is not None else unet.scheduler.config
     if isinstance(unet, (str, os.PathLike)):
-
         model, scheduler = load_ddpm(unet)
         return model, scheduler_config if scheduler_config is not None else scheduler.config
     if isinstance(scheduler_config, SchedulerMixin):
@@ -109,35 +240,57 @@ def _predicted_x0(
 
 @torch.no_grad()
 def sample_images(
-    unet: UNet2DModel | DDPMPipeline | str | os.PathLike,
+    unet: UNet2DModel | DiffusionPipeline | str | os.PathLike,
     scheduler_config: Mapping[str, Any] | SchedulerMixin | None = None,
-    sampler: str = "dpmsolver++",
+    sampler: str | SchedulerMixin = "dpmsolver++",
     num_inference_steps: int = 25,
-    num_images: int = 16,
+    num_images: int | None = None,
     generator: torch.Generator | None = None,
     callback: StepCallback | None = None,
     autocast_dtype: torch.dtype | None = None,
+    class_labels: ClassLabels | None = None,
+    guidance_scale: float | None = None,
 ) -> torch.Tensor:
-    """Generate digits.
+    """Generate digits, unconditionally or of chosen classes with classifier-free guidance.
 
     Args:
-        unet: a `UNet2DModel`, a `DDPMPipeline`, or a DDPM run folder / Hub repo id (loaded with EMA weights).
+        unet: a `UNet2DModel`, a pipeline (`DDPMPipeline`, `ClassConditionalDDPMPipeline`), or a run folder /
+            Hub repo id (loaded with EMA weights).
         scheduler_config: the training scheduler's config (or the scheduler); taken from the pipeline/folder
             when `unet` is one, else the study's schedule.
-        sampler: one of `SAMPLERS`.
-        num_inference_steps: denoising steps (the UNet is evaluated this many times).
-        num_images: batch size.
+        sampler: one of `SAMPLERS` (built from `scheduler_config` with our settings), or a scheduler instance
+            used as it is (as a diffusers pipeline uses its `scheduler`).
+        num_inference_steps: denoising steps (the UNet is evaluated this many times, batched under guidance).
+        num_images: batch size; defaults to one image per class label, else 16.
         generator: a CPU `torch.Generator`; the same seed gives the same images on any device.
         callback: `callback(step_index, num_steps, sample_t, pred_x0)` after every step; `sample_t` is the
             current noisy batch in [-1, 1], `pred_x0` the model's current estimate of the clean images.
         autocast_dtype: run the UNet under `torch.autocast` with this dtype (e.g. `torch.bfloat16`: 1.8× faster
-            on CPUs with AVX512-BF16/AMX); the scheduler's arithmetic stays in the sample's dtype.
+            on CPUs with AVX512-BF16/AMX); the scheduler's arithmetic and the guidance stay in fp32.
+        class_labels: for a class-conditional UNet, the digit of each image `(num_images,)` (or one digit for
+            all); None generates unconditionally (the null class). An unconditional UNet takes none.
+        guidance_scale: w of classifier-free guidance, ε = ε_∅ + w·(ε_c − ε_∅): 0 = unconditional, 1 = the
+            conditional model as trained, > 1 = stronger class adherence. None: `DEFAULT_GUIDANCE_SCALE`.
 
     Returns:
         `(num_images, channels, height, width)` float images in [0, 1], on the UNet's device.
+
+    Raises:
+        ValueError: labels outside the UNet's classes or not one per image, a negative or non-numeric guidance
+            scale, or labels/guidance for an unconditional UNet.
     """
     model, scheduler_config = _resolve(unet, scheduler_config)
-    scheduler = make_scheduler(sampler, scheduler_config)
+    w = DEFAULT_GUIDANCE_SCALE
+    if class_labels is not None or guidance_scale is not None:
+        _require_conditional(model)
+        w = check_guidance_scale(w if guidance_scale is None else guidance_scale)
+    if class_labels is not None:
+        class_labels = check_class_labels(model, class_labels, num_images)
+        num_images = len(class_labels)
+    num_images = 16 if num_images is None else num_images
+    guided = GuidedModel(model, class_labels, w, num_images)
+
+    scheduler = sampler if isinstance(sampler, SchedulerMixin) else make_scheduler(sampler, scheduler_config)
     device, dtype = model.device, model.dtype
     scheduler.set_timesteps(num_inference_steps, device=device)
 
@@ -156,7 +309,7 @@ def sample_images(
         for i, t in enumerate(timesteps):
             model_input = scheduler.scale_model_input(sample, t)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                model_output = model(model_input, t).sample
+                model_output = guided(model_input, t)
             model_output = model_output.to(sample.dtype)
             out = scheduler.step(model_output, t, sample, **step_kwargs)
             if callback is not None:
@@ -172,4 +325,19 @@ def sample_images(
     return (sample.float() / 2 + 0.5).clamp(0, 1)
 
 
-__all__ = ["SAMPLERS", "StepCallback", "make_scheduler", "sample_images"]
+__all__ = [
+    "DEFAULT_GUIDANCE_SCALE",
+    "SAMPLERS",
+    "STUDY_BETA_SCHEDULE",
+    "STUDY_NUM_TRAIN_TIMESTEPS",
+    "GuidedModel",
+    "StepCallback",
+    "check_class_labels",
+    "check_guidance_scale",
+    "is_class_conditional",
+    "load_ddpm",
+    "make_scheduler",
+    "make_train_scheduler",
+    "num_classes",
+    "sample_images",
+]

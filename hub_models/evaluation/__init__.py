@@ -1,4 +1,5 @@
-"""Evaluation: the Inception FID, VAE and classifier metrics, the DDPM evaluation, the anomaly study.
+"""Evaluation: the Inception FID, VAE and classifier metrics, the DDPM evaluation, the anomaly study, and the one
+`evaluation.json` schema every run writes (`schema.py`).
 
 The `evaluate` modules in `hub_models/evaluation/modules/` are thin wrappers of these functions.
 """
@@ -15,15 +16,19 @@ from hub_models.evaluation.metrics import (
     frechet_distance,
     importance_sampled_nll,
     inception_stats,
+    is_standard_fid,
     load_digit_classifier,
     reference_images,
     reference_stats,
     vae_metrics,
 )
+from hub_models.evaluation.schema import EVALUATION_FILE, Evaluation, read_evaluation
 
 __all__ = [
     "CONFIDENCE_THRESHOLD",
+    "EVALUATION_FILE",
     "REFERENCE_SETS",
+    "Evaluation",
     "FeatureStats",
     "classifier_metrics",
     "fid",
@@ -33,7 +38,9 @@ __all__ = [
     "frechet_distance",
     "importance_sampled_nll",
     "inception_stats",
+    "is_standard_fid",
     "load_digit_classifier",
+    "read_evaluation",
     "reference_images",
     "reference_stats",
     "vae_metrics",

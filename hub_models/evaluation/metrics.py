@@ -29,6 +29,7 @@ from hub_models.data import ImageSplit, load_splits
 from hub_models.evaluation.inception import (
     NETWORK_DESCRIPTION,
     NETWORK_SHA1,
+    PREPROCESSING,
     fid_cache_dir,
     inception_features,
     to_uint8,
@@ -159,12 +160,17 @@ def _stats_dir() -> Path:
     return fid_cache_dir() / "stats"
 
 
+def _protocol_tag() -> str:
+    """Network + input convention, in every cache key: statistics made with another resize are never reused."""
+    return f"{NETWORK_SHA1[:8]}-{PREPROCESSING}"
+
+
 def inception_stats(images: torch.Tensor, cache_key: str | None = None, batch_size: int = 50,
                     progress: bool = False) -> FeatureStats:
     """Inception statistics of uint8 images, cached on disk under `cache_key` + a digest of the pixels."""
     path = None
     if cache_key is not None:
-        path = _stats_dir() / f"{cache_key}-n{len(images)}-{_digest(images)}-{NETWORK_SHA1[:8]}.safetensors"
+        path = _stats_dir() / f"{cache_key}-n{len(images)}-{_digest(images)}-{_protocol_tag()}.safetensors"
         if path.exists():
             return FeatureStats.load(path)
     stats = FeatureStats.from_features(inception_features(images, batch_size=batch_size, progress=progress))
@@ -185,7 +191,7 @@ def fid_floor(reference: str = "mnist-test", n: int = 1000, n_ref: int | None = 
     statistics at `n_ref`; what a perfect generator of the training distribution scores at this N. Cached."""
     ref = reference_images(reference, n_ref)
     pool = floor_images(reference, n)
-    key = f"{reference}|ref{len(ref)}-{_digest(ref)}|floor{n}-{_digest(pool)}|{NETWORK_SHA1[:8]}"
+    key = f"{reference}|ref{len(ref)}-{_digest(ref)}|floor{n}-{_digest(pool)}|{_protocol_tag()}"
     table_path = _stats_dir() / "floors.json"
     table = json.loads(table_path.read_text()) if table_path.exists() else {}
     if key not in table:
@@ -200,28 +206,31 @@ def fid_floor(reference: str = "mnist-test", n: int = 1000, n_ref: int | None = 
     return float(table[key])
 
 
-def fid(images: ImagesLike | None = None, reference: str | ImagesLike = "mnist-test", n_ref: int | None = None, *,
+def fid(images: ImagesLike | None = None, reference: str | ImagesLike | FeatureStats = "mnist-test",
+        n_ref: int | None = None, *,
         features: np.ndarray | None = None, floor: bool = True, batch_size: int = 50,
         progress: bool = False) -> dict[str, Any]:
     """FID of `images` (or of precomputed Inception `features`) against a reference set.
 
     Args:
         images: generated digits, uint8 `(N, 28, 28)` or floats in [0, 1] `(N, 1, 28, 28)`.
-        reference: a name in `REFERENCE_SETS` (default: the official 10k test set) or real images themselves
-            (then no floor is computed: there is no disjoint pool).
+        reference: a name in `REFERENCE_SETS` (default: the official 10k test set), real images themselves or
+            their precomputed `FeatureStats` (then no floor is computed: there is no disjoint pool).
         n_ref: size of the reference subset (default: the whole set).
         features: Inception features `(N, 2048)` of the generated digits, instead of `images` (cache them).
         floor: also compute the real-vs-real floor at N = number of generated digits.
 
     Returns:
-        `{"fid", "n_gen", "n_ref", "reference", "floor", "floor_n", "network"}`.
+        `{"fid", "n_gen", "n_ref", "reference", "floor", "floor_n", "network", "preprocessing"}`.
     """
     if features is None:
         if images is None:
             raise ValueError("pass images or features")
         features = inception_features(as_uint8(images), batch_size=batch_size, progress=progress)
     gen = FeatureStats.from_features(features)
-    if isinstance(reference, str):
+    if isinstance(reference, FeatureStats):
+        ref, name, floor_value = reference, "custom", None
+    elif isinstance(reference, str):
         ref = reference_stats(reference, n_ref, batch_size, progress)
         name = reference
         floor_value = fid_floor(reference, gen.n, n_ref, batch_size, progress) if floor else None
@@ -237,14 +246,25 @@ def fid(images: ImagesLike | None = None, reference: str | ImagesLike = "mnist-t
         "floor": floor_value,
         "floor_n": gen.n if floor_value is not None else None,
         "network": NETWORK_DESCRIPTION,
+        "preprocessing": PREPROCESSING,
     }
 
 
+def is_standard_fid(result: dict[str, Any]) -> bool:
+    """Whether an FID result was computed with the standard input convention (TF1 bilinear resize). Results
+    written before it carry no `preprocessing` field: they used torch's bilinear resize."""
+    return result.get("preprocessing") == PREPROCESSING
+
+
+LEGACY_FID_NOTE = "old torch-bilinear resize, pending re-measurement"
+
+
 def format_fid(result: dict[str, Any]) -> str:
-    """One line that always states N, the reference set and the floor."""
+    """One line that always states N, the reference set and the floor (and flags the old resize)."""
     floor = f", real-vs-real floor {result['floor']:.2f}" if result.get("floor") is not None else ""
+    legacy = "" if is_standard_fid(result) else f"; {LEGACY_FID_NOTE}"
     return (f"FID {result['fid']:.2f} (N={result['n_gen']:,} generated vs {result['n_ref']:,} of "
-            f"{result['reference']}{floor})")
+            f"{result['reference']}{floor}{legacy})")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -400,6 +420,7 @@ def _as_unit(images: ImagesLike) -> torch.Tensor:
 __all__ = [
     "CONFIDENCE_THRESHOLD",
     "DEFAULT_CLASSIFIER_DIR",
+    "LEGACY_FID_NOTE",
     "REFERENCE_SETS",
     "FeatureStats",
     "as_uint8",
@@ -411,6 +432,7 @@ __all__ = [
     "frechet_distance",
     "importance_sampled_nll",
     "inception_stats",
+    "is_standard_fid",
     "load_digit_classifier",
     "module_features",
     "module_images",

@@ -15,19 +15,33 @@ import re
 from pathlib import Path
 from typing import Any
 
+from diffusers import DDPMScheduler
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from safetensors import safe_open
 
+from hub_models.diffusion.sampling import make_scheduler
 from hub_models.evaluation import format_fid
 from hub_models.evaluation.ddpm import describe_point, evaluation_summary
+from hub_models.evaluation.metrics import LEGACY_FID_NOTE, is_standard_fid
+from hub_models.evaluation.schema import Evaluation
 from hub_models.hub.naming import beta_tag
-from hub_models.models.registry import VAE_CLASSES
-from hub_models.reference import STUDY
+from hub_models.models.registry import VAE_CLASSES, arch_of, config_class_name, kind_of
+from hub_models.reference import PROJECT_GIT_URL, PROJECT_INSTALL, PROJECT_NAME, STUDY
 
 # hub_models/model_cards links to the top-level model_cards/ (shipped in the wheel as package data)
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "model_cards"
 DATASET_ID = "ylecun/mnist"
 PIPELINE_TAG = "unconditional-image-generation"
+# The VAEs and the classifier load with this library (as PyTorchModelHubMixin repos name theirs); DDPMs with diffusers.
+LIBRARY_NAME = PROJECT_NAME
+# Where each metric was measured: a reference set or training split → (model-index `dataset.split`, in words).
+SPLITS = {
+    "mnist-test": ("test", "the official MNIST test set"),
+    "official": ("test", "the official MNIST test set"),
+    "study-test": ("train[held-out 20%]", "the study's held-out 20 % of the 60,000 training digits"),
+    "study": ("train[held-out 20%]", "the study's held-out 20 % of the 60,000 training digits"),
+}
 
 FIGURE_CAPTIONS = {  # in the order the card shows them
     "samples": "New digits: {how}.",
@@ -43,13 +57,20 @@ def read_json(path: Path) -> dict:
 
 
 def run_kind(run_dir: str | os.PathLike) -> str:
-    """'vae' or 'ddpm' from the run folder's files."""
+    """'vae', 'classifier' or 'ddpm' from the run folder's files (the config's class, via the registry)."""
     run_dir = Path(run_dir)
     if (run_dir / "model_index.json").is_file():
         return "ddpm"
     if (run_dir / "config.json").is_file():
-        return "vae"
-    raise ValueError(f"{run_dir} is neither a VAE run (config.json) nor a DDPM run (model_index.json)")
+        kind = kind_of(config_class_name(run_dir))
+        return kind if kind in ("vae", "classifier") else "vae"
+    raise ValueError(f"{run_dir} is neither a model run (config.json) nor a DDPM run (model_index.json)")
+
+
+def split_label(split: str | None) -> tuple[str, str]:
+    """A reference set (`mnist-test`, `study-test`) or training split (`official`, `study`) → (model-index split,
+    description)."""
+    return SPLITS.get(split or "study", SPLITS["study"])
 
 
 def safetensors_parameters(path: Path) -> int:
@@ -102,8 +123,8 @@ def _split_text(split: str | None, metrics: dict) -> tuple[str, str]:
         f" ({n_train:,} / {n_test:,} digits)" if isinstance(n_train, int) and isinstance(n_test, int) else ""
     )
     if split == "official":
-        return "test", f"the official MNIST train / test split{sizes}"
-    return "train[held-out 20%]", f"the study's 80/20 split of the 60,000 MNIST training digits{sizes}"
+        return split_label("official")[0], f"the official MNIST train / test split{sizes}"
+    return split_label("study")[0], f"the study's 80/20 split of the 60,000 MNIST training digits{sizes}"
 
 
 def _trained_sentence(metrics: dict, train_cfg: dict, split_text: str) -> str:
@@ -111,7 +132,8 @@ def _trained_sentence(metrics: dict, train_cfg: dict, split_text: str) -> str:
     epochs = next(
         (
             v
-            for v in (metrics.get("epochs"), train_cfg.get("epochs"), train_cfg.get("num_epochs"))
+            # `epochs`: only the VAE runs released before the trainers took diffusers' flag names (release/)
+            for v in (metrics.get("epochs"), train_cfg.get("num_epochs"), train_cfg.get("epochs"))
             if v is not None
         ),
         None,
@@ -146,7 +168,7 @@ def _vae_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
     config = read_json(run_dir / "config.json")
     metrics, train_cfg = read_json(run_dir / "metrics.json"), read_json(run_dir / "training_config.json")
     class_name = config.get("_class_name")
-    arch = {"ConvVAE": "conv", "DenseVAE": "dense"}.get(class_name)
+    arch = arch_of(class_name)
     if arch is None:
         raise ValueError(f"{run_dir}/config.json: unknown VAE class {class_name!r}")
     model = VAE_CLASSES[arch].from_config({k: v for k, v in config.items() if not k.startswith("_")})
@@ -165,6 +187,8 @@ def _vae_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
         "elbo": "ELBO (nats/image, higher is better)",
         "loss": "Training objective BCE + β·KLD (nats/image)",
     }
+    n_test = metrics.get("test_samples")
+    held_out_n = f", N={n_test:,}" if isinstance(n_test, int) else ""
     results, evals = [], []
     for key, label in labels.items():
         test_v = _num((metrics.get("test") or {}).get(key))
@@ -179,22 +203,29 @@ def _vae_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
             }
         )
         if test_v is not None and key != "loss":
-            evals.append(_eval(key, label.split(" (")[0], test_v, split_id, model_name))
+            evals.append(_eval(key, f"{label.split(' (')[0]} (held-out{held_out_n})", test_v, split_id, model_name))
 
     evaluation_lines = []
-    evaluation = read_json(run_dir / "evaluation.json") if (run_dir / "evaluation.json").exists() else {}
-    if evaluation.get("vae", {}).get("nll") is not None:
-        v = evaluation["vae"]
-        evaluation_lines.append(f"Importance-sampled NLL (k = {v['nll_samples']:,}, first {v['nll_n']:,} held-out "
-                                f"digits): {v['nll']:.2f} nats/image")
-        evals.append(_eval("nll", "NLL (importance-sampled)", v["nll"], split_id, model_name))
-    if evaluation.get("fid"):
-        evaluation_lines.append(f"Prior samples: {format_fid(evaluation['fid'])}")
-        evals.append(_eval("fid", "FID of prior samples", evaluation["fid"]["fid"], split_id, model_name))
-    if evaluation.get("classifier"):
-        c = evaluation["classifier"]
-        evaluation_lines.append(f"Prior samples our digit classifier recognises (confidence > 0.9): "
-                                f"{c['confident_share']:.1%}; KL(class histogram ‖ uniform) {c['kl_to_uniform']:.3f}")
+    evaluation = Evaluation.read(run_dir, kind="vae") or Evaluation(kind="vae")
+    held = evaluation.held_out or {}
+    if held.get("nll") is not None:
+        held_split, held_words = split_label(held.get("split"))
+        evaluation_lines.append(f"Importance-sampled NLL (k = {held['nll_samples']:,}) on the first "
+                                f"{held['nll_n']:,} digits of {held_words}: {held['nll']:.2f} nats/image")
+        evals.append(_eval("nll", f"NLL (importance-sampled, k={held['nll_samples']:,}, N={held['nll_n']:,})",
+                           held["nll"], held_split, model_name))
+    prior = evaluation.prior
+    if prior:
+        f = prior["fid"]
+        fid_split, fid_words = split_label(f.get("reference"))
+        evaluation_lines.append(f"Prior samples (seed {prior['seed']}) against {fid_words}: {format_fid(f)}")
+        evals.append(_eval("fid", f"FID of prior samples (N={f['n_gen']:,} vs {f['n_ref']:,})", f["fid"],
+                           fid_split, model_name))
+        c = prior.get("classifier") or {}
+        if c:
+            evaluation_lines.append(f"Prior samples our digit classifier recognises (confidence > 0.9): "
+                                    f"{c['confident_share']:.1%} of {c['n']:,}; KL(class histogram ‖ uniform) "
+                                    f"{c['kl_to_uniform']:.3f}")
 
     claims = [
         (f"{arch} VAE: {criterion}", claim)
@@ -222,7 +253,7 @@ def _vae_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
         f"latent-dim-{latent_dim}",
     ]
     card_data = ModelCardData(
-        library_name="diffusers",
+        library_name=LIBRARY_NAME,
         license="mit",
         tags=tags,
         datasets=[DATASET_ID],
@@ -250,8 +281,15 @@ def _vae_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
         "figures": _figures(run_dir, "decoded from latents z ~ N(0, I)"),
         "study_recipe": STUDY["vae"]["recipe"],
         "reference_params": STUDY["vae"]["parameters_at_z2"][arch],
+        "held_out_words": split_label(metrics.get("split", train_cfg.get("split")))[1]
+        + (f", N={n_test:,}" if isinstance(n_test, int) else ""),
+        **_install_context(),
     }
     return card_data, context
+
+
+def _install_context() -> dict[str, str]:
+    return {"library_name": LIBRARY_NAME, "install": PROJECT_INSTALL, "project_url": PROJECT_GIT_URL}
 
 
 def _sampler_text(sampler: Any) -> str:
@@ -276,24 +314,33 @@ def _ddpm_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
 
     evaluation = evaluation_summary(run_dir)
     main = evaluation["main"]
+    fid_split = split_label(main["fid"]["reference"]) if main else (split_id, split_text)
     fid_label = "FID (lower is better)" if main is None else (
-        f"FID (lower is better; N={main['fid']['n_gen']:,} vs {main['fid']['n_ref']:,} of {main['fid']['reference']}, "
-        f"real-vs-real floor {main['fid']['floor']:.2f})")
+        f"FID (lower is better; N={main['fid']['n_gen']:,} vs {main['fid']['n_ref']:,} of {fid_split[1]}, "
+        f"real-vs-real floor {main['fid']['floor']:.2f}; {_point_words(main)}"
+        f"{'' if is_standard_fid(main['fid']) else '; ' + LEGACY_FID_NOTE})")
+    n_loss, n_test = metrics.get("test_loss_samples"), metrics.get("test_samples")
+    loss_n = (f"first {n_loss:,} of the {n_test:,} held-out digits" if isinstance(n_loss, int) and
+              isinstance(n_test, int) and n_loss < n_test else
+              f"all {n_test:,} held-out digits" if isinstance(n_test, int) else "the held-out digits")
     results, evals = [], []
     rows = [
-        ("train_loss", "Train loss (ε-prediction MSE)", metrics.get("train_loss"), ref["train_loss"]),
-        ("test_loss", "Held-out loss (ε-prediction MSE)", metrics.get("test_loss"), ref["test_loss"]),
-        ("test_loss_ema", "Held-out loss, EMA weights", metrics.get("test_loss_ema"), None),
-        ("fid", fid_label, main["fid"]["fid"] if main else None, ref["fid"]),
+        ("train_loss", "Train loss (ε-prediction MSE, last epoch's running mean)", metrics.get("train_loss"),
+         ref["train_loss"], "train" if split_id == "test" else "train[80%]"),
+        ("test_loss", f"Held-out loss (ε-prediction MSE, {loss_n})", metrics.get("test_loss"), ref["test_loss"],
+         split_id),
+        ("test_loss_ema", f"Held-out loss, EMA weights ({loss_n})", metrics.get("test_loss_ema"), None, split_id),
+        ("fid", fid_label, main["fid"]["fid"] if main else None, None, fid_split[0]),
     ]
-    for key, label, value, study in rows:
+    for key, label, value, study, split in rows:
         value = _num(value)
         if value is None:
             continue
-        results.append(
-            {"label": label, "value": _fmt(value), "study": _fmt(study) if study else "not reported"}
-        )
-        evals.append(_eval(key, label.split(" (")[0], value, split_id, model_name))
+        study_text = _fmt(study) if study else "not reported"
+        if key == "fid":
+            study_text = f"{ref['fid']} (protocol not stated: not comparable)"
+        results.append({"label": label, "value": _fmt(value), "study": study_text})
+        evals.append(_eval(key, label.split(" (")[0] + _n_suffix(key, main, n_loss), value, split, model_name))
 
     blocks = [
         f"{d} ({c} ch)"
@@ -302,6 +349,8 @@ def _ddpm_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
         )
     ]
     timesteps = sched_cfg.get("num_train_timesteps", metrics.get("num_train_timesteps"))
+    sampler = published_sampler(run_dir)
+    published = published_scheduler(run_dir)
     card_data = ModelCardData(
         library_name="diffusers",
         license="mit",
@@ -330,7 +379,8 @@ def _ddpm_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
         "timesteps": timesteps,
         "beta_schedule": sched_cfg.get("beta_schedule"),
         "prediction_type": sched_cfg.get("prediction_type", "epsilon"),
-        "scheduler_class": sched_cfg.get("_class_name"),
+        "scheduler_class": type(published).__name__,
+        "timestep_spacing": published.config.get("timestep_spacing"),
         "ema": metrics.get("ema"),
         "trained": _trained_sentence(metrics, train_cfg, split_text),
         "recipe_rows": _recipe_rows(train_cfg),
@@ -339,31 +389,72 @@ def _ddpm_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
         "figures": _figures(run_dir, _sampler_text(metrics.get("sampler"))),
         "study_recipe": ref["recipe"],
         "study_parameters": ref["parameters"],
+        "sampler": sampler,
     }
     return card_data, context
+
+
+def _point_words(point: dict[str, Any]) -> str:
+    precision = ", U-Net in bf16" if point.get("precision", "fp32") != "fp32" else ""
+    return f"{point['sampler']} sampler, {point['steps']} steps{precision}, seed {point['seed']}"
+
+
+def _n_suffix(key: str, main: dict[str, Any] | None, n_loss: Any) -> str:
+    if key == "fid" and main:
+        return f" (N={main['fid']['n_gen']:,} vs {main['fid']['n_ref']:,})"
+    if key.startswith("test_loss") and isinstance(n_loss, int):
+        return f" (N={n_loss:,})"
+    return ""
+
+
+def published_sampler(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The sampler a DDPM repo ships in `scheduler/` and its card's snippet runs: the one its reported FID was
+    measured with (the evaluation's main point), else the training scheduler with all its steps.
+
+    Returns `{"name", "steps", "precision", "measured"}`; `name` is a `hub_models.diffusion.sampling.SAMPLERS`
+    entry or None (the training scheduler as saved).
+    """
+    main = evaluation_summary(run_dir)["main"]
+    if main:
+        return {"name": main["sampler"], "steps": main["steps"], "precision": main.get("precision", "fp32"),
+                "measured": True}
+    timesteps = read_json(Path(run_dir) / "scheduler" / "scheduler_config.json").get("num_train_timesteps", 1000)
+    return {"name": None, "steps": timesteps, "precision": "fp32", "measured": False}
+
+
+def published_scheduler(run_dir: str | os.PathLike) -> SchedulerMixin:
+    """The scheduler a DDPM repo ships in `scheduler/`: the card's sampler (`published_sampler`) built from the run's
+    training schedule, or the training scheduler itself when nothing was measured."""
+    config = read_json(Path(run_dir) / "scheduler" / "scheduler_config.json")
+    name = published_sampler(run_dir)["name"]
+    if name is None:
+        return DDPMScheduler.from_config(config)
+    return make_scheduler(name, config)
 
 
 def classifier_model_card(metrics: dict[str, Any], repo_id: str = "mnist-genlab-digit-classifier"):
     """The model card (README.md) of a trained classifier, with validated `model-index` metadata."""
     accuracy = metrics["test_accuracy"]
-    test_split = "test" if metrics.get("split", "official") == "official" else "train (study 20 % held-out)"
+    split = metrics.get("split", "official")
+    test_split, test_words = split_label(split)
     data = ModelCardData(
-        library_name="diffusers",
+        library_name=LIBRARY_NAME,
         license="mit",
         tags=["mnist", "image-classification", "evaluation", "mnist-genlab"],
-        datasets=["ylecun/mnist"],
+        datasets=[DATASET_ID],
         metrics=["accuracy"],
         pipeline_tag="image-classification",
         model_name=repo_id.split("/")[-1],
         eval_results=[EvalResult(
             task_type="image-classification", task_name="Digit classification",
-            dataset_type="ylecun/mnist", dataset_name="MNIST", dataset_split=test_split,
-            metric_type="accuracy", metric_name="Test accuracy", metric_value=round(accuracy, 4),
+            dataset_type=DATASET_ID, dataset_name="MNIST", dataset_split=test_split,
+            metric_type="accuracy", metric_name=f"Test accuracy (N={metrics['test_size']:,})",
+            metric_value=round(accuracy, 4),
         )],
     )
     cfg = metrics.get("config", {})
     note = f" ({metrics['train_note']})" if metrics.get("train_note") else ""
-    split_text = "official MNIST" if metrics.get("split", "official") == "official" else "the study's 80/20"
+    split_text = "official MNIST" if split == "official" else "the study's 80/20"
     content = f"""---
 {data.to_yaml()}
 ---
@@ -377,8 +468,8 @@ project (β-VAEs and DDPMs on MNIST): it is the classifier behind the *recognisa
 
 | | |
 |---|---|
-| test accuracy ({split_text} test set, {metrics["test_size"]:,} digits) | **{accuracy:.2%}** |
-| test loss (cross-entropy) | {metrics["test_loss"]:.4f} |
+| test accuracy ({test_words}, N={metrics["test_size"]:,}) | **{accuracy:.2%}** |
+| test loss (cross-entropy, same digits) | {metrics["test_loss"]:.4f} |
 | training data | {split_text} train set ({metrics["train_size"]:,} digits) |
 | epochs / batch | {metrics["epochs"]} / {metrics["batch_size"]} |
 | optimiser | AdamW, one-cycle schedule, peak lr {metrics["learning_rate"]} |
@@ -387,15 +478,23 @@ project (β-VAEs and DDPMs on MNIST): it is the classifier behind the *recognisa
 Architecture: 2 × [conv3×3–BN–ReLU, conv3×3–BN–ReLU, max-pool] with channels {cfg.get("channels")} →
 FC({cfg.get("hidden_dim")}) + ReLU (penultimate features) → dropout → FC(10).
 
-## Use
+## How to use
 
-```python
+The model class lives in the {LIBRARY_NAME} library ({PROJECT_GIT_URL}); install it first:
 
-clf = DigitClassifier.from_pretrained("<user>/{repo_id}")  # or a local folder
-probs, features, labels = clf.predict(images)  # images (N, 1, 28, 28) in [0, 1]
+```bash
+{PROJECT_INSTALL}
 ```
 
-Input convention: grey digits in [0, 1] (pixel / 255), white digit on black, as MNIST.
+```python
+import torch
+from hub_models import DigitClassifier
+
+clf = DigitClassifier.from_pretrained("{repo_id}")
+images = torch.rand(4, 1, 28, 28)  # grey digits (N, 1, 28, 28) in [0, 1], white on black like MNIST
+probs, features, labels = clf.predict(images)  # (N, 10), (N, {cfg.get("hidden_dim", 128)}), (N,)
+```
+
 Trained with `training/train_classifier.py --seed {metrics["seed"]}`.
 """
     return ModelCard(content)
@@ -405,9 +504,21 @@ def render_model_card(run_dir: str | os.PathLike, repo_id: str) -> ModelCard:
     """The README.md of `run_dir` published as `repo_id`, from `model_cards/{vae,ddpm}.md`."""
     run_dir = Path(run_dir)
     kind = run_kind(run_dir)
+    if kind == "classifier":
+        return classifier_model_card(read_json(run_dir / "metrics.json"), repo_id)
     card_data, context = (_vae_context if kind == "vae" else _ddpm_context)(run_dir, repo_id)
     card = ModelCard.from_template(card_data, template_path=str(TEMPLATES_DIR / f"{kind}.md"), **context)
     return card
 
 
-__all__ = ["STUDY", "render_model_card", "run_kind", "safetensors_parameters"]
+__all__ = [
+    "LIBRARY_NAME",
+    "STUDY",
+    "classifier_model_card",
+    "published_sampler",
+    "published_scheduler",
+    "render_model_card",
+    "run_kind",
+    "safetensors_parameters",
+    "split_label",
+]

@@ -15,6 +15,7 @@ from diffusers import DDPMPipeline
 from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
+from hub_models.diffusion.pipeline import ClassConditionalDDPMPipeline
 from hub_models.models.registry import VAE_CLASS_NAMES, vae_class
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
@@ -25,6 +26,9 @@ DDPM_SCHEDULERS = (
     "EulerDiscreteScheduler",
     "PNDMScheduler",
 )
+# The pipeline classes `load` builds, by the exact `_class_name` of model_index.json (our class is imported from
+# this library, never from the repo).
+PIPELINE_CLASSES = {"DDPMPipeline": DDPMPipeline, "ClassConditionalDDPMPipeline": ClassConditionalDDPMPipeline}
 
 
 class HubLoadError(ValueError):
@@ -116,7 +120,8 @@ class RepoFiles:
 
 
 def load(repo_id_or_path: str | os.PathLike, **kwargs: Any):
-    """A ConvVAE/DenseVAE or a diffusers DDPMPipeline from a Hub repo id or a local run folder.
+    """A ConvVAE/DenseVAE, a diffusers DDPMPipeline or a ClassConditionalDDPMPipeline from a Hub repo id or a
+    local run folder.
 
     Reads `model_index.json` or `config.json` (plain JSON), accepts only the known classes, checks that the
     weights are complete safetensors, then calls `from_pretrained(..., use_safetensors=True)`. Never unpickles
@@ -140,7 +145,8 @@ def load(repo_id_or_path: str | os.PathLike, **kwargs: Any):
                 f"{source.name}: unet/config.json has class {unet_cfg.get('_class_name')!r}, expected UNet2DModel"
             )
         source.weights("unet")
-        return DDPMPipeline.from_pretrained(str(repo_id_or_path), use_safetensors=True, **kwargs)
+        pipeline_cls = PIPELINE_CLASSES[index["_class_name"]]
+        return pipeline_cls.from_pretrained(str(repo_id_or_path), use_safetensors=True, **kwargs)
     config = source.try_json("config.json")
     if config is None:
         raise HubLoadError(f"{source.name} has neither model_index.json nor config.json")
@@ -155,10 +161,11 @@ def load(repo_id_or_path: str | os.PathLike, **kwargs: Any):
 
 
 def _check_ddpm_index(name: str, index: dict) -> None:
-    if index.get("_class_name") != "DDPMPipeline":
+    class_name = index.get("_class_name")
+    if not isinstance(class_name, str) or class_name not in PIPELINE_CLASSES:
         raise HubLoadError(
-            f"{name}: unknown pipeline class {index.get('_class_name')!r} in model_index.json; "
-            "load() only loads DDPMPipeline (it never runs repo code)"
+            f"{name}: unknown pipeline class {class_name!r} in model_index.json; "
+            f"load() only loads {' or '.join(PIPELINE_CLASSES)} (it never runs repo code)"
         )
     components = {k: v for k, v in index.items() if not k.startswith("_")}
     expected = {"unet", "scheduler"}
@@ -174,4 +181,6 @@ def _check_ddpm_index(name: str, index: dict) -> None:
 
 
 
-__all__ = ["DDPM_SCHEDULERS", "PICKLE_SUFFIXES", "HubLoadError", "RepoFiles", "check_safetensors", "load"]
+__all__ = [
+    "DDPM_SCHEDULERS", "PICKLE_SUFFIXES", "PIPELINE_CLASSES", "HubLoadError", "RepoFiles", "check_safetensors", "load",
+]

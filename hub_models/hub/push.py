@@ -26,10 +26,12 @@ import httpx2
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError
 
-from hub_models.hub.cards import read_json, render_model_card, run_kind
+from hub_models.evaluation.schema import EVALUATION_FILE, Evaluation
+from hub_models.hub.cards import published_scheduler, read_json, render_model_card, run_kind
 from hub_models.hub.load import HubLoadError, check_safetensors
-from hub_models.hub.naming import hub_repo_name, vae_run_name
+from hub_models.hub.naming import hub_repo_name, release_repo_ids, vae_run_name
 from hub_models.models.registry import arch_of
+from hub_models.reference import CLASSIFIER_RUN, RELEASE_DDPMS
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +56,17 @@ PUBLISHED_FILES = {
         "training_config.json",
         "figures/*.png",
     ),
+    "classifier": (
+        "config.json",
+        "diffusion_pytorch_model.safetensors",
+        "metrics.json",
+        "training_config.json",
+        "figures/*.png",
+    ),
 }
 REQUIRED_FILES = {
     "vae": ("config.json", "diffusion_pytorch_model.safetensors"),
+    "classifier": ("config.json", "diffusion_pytorch_model.safetensors"),
     "ddpm": (
         "model_index.json",
         "unet/config.json",
@@ -71,6 +81,7 @@ MANAGED_REMOTE = (
     "model_index.json",
     "*.safetensors",
     "metrics.json",
+    EVALUATION_FILE,
     "training_config.json",
     "figures/*",
     "unet/*",
@@ -170,9 +181,13 @@ def published_files(run_dir: str | os.PathLike) -> list[str]:
     return found
 
 
-def _stage(run_dir: Path, repo_id: str, staging: Path, token: str) -> list[str]:
-    """Copy the publishable files and the rendered card into `staging`; returns their relative paths."""
+def stage_run(run_dir: str | os.PathLike, repo_id: str, staging: str | os.PathLike) -> list[str]:
+    """Write what a push of `run_dir` as `repo_id` publishes into the empty folder `staging`: the publishable
+    files, `evaluation.json` in the current schema, a DDPM's `scheduler/` set to the sampler its card reports, and
+    the rendered card as README.md. Returns the relative paths. `make_release.py` builds `release/` with it."""
+    run_dir, staging = Path(run_dir), Path(staging)
     files = published_files(run_dir)
+    kind = run_kind(run_dir)
     for rel in files:  # a kill while the run saved its weights leaves them truncated: never publish those
         if rel.endswith(".safetensors"):
             try:
@@ -186,10 +201,25 @@ def _stage(run_dir: Path, repo_id: str, staging: Path, token: str) -> list[str]:
             # CLI args may include a hub token or other secrets: never publish them.
             config = {k: v for k, v in read_json(run_dir / rel).items() if not SECRET_KEYS.search(k)}
             dest.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        elif rel == EVALUATION_FILE:
+            evaluation = Evaluation.read(run_dir / rel, kind="ddpm" if kind == "ddpm" else "vae")
+            dest.write_text(json.dumps(evaluation.to_dict(), indent=2) + "\n")
         else:
             shutil.copyfile(run_dir / rel, dest)
+    if kind == "ddpm":  # the scheduler the card's snippet and FID use (trailing spacing, its step count in the card)
+        scheduler = published_scheduler(run_dir)
+        scheduler.save_pretrained(str(staging / "scheduler"))
+        index = read_json(run_dir / "model_index.json")
+        index["scheduler"] = ["diffusers", type(scheduler).__name__]
+        (staging / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
     (staging / "README.md").write_text(str(render_model_card(run_dir, repo_id)))
     files.append("README.md")
+    return files
+
+
+def _stage(run_dir: Path, repo_id: str, staging: Path, token: str) -> list[str]:
+    """`stage_run`, then refuse to publish anything that contains the token."""
+    files = stage_run(run_dir, repo_id, staging)
     needle = token.encode()
     for rel in files:
         if needle in (staging / rel).read_bytes():
@@ -322,10 +352,14 @@ def find_runs(study_dir: str | os.PathLike | Sequence[str | os.PathLike]) -> lis
 
 
 def repo_name_for_run(run_dir: str | os.PathLike) -> str:
-    """`mnist-genlab-vae-conv-z2-beta1e-3` for a VAE run, `mnist-genlab-ddpm` for the DDPM run."""
+    """`mnist-genlab-vae-conv-z2-beta1e-3` for a VAE run, `mnist-genlab-ddpm` for the DDPM run,
+    `mnist-genlab-digit-classifier` for the classifier (`hub_models.hub.naming.release_repo_ids` names the same)."""
     run_dir = Path(run_dir)
-    if run_kind(run_dir) == "ddpm":
-        return hub_repo_name("ddpm")
+    kind = run_kind(run_dir)
+    if kind == "ddpm":
+        return hub_repo_name(RELEASE_DDPMS[0])
+    if kind == "classifier":
+        return hub_repo_name(CLASSIFIER_RUN)
     config, metrics = read_json(run_dir / "config.json"), read_json(run_dir / "metrics.json")
     train_cfg = read_json(run_dir / "training_config.json")
     arch = arch_of(config.get("_class_name")) or metrics.get("arch")
@@ -357,8 +391,11 @@ def publish_study(
     if not runs:
         raise HubPushError(f"No finished run (metrics.json + config.json/model_index.json) under {study_dir}")
     names: dict[str, Path] = {}
+    release = release_repo_ids(namespace)
     for run in runs:
         repo_id = f"{namespace}/{repo_name_for_run(run)}"
+        if run.name in release and release[run.name] != repo_id:  # a release folder must keep its release name
+            raise HubPushError(f"{run} would be published as {repo_id}, but the release names it {release[run.name]}")
         if repo_id in names:
             raise HubPushError(f"{names[repo_id]} and {run} would both be published as {repo_id}")
         names[repo_id] = run
@@ -413,4 +450,5 @@ __all__ = [
     "push_run",
     "push_run_in_background",
     "repo_name_for_run",
+    "stage_run",
 ]

@@ -8,13 +8,13 @@ crashing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
 import queue
 import socket
-import sys
 import threading
 import time
 import urllib.parse
@@ -23,21 +23,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from PIL import Image, ImageDraw
 
 from hub_models.data import load_splits
-from hub_models.diffusion.sampling import SAMPLERS, sample_images
+from hub_models.diffusion.sampling import (
+    DEFAULT_GUIDANCE_SCALE,
+    SAMPLERS,
+    is_class_conditional,
+    num_classes,
+    sample_images,
+)
+from hub_models.evaluation import EVALUATION_FILE, Evaluation
+from hub_models.evaluation.ddpm import evaluation_summary
 from hub_models.figures import DIGIT_CMAP, figure_to_pil, manifold_grid, to_pil
-from hub_models.hub import load
+from hub_models.hub.load import RepoFiles, load
+from hub_models.hub.naming import release_repo_ids, vae_run_name
+from hub_models.io import atomic_path, cache_dir, log
 from hub_models.models import DigitClassifier
+from hub_models.models.registry import kind_of
 from hub_models.models.vae import BetaVAE, bernoulli_bce, kl_to_standard_normal
+from hub_models.reference import DEFAULT_NAMESPACE, STUDY_BETAS
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODELS_DIR = REPO_ROOT / "release"
 MODELS_ENV = "GENLAB_MODELS"  # "name=source,..." or "source,...": overrides everything
-MODELS_DIR_ENV = "GENLAB_MODELS_DIR"  # local folders named like the config's keys win over repo ids
+MODELS_DIR_ENV = "GENLAB_MODELS_DIR"  # local folders named like the model names win over repo ids
 CALIBRATION_ENV = "GENLAB_CALIBRATION_DIGITS"
 CALIBRATION_CACHE_ENV = "GENLAB_CALIBRATION_CACHE"  # folder of cached calibrations (default: the MNIST cache)
 DEFAULT_CALIBRATION_DIGITS = 2000
@@ -49,6 +61,13 @@ MAX_DDPM_STEPS = 1000
 # against 60 for DPM-Solver++ and 43 for UniPC (N=1,000, docs/REPORT.md's sampler sweep), for the same cost.
 DEFAULT_SAMPLER = "ddpm"
 DEFAULT_DDPM_STEPS = 10  # one UNet call per step: 16 digits of the 3.3M UNet in ~1 s of CPU
+DEFAULT_COUNT = 16  # digits per grid, VAE and DDPM alike
+# A class-conditional DDPM: which digit ("any": unconditional, the null class; a digit; or a row per digit) and
+# the classifier-free guidance w (ε = ε_∅ + w·(ε_c − ε_∅): 0 unconditional, 1 the model as trained).
+ANY_DIGIT, EVERY_DIGIT = "any", "0–9 (a row each)"
+DIGIT_CHOICES = (ANY_DIGIT, *map(str, range(10)), EVERY_DIGIT)
+MAX_GUIDANCE = 10.0
+MAX_PER_DIGIT = 6  # a row per digit: about `count` digits in all, 1–6 per row
 DIGIT_SCALE = 10  # 28 px → 280 px, nearest-neighbour
 LIVE_SCALE = 4  # the live slider digit: 112 px (PNG encoding of 280 px costs ~6 ms more); CSS upscales it
 
@@ -58,20 +77,22 @@ class SpaceError(ValueError):
 
 
 def _log(msg: str) -> None:
-    print(f"[space] {msg}", file=sys.stderr, flush=True)
+    log("space", msg)
 
 
 # ----------------------------------------------------------------------------------------------------
 # Where the models come from
 # ----------------------------------------------------------------------------------------------------
-def resolve_model_sources(config_file: str | os.PathLike | None = None,
-                          env: Mapping[str, str] | None = None) -> dict[str, str]:
+def resolve_model_sources(config_file: str | os.PathLike | None = None, env: Mapping[str, str] | None = None,
+                          models_dir: str | os.PathLike | None = None,
+                          namespace: str = DEFAULT_NAMESPACE) -> dict[str, str]:
     """Names → sources (a local folder or a Hub repo id), in display order.
 
     1. `$GENLAB_MODELS` = "name=source,..." (or bare sources, named after their last path part);
-    2. else the config file (`{"name": "repo_id", ...}`), each name replaced by `$GENLAB_MODELS_DIR/<name>`
-       (default `release/`) when that folder exists, so the repository's demo runs offline;
-    3. else every folder of `$GENLAB_MODELS_DIR`.
+    2. else the config file's `{"models": {"name": "repo_id", ...}}` (what `publish_space` writes), or, without
+       one, the release list (`hub_models.reference.RELEASE` as `<namespace>/mnist-genlab-<name>`);
+       each name is replaced by the folder `$GENLAB_MODELS_DIR/<name>` (else `models_dir/<name>`) when that
+       folder exists, so a checkout's demo runs offline from `release/`.
     """
     env = os.environ if env is None else env
     if env.get(MODELS_ENV, "").strip():
@@ -84,16 +105,15 @@ def resolve_model_sources(config_file: str | os.PathLike | None = None,
             source = source.strip()
             sources[(name.strip() or Path(source.rstrip("/")).name)] = source
         return sources
-    local_dir = Path(env.get(MODELS_DIR_ENV) or DEFAULT_MODELS_DIR)
     if config_file is not None and Path(config_file).is_file():
         mapping = json.loads(Path(config_file).read_text())
         mapping = mapping.get("models", mapping)
-        return {name: str(local_dir / name) if (local_dir / name).is_dir() else repo
-                for name, repo in mapping.items()}
-    if local_dir.is_dir():
-        return {p.name: str(p) for p in sorted(local_dir.iterdir())
-                if p.is_dir() and not p.name.startswith(".")}
-    return {}
+    else:
+        mapping = release_repo_ids(namespace)
+    local_dir = env.get(MODELS_DIR_ENV) or models_dir
+    local = Path(local_dir) if local_dir else None
+    return {name: str(local / name) if local is not None and (local / name).is_dir() else repo
+            for name, repo in mapping.items()}
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
@@ -110,52 +130,65 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def _file_of(source: str, filename: str, hub_kwargs: Mapping[str, Any]) -> Path | None:
-    """A file of a local folder or a Hub repo (None when absent or unreachable)."""
-    if Path(source).is_dir():
-        path = Path(source) / filename
-        return path if path.is_file() else None
+def _looks_like_folder(source: str) -> bool:
+    return Path(source).exists() or source.startswith((".", "/", "~")) or source.strip("/").count("/") != 1
+
+
+def open_source(source: str, hub_kwargs: Mapping[str, Any]) -> RepoFiles:
+    """The files of a model folder or Hub repo (`hub_models.hub.load.RepoFiles`), with a readable SpaceError
+    when the folder or repo does not exist or cannot be reached."""
+    if _looks_like_folder(source) and not Path(source).is_dir():
+        raise SpaceError(f"{source}: no such model folder (no config.json or model_index.json)")
     try:
-        from huggingface_hub import hf_hub_download
-
-        return Path(hf_hub_download(source, filename, **hub_kwargs))
-    except Exception:
-        return None
-
-
-def _read_json(source: str, filename: str, hub_kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A JSON file of a local folder or a Hub repo (None when absent or unreadable)."""
-    try:
-        path = _file_of(source, filename, hub_kwargs)
-        return json.loads(path.read_text()) if path else None
-    except Exception:
-        return None
+        return RepoFiles(source, dict(hub_kwargs))
+    except RepositoryNotFoundError:
+        raise SpaceError(f"{source}: no such repo on the Hub (or it is private)") from None
+    except (HfHubHTTPError, OSError, ValueError) as err:
+        raise SpaceError(f"{source}: the Hub could not list this repo ({type(err).__name__})") from None
 
 
-def _card_metrics(source: str, hub_kwargs: Mapping[str, Any]) -> dict[str, float]:
-    """The model-index metrics of a model card, e.g. {"fid": 10.01}: the evaluation released with the weights."""
-    from huggingface_hub import ModelCard
-
-    try:
-        path = _file_of(source, "README.md", hub_kwargs)
-        results = (ModelCard.load(path).data.eval_results or []) if path else []
-        return {r.metric_type: r.metric_value for r in results}
-    except Exception:
-        return {}
-
-
-def _model_kind(source: str, hub_kwargs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    if _read_json(source, "model_index.json", hub_kwargs) is not None:
+def model_kind(files: RepoFiles, hub_kwargs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """("vae" | "ddpm" | "classifier" | "unknown", config.json) of a source, read as plain JSON."""
+    if files.try_json("model_index.json") is not None:
         return "ddpm", {}
-    config = _read_json(source, "config.json", hub_kwargs)
+    config = files.try_json("config.json")
     if config is None:
-        if Path(source).exists() or "/" not in source.strip("/") or source.startswith((".", "/")):
-            raise SpaceError(f"{source}: no such model folder (no config.json or model_index.json)")
+        if files.local is not None:
+            raise SpaceError(f"{files.name}: no such model folder (no config.json or model_index.json)")
         if hub_kwargs.get("local_files_only"):
-            raise SpaceError(f"{source}: the Hub is not reachable and this repo is not in the local cache")
-        raise SpaceError(f"{source}: no config.json or model_index.json in this Hub repo")
-    return {"ConvVAE": "vae", "DenseVAE": "vae", "DigitClassifier": "classifier"}.get(
-        config.get("_class_name"), "unknown"), config
+            raise SpaceError(f"{files.name}: the Hub is not reachable and this repo is not in the local cache")
+        raise SpaceError(f"{files.name}: no config.json or model_index.json in this Hub repo")
+    return kind_of(config.get("_class_name")), config
+
+
+def read_evaluation(files: RepoFiles, kind: str) -> Evaluation | None:
+    """The `evaluation.json` released next to the weights (`hub_models.evaluation.Evaluation`, any schema version
+    this library reads); None when there is none or it cannot be read."""
+    data = files.try_json(EVALUATION_FILE) if files.has(EVALUATION_FILE) else None
+    try:
+        return Evaluation.from_dict(data, kind) if data is not None else None
+    except (ValueError, KeyError, TypeError) as err:
+        _log(f"{files.name}: {EVALUATION_FILE} ignored ({err})")
+        return None
+
+
+def ddpm_evaluation(files: RepoFiles) -> dict[str, Any]:
+    """The FID the DDPM was released with: the main point of its `evaluation.json` (the one its card shows),
+    e.g. `{"fid": 10.01, "fid_n": 10000, "fid_sampler": "ddpm", "fid_steps": 25}`; {} when there is none or it was
+    measured on other weights than the ones the folder or repo holds now."""
+    if read_evaluation(files, "ddpm") is None:
+        return {}
+    # The summary checks each point's weights digest against the weights beside the file (a Hub snapshot folder
+    # holds both once the pipeline is loaded).
+    folder = files.local if files.local is not None else files.path(EVALUATION_FILE).parent
+    try:
+        main = evaluation_summary(folder)["main"]
+    except (OSError, KeyError, TypeError, ValueError):
+        return {}
+    if not main or not isinstance(main.get("fid"), dict):
+        return {}
+    return {"fid": main["fid"]["fid"], "fid_n": main["fid"].get("n_gen"), "fid_sampler": main.get("sampler"),
+            "fid_steps": main.get("steps")}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -176,6 +209,7 @@ class VAEEntry:
     model: BetaVAE
     beta: float | None
     metrics: dict[str, Any]
+    evaluation: Evaluation | None = None  # its evaluation.json (FID of prior samples, held-out metrics)
     means: np.ndarray | None = None  # (N, latent_dim) posterior means of the test digits
     calibration: np.ndarray | None = None  # sorted −ELBO (nats) of the test digits
     labels: np.ndarray | None = None  # (N,) their digits
@@ -203,6 +237,12 @@ class DDPMEntry:
     unet: Any
     scheduler_config: dict[str, Any]
     metrics: dict[str, Any]
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # one sampling call at a time
+
+    @property
+    def conditional(self) -> bool:
+        """A class-conditional UNet (a digit can be asked for, with classifier-free guidance)."""
+        return is_class_conditional(self.unet)
 
 
 @dataclass
@@ -249,10 +289,15 @@ def _beta_of(name: str, metrics: dict[str, Any], training_config: dict[str, Any]
     return None
 
 
+def study_series(reg: Registry) -> list[str]:
+    """The loaded VAEs of the study's β comparison (Conv, z = 2, β = 1e-3 / 1 / 20), else the first three."""
+    picks = [name for name in (vae_run_name("conv", 2, beta) for beta in STUDY_BETAS) if name in reg.vaes]
+    return picks or list(reg.vaes)[:3]
+
+
 def load_test_digits(n: int) -> TestDigits | None:
     """The first `n` digits of the official MNIST test set (None, logged, when MNIST is unavailable)."""
     try:
-
         _, held_out = load_splits("official", limit=n)
         return TestDigits(held_out.as_float(), held_out.labels.numpy())
     except Exception as err:
@@ -277,8 +322,7 @@ def _calibration_cache_file(entry: VAEEntry, test: TestDigits) -> Path:
         h.update(key.encode())
         h.update(value.detach().cpu().contiguous().numpy().tobytes())
     h.update(test.images.numpy().tobytes())
-    root = os.environ.get(CALIBRATION_CACHE_ENV) or Path(
-        os.environ.get("MNIST_GENLAB_CACHE", "~/.cache/mnist-genlab")).expanduser() / "space-calibration"
+    root = os.environ.get(CALIBRATION_CACHE_ENV) or cache_dir("space-calibration")
     return Path(root) / f"{h.hexdigest()[:32]}.npz"
 
 
@@ -295,10 +339,8 @@ def _calibrate(entry: VAEEntry, test: TestDigits) -> None:
             scores.append(score), means.append(mean)
         means, calibration = torch.cat(means).numpy(), np.sort(torch.cat(scores).numpy())
         try:  # best effort: a read-only disk only costs the recomputation next time
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".tmp-{os.getpid()}.npz")
-            np.savez(tmp, means=means, calibration=calibration)
-            os.replace(tmp, cache)
+            with atomic_path(cache) as tmp:
+                np.savez(tmp, means=means, calibration=calibration)
         except OSError:
             pass
     entry.means, entry.labels, entry.calibration = means, test.labels, calibration
@@ -312,24 +354,25 @@ def load_registry(sources: Mapping[str, str], calibration_digits: int | None = N
     reg = Registry(sources=dict(sources))
     n = calibration_digits if calibration_digits is not None else int(
         os.environ.get(CALIBRATION_ENV, DEFAULT_CALIBRATION_DIGITS))
-    remote = [s for s in sources.values() if not Path(s).exists()]
+    remote = [s for s in sources.values() if not _looks_like_folder(s)]
     hub_kwargs = {} if not remote or hub_reachable() else {"local_files_only": True}
     for name, source in sources.items():
-        kw = {} if Path(source).exists() else hub_kwargs
+        kw = {} if _looks_like_folder(source) else hub_kwargs
         try:
-            kind, config = _model_kind(source, kw)
-            metrics = _read_json(source, "metrics.json", kw) or {}
+            files = open_source(source, kw)
+            kind, config = model_kind(files, kw)
+            metrics = files.try_json("metrics.json") or {}
             if kind == "vae":
-                model = _load_vae(source, kw).eval()
-                beta = _beta_of(name, metrics, _read_json(source, "training_config.json", kw))
-                reg.vaes[name] = VAEEntry(name, source, model, beta, metrics)
+                model = load(source, **kw).eval()
+                beta = _beta_of(name, metrics, files.try_json("training_config.json"))
+                reg.vaes[name] = VAEEntry(name, source, model, beta, metrics, read_evaluation(files, "vae"))
             elif kind == "ddpm":
-                unet, scheduler = _load_ddpm(source, kw)
-                metrics = {**_card_metrics(source, kw), **metrics}  # metrics.json has no FID; the card has
-                reg.ddpm = DDPMEntry(name, source, unet, dict(scheduler.config), metrics)
+                pipeline = load(source, **kw)
+                metrics = {**metrics, **ddpm_evaluation(files)}  # metrics.json is training; the FID comes after
+                reg.ddpm = DDPMEntry(name, source, pipeline.unet.eval(), dict(pipeline.scheduler.config), metrics)
             elif kind == "classifier":
-
-                reg.classifier = DigitClassifier.from_pretrained(source, **kw).eval()
+                files.weights()  # complete safetensors, never a pickle
+                reg.classifier = DigitClassifier.from_pretrained(source, use_safetensors=True, **kw).eval()
             else:
                 raise SpaceError(f"{source}: unknown model class {config.get('_class_name')!r}")
             _log(f"loaded {name} ({kind}) from {source}")
@@ -347,16 +390,6 @@ def load_registry(sources: Mapping[str, str], calibration_digits: int | None = N
     _log(f"{len(reg.vaes)} VAE(s), DDPM: {reg.ddpm is not None}, classifier: {reg.classifier is not None}, "
          f"{0 if reg.test is None else len(reg.test.labels)} calibration digits, {reg.load_seconds:.2f} s")
     return reg
-
-
-def _load_vae(source: str, hub_kwargs: Mapping[str, Any]) -> BetaVAE:
-    return load(source, **hub_kwargs)
-
-
-def _load_ddpm(source: str, hub_kwargs: Mapping[str, Any]):
-    """(EMA UNet in eval mode, training scheduler) of a DDPMPipeline folder or repo."""
-    pipeline = load(source, **hub_kwargs)
-    return pipeline.unet.eval(), pipeline.scheduler
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -451,9 +484,6 @@ class LatentMap:
 
 
 def _render_map(entry: VAEEntry, dims: tuple[int, int]) -> LatentMap:
-    import matplotlib.pyplot as plt
-
-
     fig = plt.figure(figsize=(4.8, 4.4), dpi=100)
     ax = fig.add_axes((0.12, 0.11, 0.70, 0.80))
     limit = entry.limit
@@ -500,7 +530,6 @@ def check_dims(entry: VAEEntry, dims: Any) -> tuple[int, int]:
 @torch.inference_mode()
 def latent_grid(entry: VAEEntry, values: list[Any], dims: Any = (0, 1), n: int = 15) -> Image.Image:
     """An n×n grid of decodes over `dims` in [−limit, limit]² (y up), the other dims held at the sliders."""
-
     dims = check_dims(entry, dims)
     z = as_latent(values, entry.latent_dim)
     return manifold_grid(entry.model.decode, n=n, limit=entry.limit, scale=2, fixed=z[0], dims=dims)
@@ -605,25 +634,107 @@ class _Cancelled(Exception):
     pass
 
 
-def ddpm_stream(entry: DDPMEntry, sampler: str = DEFAULT_SAMPLER, steps: Any = DEFAULT_DDPM_STEPS,
-                count: Any = 16, seed: Any = 0, max_updates: int = 12,
-                heartbeat: float = 0.5) -> Iterator[tuple[Image.Image | None, str]]:
-    """Yield (grid, status) while the DDPM denoises: the model's current clean estimate about `max_updates`
-    times, then the final samples; in between, every `heartbeat` seconds, (None, status) — progress text
-    only. Closing the iterator (the UI's Stop button) stops the sampling thread at its next step; the
-    heartbeat keeps the iterator closable within half a second even when steps are slow."""
+def compute_device() -> torch.device:
+    """CUDA when this process has a GPU (inside a ZeroGPU `@spaces.GPU` call, or a GPU Space), else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
+
+@contextlib.contextmanager
+def on_device(entry: DDPMEntry, device: torch.device | str | None) -> Iterator[Any]:
+    """The entry's UNet on `device` for the duration of a call, back on the CPU after it: on ZeroGPU a GPU is
+    attached only inside a `@spaces.GPU` call. One call at a time per model (the lock), so a cancelled
+    sampling thread that is finishing its last step never shares the UNet with the next call."""
+    device = torch.device(device or "cpu")
+    with entry.lock:
+        try:
+            yield entry.unet.to(device)
+        finally:
+            if device.type != "cpu":
+                entry.unet.to("cpu")
+
+
+@dataclass(frozen=True)
+class DDPMRequest:
+    """A DDPM call's arguments, checked: what `sample_images` gets and how the grid is laid out."""
+
+    sampler: str
+    steps: int
+    count: int
+    seed: int
+    class_labels: list[int] | None  # None: unconditional
+    guidance: float | None
+    nrow: int  # grid columns
+
+    def describe(self) -> str:
+        if self.class_labels is None:
+            return ""
+        which = "a row per digit" if len(set(self.class_labels)) > 1 else f"digit {self.class_labels[0]}"
+        return f" · {which}, guidance {self.guidance:g}"
+
+
+def ddpm_request(entry: DDPMEntry, sampler: Any = DEFAULT_SAMPLER, steps: Any = DEFAULT_DDPM_STEPS,
+                 count: Any = DEFAULT_COUNT, seed: Any = 0, digit: Any = ANY_DIGIT,
+                 guidance: Any = DEFAULT_GUIDANCE_SCALE) -> DDPMRequest:
+    """Check a DDPM call's values (each bad one gets its own message). `digit` is "any" (unconditional), a digit,
+    or `EVERY_DIGIT` (one row per digit, about `count` digits in all); a digit needs a class-conditional model."""
     if not isinstance(sampler, str) or sampler not in SAMPLERS:
         shown = repr(sampler) if len(repr(sampler)) <= 60 else repr(sampler)[:57] + "…"  # never echo a huge value
         raise SpaceError(f"Unknown sampler {shown}: choose one of {', '.join(SAMPLERS)}.")
     n_steps = as_int(steps, "The number of steps", 1, MAX_DDPM_STEPS)
     n = as_int(count, "The number of digits", 1, MAX_IMAGES)
-    generator = torch.Generator().manual_seed(as_seed(seed))
+    seed = as_seed(seed)
+    w = as_float(DEFAULT_GUIDANCE_SCALE if guidance is None else guidance, "The guidance scale", 0, MAX_GUIDANCE)
+    if digit is None or (isinstance(digit, str) and digit.strip().lower() in ("", ANY_DIGIT)):
+        return DDPMRequest(sampler, n_steps, n, seed, None, None, grid_columns(n))
+    if not entry.conditional:
+        raise SpaceError("This DDPM is unconditional: it cannot be asked for a digit (choose 'any').")
+    classes = num_classes(entry.unet)
+    if digit == EVERY_DIGIT:
+        per = max(1, min(MAX_PER_DIGIT, round(n / classes)))
+        labels = [d for d in range(classes) for _ in range(per)]
+        return DDPMRequest(sampler, n_steps, len(labels), seed, labels, w, per)
+    if isinstance(digit, bool):
+        raise SpaceError(f"The digit must be a whole number 0–{classes - 1}, 'any' or '{EVERY_DIGIT}'.")
+    d = as_int(digit, "The digit", 0, classes - 1)
+    return DDPMRequest(sampler, n_steps, n, seed, [d] * n, w, grid_columns(n))
+
+
+def _sample(entry: DDPMEntry, req: DDPMRequest, device: torch.device | str | None, callback=None) -> torch.Tensor:
+    with on_device(entry, device) as unet:
+        return sample_images(unet, entry.scheduler_config, sampler=req.sampler, num_inference_steps=req.steps,
+                             num_images=req.count, generator=torch.Generator().manual_seed(req.seed),
+                             callback=callback, class_labels=req.class_labels, guidance_scale=req.guidance)
+
+
+def ddpm_grid(entry: DDPMEntry, sampler: str = DEFAULT_SAMPLER, steps: Any = DEFAULT_DDPM_STEPS,
+              count: Any = DEFAULT_COUNT, seed: Any = 0, digit: Any = ANY_DIGIT,
+              guidance: Any = DEFAULT_GUIDANCE_SCALE, device: torch.device | str | None = None
+              ) -> tuple[Image.Image, str]:
+    """The final grid and status line `ddpm_stream` ends with for the same arguments, without the streaming
+    (the Generate tab's first view is computed with it at start-up)."""
+    req = ddpm_request(entry, sampler, steps, count, seed, digit, guidance)
+    t0 = time.perf_counter()
+    images = _sample(entry, req, device)
+    return (to_pil(images, nrow=req.nrow, scale=3),
+            f"{req.count} digits, {req.sampler}, {req.steps} steps, seed {req.seed}{req.describe()} "
+            f"({time.perf_counter() - t0:.2f} s)")
+
+
+def ddpm_stream(entry: DDPMEntry, sampler: str = DEFAULT_SAMPLER, steps: Any = DEFAULT_DDPM_STEPS,
+                count: Any = DEFAULT_COUNT, seed: Any = 0, digit: Any = ANY_DIGIT,
+                guidance: Any = DEFAULT_GUIDANCE_SCALE, max_updates: int = 12, heartbeat: float = 0.5,
+                device: torch.device | str | None = None) -> Iterator[tuple[Image.Image | None, str]]:
+    """Yield (grid, status) while the DDPM denoises: the model's current clean estimate about `max_updates`
+    times, then the final samples; in between, every `heartbeat` seconds, (None, status) — progress text
+    only. Closing the iterator (the UI's Stop button) stops the sampling thread at its next step; the
+    heartbeat keeps the iterator closable within half a second even when steps are slow. `digit`/`guidance` ask a
+    class-conditional model for a digit (`ddpm_request`). The UNet runs on `device` (default CPU) for the call;
+    the images come back on the CPU."""
+    req = ddpm_request(entry, sampler, steps, count, seed, digit, guidance)
+    n, n_steps = req.count, req.steps
     every = max(1, math.ceil(n_steps / max_updates))
     updates: queue.Queue = queue.Queue()
     stop = threading.Event()
-    nrow = grid_columns(n)
-
     progress = [0]
 
     def callback(i: int, total: int, sample_t: torch.Tensor, pred_x0: torch.Tensor | None) -> None:
@@ -632,14 +743,11 @@ def ddpm_stream(entry: DDPMEntry, sampler: str = DEFAULT_SAMPLER, steps: Any = D
         progress[0] = i + 1
         if (i + 1) % every == 0 and i + 1 < total:
             preview = pred_x0 if pred_x0 is not None else sample_t
-            updates.put(("step", i + 1, total, (preview.float() / 2 + 0.5).clamp(0, 1)))
+            updates.put(("step", i + 1, total, (preview.float() / 2 + 0.5).clamp(0, 1).cpu()))
 
     def run() -> None:
         try:
-            images = sample_images(entry.unet, entry.scheduler_config, sampler=sampler,
-                                   num_inference_steps=n_steps, num_images=n, generator=generator,
-                                   callback=callback)
-            updates.put(("done", n_steps, n_steps, images))
+            updates.put(("done", n_steps, n_steps, _sample(entry, req, device, callback).cpu()))
         except _Cancelled:
             updates.put(("cancelled", 0, 0, None))
         except Exception as err:  # surfaced to the user below
@@ -650,7 +758,7 @@ def ddpm_stream(entry: DDPMEntry, sampler: str = DEFAULT_SAMPLER, steps: Any = D
     try:
         # A first update at once: the UI shows the run started, and a Stop can close this iterator from now on.
         yield (to_pil(torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(0)).div(4).add(0.5),
-                      nrow=nrow, scale=3), f"denoising {n} digits with {sampler}, {n_steps} steps…")
+                      nrow=req.nrow, scale=3), f"denoising {n} digits with {req.sampler}, {n_steps} steps…")
         thread.start()
         while True:
             try:
@@ -659,11 +767,12 @@ def ddpm_stream(entry: DDPMEntry, sampler: str = DEFAULT_SAMPLER, steps: Any = D
                 yield None, f"step {progress[0]}/{n_steps} · {time.perf_counter() - t0:.1f} s"
                 continue
             if kind == "step":
-                yield (to_pil(payload, nrow=nrow, scale=3),
+                yield (to_pil(payload, nrow=req.nrow, scale=3),
                        f"step {i}/{total} · {time.perf_counter() - t0:.1f} s · current estimate of x₀")
             elif kind == "done":
-                yield (to_pil(payload, nrow=nrow, scale=3),
-                       f"done: {n} digits, {sampler}, {total} steps in {time.perf_counter() - t0:.2f} s")
+                yield (to_pil(payload, nrow=req.nrow, scale=3),
+                       f"done: {n} digits, {req.sampler}, {total} steps in {time.perf_counter() - t0:.2f} s"
+                       f"{req.describe()}")
                 return
             elif kind == "error":
                 raise SpaceError(f"Sampling failed: {type(payload).__name__}: {payload}")
@@ -676,9 +785,15 @@ def ddpm_stream(entry: DDPMEntry, sampler: str = DEFAULT_SAMPLER, steps: Any = D
 
 
 __all__ = [
+    "ANY_DIGIT",
+    "DEFAULT_COUNT",
     "DEFAULT_DDPM_STEPS",
     "DEFAULT_SAMPLER",
+    "DIGIT_CHOICES",
+    "EVERY_DIGIT",
+    "MAX_GUIDANCE",
     "DDPMEntry",
+    "DDPMRequest",
     "LatentMap",
     "Reconstruction",
     "Registry",
@@ -687,17 +802,27 @@ __all__ = [
     "VAEEntry",
     "anomaly_percentile",
     "classify",
+    "compute_device",
+    "ddpm_evaluation",
+    "ddpm_grid",
+    "ddpm_request",
     "ddpm_stream",
     "decode_latent",
+    "hub_reachable",
     "interpolate",
     "latent_grid",
     "latent_map",
     "lerp",
     "load_registry",
+    "model_kind",
     "negative_elbo",
+    "on_device",
+    "open_source",
+    "read_evaluation",
     "reconstruct",
     "resolve_model_sources",
     "slerp",
+    "study_series",
     "test_digit",
     "vae_generate",
 ]

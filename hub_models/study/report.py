@@ -1,6 +1,7 @@
 """The reproduced study: evaluate every run of a study folder, check each claim of the study, write docs/REPORT.md.
 
-`evaluate_run` caches its numbers in `<run>/evaluation.json`, so regenerating the report is cheap.
+Numbers come from `hub_models.evaluation` (cached in each run's `evaluation.json`, so regenerating the report is
+cheap); verdicts come from the fixed rules in `hub_models.study.verdicts`, never from here.
 """
 
 from __future__ import annotations
@@ -12,80 +13,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
-from hub_models.data import load_splits
-from hub_models.evaluation import classifier_metrics, fid, vae_metrics
 from hub_models.evaluation.ddpm import describe_point, evaluation_summary, sweep_plot
+from hub_models.evaluation.metrics import is_standard_fid
+from hub_models.evaluation.schema import Evaluation
+from hub_models.evaluation.vae import EvalSettings, evaluate_vae_run
 from hub_models.figures import figure_to_pil, save_png
-from hub_models.hub import load
 from hub_models.hub.naming import beta_tag, vae_run_name
-from hub_models.io import write_json_atomic
 from hub_models.reference import (
     STUDY_ARCHS,
     STUDY_BETAS,
-    STUDY_DDPM,
     STUDY_DDPM_EPOCHS,
     STUDY_LATENT_DIMS,
 )
+from hub_models.study.verdicts import NOT_MEASURED, RULES, judge
 
-EVALUATION_FILE = "evaluation.json"
-EVALUATION_VERSION = 1
-# What the study reports for its DDPM (../shared/STUDY.md).
 ANOMALY_HEADING = "## Anomaly detection"
-
-
-@dataclass
-class EvalSettings:
-    """How much each run is evaluated (the defaults are the report's; tests shrink them)."""
-
-    fid_samples: int = 1000
-    fid_reference: str = "study-test"
-    fid_reference_n: int = 2000
-    nll_samples: int = 1000
-    nll_images: int = 500
-    latent_points: int = 5000
-    seed: int = 0
-
-
-def latent_knn_accuracy(means: np.ndarray, labels: np.ndarray, k: int = 5, seed: int = 0) -> float:
-    """How well digits separate in latent space: k-NN accuracy on the latent means (half fit, half scored)."""
-    from sklearn.model_selection import train_test_split
-    from sklearn.neighbors import KNeighborsClassifier
-
-    fit_x, test_x, fit_y, test_y = train_test_split(means, labels, test_size=0.5, random_state=seed,
-                                                    stratify=labels)
-    return float(KNeighborsClassifier(n_neighbors=k).fit(fit_x, fit_y).score(test_x, test_y))
-
-
-def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, force: bool = False) -> dict[str, Any]:
-    """Every number the report needs for one VAE run, cached in `<run>/evaluation.json`."""
-
-    settings = settings or EvalSettings()
-    run_dir = Path(run_dir)
-    cache = run_dir / EVALUATION_FILE
-    key = {"version": EVALUATION_VERSION, **settings.__dict__}
-    if cache.exists() and not force:
-        cached = json.loads(cache.read_text())
-        if cached.get("settings") == key:
-            return cached
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    model = load(str(run_dir)).eval()
-    _, held_out = load_splits(metrics.get("split", "study"))
-    result: dict[str, Any] = {"settings": key}
-    result["vae"] = vae_metrics(model, held_out, nll_samples=settings.nll_samples, nll_limit=settings.nll_images,
-                                seed=settings.seed)
-    subset = held_out.subset(settings.latent_points)
-    with torch.no_grad():
-        means = torch.cat([model.encode(x)[0] for x in subset.as_float().split(1000)]).numpy()
-    result["latent_knn_accuracy"] = latent_knn_accuracy(means, subset.labels.numpy(), seed=settings.seed)
-    samples = model.sample(settings.fid_samples, generator=torch.Generator().manual_seed(settings.seed))
-    result["fid"] = fid(samples, reference=settings.fid_reference, n_ref=settings.fid_reference_n)
-    result["classifier"] = classifier_metrics(samples, reference=settings.fid_reference,
-                                              n_ref=settings.fid_reference_n)
-    write_json_atomic(cache, result)
-    return result
+# The protocols a reader of the study's "FID 28.11" would try (shown next to its "not comparable" verdict).
+READER_PROTOCOLS = (("ddpm", 1000), ("ddpm", 4000))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -96,12 +40,12 @@ class Run:
     name: str
     path: Path
     metrics: dict[str, Any]
-    evaluation: dict[str, Any] | None
+    evaluation: Evaluation | None
 
     @property
     def test(self) -> dict[str, float]:
         """Held-out metrics: the report's own evaluation when there is one, else the training script's."""
-        return (self.evaluation or {}).get("vae") or self.metrics["test"]
+        return (self.evaluation.held_out if self.evaluation else None) or self.metrics["test"]
 
     @property
     def bce(self) -> float:
@@ -118,14 +62,9 @@ def collect_runs(study_dir: Path, evaluate: bool, settings: EvalSettings) -> dic
         metrics = json.loads((path / "metrics.json").read_text())
         if metrics.get("model") != "vae":
             continue
-        evaluation = evaluate_run(path, settings) if evaluate else _cached_evaluation(path)
+        evaluation = evaluate_vae_run(path, settings) if evaluate else Evaluation.read(path, kind="vae")
         runs[path.name] = Run(path.name, path, metrics, evaluation)
     return runs
-
-
-def _cached_evaluation(path: Path) -> dict[str, Any] | None:
-    cache = path / EVALUATION_FILE
-    return json.loads(cache.read_text()) if cache.exists() else None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -135,15 +74,24 @@ def _cached_evaluation(path: Path) -> dict[str, Any] | None:
 class Claim:
     claim: str
     measured: str
-    verdict: str  # confirmed / refuted / partly / not measured
+    verdict: str  # one of hub_models.study.verdicts.VERDICTS
+    rule: str = ""
 
 
 def _get(runs: dict[str, Run], arch: str, z: int, beta: float) -> Run | None:
     return runs.get(vae_run_name(arch, z, beta))
 
 
-def _ev(run: Run | None, *path: str) -> float | None:
-    value: Any = run.evaluation if run else None
+def _held(run: Run | None, key: str) -> float | None:
+    """A held-out metric of the report's evaluation (None when not evaluated)."""
+    if run is None or run.evaluation is None or not run.evaluation.held_out:
+        return None
+    return run.evaluation.held_out.get(key)
+
+
+def _prior(run: Run | None, *path: str) -> float | None:
+    """A number of the prior-sample point, e.g. `_prior(run, "fid", "fid")`."""
+    value: Any = run.evaluation.prior if run is not None and run.evaluation is not None else None
     for key in path:
         if not isinstance(value, dict) or key not in value:
             return None
@@ -155,90 +103,135 @@ def _fmt(value: float | None, spec: str = ".1f") -> str:
     return "–" if value is None else format(value, spec)
 
 
-def study_claims(runs: dict[str, Run], ddpm: dict[str, Any] | None) -> list[Claim]:
-    """Each claim of the study with our number and a verdict. Missing runs give 'not measured'."""
+def study_claims(runs: dict[str, Run], ddpm: dict[str, Any] | None,
+                 speed: dict[str, Any] | None = None) -> list[Claim]:
+    """Each claim of the study with our numbers and the verdict of its fixed rule (`verdicts.RULES`).
+
+    `speed`: a side-by-side benchmark result `{"conv_images_per_s", "dense_images_per_s", "side_by_side": True,
+    "command"}`; without it the speed claim is 'not measured' (per-run wall time is never used).
+    """
     claims: list[Claim] = []
 
-    def add(text: str, needed: list[Any], measure: Callable[[], tuple[str, str]]) -> None:
+    def add(key: str, needed: list[Any], measure: Callable[[], tuple[str, dict[str, Any]]]) -> None:
+        rule = RULES[key]
         if any(n is None for n in needed):
-            claims.append(Claim(text, "run missing", "not measured"))
-        else:
-            claims.append(Claim(text, *measure()))
+            claims.append(Claim(rule.claim, "run missing", NOT_MEASURED, rule.rule))
+            return
+        text, numbers = measure()
+        claims.append(Claim(rule.claim, text, judge(key, **numbers), rule.rule))
 
     conv = {b: _get(runs, "conv", 2, b) for b in STUDY_BETAS}
     dense2, conv2, conv4 = _get(runs, "dense", 2, 1.0), conv[1.0], _get(runs, "conv", 4, 1.0)
+    params = {name: run.metrics["parameters"] for name, run in (("conv2", conv2), ("dense2", dense2),
+                                                                 ("conv4", conv4)) if run}
 
-    add("Parameters: Conv 59,525, Dense 1,068,820 (z=2)", [conv2, dense2], lambda: (
-        f"{conv2.metrics['parameters']:,} / {dense2.metrics['parameters']:,}",
-        "confirmed" if (conv2.metrics["parameters"], dense2.metrics["parameters"]) == (59_525, 1_068_820)
-        else "refuted"))
-    add("Dense reconstructs better than Conv at z=2 (lower BCE)", [conv2, dense2], lambda: (
-        f"test BCE Dense {dense2.bce:.1f} vs Conv {conv2.bce:.1f}",
-        "confirmed" if dense2.bce < conv2.bce else "refuted"))
-    add("Conv's latent space is more structured; Dense's classes overlap more (z=2, β=1)", [
-        _ev(conv2, "latent_knn_accuracy"), _ev(dense2, "latent_knn_accuracy")], lambda: (
-        f"5-NN accuracy on latent means: Conv {_ev(conv2, 'latent_knn_accuracy'):.1%}, "
-        f"Dense {_ev(dense2, 'latent_knn_accuracy'):.1%}",
-        "confirmed" if _ev(conv2, "latent_knn_accuracy") > _ev(dense2, "latent_knn_accuracy") + 0.01 else
-        "partly" if abs(_ev(conv2, "latent_knn_accuracy") - _ev(dense2, "latent_knn_accuracy")) <= 0.01
-        else "refuted"))
-    add("Conv trains faster than Dense", [conv2, dense2], lambda: (
-        f"{conv2.metrics['seconds_per_epoch']:.1f} s/epoch Conv vs {dense2.metrics['seconds_per_epoch']:.1f} "
-        "s/epoch Dense (2 CPU cores)",
-        "confirmed" if conv2.metrics["seconds_per_epoch"] < dense2.metrics["seconds_per_epoch"] else "refuted"))
-    add("Reconstruction: β=1e-3 excellent > β=1 good > β=20 blurry (Conv z=2)", list(conv.values()), lambda: (
+    add("parameters", [conv2, dense2], lambda: (
+        f"{params['conv2']:,} / {params['dense2']:,}", {"conv": params["conv2"], "dense": params["dense2"]}))
+    add("dense_bce", [conv2, dense2], lambda: (
+        f"held-out BCE Dense {dense2.bce:.1f} vs Conv {conv2.bce:.1f}",
+        {"bce_conv": conv2.bce, "bce_dense": dense2.bce}))
+    knn_c, knn_d = _held(conv2, "latent_knn_accuracy"), _held(dense2, "latent_knn_accuracy")
+    add("conv_latent", [knn_c, knn_d], lambda: (
+        f"5-NN accuracy on latent means: Conv {knn_c:.1%}, Dense {knn_d:.1%}", {"knn_conv": knn_c, "knn_dense": knn_d}))
+    speed = speed or {}
+    speed_text = (f"{speed.get('conv_images_per_s', 0):.0f} vs {speed.get('dense_images_per_s', 0):.0f} images/s "
+                  f"side by side (`{speed.get('command', '?')}`)" if speed.get("side_by_side") else
+                  "no side-by-side benchmark yet (per-run s/epoch varies 3× with machine load, so it is not used)")
+    claims.append(Claim(RULES["speed"].claim, speed_text, judge("speed", **{
+        k: speed.get(k) for k in ("conv_images_per_s", "dense_images_per_s", "side_by_side") if k in speed}),
+        RULES["speed"].rule))
+    add("beta_bce", list(conv.values()), lambda: (
         " / ".join(f"β={beta_tag(b)}: BCE {conv[b].bce:.1f}" for b in STUDY_BETAS),
-        "confirmed" if conv[1e-3].bce < 0.99 * conv[1.0].bce and conv[1.0].bce < conv[20.0].bce else
-        "partly" if max(conv[1e-3].bce, conv[1.0].bce) < conv[20.0].bce else "refuted"))
-    add("Latent structure: β=1e-3 scattered, β=1 structured, β=20 over-compressed (KLD, Conv z=2)",
-        list(conv.values()), lambda: (
-            " / ".join(f"β={beta_tag(b)}: KLD {conv[b].kld:.1f}" for b in STUDY_BETAS),
-            "confirmed" if conv[1e-3].kld > conv[1.0].kld > conv[20.0].kld else "refuted"))
-    knn = {b: _ev(conv[b], "latent_knn_accuracy") for b in STUDY_BETAS}
-    add("Class separation: weak at β=1e-3, good at β=1, poor at β=20", list(knn.values()), lambda: (
+        {"bce_1e3": conv[1e-3].bce, "bce_1": conv[1.0].bce, "bce_20": conv[20.0].bce}))
+    mismatch = {b: _held(conv[b], "prior_mismatch_kl") for b in STUDY_BETAS}
+    active = {b: _held(conv[b], "active_units") for b in STUDY_BETAS}
+    add("beta_latent", [mismatch[1e-3], mismatch[1.0], active[1.0], active[20.0]], lambda: (
+        " / ".join(f"β={beta_tag(b)}: KL(q(z) ‖ prior) {mismatch[b]:.2f}, {active[b]} active units" for b in STUDY_BETAS
+                   if mismatch[b] is not None and active[b] is not None),
+        {"mismatch_1e3": mismatch[1e-3], "mismatch_1": mismatch[1.0], "active_1": active[1.0],
+         "active_20": active[20.0]}))
+    knn = {b: _held(conv[b], "latent_knn_accuracy") for b in STUDY_BETAS}
+    add("beta_separation", list(knn.values()), lambda: (
         " / ".join(f"β={beta_tag(b)}: 5-NN {knn[b]:.1%}" for b in STUDY_BETAS),
-        "confirmed" if knn[1.0] > max(knn[1e-3], knn[20.0]) else
-        "partly" if knn[1.0] > min(knn[1e-3], knn[20.0]) else "refuted"))
-    fids = {b: _ev(conv[b], "fid", "fid") for b in STUDY_BETAS}
-    kls = {b: _ev(conv[b], "classifier", "kl_to_uniform") for b in STUDY_BETAS}
-    add("Generated digits: erratic at β=1e-3, coherent at β=1, smooth but little diversity at β=20",
-        [*fids.values(), *kls.values()], lambda: (
-            " / ".join(f"β={beta_tag(b)}: FID {fids[b]:.1f}, KL-to-uniform {kls[b]:.3f}" for b in STUDY_BETAS),
-            "confirmed" if fids[1.0] < min(fids[1e-3], fids[20.0]) and kls[20.0] > kls[1.0] else
-            "partly" if fids[1.0] < min(fids[1e-3], fids[20.0]) or kls[20.0] > kls[1.0] else "refuted"))
-    add("β = 1 is the best compromise (Conv z=2: best prior-sample FID of the three β)", list(fids.values()),
-        lambda: (f"FID β=1 {fids[1.0]:.1f} vs β=1e-3 {fids[1e-3]:.1f}, β=20 {fids[20.0]:.1f}",
-                 "confirmed" if fids[1.0] < min(fids[1e-3], fids[20.0]) else "refuted"))
-    add("Conv z=4 reconstructs about as well as Dense z=2 with 18× fewer parameters", [conv4, dense2], lambda: (
-        f"BCE Conv z=4 {conv4.bce:.1f} ({conv4.metrics['parameters']:,} params) vs Dense z=2 {dense2.bce:.1f} "
-        f"({dense2.metrics['parameters']:,}); {dense2.metrics['parameters'] / conv4.metrics['parameters']:.1f}× "
-        "fewer",
-        "confirmed" if abs(conv4.bce - dense2.bce) / dense2.bce <= 0.05 or conv4.bce < dense2.bce else
-        "partly" if abs(conv4.bce - dense2.bce) / dense2.bce <= 0.15 else "refuted"))
-    add("Conv z=4 keeps more detail than Conv z=2 (lower BCE)", [conv4, conv2], lambda: (
-        f"BCE {conv4.bce:.1f} vs {conv2.bce:.1f}", "confirmed" if conv4.bce < conv2.bce else "refuted"))
-    losses = [ddpm.get("train_loss"), ddpm.get("test_loss")] if ddpm else [None]
-    text = "DDPM: train loss 0.0278, test loss 0.0280, no over-fitting"
-    if ddpm and ddpm.get("epochs_done", 0) < STUDY_DDPM_EPOCHS and None not in losses:
-        claims.append(Claim(text, f"train {ddpm['train_loss']:.4f}, test {ddpm['test_loss']:.4f} after only "
-                                  f"{ddpm['epochs_done']} of the study's {STUDY_DDPM_EPOCHS} epochs (test − train "
-                                  f"{ddpm['test_loss'] - ddpm['train_loss']:+.4f})",
-                            "not measured"))
-    else:
-        add(text, losses, lambda: (
-            f"train {ddpm['train_loss']:.4f}, test {ddpm['test_loss']:.4f} after {ddpm['epochs_done']} epochs",
-            "confirmed" if abs(ddpm["test_loss"] - 0.028) < 0.002 and ddpm["test_loss"] - ddpm["train_loss"] < 0.002
-            else "partly" if ddpm["test_loss"] - ddpm["train_loss"] < 0.002 else "refuted"))
-    ddpm_fid = (ddpm or {}).get("fid")
-    add("DDPM: FID 28.11", [ddpm_fid], lambda: (
-        f"FID {ddpm_fid['fid']:.2f} (N={ddpm_fid['n_gen']:,} vs {ddpm_fid['n_ref']:,} of {ddpm_fid['reference']}, "
-        f"floor {ddpm_fid.get('floor') or 0:.2f}; {ddpm['fid_point']['sampler']}, {ddpm['fid_point']['steps']} "
-        f"steps, after {ddpm['epochs_done']} epochs)"
-        + ("; lower is better: the claimed quality is reached" if ddpm_fid["fid"] < STUDY_DDPM["fid"] - 5 else ""),
-        # FID falls as N grows: a match at a smaller N than the study's 10k is only partial evidence.
-        "refuted" if ddpm_fid["fid"] > STUDY_DDPM["fid"] + 5
-        else "confirmed" if ddpm_fid["n_gen"] >= 10_000 else "partly"))
+        {"knn_1e3": knn[1e-3], "knn_1": knn[1.0], "knn_20": knn[20.0]}))
+    fids = {b: _prior(conv[b], "fid", "fid") for b in STUDY_BETAS}
+    marks = {b: "" if is_standard_fid(_prior(conv[b], "fid") or {}) else LEGACY_MARK for b in STUDY_BETAS}
+    kls = {b: _prior(conv[b], "classifier", "kl_to_uniform") for b in STUDY_BETAS}
+    add("beta_samples", [*fids.values(), *kls.values()], lambda: (
+        " / ".join(f"β={beta_tag(b)}: FID {fids[b]:.1f}{marks[b]}, KL-to-uniform {kls[b]:.3f}" for b in STUDY_BETAS),
+        {"fid_1e3": fids[1e-3], "fid_1": fids[1.0], "fid_20": fids[20.0], "kl_uniform_1": kls[1.0],
+         "kl_uniform_20": kls[20.0]}))
+    add("beta_best", list(fids.values()), lambda: (
+        f"FID β=1 {fids[1.0]:.1f}{marks[1.0]} vs β=1e-3 {fids[1e-3]:.1f}{marks[1e-3]}, "
+        f"β=20 {fids[20.0]:.1f}{marks[20.0]}",
+        {"fid_1e3": fids[1e-3], "fid_1": fids[1.0], "fid_20": fids[20.0]}))
+    add("conv4_vs_dense2", [conv4, dense2], lambda: (
+        f"BCE Conv z=4 {conv4.bce:.1f} ({params['conv4']:,} params) vs Dense z=2 {dense2.bce:.1f} "
+        f"({params['dense2']:,}); {params['dense2'] / params['conv4']:.1f}× fewer",
+        {"bce_conv4": conv4.bce, "bce_dense2": dense2.bce, "params_conv4": params["conv4"],
+         "params_dense2": params["dense2"]}))
+    add("conv4_detail", [conv4, conv2], lambda: (
+        f"BCE {conv4.bce:.1f} vs {conv2.bce:.1f}", {"bce_conv4": conv4.bce, "bce_conv2": conv2.bce}))
+    claims += ddpm_claims(ddpm)
     return claims
+
+
+def ddpm_claims(ddpm: dict[str, Any] | None) -> list[Claim]:
+    """The DDPM's three claims (parameters, losses at 20 epochs, FID)."""
+    ddpm = ddpm or {}
+    claims: list[Claim] = []
+    rule = RULES["ddpm_parameters"]
+    if ddpm.get("parameters") is None:
+        claims.append(Claim(rule.claim, "run missing", NOT_MEASURED, rule.rule))
+    else:
+        claims.append(Claim(rule.claim, f"{ddpm['parameters']:,}", judge("ddpm_parameters",
+                                                                          parameters=ddpm["parameters"]), rule.rule))
+    rule = RULES["ddpm_loss"]
+    if ddpm.get("train_loss") is None or ddpm.get("test_loss") is None:
+        claims.append(Claim(rule.claim, "run missing", NOT_MEASURED, rule.rule))
+    else:
+        epochs = ddpm.get("epochs_done", 0)
+        text = (f"train {ddpm['train_loss']:.4f}, test {ddpm['test_loss']:.4f} ({_held_out_loss_text(ddpm)}) "
+                f"after {epochs} epochs")
+        if epochs < STUDY_DDPM_EPOCHS:
+            text += f"; the {STUDY_DDPM_EPOCHS}-epoch model is still training"
+        claims.append(Claim(rule.claim, text, judge("ddpm_loss", train_loss=ddpm["train_loss"],
+                                                    test_loss=ddpm["test_loss"], epochs=epochs), rule.rule))
+    rule = RULES["ddpm_fid"]
+    points = ddpm_reader_points(ddpm)
+    text = "; ".join(f"{label}: {_short_fid(p)}" for label, p in points) if points else "not evaluated"
+    missing = [steps for sampler, steps in READER_PROTOCOLS
+               if points and not any(p["sampler"] == sampler and p["steps"] == steps for _, p in points)]
+    if missing:
+        text += "; ancestral " + " and ".join(f"{s:,}" for s in missing) + " steps: not measured yet"
+    claims.append(Claim(rule.claim, text, judge("ddpm_fid") if points else NOT_MEASURED, rule.rule))
+    return claims
+
+
+def _short_fid(point: dict[str, Any]) -> str:
+    f = point["fid"]
+    precision = ", bf16" if point.get("precision", "fp32") != "fp32" else ""
+    legacy = "" if is_standard_fid(f) else ", old resize: pending re-measurement"
+    return (f"FID {f['fid']:.2f} ({point['sampler']} {point['steps']} steps{precision}, N={f['n_gen']:,} vs "
+            f"{f['n_ref']:,} of {f['reference']}, floor {f.get('floor') or 0:.2f}{legacy})")
+
+
+def ddpm_reader_points(ddpm: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Our FID under the protocols a reader of "FID 28.11" would try: the card's sampler, ancestral DDPM with
+    1000 and 4000 steps (when measured) and our best point."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    if ddpm.get("fid_point"):
+        out.append(("the card's sampler", ddpm["fid_point"]))
+    candidates = [p for p in [ddpm.get("fid_point"), *ddpm.get("other_points", []), *ddpm.get("sweep", [])] if p]
+    for sampler, steps in READER_PROTOCOLS:
+        found = [p for p in candidates if p["sampler"] == sampler and p["steps"] == steps]
+        if found:
+            out.append((f"ancestral {steps} steps", max(found, key=lambda p: p["num_samples"])))
+    if candidates:
+        best = min(candidates, key=lambda p: (p["fid"]["fid"] - (p["fid"].get("floor") or 0)))
+        if all(best is not p for _, p in out):
+            out.append(("our best (lowest FID above its floor)", best))
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -277,25 +270,71 @@ def _copy_figures(runs: dict[str, Run], figures_dir: Path) -> None:
             shutil.copy2(png, dest / png.name)
 
 
+LEGACY_MARK = "†"
+RERENDER_NOTE = "The claims, the DDPM section and the result rows of the runs found there were re-rendered"
+RESULTS_HEADING = "## All runs"
+CLAIMS_HEADING = "## Claims of the study, checked"
+
+
+def _fid_cell(run: Run) -> str:
+    f = _prior(run, "fid")
+    if not f:
+        return "–"
+    return f"{f['fid']:.1f}" + ("" if is_standard_fid(f) else LEGACY_MARK)
+
+
+def _result_row(run: Run) -> str:
+    m = run.metrics
+    return (f"| `{run.name}` | {m['parameters']:,} | {m['seconds_per_epoch']:.1f} | {run.bce:.1f} | {run.kld:.2f} | "
+            f"{run.test['elbo']:.1f} | {_fmt(_held(run, 'nll'))} | {_fid_cell(run)} | "
+            f"{_fmt(_prior(run, 'classifier', 'confident_share'), '.1%')} | "
+            f"{_fmt(_prior(run, 'classifier', 'kl_to_uniform'), '.3f')} | "
+            f"{_fmt(_prior(run, 'classifier', 'fd_classifier'), '.2f')} | "
+            f"{_fmt(_held(run, 'latent_knn_accuracy'), '.1%')} |")
+
+
 def _results_table(runs: dict[str, Run]) -> list[str]:
-    lines = ["| run | params | s/epoch | test BCE | KLD | ELBO | NLL (k=1000) | FID prior | recognisable | "
-             "KL to uniform | FD-classifier | latent 5-NN |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for run in runs.values():
-        m = run.metrics
-        lines.append(
-            f"| `{run.name}` | {m['parameters']:,} | {m['seconds_per_epoch']:.1f} | {run.bce:.1f} | {run.kld:.2f} | "
-            f"{run.test['elbo']:.1f} | {_fmt(_ev(run, 'vae', 'nll'))} | {_fmt(_ev(run, 'fid', 'fid'))} | "
-            f"{_fmt(_ev(run, 'classifier', 'confident_share'), '.1%')} | "
-            f"{_fmt(_ev(run, 'classifier', 'kl_to_uniform'), '.3f')} | "
-            f"{_fmt(_ev(run, 'classifier', 'fd_classifier'), '.2f')} | "
-            f"{_fmt(_ev(run, 'latent_knn_accuracy'), '.1%')} |")
-    return lines
+    return ["| run | params | s/epoch | held-out BCE | KLD | ELBO | NLL (k=1000) | FID prior | recognisable | "
+            "KL to uniform | FD-classifier | latent 5-NN |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            *map(_result_row, runs.values())]
+
+
+def _results_note(runs: dict[str, Run], settings: EvalSettings) -> str:
+    point = next((r.evaluation.prior for r in runs.values() if r.evaluation and r.evaluation.prior), None)
+    fid_note = ""
+    if point:
+        f = point["fid"]
+        fid_note = (f"FID: {f['n_gen']:,} prior samples per run (seed {point['seed']}) vs {f['n_ref']:,} digits of "
+                    f"`{f['reference']}` (the study's 12,000 held-out digits), standard Inception-v3 pool3 with the "
+                    f"TF1 bilinear resize (docs/METRICS.md); the real-vs-real floor at this N is "
+                    f"**{f['floor']:.2f}**{'' if is_standard_fid(f) else LEGACY_MARK}: no generator can score below "
+                    "it at this sample size. "
+                    f"{LEGACY_MARK} = measured with the old torch-bilinear resize, pending re-measurement (the run "
+                    "folder was not on the machine that re-scored the others).")
+    return (f"Metrics on the study's 12,000 held-out digits (the 20 % of the 60,000 training digits the VAEs never "
+            f"saw), nats per image. BCE is summed over the 784 pixels; ELBO = −(BCE + KLD); NLL is the "
+            f"importance-sampled estimate with k = {settings.nll_samples} on the first {settings.nll_images} "
+            "held-out digits. On grey-level MNIST the Bernoulli BCE is not a normalised likelihood: compare these "
+            f"numbers with each other, not with published likelihoods. {fid_note} \"Recognisable\" = share of prior "
+            "samples our digit classifier labels with confidence > 0.9; KL to uniform = KL(class histogram ‖ "
+            "uniform) of those samples (0 = every digit equally often); FD-classifier = Fréchet distance on the "
+            "classifier's penultimate features (MNIST-specific, not an FID); latent 5-NN = k-NN accuracy on the "
+            f"latent means of {settings.latent_points:,} held-out digits (class separation). s/epoch is the training "
+            "loop's wall time on a 2-core machine that other jobs shared, so it varies from run to run by up to 3×; "
+            "no verdict uses it.")
+
+
+def _claims_table(claims: list[Claim]) -> list[str]:
+    return ["Each verdict follows the rule beside it, fixed in `hub_models/study/verdicts.py` before the numbers "
+            "were re-scored ([PROTOCOL.md](PROTOCOL.md)).", "",
+            "| claim (../shared/STUDY.md) | measured here | rule | verdict |", "|---|---|---|---|",
+            *map(_claim_row, claims)]
 
 
 def write_report(study_dir: str | Path, docs_dir: str | Path = "docs", *, ddpm_dir: str | Path | None = None,
                  anomaly_dir: str | Path | None = None, evaluate: bool = True,
-                 settings: EvalSettings | None = None) -> Path:
+                 settings: EvalSettings | None = None, speed: dict[str, Any] | None = None) -> Path:
     """Evaluate (or read cached evaluations of) every run and write `docs_dir/REPORT.md` + `docs_dir/figures/`."""
     settings = settings or EvalSettings()
     study_dir, docs_dir = Path(study_dir), Path(docs_dir)
@@ -306,15 +345,7 @@ def write_report(study_dir: str | Path, docs_dir: str | Path = "docs", *, ddpm_d
         save_png(rate_distortion_plot(runs), figures_dir / "rate_distortion.png")
     ddpm = _ddpm_summary(Path(ddpm_dir), figures_dir) if ddpm_dir and Path(ddpm_dir, "metrics.json").exists() \
         else None
-    claims = study_claims(runs, ddpm)
-    any_eval = next((r.evaluation for r in runs.values() if r.evaluation), None)
-    fid_note = ""
-    if any_eval:
-        f = any_eval["fid"]
-        fid_note = (f"FID: {f['n_gen']:,} prior samples per run vs {f['n_ref']:,} digits of `{f['reference']}` "
-                    f"(the study's 12k held-out split), standard Inception-v3 pool3; the real-vs-real floor at this "
-                    f"N is **{f['floor']:.2f}**: no generator can score below it at this sample size.")
-
+    claims = study_claims(runs, ddpm, speed)
     out = [
         "# The study, reproduced",
         "",
@@ -322,26 +353,15 @@ def write_report(study_dir: str | Path, docs_dir: str | Path = "docs", *, ddpm_d
         f"`{study_dir}` (the study's recipe: 20 epochs, batch 64, Adam 1e-3, 80/20 split, seed 0, 2 CPU cores). "
         "Do not edit by hand.",
         "",
-        "## Claims of the study, checked",
+        CLAIMS_HEADING,
         "",
-        "| claim (../shared/STUDY.md) | measured here | verdict |",
-        "|---|---|---|",
-        *map(_claim_row, claims),
+        *_claims_table(claims),
         "",
-        "## All runs",
+        RESULTS_HEADING,
         "",
         *_results_table(runs),
         "",
-        "Metrics on the study's 12,000 held-out digits, nats per image. BCE is summed over the 784 pixels; "
-        "ELBO = −(BCE + KLD); NLL is the importance-sampled estimate with k = 1000 on the first "
-        f"{settings.nll_images} held-out digits. On grey-level MNIST the Bernoulli BCE is not a normalised "
-        "likelihood: compare these numbers with each other, not with published likelihoods. "
-        f"{fid_note} \"Recognisable\" = share of prior samples our digit classifier labels with confidence > 0.9; "
-        "KL to uniform = KL(class histogram ‖ uniform) of those samples (0 = every digit equally often); "
-        "FD-classifier = Fréchet distance on the classifier's penultimate features (MNIST-specific, not an FID); "
-        "latent 5-NN = k-NN accuracy on the latent means of 5,000 held-out digits (class separation). "
-        "s/epoch is the training loop's wall time on a 2-core machine that other jobs shared, so it varies from run "
-        "to run by up to 3×; `benchmarks/vae_throughput.py` measures speed side by side.",
+        _results_note(runs, settings),
         "",
         "## Rate–distortion",
         "",
@@ -368,12 +388,46 @@ def write_report(study_dir: str | Path, docs_dir: str | Path = "docs", *, ddpm_d
     return report
 
 
+def _blocks(text: str) -> list[list[str]]:
+    """The report's lines grouped by `## ` section (the title block first)."""
+    blocks: list[list[str]] = []
+    for line in text.splitlines():
+        if line.startswith("## ") or not blocks:
+            blocks.append([])
+        blocks[-1].append(line)
+    return blocks
+
+
+def _rescore_results(block: list[str], runs: dict[str, Run], settings: EvalSettings) -> list[str]:
+    """The "All runs" section with the rows of `runs` re-rendered; the FIDs of the other rows (runs not on this
+    machine) are marked as measured with the old resize unless they already are."""
+    out = []
+    for line in block:
+        name = line.removeprefix("| `").split("`", 1)[0] if line.startswith("| `") else None
+        if name is not None and name in runs:
+            line = _result_row(runs[name])
+        elif name is not None:
+            cells = line.split(" | ")
+            if cells[7] not in ("–",) and not cells[7].endswith(LEGACY_MARK):
+                cells[7] += LEGACY_MARK
+            line = " | ".join(cells)
+        elif line.startswith("Metrics on the study's"):
+            line = _results_note(runs, settings)
+        out.append(line)
+    return out
+
+
 def update_report(docs_dir: str | Path = "docs", *, ddpm_dir: str | Path,
-                  anomaly_dir: str | Path | None = None) -> Path:
-    """Re-render the DDPM claims and the DDPM and anomaly sections of an existing `docs_dir/REPORT.md`, keeping its
-    VAE parts as they are: the DDPM and anomaly results may live on another machine than the VAE run folders.
+                  anomaly_dir: str | Path | None = None, study_dir: str | Path | None = None,
+                  evaluate: bool = True, settings: EvalSettings | None = None,
+                  speed: dict[str, Any] | None = None) -> Path:
+    """Re-render parts of an existing `docs_dir/REPORT.md` for a machine that holds only some of the results:
+    the DDPM claims and the DDPM and anomaly sections; with `study_dir` (e.g. `release/`, which holds the five
+    VAEs every VAE claim needs) also the whole claims table and the rows of those runs in the results table.
+    Rows of runs that are not here keep their numbers (their FIDs are marked as old-resize, pending).
     An anomaly folder without results keeps the report's anomaly section."""
     docs_dir = Path(docs_dir)
+    settings = settings or EvalSettings()
     report = docs_dir / "REPORT.md"
     if not report.exists():
         raise FileNotFoundError(f"{report} does not exist yet: write it with `python training/run_study.py`")
@@ -381,22 +435,48 @@ def update_report(docs_dir: str | Path = "docs", *, ddpm_dir: str | Path,
         raise FileNotFoundError(f"{ddpm_dir} is not a trained DDPM (no metrics.json)")
     figures_dir = docs_dir / "figures"
     ddpm = _ddpm_summary(Path(ddpm_dir), figures_dir)
-    rows = {c.claim: _claim_row(c) for c in study_claims({}, ddpm) if c.claim.startswith("DDPM")}
-    blocks: list[list[str]] = []
-    for line in report.read_text().splitlines():
-        if line.startswith("## ") or not blocks:
-            blocks.append([])
-        claim = line.removeprefix("| ").split(" | ")[0]
-        blocks[-1].append(rows.get(claim, line) if line.startswith("| DDPM") else line)
+    runs = collect_runs(Path(study_dir), evaluate, settings) if study_dir else {}
+    claims = study_claims(runs, ddpm, speed)
+    blocks = _blocks(report.read_text())
+    out: list[str] = []
+    for i, block in enumerate(blocks):
+        heading = block[0]
+        if heading.startswith(("## DDPM", ANOMALY_HEADING)):
+            continue
+        if i == 0 and runs:  # say what was re-rendered from where
+            block = [line for line in block if not line.startswith(RERENDER_NOTE)]
+            while block and not block[-1].strip():
+                block.pop()
+            block += ["", f"{RERENDER_NOTE} from `{study_dir}` and `{ddpm_dir}` by `python training/run_study.py "
+                          f"--update_ddpm_and_anomaly --rescore_dir {study_dir} --ddpm_dir {ddpm_dir}`; the other "
+                          "rows of the results table are from the full study run.", ""]
+        if heading.startswith(CLAIMS_HEADING):
+            old_rows = {line.removeprefix("| ").split(" | ")[0]: line for line in block if line.startswith("| ")}
+            rows = {c.claim: c for c in claims}
+            kept = claims if runs else [rows[c] if c in rows and c.startswith("DDPM") else _old_claim(line)
+                                        for c, line in old_rows.items() if not c.startswith(("claim", "---"))]
+            if not runs:  # claims of the DDPM that the old table did not have yet
+                kept += [c for c in claims if c.claim.startswith("DDPM") and c.claim not in old_rows]
+            block = [heading, "", *_claims_table(kept), ""]
+        elif heading.startswith(RESULTS_HEADING) and runs:
+            block = _rescore_results(block, runs, settings)
+        out += block
     old_anomaly = [line for b in blocks if b[0].startswith(ANOMALY_HEADING) for line in b]
-    kept = [line for b in blocks if not b[0].startswith(("## DDPM", ANOMALY_HEADING)) for line in b]
-    out = kept + _ddpm_section(ddpm) + (_anomaly_section(anomaly_dir, figures_dir) or old_anomaly)
+    out += _ddpm_section(ddpm) + (_anomaly_section(anomaly_dir, figures_dir) or old_anomaly)
     report.write_text("\n".join(out).rstrip("\n") + "\n")
     return report
 
 
+def _old_claim(row: str) -> Claim:
+    """A claim row of an existing report (3 or 4 columns) read back."""
+    cells = row.strip().strip("|").split(" | ")
+    cells = [c.strip() for c in cells]
+    verdict = cells[-1].strip("*")
+    return Claim(cells[0], cells[1], verdict, cells[2] if len(cells) == 4 else "")
+
+
 def _claim_row(claim: Claim) -> str:
-    return f"| {claim.claim} | {claim.measured} | **{claim.verdict}** |"
+    return f"| {claim.claim} | {claim.measured} | {claim.rule} | **{claim.verdict}** |"
 
 
 def _ddpm_summary(ddpm_dir: Path, figures_dir: Path) -> dict[str, Any]:
@@ -404,7 +484,8 @@ def _ddpm_summary(ddpm_dir: Path, figures_dir: Path) -> dict[str, Any]:
     metrics = json.loads((ddpm_dir / "metrics.json").read_text())
     history = metrics.get("history", [])
     summary = {"train_loss": metrics.get("train_loss"), "test_loss": metrics.get("test_loss"),
-               "epochs_done": len(history), "history": history, "parameters": metrics.get("parameters")}
+               "epochs_done": len(history), "history": history, "parameters": metrics.get("parameters"),
+               "test_loss_samples": metrics.get("test_loss_samples"), "test_samples": metrics.get("test_samples")}
     (figures_dir / "ddpm").mkdir(parents=True, exist_ok=True)
     for key, png in (("grid", "samples.png"), ("loss_curve", "loss_curve.png")):
         if (ddpm_dir / "figures" / png).exists():
@@ -438,18 +519,28 @@ def _anomaly_section(anomaly_dir: str | Path | None, figures_dir: Path) -> list[
     return lines
 
 
+def _held_out_loss_text(ddpm: dict[str, Any]) -> str:
+    n, total = ddpm.get("test_loss_samples"), ddpm.get("test_samples")
+    if n and total and n < total:
+        return f"held-out loss on the first {n:,} of the {total:,} held-out digits"
+    return "held-out loss on all held-out digits"
+
+
 def _ddpm_section(ddpm: dict[str, Any]) -> list[str]:
 
     lines = ["## DDPM", "",
              f"UNet2DModel, {ddpm['parameters']:,} parameters, cosine schedule over 4000 steps, ε-prediction, "
-             "EMA weights. Loss per epoch next to the study's final train 0.0278 / test 0.0280:", "",
-             "| epoch | train loss | test loss |", "|---:|---:|---:|"]
+             "EMA weights. Loss per epoch next to the study's final train 0.0278 / test 0.0280 "
+             f"({_held_out_loss_text(ddpm)}):", "",
+             "| epoch | train loss | held-out loss |", "|---:|---:|---:|"]
     lines += [f"| {h['epoch']} | {h['train_loss']:.4f} | {h['test_loss']:.4f} |" for h in ddpm["history"]]
     if ddpm.get("grid") or ddpm.get("loss_curve"):
         lines += ["", " ".join(f"![DDPM {k}]({ddpm[k]})" for k in ("grid", "loss_curve") if ddpm.get(k))]
     points = [ddpm[k] for k in ("fid_point", "raw_point") if ddpm.get(k)] + ddpm.get("other_points", [])
     if points:
-        lines += ["", "FID (`python training/evaluate_ddpm.py`), against the study's 28.11:", ""]
+        lines += ["", "FID (`python training/evaluate_ddpm.py`; the protocol is in [PROTOCOL.md](PROTOCOL.md)). The "
+                      "study's 28.11 names no N, reference set, Inception code or sampler, so it is not comparable "
+                      "with these:", ""]
         lines += [f"- {describe_point(p)}" for p in points]
     if ddpm.get("sweep"):
         sweep = ddpm["sweep"]
@@ -457,8 +548,16 @@ def _ddpm_section(ddpm: dict[str, Any]) -> list[str]:
                       f"floor {sweep[0]['fid']['floor']:.2f})", "",
                   f"![sampler sweep]({ddpm['sweep_plot']})", "",
                   "| sampler | steps | FID | recognisable | s per 16 digits |", "|---|---:|---:|---:|---:|"]
-        lines += [f"| {p['sampler']} | {p['steps']} | {p['fid']['fid']:.2f} | "
+        lines += [f"| {p['sampler']} | {p['steps']} | {p['fid']['fid']:.2f}"
+                  f"{'' if is_standard_fid(p['fid']) else LEGACY_MARK} | "
                   f"{p['classifier']['confident_share']:.1%} | {p['seconds_per_16']:.2f} |" for p in sweep]
+        if any(not is_standard_fid(p["fid"]) for p in sweep):
+            lines += ["", f"{LEGACY_MARK} measured with the old torch-bilinear resize, pending re-measurement."]
+        if any(p["fid"].get("reference") != "study-test" for p in sweep):
+            lines += ["", "This sweep was scored against the official test digits, the set the headline FID "
+                          "reports on; under [PROTOCOL.md](PROTOCOL.md) samplers and step counts are selected on the "
+                          "study's 12,000 held-out digits (`study-test`) instead: the choice it made is pending "
+                          "re-selection."]
         lines += ["", f"Seconds: wall time for 16 digits with {sweep[0]['torch_threads']} torch thread(s) on this "
                       "machine's CPU (other jobs may have shared it: the load average is in evaluation.json), the UNet "
                       f"in {sweep[0].get('precision', 'fp32')}."]

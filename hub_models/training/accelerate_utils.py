@@ -1,9 +1,8 @@
-"""Accelerate plumbing shared by the training scripts: the accelerator, atomic checkpoints, exact resume."""
+"""Accelerate plumbing shared by the trainers: the accelerator, atomic checkpoints, exact resume."""
 
 from __future__ import annotations
 
-import argparse
-import logging
+import hashlib
 import math
 import os
 import re
@@ -14,28 +13,13 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
+from accelerate.state import PartialState
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, gather_object
 
-logger = logging.getLogger(__name__)
+from hub_models.training.progress import logger
 
 CHECKPOINTS_DIR = "checkpoints"
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer ≥ 1, with a message that names the bad value."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """argparse type: a finite number ≥ 0."""
-    value = float(text)
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number ≥ 0, got {text}")
-    return value
 
 
 def make_accelerator(output_dir: str | os.PathLike, *, mixed_precision: str | None = None,
@@ -104,21 +88,45 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str | os.PathLike, ste
     return final
 
 
+class CheckpointLayoutError(RuntimeError):
+    """A checkpoint written with other registered state than this trainer's (another script or version)."""
+
+
+def _load_state(accelerator: Accelerator, path: Path) -> None:
+    try:
+        accelerator.load_state(str(path))
+    except RuntimeError as err:
+        if "does not match the number of registered objects" in str(err):  # accelerate's wording
+            raise CheckpointLayoutError(
+                f"{path} holds other training state than this script saves (another script or an older "
+                "version wrote it); nothing was changed. Resume it with the script that wrote it."
+            ) from None
+        raise
+
+
+def root_checkpoint(output_dir: str | os.PathLike, step: int) -> Path:
+    """`<output_dir>/checkpoints/checkpoint-<step>`."""
+    return Path(output_dir) / CHECKPOINTS_DIR / f"checkpoint-{step}"
+
+
 def load_checkpoint(accelerator: Accelerator, output_dir: str | os.PathLike, which: str) -> int | None:
     """Restore `which` (`latest` or a path); returns the global step, or None when there is nothing to resume.
 
     With `latest`, a checkpoint that fails to load (truncated, corrupt) is skipped with a warning and the
-    previous one is tried.
+    previous one is tried; one written by another script (CheckpointLayoutError) stops the run instead of
+    silently starting a new one over it.
     """
     if which != "latest":
-        accelerator.load_state(str(which))
+        _load_state(accelerator, Path(which))
         return checkpoint_step(which)
     for path in reversed(list_checkpoints(output_dir)):
         try:
-            accelerator.load_state(str(path))
+            _load_state(accelerator, path)
             return checkpoint_step(path)
+        except CheckpointLayoutError:
+            raise
         except Exception as err:
-            accelerator.print(f"warning: skipping unreadable checkpoint {path} ({type(err).__name__}: {err})")
+            logger.warning(f"skipping unreadable checkpoint {path} ({type(err).__name__}: {err})")
     return None
 
 
@@ -143,7 +151,9 @@ def resume_from(accelerator: Accelerator, output_dir: str | os.PathLike, which: 
     if which:
         step = load_checkpoint(accelerator, output_dir, which)
         if step is None:
-            accelerator.print("No checkpoint to resume from: starting a new run.")
+            logger.info("No checkpoint to resume from: starting a new run.")
+        else:
+            logger.info(f"Resumed from checkpoint-{step}: step {step}, epoch {step // updates_per_epoch + 1}")
     return resume_point(step, updates_per_epoch, gradient_accumulation_steps)
 
 
@@ -169,27 +179,38 @@ class Stopwatch:
         self.total += time.perf_counter() - (self._start or time.perf_counter())
 
 
-def check_finite(loss: torch.Tensor, step: int) -> None:
-    """Stop on NaN/inf instead of writing garbage weights over the last good checkpoint."""
-    if not torch.isfinite(loss).all():
-        raise FloatingPointError(
-            f"loss became {loss.item()} at step {step}; stopping. The last good checkpoint is kept: lower the "
-            "learning rate or resume with --resume_from_checkpoint latest."
-        )
-
-
 class CheckpointedGenerator:
     """A torch.Generator for training noise whose state is saved with `accelerator.save_state`.
 
     The global RNG is not enough for an exact resume: each new DataLoader iterator draws from it, so a resumed run
     would see shifted noise. Register with `accelerator.register_for_checkpointing(rng)`; use `rng.generator`.
+    accelerate saves custom state from the main process only, so every process's state is gathered into it
+    (`states`); `state` is the main process's, as in checkpoints written before, which still load.
     """
 
     def __init__(self, seed: int, device: str | torch.device = "cpu") -> None:
         self.generator = torch.Generator(device=device).manual_seed(seed)
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"state": self.generator.get_state()}
+    def state_dict(self) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+        state = self.generator.get_state()
+        if PartialState().num_processes == 1:
+            return {"state": state}
+        return {"state": state, "states": gather_object([state])}  # a collective: save_state runs on every rank
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.generator.set_state(state["state"])
+    def load_state_dict(self, state: dict[str, torch.Tensor | list[torch.Tensor]]) -> None:
+        partial = PartialState()
+        states = state.get("states")
+        if states is not None and len(states) == partial.num_processes:
+            self.generator.set_state(states[partial.process_index])
+        else:
+            self.generator.set_state(state["state"])
+
+
+def weights_fingerprint(*modules: torch.nn.Module) -> str:
+    """sha256 of the modules' state dicts (names and bytes): equal on every rank of an in-sync data-parallel run."""
+    digest = hashlib.sha256()
+    for module in modules:
+        for name, tensor in sorted(module.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()

@@ -3,8 +3,8 @@
 `accelerator.save_state` writes the optimizer, lr schedule, RNG states and registered objects with `torch.save`
 (pickles). To carry an unfinished run across machines (a fresh machine loses `runs/`), `export_checkpoint` turns such
 a folder into safetensors (every tensor and array) + JSON (everything else, tuples kept as tuples), bit for bit;
-`import_checkpoint` writes the accelerate folder back under `<output_dir>/checkpoints/`, so
-`--resume_from_checkpoint latest` continues exactly where the exported run stopped. Nothing is ever unpickled from
+`import_checkpoint` writes the accelerate folder back; `--resume_from_checkpoint <portable folder>` does that under
+`<output_dir>/checkpoints/` and continues exactly where the exported run stopped. Nothing is ever unpickled from
 the portable folder.
 """
 
@@ -21,7 +21,6 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from hub_models.io import write_json_atomic
-from hub_models.training.accelerate_utils import CHECKPOINTS_DIR, checkpoint_step
 
 FORMAT = "mnist-genlab-portable-checkpoint"
 FORMAT_VERSION = 1
@@ -71,13 +70,12 @@ def _decode(node: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return {k: _decode(v, tensors) for k, v in node["__dict__"]}
 
 
-def export_checkpoint(checkpoint_dir: str | os.PathLike, dest: str | os.PathLike) -> Path:
-    """Write accelerate checkpoint `checkpoint_dir` (…/checkpoint-<step>) as a portable folder `dest`, replacing it.
+def export_checkpoint(checkpoint_dir: str | os.PathLike, dest: str | os.PathLike, step: int) -> Path:
+    """Write accelerate checkpoint `checkpoint_dir` (of update `step`) as a portable folder `dest`, replacing it.
 
     Safetensors files are copied; each pickled file becomes `<name>.json` + `<name>.safetensors`. The pickles read
     here are the run's own, written by this machine's `accelerator.save_state`."""
     source, dest = Path(checkpoint_dir), Path(dest)
-    step = checkpoint_step(source)
     tmp = dest.with_name(f".tmp-{dest.name}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -106,13 +104,19 @@ def is_portable_checkpoint(path: str | os.PathLike) -> bool:
     return index.is_file() and json.loads(index.read_text()).get("format") == FORMAT
 
 
-def import_checkpoint(portable_dir: str | os.PathLike, output_dir: str | os.PathLike) -> Path:
-    """Recreate the accelerate checkpoint of `portable_dir` as `<output_dir>/checkpoints/checkpoint-<step>`."""
+def portable_step(portable_dir: str | os.PathLike) -> int:
+    """The update the portable checkpoint was taken at."""
     src = Path(portable_dir)
     if not is_portable_checkpoint(src):
         raise PortableCheckpointError(f"{src} is not a portable checkpoint (no {INDEX_FILE} of format {FORMAT!r})")
+    return int(json.loads((src / INDEX_FILE).read_text())["step"])
+
+
+def import_checkpoint(portable_dir: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Recreate the accelerate checkpoint of `portable_dir` as the folder `dest` (replaced if it exists)."""
+    src, final = Path(portable_dir), Path(dest)
+    portable_step(src)  # refuses anything that is not a portable checkpoint
     index = json.loads((src / INDEX_FILE).read_text())
-    final = Path(output_dir) / CHECKPOINTS_DIR / f"checkpoint-{index['step']}"
     tmp = final.with_name(f".tmp-{final.name}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -137,4 +141,5 @@ __all__ = [
     "export_checkpoint",
     "import_checkpoint",
     "is_portable_checkpoint",
+    "portable_step",
 ]

@@ -1,0 +1,134 @@
+"""Training a DDPM: the loss of one batch, one optimizer step, the held-out loss, and label dropout for
+classifier-free guidance. The loop around them (checkpoints, EMA bookkeeping, evaluation) is
+`hub_models.training.ddpm.DDPMTrainer`; benchmarks/ddpm_throughput.py times `training_step` itself.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import extract_model_from_parallel
+from diffusers import UNet2DModel
+from diffusers.training_utils import EMAModel
+
+from hub_models.diffusion.sampling import num_classes
+from hub_models.io import check_finite
+
+
+def to_model_range(images: torch.Tensor) -> torch.Tensor:
+    """uint8 `(batch, 28, 28)` → float `(batch, 1, 28, 28)` in [-1, 1], on the images' device."""
+    return images.unsqueeze(1).float().div_(127.5).sub_(1.0)
+
+
+def target_for(scheduler, x0: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+    """What the UNet learns to predict under the scheduler's `prediction_type`."""
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        return noise
+    if kind == "v_prediction":
+        return scheduler.get_velocity(x0, noise, timesteps)
+    return x0
+
+
+def drop_labels(labels: torch.Tensor, p: float, null_class: int, generator: torch.Generator) -> torch.Tensor:
+    """Labels with each one replaced by `null_class` with probability `p` (classifier-free guidance's label
+    dropout: the same UNet learns the unconditional ε_∅ on the null class)."""
+    if p == 0:
+        return labels
+    drop = torch.rand(labels.shape, generator=generator, device=generator.device) < p
+    return torch.where(drop.to(labels.device), torch.full_like(labels, null_class), labels)
+
+
+def diffusion_loss(
+    model: torch.nn.Module,
+    noise_scheduler,
+    images: torch.Tensor,
+    generator: torch.Generator,
+    class_labels: torch.Tensor | None = None,
+    label_dropout: float = 0.0,
+) -> torch.Tensor:
+    """The DDPM loss of one batch of uint8 digits `(batch, 28, 28)`: noise them at random timesteps, MSE to the
+    target. With `class_labels` (a conditional UNet), labels are first dropped to the null class with probability
+    `label_dropout`."""
+    x0 = to_model_range(images)
+    noise = torch.randn(x0.shape, generator=generator, device=x0.device)
+    timesteps = torch.randint(
+        0, noise_scheduler.config.num_train_timesteps, (len(x0),), generator=generator, device=x0.device
+    )
+    kwargs = {}
+    if class_labels is not None:
+        null = num_classes(extract_model_from_parallel(model))  # the last embedding
+        kwargs["class_labels"] = drop_labels(class_labels, label_dropout, null, generator)
+    pred = model(noise_scheduler.add_noise(x0, noise, timesteps), timesteps, **kwargs).sample
+    return F.mse_loss(pred.float(), target_for(noise_scheduler, x0, noise, timesteps).float())
+
+
+def training_step(
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    lr_scheduler,
+    noise_scheduler,
+    images: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    max_grad_norm: float,
+    ema: EMAModel | None = None,
+    step: int = 0,
+    class_labels: torch.Tensor | None = None,
+    label_dropout: float = 0.0,
+) -> torch.Tensor:
+    """One micro-batch: loss, backward, then clipping + optimizer/lr/EMA updates when gradients sync.
+    Returns the (detached) loss. Raises FloatingPointError on a NaN/inf loss, before anything is updated."""
+    with accelerator.accumulate(model):
+        loss = diffusion_loss(model, noise_scheduler, images, generator, class_labels, label_dropout)
+        check_finite(loss, step)
+        accelerator.backward(loss)
+        if accelerator.sync_gradients and max_grad_norm > 0:
+            accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+        optimizer.step()
+        lr_scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+    if accelerator.sync_gradients and ema is not None:
+        ema.step(accelerator.unwrap_model(model).parameters())
+    return loss.detach()
+
+
+@torch.no_grad()
+def held_out_loss(
+    model: UNet2DModel,
+    scheduler,
+    images: torch.Tensor,
+    batch_size: int,
+    seed: int,
+    accelerator: Accelerator,
+    labels: torch.Tensor | None = None,
+) -> float:
+    """Held-out MSE with noise and timesteps drawn from `seed + batch index`: the same numbers every epoch, on
+    any number of processes (batches are dealt out round-robin and the sums all-reduced). A conditional UNet is
+    scored on the true `labels` (no dropout)."""
+    was_training = model.training
+    model.eval()
+    device = accelerator.device
+    total = torch.zeros(2, device=device, dtype=torch.float64)
+    batches = images.split(batch_size)
+    label_batches = labels.split(batch_size) if labels is not None else None
+    for index in range(accelerator.process_index, len(batches), accelerator.num_processes):
+        x0 = to_model_range(batches[index]).to(device)
+        gen = torch.Generator().manual_seed(seed + index)
+        noise = torch.randn(x0.shape, generator=gen).to(device)
+        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),), generator=gen).to(device)
+        kwargs = {"class_labels": label_batches[index].to(device)} if label_batches is not None else {}
+        with accelerator.autocast():
+            pred = model(scheduler.add_noise(x0, noise, timesteps), timesteps, **kwargs).sample
+        per_image = F.mse_loss(
+            pred.float(), target_for(scheduler, x0, noise, timesteps).float(), reduction="none"
+        ).mean(dim=(1, 2, 3))
+        total += torch.stack([per_image.sum().double(), torch.tensor(len(x0), device=device, dtype=torch.float64)])
+    total = accelerator.reduce(total, reduction="sum")
+    model.train(was_training)
+    return (total[0] / total[1]).item()
+
+
+__all__ = ["diffusion_loss", "drop_labels", "held_out_loss", "target_for", "to_model_range", "training_step"]

@@ -1,0 +1,219 @@
+"""The DDPM trainer: the study's UNet2DModel predicting ε under a cosine schedule over 4000 timesteps, with an EMA
+of the weights, and optionally class-conditional (10 digits + the null class of classifier-free guidance).
+
+After every epoch the run folder holds a usable pipeline (EMA weights in unet/, raw in unet_non_ema/), a sample
+grid, the loss curve and metrics.json, so a run cut short is still usable. See docs/DDPM.md.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+from diffusers import UNet2DModel
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from PIL import Image
+from torch.utils.data import DataLoader, TensorDataset
+
+from hub_models.diffusion import DEFAULT_GUIDANCE_SCALE, make_train_scheduler, sample_images, save_pipeline
+from hub_models.diffusion.training import held_out_loss, training_step
+from hub_models.figures import figure_to_pil, plt, save_png, to_pil
+from hub_models.io import save_pretrained_atomic, write_json_atomic
+from hub_models.models.unet import count_parameters, unet_config
+from hub_models.reference import STUDY_DDPM
+from hub_models.training.progress import logger
+from hub_models.training.trainer import Trainer, TrainState
+
+NUM_DIGITS = 10
+
+
+def make_ddpm_unet(model_config: str, class_conditional: bool = False) -> UNet2DModel:
+    """The UNet of `--model_config`; class-conditional: `num_class_embeds` = 10 digits + the null class (index 10,
+    the last), with diffusers' default learned class embedding added to the timestep embedding."""
+    config = unet_config(model_config)
+    if class_conditional:
+        config["num_class_embeds"] = NUM_DIGITS + 1
+    return UNet2DModel(**config)
+
+
+class DDPMTrainer(Trainer):
+    """`training/train_ddpm.py`: the study's DDPM recipe, unconditional or class-conditional, one code path."""
+
+    name = "train_ddpm"
+
+    def build(self) -> tuple[torch.nn.Module, torch.optim.Optimizer, DataLoader]:
+        args = self.args
+        model = make_ddpm_unet(args.model_config, args.class_conditional)
+        self.noise_scheduler = make_train_scheduler(args.num_train_timesteps, args.beta_schedule,
+                                                    args.prediction_type)
+        self.ema = None
+        if args.use_ema:
+            self.ema = EMAModel(
+                model.parameters(),
+                decay=args.ema_max_decay,
+                use_ema_warmup=True,
+                inv_gamma=args.ema_inv_gamma,
+                power=args.ema_power,
+                model_cls=UNet2DModel,
+                model_config=model.config,
+            )
+        optimizer = torch.optim.Adam(
+            model.parameters(),
+            lr=args.learning_rate,
+            betas=(args.adam_beta1, args.adam_beta2),
+            weight_decay=args.adam_weight_decay,
+            eps=args.adam_epsilon,
+        )
+        # uint8 tensors stay in memory; batches become floats on the device: no per-item PIL transforms.
+        dataset = TensorDataset(self.train_split.images, self.train_split.labels)
+        loader = DataLoader(dataset, batch_size=args.train_batch_size, shuffle=True, drop_last=False,
+                            num_workers=args.num_workers)
+        return model, optimizer, loader
+
+    def make_lr_scheduler(self, optimizer: torch.optim.Optimizer, max_steps: int) -> Any:
+        return get_scheduler(self.args.lr_scheduler, optimizer,
+                             num_warmup_steps=self.args.lr_warmup_steps * self.accelerator.num_processes,
+                             num_training_steps=max_steps)
+
+    def checkpointed(self) -> list[Any]:
+        return [self.ema] if self.ema is not None else []
+
+    def after_resume(self) -> None:
+        self.ema_unet = None
+        if self.ema is not None:
+            self.ema.to(self.accelerator.device)  # load_state puts the shadow weights on the CPU
+            config = self.accelerator.unwrap_model(self.model).config
+            self.ema_unet = UNet2DModel.from_config(config).to(self.accelerator.device)
+        self.eval_images = self.held_out.images[: self.args.max_eval_samples]
+        self.eval_labels = self.held_out.labels[: self.args.max_eval_samples] if self.args.class_conditional else None
+
+    def describe(self) -> str:
+        kind = "class-conditional " if self.args.class_conditional else ""
+        return (f"{kind}UNet '{self.args.model_config}': {count_parameters(self.model):,} parameters; "
+                + super().describe())
+
+    def training_step(self, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        images, labels = batch
+        loss = training_step(
+            self.accelerator, self.model, self.optimizer, self.lr_scheduler, self.noise_scheduler, images,
+            self.noise.generator, max_grad_norm=self.args.max_grad_norm, ema=self.ema, step=self.global_step,
+            class_labels=labels if self.args.class_conditional else None, label_dropout=self.args.label_dropout,
+        )  # fmt: skip
+        return loss, {}
+
+    def update_logs(self, loss: float, sums: dict[str, float]) -> dict[str, float]:
+        return {"train/ema_decay": self.ema.cur_decay_value} if self.ema is not None else {}
+
+    def postfix(self, loss: float, sums: dict[str, float]) -> dict[str, str]:
+        return {"loss": f"{loss:.4f}", "epoch mean": f"{self.state.epoch_loss():.4f}"}
+
+    def end_of_epoch(self, epoch: int) -> dict[str, Any]:
+        """Held-out loss with fixed noise (raw and EMA weights)."""
+        args, acc = self.args, self.accelerator
+        # The unwrapped model: ranks may run different numbers of eval batches, so no DDP forward here.
+        scored = [("test_loss", self.unwrapped)]
+        if self.ema is not None:
+            self.ema.copy_to(self.ema_unet.parameters())
+            scored.append(("test_loss_ema", self.ema_unet))
+        entry = {"epoch": epoch + 1, "step": self.global_step, "train_loss": self.state.epoch_loss()}
+        for key, unet in scored:
+            entry[key] = held_out_loss(unet, self.noise_scheduler, self.eval_images, args.eval_batch_size,
+                                       args.eval_seed, acc, labels=self.eval_labels)
+        entry["complete"] = self.state.epoch_updates == self.steps_per_epoch
+        acc.log({f"epoch/{k}": entry[k] for k in ("train_loss", "test_loss", "test_loss_ema") if k in entry},
+                step=self.global_step)
+        logger.info(f"epoch {epoch + 1}: train loss {entry['train_loss']:.4f} | test loss {entry['test_loss']:.4f}"
+                    + (f" (EMA {entry['test_loss_ema']:.4f})" if "test_loss_ema" in entry else ""))
+        return entry
+
+    def fingerprint_modules(self) -> tuple[torch.nn.Module, ...]:
+        return (self.unwrapped, self.ema_unet) if self.ema_unet is not None else (self.unwrapped,)
+
+    def write_epoch(self, epoch: int) -> None:
+        """The pipeline folder (EMA weights in unet/, raw in unet_non_ema/), a sample grid and metrics.json."""
+        args = self.args
+        sampling_unet = self.ema_unet if self.ema_unet is not None else self.unwrapped
+        save_pipeline(sampling_unet, self.noise_scheduler, self.output_dir)
+        save_pretrained_atomic(self.unwrapped, self.output_dir / "unet_non_ema", safe_serialization=True)
+
+        t0 = time.perf_counter()
+        grid, num_images = self.sample_grid(sampling_unet)
+        sample_seconds = time.perf_counter() - t0
+        figures = self.output_dir / "figures"
+        save_png(grid, figures / f"samples_epoch_{epoch + 1:03d}.png")
+        save_png(grid, figures / "samples.png")
+        save_png(loss_figure(self.state, self.steps_per_epoch), figures / "loss_curve.png")
+
+        last = self.state.history[-1]
+        write_json_atomic(self.output_dir / "metrics.json", {
+            "model": "ddpm",
+            "unet_config": str(args.model_config),
+            "parameters": count_parameters(self.unwrapped),
+            "num_train_timesteps": args.num_train_timesteps,
+            "beta_schedule": args.beta_schedule,
+            "prediction_type": args.prediction_type,
+            "class_conditional": args.class_conditional,
+            **({"num_class_embeds": NUM_DIGITS + 1, "label_dropout": args.label_dropout}
+               if args.class_conditional else {}),
+            "ema": self.ema_unet is not None,
+            "train_loss": last["train_loss"],
+            "test_loss": last["test_loss"],
+            **({"test_loss_ema": last["test_loss_ema"]} if "test_loss_ema" in last else {}),
+            "history": self.state.history,
+            "epochs": epoch + 1,
+            "epochs_planned": args.num_epochs,
+            "mixed_precision": self.accelerator.mixed_precision,
+            "train_batch_size": args.train_batch_size,
+            "gradient_accumulation_steps": args.gradient_accumulation_steps,
+            **self.run_summary(),
+            "sampler": {"name": args.sampler, "steps": args.sample_steps, "seconds": sample_seconds,
+                        "num_images": num_images,
+                        **({"guidance_scale": args.guidance_scale} if args.class_conditional else {})},
+            "test_loss_samples": len(self.eval_images),
+            "loss_curve": self.state.loss_curve,
+            "study": STUDY_DDPM,
+        })  # fmt: skip
+
+    def sample_grid(self, unet: UNet2DModel) -> tuple[Image.Image, int]:
+        """`--num_sample_images` digits in a square grid; class-conditional: one row per digit 0–9 (rounded up to
+        whole rows). Returns (grid, number of digits)."""
+        args = self.args
+        kwargs: dict[str, Any] = {}
+        if args.class_conditional:
+            per_row = math.ceil(args.num_sample_images / NUM_DIGITS)
+            kwargs = {"class_labels": torch.arange(NUM_DIGITS).repeat_interleave(per_row),
+                      "guidance_scale": args.guidance_scale}
+            num_images = per_row * NUM_DIGITS
+        else:
+            per_row, num_images = math.ceil(math.sqrt(args.num_sample_images)), args.num_sample_images
+        images = sample_images(unet, self.noise_scheduler.config, args.sampler, args.sample_steps, num_images,
+                               generator=torch.Generator().manual_seed(args.seed), **kwargs)
+        return to_pil(images, nrow=per_row, scale=3), num_images
+
+
+def loss_figure(state: TrainState, steps_per_epoch: int) -> Image.Image:
+    """Training loss per update (smoothed) and per-epoch train/test losses, next to the study's figures."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    curve = torch.tensor(state.loss_curve)
+    window = max(1, min(50, len(curve) // 10))
+    smooth = curve.unfold(0, window, 1).mean(1) if len(curve) >= window else curve
+    ax.plot(
+        torch.arange(window, window + len(smooth)) / steps_per_epoch, smooth, lw=1, label=f"train (mean of {window})"
+    )
+    epochs = [h for h in state.history if h.get("complete")]
+    if epochs:
+        x = [h["step"] / steps_per_epoch for h in epochs]
+        ax.plot(x, [h["train_loss"] for h in epochs], "o-", label="train, epoch mean")
+        ax.plot(x, [h["test_loss"] for h in epochs], "s-", label="held-out")
+    ax.axhline(STUDY_DDPM["test_loss"], color="grey", ls="--", lw=1, label="study: test 0.0280")
+    ax.set(xlabel="epoch", ylabel="ε-prediction MSE", yscale="log", title="DDPM training loss")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    return figure_to_pil(fig)
+
+
+__all__ = ["DEFAULT_GUIDANCE_SCALE", "NUM_DIGITS", "DDPMTrainer", "loss_figure", "make_ddpm_unet"]
