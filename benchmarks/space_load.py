@@ -14,6 +14,9 @@ of two protocols (`--protocols`):
 - `rest`: gradio's REST call API, as `curl` or any HTTP client uses it: `POST /gradio_api/call/<api>` gives an
   event id, `GET /gradio_api/call/<api>/<event_id>` streams the result (a new session for every request).
 Either way the user then downloads the result PNG. Requests still running at the deadline finish and count.
+In a browser the sliders no longer call the server (the app decodes them in the page with
+`hub_models.space.decoder_js`); `/decode_latent` is what API clients, and a browser whose model has no browser
+decoder, call: that is the server path measured here. The app batches it (`batch=True`, up to 32 requests a call).
 Reported per endpoint, protocol and N: requests, throughput, p50/p95/max latency, errors, the CPU use of server
 and clients (cores: CPU seconds / wall seconds) and the load average of the machine (other jobs share its cores).
 Real users run on other machines; here
@@ -48,6 +51,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from hub_models.reference import RELEASE_VAES  # noqa: E402  (after the checkout is on sys.path)
+
 DECODE_P95_TARGET_S = 1.0
 
 
@@ -74,6 +79,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--decode_limit", type=int, default=None,
                    help="Experiment: run the launched app with this concurrency_limit on the slider decode "
                         "instead of the app's own.")
+    p.add_argument("--decode_batch", type=int, default=None,
+                   help="Experiment: run the launched app with this max_batch_size on /decode_latent (1: no "
+                        "batching in effect) instead of the app's own.")
+    p.add_argument("--start_timeout", type=float, default=600.0,
+                   help="Seconds to wait for the launched app to answer (a busy 2-core machine needs minutes).")
     p.add_argument("--json", default=None, help="Also write the results to this JSON file.")
     return p.parse_args(argv)
 
@@ -89,7 +99,7 @@ def build_models(kind: str, root: Path) -> tuple[dict[str, str], str]:
     from hub_models import ConvVAE
 
     release = REPO_ROOT / "release"
-    vaes = sorted(d for d in release.glob("vae-*") if (d / "config.json").is_file()) if release.is_dir() else []
+    vaes = [release / name for name in RELEASE_VAES if (release / name / "config.json").is_file()]  # the Space's
     if kind == "auto":
         kind = "release" if vaes else "tiny"
     torch.manual_seed(0)
@@ -141,32 +151,38 @@ def logged_stream(*args, **kwargs):
     finally:
         log.write(json.dumps([start, time.monotonic()]) + "\\n")
 sl.ddpm_stream = logged_stream
-if os.environ.get("SPACE_LOAD_DECODE_LIMIT"):  # experiment: another concurrency limit on the slider decode
-    import gradio as gr
-    on = gr.on
-    def on_with_limit(*args, **kwargs):
+if os.environ.get("SPACE_LOAD_DECODE_LIMIT") or os.environ.get("SPACE_LOAD_DECODE_BATCH"):
+    # experiment: another concurrency limit / batch size on /decode_latent than the app's own
+    from gradio.blocks import BlocksConfig
+    set_trigger = BlocksConfig.set_event_trigger
+    def set_trigger_for_experiment(self, *args, **kwargs):
         if kwargs.get("api_name") == "decode_latent":
-            kwargs["concurrency_limit"] = int(os.environ["SPACE_LOAD_DECODE_LIMIT"])
-        return on(*args, **kwargs)
-    gr.on = on_with_limit
+            if os.environ.get("SPACE_LOAD_DECODE_LIMIT"):
+                kwargs["concurrency_limit"] = int(os.environ["SPACE_LOAD_DECODE_LIMIT"])
+            if os.environ.get("SPACE_LOAD_DECODE_BATCH"):
+                kwargs["max_batch_size"] = int(os.environ["SPACE_LOAD_DECODE_BATCH"])
+        return set_trigger(self, *args, **kwargs)
+    BlocksConfig.set_event_trigger = set_trigger_for_experiment
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
 def launch(models: dict[str, str], torch_threads: int, log: Path, ddpm_log: Path,
-           decode_limit: int | None = None) -> tuple[subprocess.Popen, str]:
+           decode_limit: int | None = None, start_timeout: float = 600.0,
+           decode_batch: int | None = None) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = dict(os.environ, GENLAB_TORCH_THREADS=str(torch_threads), GRADIO_ANALYTICS_ENABLED="False",
                GENLAB_CALIBRATION_DIGITS=os.environ.get("GENLAB_CALIBRATION_DIGITS", "1000"),
-               SPACE_LOAD_DDPM_LOG=str(ddpm_log), SPACE_LOAD_DECODE_LIMIT=str(decode_limit or ""))
+               SPACE_LOAD_DDPM_LOG=str(ddpm_log), SPACE_LOAD_DECODE_LIMIT=str(decode_limit or ""),
+               SPACE_LOAD_DECODE_BATCH=str(decode_batch or ""))
     cmd = [sys.executable, "-c", SERVER_WRAPPER, str(REPO_ROOT / "spaces_app" / "app.py"), "--port", str(port),
            "--host", "127.0.0.1", "--models", ",".join(f"{k}={v}" for k, v in models.items())]
     proc = subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=REPO_ROOT)
     url = f"http://127.0.0.1:{port}/"
     import httpx
 
-    deadline = time.time() + 300
+    deadline = time.time() + start_timeout
     while time.time() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"the app exited with code {proc.returncode}; see {log}")
@@ -177,7 +193,7 @@ def launch(models: dict[str, str], torch_threads: int, log: Path, ddpm_log: Path
             pass
         time.sleep(0.5)
     proc.kill()
-    raise SystemExit(f"the app did not start in 300 s; see {log}")
+    raise SystemExit(f"the app did not start in {start_timeout:g} s; see {log}")
 
 
 def cpu_seconds(pid: int | None) -> float | None:
@@ -279,15 +295,13 @@ async def _download(http, image, download: bool) -> None:
         (await http.get(image["url"])).raise_for_status()
 
 
-async def _user(endpoint: str, protocol: str, url: str, fn_index: int, args: tuple, deadline: float,
+async def _user(http, endpoint: str, protocol: str, url: str, fn_index: int, args: tuple, deadline: float,
                 result: Result, seed: int, download: bool) -> None:
     import random
     import uuid
 
-    import httpx
-
     rng, session = random.Random(seed), uuid.uuid4().hex[:11]  # one session per user, as one browser tab
-    async with httpx.AsyncClient(timeout=600) as http:
+    async with http:
         while True:  # at least one request, then until the deadline
             t0 = time.perf_counter()
             try:
@@ -315,14 +329,22 @@ def run_load(endpoint: str, url: str, fn_index: int, n: int, args: tuple, durati
     """n users, each an asyncio task with its own HTTP client, for `duration` seconds."""
     import asyncio
 
+    import httpx
+
     async def all_users() -> None:
-        await asyncio.gather(*[_user(endpoint, protocol, url, fn_index, args, deadline, result, i, download)
-                               for i in range(n)])
+        nonlocal cpu0, own0, t0
+        # The users' HTTP clients exist before the clock starts: building one costs ~10–50 ms of CPU (its SSL
+        # context), and 32 built inside the run stalled every user's first request behind the others' set-up
+        # (a real visitor's browser is on another machine).
+        clients = [httpx.AsyncClient(timeout=600) for _ in range(n)]
+        cpu0, own0, t0 = cpu_seconds(server_pid), time.process_time(), time.perf_counter()
+        deadline = t0 + duration
+        await asyncio.gather(*[_user(http, endpoint, protocol, url, fn_index, args, deadline, result, i, download)
+                               for i, http in enumerate(clients)])
 
     result = Result(endpoint, n, protocol, load_before=os.getloadavg())
     since = time.monotonic()
-    cpu0, own0, t0 = cpu_seconds(server_pid), time.process_time(), time.perf_counter()
-    deadline = t0 + duration
+    cpu0, own0, t0 = None, 0.0, 0.0
     asyncio.run(all_users())
     result.seconds = time.perf_counter() - t0
     cpu1 = cpu_seconds(server_pid)
@@ -400,7 +422,8 @@ def main(args: argparse.Namespace) -> int:
             print(f"launching the app with {description} …", flush=True)
             t = time.perf_counter()
             ddpm_log = work / "ddpm_intervals.jsonl"
-            proc, url = launch(models, args.torch_threads, work / "app.log", ddpm_log, args.decode_limit)
+            proc, url = launch(models, args.torch_threads, work / "app.log", ddpm_log, args.decode_limit,
+                               args.start_timeout, args.decode_batch)
             print(f"app up at {url} in {time.perf_counter() - t:.0f} s (log: {work / 'app.log'})", flush=True)
         pid = proc.pid if proc else None
         if args.client_nice:

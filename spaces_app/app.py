@@ -44,6 +44,7 @@ from hub_models.figures import to_pil  # noqa: E402
 from hub_models.io import log  # noqa: E402
 from hub_models.space import about  # noqa: E402
 from hub_models.space import logic as sl  # noqa: E402
+from hub_models.space.decoder_js import live_decode_js  # noqa: E402
 from hub_models.space.preprocess import (  # noqa: E402
     EMPTY_MESSAGE,
     MAX_UPLOAD_BYTES,
@@ -60,6 +61,7 @@ TITLE = "mnist-genlab — β-VAEs and a DDPM on MNIST"
 MAX_SLIDERS = 8
 FIRST_DIGITS = {"reconstruct": 7, "interpolate_a": 0, "interpolate_b": 6}  # the test digits a first visit shows
 GPU_DURATION = 120  # seconds a ZeroGPU call may hold the GPU: 64 digits × 1000 steps fit
+DECODE_BATCH = 32  # slider requests waiting in the queue are decoded in one call (one session state per batch)
 CSS = """
 .pixelated img, .pixelated canvas { image-rendering: pixelated; }
 #decoded-digit img { width: 100%; height: 100%; object-fit: contain; }
@@ -307,6 +309,11 @@ def build_demo(reg: sl.Registry, config: dict[str, Any] | None = None) -> gr.Blo
                     lat_digit = gr.Image(first_digit, label="decoded digit", format="png", type="pil",
                                          interactive=False, height=300, elem_classes="pixelated",
                                          elem_id="decoded-digit", buttons=["download"])
+                    # The decoder as data for the browser (None: the server decodes), and the counter the browser
+                    # bumps to ask the server instead (its change runs /decode_latent).
+                    lat_decoder = gr.JSON(sl.browser_decoder(first) if first else None, visible="hidden",
+                                          elem_id="latent-decoder")
+                    lat_fallback = gr.Number(0, precision=0, visible="hidden", elem_id="latent-fallback")
                 with gr.Column(scale=2, min_width=320):
                     lat_map = gr.Image(first_map, label="latent map of the test set (click)", format="png",
                                        type="pil", interactive=False, elem_id="latent-map", buttons=["fullscreen"])
@@ -450,17 +457,36 @@ def build_demo(reg: sl.Registry, config: dict[str, Any] | None = None) -> gr.Blo
                     sl.latent_grid(entry, zero, (0, 1)))
 
         lat_outputs = [*sliders, dim_x, dim_y, lat_digit, lat_map, lat_grid]
-        lat_model.change(select_vae, lat_model, lat_outputs, api_name="select_vae")
+
+        def browser_decoder(name):
+            return sl.browser_decoder(reg.vae(name))
+
+        lat_model.change(select_vae, lat_model, lat_outputs, api_name="select_vae").success(
+            browser_decoder, lat_model, lat_decoder, api_visibility="private", queue=False)
+
+        # A slider move is decoded in the browser (`hub_models.space.decoder_js`: no server round trip). The server
+        # decodes when the browser cannot (no browser decoder for the model: it bumps `lat_fallback`) and for API
+        # clients.
+        gr.on([s.input for s in sliders], None, [lat_decoder, *sliders, lat_digit, lat_fallback],
+              [lat_digit, lat_fallback], js=live_decode_js(n_sliders), queue=False, show_progress="hidden")
 
         @user_errors
-        async def decode_latent(name, *z):
-            # async on purpose: a sub-millisecond decode runs on the event loop, skipping the hop to a worker
-            # thread that costs more than the decode itself.
-            return sl.decode_latent(reg.vae(name), list(z))
+        async def decode_latent(names, *zs):
+            # Batched: the requests waiting in the queue arrive together (one list per input). async on purpose:
+            # a sub-millisecond decode runs on the event loop, skipping the hop to a worker thread.
+            images = []
+            for i, name in enumerate(names):
+                try:
+                    images.append(sl.decode_latent(reg.vae(name), [z[i] for z in zs]))
+                except sl.SpaceError:
+                    if len(names) == 1:  # a request alone (always, without concurrent users) gets its message
+                        raise
+                    images.append(None)  # others in its batch still get their digit
+            return (images,)
 
-        gr.on([s.input for s in sliders], decode_latent, [lat_model, *sliders], lat_digit,
-              api_name="decode_latent", trigger_mode="always_last", show_progress="hidden",
-              preprocess=False, concurrency_limit=4, concurrency_id="decode")
+        lat_fallback.change(decode_latent, [lat_model, *sliders], lat_digit, api_name="decode_latent",
+                            trigger_mode="always_last", show_progress="hidden", preprocess=False, batch=True,
+                            max_batch_size=DECODE_BATCH, concurrency_limit=1, concurrency_id="decode")
 
         @user_errors
         def latent_views(name, dx, dy, *z):

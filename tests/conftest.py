@@ -1,9 +1,20 @@
-"""Shared fixtures. Tests run on a tiny real-MNIST copy (a few hundred digits) and tiny models."""
+"""Shared fixtures. Tests run on a tiny real-MNIST copy (a few hundred digits) and tiny models.
+
+Run folders come from the real scripts, trained once per session at tiny size (`vae_study`, `trained_ddpm_run`);
+they are read-only: a test that changes a run works on a copy (`vae_run`, `ddpm_run`, `copy_run`). Test modules
+never import each other or the fixture plugins: everything they share is a fixture.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 # Nothing in the tests may reach the internet: the data loader never tries the Hub for MNIST.
@@ -51,3 +62,176 @@ def tiny_mnist_cache(full_mnist_cache: Path, tmp_path_factory) -> Path:
 def tmp_run_dir() -> Path:
     with tempfile.TemporaryDirectory(prefix="run-") as d:
         yield Path(d)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Run folders trained by the real scripts, once per session
+# ----------------------------------------------------------------------------------------------------------
+# The study folder: the release's five VAEs (hub_models.reference.RELEASE_VAES; every VAE claim of the report needs
+# them) and a β-annealed dense z=4 run, as (arch, latent_dim, beta, beta_schedule) under the names
+# hub_models.hub.naming gives them (not imported here: huggingface_hub must load after hub_fixtures).
+TINY_STUDY = {
+    "vae-conv-z2-beta1": ("conv", 2, 1.0, "constant"),
+    "vae-conv-z4-beta1": ("conv", 4, 1.0, "constant"),
+    "vae-dense-z2-beta1": ("dense", 2, 1.0, "constant"),
+    "vae-conv-z2-beta1e-3": ("conv", 2, 1e-3, "constant"),
+    "vae-conv-z2-beta20": ("conv", 2, 20.0, "constant"),
+    "vae-dense-z4-beta20-warmup": ("dense", 4, 20.0, "linear-warmup"),
+}
+# Flags of the tiny runs: 8 updates of 64 digits (two epochs of the 410 tiny training digits), small figures.
+TINY_VAE_FLAGS = "--seed 0 --max_train_steps 8 --num_figure_samples 4 --checkpointing_steps 100".split()
+TINY_DDPM_FLAGS = (
+    "--model_config tiny --num_epochs 2 --train_batch_size 128 --eval_batch_size 128 "
+    "--num_sample_images 4 --sample_steps 2 --logger none --seed 3"
+).split()
+# The real evaluator at N=12 against the 256 tiny test digits: an FID with its floor for about a minute of CPU,
+# most of it the Inception statistics of the reference (N=10,000 would cost CPU hours). N=12 vs mnist-test is also
+# a point of tests/test_ddpm_evaluation.py: the reference statistics and the floor, cached per session, serve both.
+TINY_DDPM_EVAL_FLAGS = "--num_samples 12 --batch_size 12 --sampler dpmsolver++ --steps 25".split()
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    """{relative path: sha256} of every file in a folder."""
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def _script(name: str, *args: str) -> list[str]:
+    return [sys.executable, str(REPO_ROOT / "training" / name), *args]
+
+
+def _vae_study(folder: Path) -> list[list[list[str]]]:
+    """Six chains of one command: the trainings run side by side."""
+    flags = {name: ["--arch", arch, "--latent_dim", str(z), "--beta", str(beta), "--beta_schedule", schedule,
+                    "--output_dir", str(folder / name)]
+             for name, (arch, z, beta, schedule) in TINY_STUDY.items()}  # fmt: skip
+    return [[_script("train_vae.py", *run_flags, *TINY_VAE_FLAGS)] for run_flags in flags.values()]
+
+
+def _ddpm_run(folder: Path) -> list[list[list[str]]]:
+    """One chain: train, then evaluate."""
+    return [[_script("train_ddpm.py", *TINY_DDPM_FLAGS, "--output_dir", str(folder)),
+             _script("evaluate_ddpm.py", "--run_dir", str(folder), *TINY_DDPM_EVAL_FLAGS)]]  # fmt: skip
+
+
+# Session run fixture → (its folder under the session's temporary root, the chains of commands that make it: the
+# chains run side by side, the commands of a chain one after the other). The DDPM first: its chain is the longest.
+RUN_RECIPES: dict[str, tuple[str, Callable[[Path], list[list[list[str]]]]]] = {
+    "trained_ddpm_run": ("ddpm", _ddpm_run),
+    "vae_study": ("vae-study", _vae_study),
+}
+
+
+class RunMaker:
+    """Makes one session run folder in the background: each chain of commands is a task of the shared `pool`, its
+    commands logged to files. `wait()` returns the folder, or fails the test with the log of what failed."""
+
+    def __init__(self, folder: Path, chains: list[list[list[str]]], logs: Path, pool: ThreadPoolExecutor) -> None:
+        self.folder, self.logs, self.stopped = folder, logs, False
+        self.env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}  # read here, in the main thread
+        self.procs: list[subprocess.Popen] = []
+        self.digest: dict[str, str] | None = None  # of the finished folder: session runs must stay unchanged
+        self.tasks = [pool.submit(self._chain, i, chain) for i, chain in enumerate(chains)]
+
+    def _chain(self, i: int, chain: list[list[str]]) -> str | None:
+        """Runs the commands one after the other; the error of the first that fails, else None."""
+        for j, cmd in enumerate(chain):
+            if self.stopped:
+                return "the session ended first"
+            log = self.logs / f"{self.folder.name}-{i}-{j}.log"
+            with log.open("w") as out:
+                proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=REPO_ROOT)
+            self.procs.append(proc)
+            if proc.wait() != 0:
+                return f"{' '.join(cmd)} exited with {proc.returncode}:\n{log.read_text()[-5000:]}"
+        return None
+
+    def wait(self) -> Path:
+        error = next((e for e in [task.result() for task in self.tasks] if e), None)
+        if error:
+            pytest.fail(error, pytrace=False)
+        if self.digest is None:
+            self.digest = tree_digest(self.folder)
+        return self.folder
+
+    def stop(self) -> None:
+        self.stopped = True
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+
+
+class RunMakers:
+    """The session's run makers, started at most once each. Their chains share a pool of as many workers as there
+    are cores (at least 2), which bounds the CPU and memory the background trainings take."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self.root, self.makers = tmp_path_factory.mktemp("runs"), {}
+        (self.root / "logs").mkdir()
+        self.pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1), thread_name_prefix="run-maker")
+
+    def start(self, name: str) -> RunMaker:
+        if name not in self.makers:
+            folder_name, recipe = RUN_RECIPES[name]
+            folder = self.root / folder_name
+            self.makers[name] = RunMaker(folder, recipe(folder), self.root / "logs", self.pool)
+        return self.makers[name]
+
+    def stop(self) -> None:
+        for maker in self.makers.values():
+            maker.stop()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+@pytest.fixture(scope="session")
+def run_makers(request, tiny_mnist_cache: Path, tmp_path_factory) -> Iterator[RunMakers]:
+    """Starts every session run the selected tests need, side by side (the VAE study and the DDPM train at the
+    same time); the session fixtures below each wait for theirs."""
+    makers = RunMakers(tmp_path_factory)
+    needed = {name for item in request.session.items for name in getattr(item, "fixturenames", ())}  # + deps
+    for name in RUN_RECIPES:
+        if name in needed:
+            makers.start(name)
+    yield makers
+    makers.stop()
+    changed = [m.folder.name for m in makers.makers.values() if m.digest and tree_digest(m.folder) != m.digest]
+    assert not changed, f"a test changed the session run(s) {changed}: copy a run (copy_run) before changing it"
+
+
+@pytest.fixture(scope="session")
+def vae_study(run_makers: RunMakers) -> Path:
+    """A study folder of six VAE runs (`TINY_STUDY`: the release's five and `vae-dense-z4-beta20-warmup`), each
+    trained for 8 updates by training/train_vae.py as training/run_study.py runs it. Read-only: copy a run before
+    changing it."""
+    return run_makers.start("vae_study").wait()
+
+
+@pytest.fixture(scope="session")
+def trained_ddpm_run(run_makers: RunMakers) -> Path:
+    """A tiny-UNet DDPM run of training/train_ddpm.py (2 epochs, seed 3) with the evaluation.json of
+    training/evaluate_ddpm.py (one DPM-Solver++ point, N=12). Read-only: copy it before changing it."""
+    return run_makers.start("trained_ddpm_run").wait()
+
+
+@pytest.fixture()
+def copy_run(tmp_path: Path) -> Callable[..., Path]:
+    """`copy_run(src, dest=None)`: a copy of a session run folder to change, at `dest` (default: tmp_path/name)."""
+
+    def copy(src: Path, dest: Path | None = None) -> Path:
+        dest = dest if dest is not None else tmp_path / src.name
+        shutil.copytree(src, dest)
+        return dest
+
+    return copy
+
+
+@pytest.fixture()
+def vae_run(vae_study: Path, copy_run) -> Path:
+    """This test's own copy of the trained Conv VAE, z=2, β=1 (`vae-conv-z2-beta1`)."""
+    return copy_run(vae_study / "vae-conv-z2-beta1")
+
+
+@pytest.fixture()
+def ddpm_run(trained_ddpm_run: Path, copy_run) -> Path:
+    """This test's own copy of the trained and evaluated tiny DDPM run."""
+    return copy_run(trained_ddpm_run)

@@ -1,8 +1,12 @@
-"""Publishing runs and loading them back through the real huggingface_hub client and the offline Hub."""
+"""Publishing runs and loading them back through the real huggingface_hub client and the offline Hub.
+
+The runs are the session's tiny runs of the real scripts (conftest.py); a test that changes one works on a copy.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -14,7 +18,6 @@ import numpy as np
 import pytest
 import torch
 from diffusers import DDPMPipeline, UNet2DModel
-from hub_fixtures import make_ddpm_run, make_vae_run
 from hub_server import DROP, READ_TOKEN, USER, WRITE_TOKEN
 from huggingface_hub import HfApi, ModelCard
 
@@ -53,7 +56,9 @@ DDPM_FILES = {
     "evaluation.json",
     "metrics.json",
     "training_config.json",
+    "figures/loss_curve.png",
     "figures/samples.png",
+    "figures/samples_epoch_001.png",
     "figures/samples_epoch_002.png",
 }
 
@@ -104,9 +109,9 @@ def test_push_vae_run_then_from_pretrained_from_empty_cache(hub, vae_run, tmp_pa
     assert_same_weights(local, loaded)
 
 
-def test_push_dense_vae_and_load_by_repo_id(hub, tmp_path):
-    run = make_vae_run(tmp_path / "dense", arch="dense", latent_dim=4, beta=20.0, seed=3)
-    repo_id = f"{USER}/mnist-genlab-vae-dense-z4-beta20"
+def test_push_dense_vae_and_load_by_repo_id(hub, vae_study, tmp_path):
+    run = vae_study / "vae-dense-z4-beta20-warmup"  # pushing reads the run, never writes it
+    repo_id = f"{USER}/mnist-genlab-vae-dense-z4-beta20-warmup"
     push_run(run, repo_id, **FAST)
     model = load(repo_id, cache_dir=tmp_path / "cache")
     assert isinstance(model, DenseVAE) and model.config.latent_dim == 4
@@ -123,8 +128,8 @@ def test_push_ddpm_run_then_pipeline_from_pretrained(hub, ddpm_run, tmp_path):
     local = DDPMPipeline.from_pretrained(ddpm_run, use_safetensors=True)
     remote = DDPMPipeline.from_pretrained(repo_id, cache_dir=tmp_path / "empty", use_safetensors=True)
     assert_same_weights(local.unet, remote.unet)
-    # scheduler/ is the sampler the card's FID was measured with (the fixture's: DPM-Solver++, trailing), built
-    # from the training schedule.
+    # scheduler/ is the sampler the card's FID was measured with (evaluate_ddpm.py's point: DPM-Solver++, trailing),
+    # built from the training schedule.
     assert type(remote.scheduler).__name__ == "DPMSolverMultistepScheduler"
     assert remote.scheduler.config.timestep_spacing == "trailing"
     assert remote.scheduler.config.num_train_timesteps == 4000
@@ -156,13 +161,17 @@ def test_model_card_on_the_hub_holds_the_metrics(hub, vae_run, ddpm_run):
     assert card.data.pipeline_tag == "unconditional-image-generation"
     assert {"vae", "beta-vae", "mnist"} <= set(card.data.tags)
     values = {r.metric_type: r.metric_value for r in card.data.eval_results}
-    assert values == {"bce": 152.25, "kld": 6.5, "elbo": -158.75}
+    test = json.loads((vae_run / "metrics.json").read_text())["test"]
+    assert values == {k: round(test[k], 6) for k in ("bce", "kld", "elbo")}
 
     info = HfApi().model_info(f"{USER}/ddpm")
     assert info.card_data["library_name"] == "diffusers"
     ddpm_card = ModelCard.load(f"{USER}/ddpm")
     values = {r.metric_type: r.metric_value for r in ddpm_card.data.eval_results}
-    assert values == {"train_loss": 0.0312, "test_loss": 0.0318, "fid": 41.5}
+    metrics = json.loads((ddpm_run / "metrics.json").read_text())
+    (point,) = json.loads((ddpm_run / "evaluation.json").read_text())["points"].values()
+    expected = {k: metrics[k] for k in ("train_loss", "test_loss", "test_loss_ema")} | {"fid": point["fid"]["fid"]}
+    assert values == {k: round(v, 6) for k, v in expected.items()}
 
 
 def test_card_usage_snippet_runs_against_the_hub(hub, vae_run, tmp_path, monkeypatch):
@@ -288,11 +297,11 @@ def test_incomplete_run_is_refused_before_any_network_call(hub, vae_run):
     assert [r for r in hub.requests if "agent-harnesses" not in r[1]] == []
 
 
-def test_token_never_appears_in_outputs_or_published_files(hub, tmp_path, capfd, caplog):
+def test_token_never_appears_in_outputs_or_published_files(hub, vae_run, tmp_path, capfd, caplog):
     caplog.set_level(logging.DEBUG)
-    run = make_vae_run(tmp_path / "run")
-    config = (run / "training_config.json").read_text().replace('"hub_model_id": null', f'"hub_token": "{WRITE_TOKEN}"')
-    (run / "training_config.json").write_text(config)
+    run = vae_run
+    config = json.loads((run / "training_config.json").read_text())
+    (run / "training_config.json").write_text(json.dumps({**config, "hub_token": WRITE_TOKEN}))
     hub.fail("POST", r"/commit/", status=500, times=1)  # the retry path logs too
     push_run(run, f"{USER}/secret", **FAST)
     with pytest.raises(HubPushError) as err:
@@ -408,22 +417,12 @@ def test_load_from_a_local_run_folder(vae_run, ddpm_run):
 # ----------------------------------------------------------------------------------------------------------
 # A whole study
 # ----------------------------------------------------------------------------------------------------------
-def test_publish_study_is_idempotent_and_fills_a_collection(hub, tmp_path):
-    study = tmp_path / "studies" / "vae-grid"  # the layouts of training/run_study.py and train_ddpm.py
-    make_vae_run(study / "vae-conv-z2-beta1e-3", beta=1e-3)
-    make_vae_run(study / "vae-conv-z2-beta1", beta=1.0, seed=1)
-    make_vae_run(study / "vae-conv-z2-beta1-warmup", beta=1.0, beta_schedule="linear-warmup", seed=4)
-    make_vae_run(study / "vae-dense-z4-beta20", arch="dense", latent_dim=4, beta=20.0, seed=2)
-    ddpm = make_ddpm_run(tmp_path / "runs" / "ddpm-default")
-    expected = {
-        f"{USER}/mnist-genlab-vae-conv-z2-beta1e-3",
-        f"{USER}/mnist-genlab-vae-conv-z2-beta1",
-        f"{USER}/mnist-genlab-vae-conv-z2-beta1-warmup",
-        f"{USER}/mnist-genlab-vae-dense-z4-beta20",
-        f"{USER}/mnist-genlab-ddpm",
-    }
+def test_publish_study_is_idempotent_and_fills_a_collection(hub, vae_study, trained_ddpm_run):
+    """The layouts of training/run_study.py (a folder of VAE runs) and train_ddpm.py; publishing only reads them."""
+    expected = {f"{USER}/mnist-genlab-{run.name}" for run in vae_study.iterdir()} | {f"{USER}/mnist-genlab-ddpm"}
+    assert len(expected) == 7 and f"{USER}/mnist-genlab-vae-dense-z4-beta20-warmup" in expected
 
-    first = publish_study([study, ddpm], USER, collection_title="MNIST genlab test", **FAST)
+    first = publish_study([vae_study, trained_ddpm_run], USER, collection_title="MNIST genlab test", **FAST)
     assert set(first["repos"]) == expected
     assert all(url.startswith(hub.endpoint) for url in first["repos"].values())
     api = HfApi()
@@ -433,17 +432,17 @@ def test_publish_study_is_idempotent_and_fills_a_collection(hub, tmp_path):
     assert all(item.item_type == "model" for item in collection.items)
 
     heads = {r: hub.repos[("model", r)].branches["main"] for r in expected}
-    second = publish_study([study, ddpm], USER, collection_title="MNIST genlab test", **FAST)
+    second = publish_study([vae_study, trained_ddpm_run], USER, collection_title="MNIST genlab test", **FAST)
     assert second["collection"] == first["collection"]
     assert set(second["repos"].values()) == {NO_CHANGES}
     assert {r: hub.repos[("model", r)].branches["main"] for r in expected} == heads
     assert len(hub.collections) == 1
-    assert len(api.get_collection(first["collection"]).items) == 5
+    assert len(api.get_collection(first["collection"]).items) == 7
 
 
-def test_publish_study_refuses_two_runs_with_the_same_name(hub, tmp_path):
-    make_vae_run(tmp_path / "study" / "a", seed=0)
-    make_vae_run(tmp_path / "study" / "b", seed=1)
+def test_publish_study_refuses_two_runs_with_the_same_name(hub, vae_study, copy_run, tmp_path):
+    for name in ("a", "b"):
+        copy_run(vae_study / "vae-conv-z2-beta1", tmp_path / "study" / name)
     with pytest.raises(HubPushError, match="would both be published"):
         publish_study(tmp_path / "study", USER, **FAST)
     assert hub.repos == {}
@@ -476,8 +475,8 @@ def test_push_to_hub_cli(hub, vae_run):
         assert WRITE_TOKEN not in proc.stdout + proc.stderr
 
 
-def test_publish_study_cli(hub, tmp_path):
-    make_vae_run(tmp_path / "study" / "vae-conv-z2-beta1")
+def test_publish_study_cli(hub, vae_study, copy_run, tmp_path):
+    copy_run(vae_study / "vae-conv-z2-beta1", tmp_path / "study" / "vae-conv-z2-beta1")
     done = _cli(
         "publish_study.py",
         "--study_dir",
@@ -552,18 +551,20 @@ def test_classifier_card_declares_the_library_and_its_snippet_runs(hub, tmp_path
 
 @pytest.mark.slow
 def test_publish_the_release_folder(hub, tmp_path):
-    """`publish_study.py --study_dir release`: all seven folders, named as hub_models.hub.naming.release_repo_ids
-    names them; a re-push deletes what a run no longer has, evaluation.json included."""
+    """`publish_study.py --study_dir release`: every folder (the Space's seven and the conditional VAE), named as
+    hub_models.hub.naming.published_repo_ids names them; a re-push deletes what a run no longer has,
+    evaluation.json included."""
     import shutil
 
-    from hub_models.hub.naming import release_repo_ids
+    from hub_models.hub.naming import published_repo_ids, release_repo_ids
 
     release = tmp_path / "release"
     shutil.copytree(REPO_ROOT / "release", release)
     done = _cli("publish_study.py", "--study_dir", str(release), "--namespace", USER, "--collection_title", "R")
     assert done.returncode == 0, done.stderr
-    expected = set(release_repo_ids(USER).values())
-    assert len(expected) == 7 and f"{USER}/mnist-genlab-digit-classifier" in expected
+    expected = set(published_repo_ids(USER).values())
+    assert len(expected) == 8 and f"{USER}/mnist-genlab-digit-classifier" in expected
+    assert f"{USER}/mnist-genlab-vae-conv-z2-beta1-conditional" in expected
     assert {r for (kind, r) in hub.repos if kind == "model"} == expected
     assert all(f"{repo_id}:" in done.stdout for repo_id in expected)
     ddpm_repo = release_repo_ids(USER)["ddpm"]

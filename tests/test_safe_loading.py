@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 import torch
 from diffusers import DDPMPipeline
-from hub_fixtures import make_ddpm_run
 from hub_server import USER
 from huggingface_hub import CommitOperationAdd, HfApi
 
@@ -80,8 +79,9 @@ def vae_dir(tmp_path) -> Path:
 
 
 @pytest.fixture()
-def ddpm_dir(tmp_path) -> Path:
-    return make_ddpm_run(tmp_path / "ddpm")
+def ddpm_dir(ddpm_run) -> Path:
+    """A copy of the session's tiny DDPM run of train_ddpm.py (conftest.py)."""
+    return ddpm_run
 
 
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -221,7 +221,7 @@ def test_vae_config_with_invalid_values(vae_dir, latent_dim):
 
 
 def test_ddpm_config_with_wrong_shapes(ddpm_dir):
-    edit_json(ddpm_dir / "unet" / "config.json", block_out_channels=[16, 32], norm_num_groups=8)
+    edit_json(ddpm_dir / "unet" / "config.json", block_out_channels=[16, 32, 32], norm_num_groups=8)  # tiny: 8, 16, 16
     for loader in (load, load_ddpm):
         with pytest.raises(ValueError, match=r"conv_in\.\w+ expected shape torch.Size\(\[16"):
             loader(ddpm_dir)

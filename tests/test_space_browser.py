@@ -1,8 +1,9 @@
 """The Space in a real browser: Debian's Chromium driven by Playwright (never a browser download).
 
 Opens the app and screenshots every tab as a first visitor sees it (each must already show a result), moves a
-latent slider and sees the decoded digit change, clicks the latent map and sees the sliders follow, draws a stroke
-on the Sketchpad and sees a reconstruction, clicks an example, streams DDPM samples, interpolates two test digits.
+latent slider and sees the digit decoded in the browser, clicks the latent map and sees the sliders follow, draws
+a stroke on the Sketchpad and sees a reconstruction, clicks an example, streams DDPM samples, interpolates two test
+digits.
 Screenshots go to $ARTIFACTS_DIR/space/ (default tests/artifacts/space/) for CI and for looking at.
 """
 
@@ -97,6 +98,8 @@ def test_slider_decodes_live_and_map_click_moves_sliders(page, artifacts_dir):
     page.locator("#z1 input[type='range']").fill("2.5")
     after = _wait_src_change(page, "#decoded-digit", before)
     assert after != before
+    # Decoded in the browser (hub_models.space.decoder_js): a PNG data URL, not a file the server wrote.
+    assert after.startswith("data:image/png"), after[:80]
     page.screenshot(path=str(artifacts_dir / "latent_slider.png"), full_page=True)
 
     # Clicking the map sets the sliders to that point.

@@ -57,10 +57,8 @@ def test_quick_run_writes_model_metrics_and_figures(tiny_mnist_cache, tmp_path):
         {k: metrics["test"][k] for k in ("bce", "kld", "elbo")}, rel=1e-5)
 
 
-def test_dense_z4_run_writes_a_pca_figure(tiny_mnist_cache, tmp_path):
-    out = tmp_path / "run"
-    run_train(["--arch", "dense", "--latent_dim", "4", "--beta", "20", "--beta_schedule", "linear-warmup",
-               "--max_train_steps", "6", "--output_dir", str(out)])
+def test_dense_z4_run_writes_a_pca_figure(vae_study):
+    out = vae_study / "vae-dense-z4-beta20-warmup"  # trained once per session (conftest.py)
     assert (out / "figures" / "latent_pca.png").exists() and not (out / "figures" / "manifold.png").exists()
     assert DenseVAE.from_pretrained(out).config.latent_dim == 4
     history = json.loads((out / "metrics.json").read_text())["history"]

@@ -40,8 +40,10 @@ CAUSES: list[tuple[str, str, dict]] = [
     ("no-thresholding", "x0 thresholding (clip to [-1, 1]) off", {"overrides": (("thresholding", False),)}),
     ("fp32", "UNet in fp32 instead of bf16", {"precision": "fp32"}),
     ("euler-at-final", "first-order (Euler) last step", {"overrides": (("euler_at_final", True),)}),
-    ("no-lambda-clip", "lambda_min_clipped off (start at t = 3999, not at λ = −5.1)",
-     {"overrides": (("lambda_min_clipped", -1000.0),)}),  # below every λ_t: off
+    # The 9-epoch study ran the opposite row (clip on by default then, off: −6.6 FID), which made the library drop it.
+    ("lambda-clip", "lambda_min_clipped = −5.1, diffusers' suggestion for the cosine schedule (starts at t ≈ 3975)",
+     {"overrides": (("lambda_min_clipped", -5.1),)}),
+    ("raw", "raw (non-EMA) weights instead of EMA", {"ema": False}),
     ("linspace", "timestep_spacing linspace instead of trailing", {"overrides": (("timestep_spacing", "linspace"),)}),
     ("final-sigma-min", "final_sigmas_type sigma_min (stop at σ_min, not 0)",
      {"overrides": (("final_sigmas_type", "sigma_min"),)}),
@@ -76,14 +78,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def copy_model(src: Path, dst: Path) -> None:
-    for part in ("model_index.json", "unet", "scheduler"):
-        if not (dst / part).exists():
+    for part in ("model_index.json", "unet", "unet_non_ema", "scheduler"):
+        if (src / part).exists() and not (dst / part).exists():
             dst.mkdir(parents=True, exist_ok=True)
             (shutil.copytree if (src / part).is_dir() else shutil.copy2)(src / part, dst / part)
 
 
 def point_for(spec: dict, args: argparse.Namespace) -> Point:
-    return Point(spec.get("sampler", "dpmsolver++"), args.steps, args.num_samples, True, args.seed,
+    return Point(spec.get("sampler", "dpmsolver++"), args.steps, args.num_samples, spec.get("ema", True), args.seed,
                  spec.get("precision", "bf16"), spec.get("overrides", ()))
 
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hub_models.hub.naming import release_repo_ids
+from hub_models.hub.naming import published_repo_ids
 from hub_models.hub.push import stage_run
-from hub_models.reference import CLASSIFIER_RUN, RELEASE, RELEASE_VAES
+from hub_models.reference import CLASSIFIER_RUN, PUBLISHED, RELEASE_VAES
 
 MAX_RELEASE_MB = 30
 
@@ -60,12 +60,12 @@ def main(args: argparse.Namespace) -> None:
     release = Path(args.release_dir)
     release.mkdir(parents=True, exist_ok=True)
     if args.refresh:
-        sources = {name: release / name for name in RELEASE}
+        sources = {name: release / name for name in PUBLISHED}
     else:
         sources = {name: Path(args.study_dir) / name for name in RELEASE_VAES}
         sources["ddpm"] = Path(args.ddpm_dir)
         sources[CLASSIFIER_RUN] = Path(args.classifier_dir)
-    repo_ids = release_repo_ids(args.namespace)
+    repo_ids = published_repo_ids(args.namespace)
     for name, run_dir in sources.items():
         if not (run_dir / "metrics.json").exists():
             print(f"[release] {name}: no finished run in {run_dir}, skipped")

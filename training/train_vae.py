@@ -3,6 +3,7 @@
 
     accelerate launch training/train_vae.py                      # Conv VAE, z=2, β=1: the study's recipe
     accelerate launch training/train_vae.py --arch dense --latent_dim 4 --beta 20
+    accelerate launch training/train_vae.py --conditional        # a conditional VAE: the label goes in too
     python training/train_vae.py --max_train_steps 20 --output_dir /tmp/vae   # a quick smoke run
 
 Loss per image = BCE (summed over the 784 pixels) + β·KLD. Writes the model (`save_pretrained`), metrics.json,
@@ -23,15 +24,35 @@ from hub_models.training.vae import VAETrainer, add_vae_args
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = training_parser(__doc__, output_dir="outputs/vae-conv-z2-beta1", num_epochs=20, train_batch_size=64,
-                             learning_rate=1e-3)
+    parser = training_parser(
+        __doc__, output_dir="outputs/vae-conv-z2-beta1", num_epochs=20, train_batch_size=64, learning_rate=1e-3
+    )
     vae = parser.add_argument_group("model and loss")
     add_vae_args(vae)
-    vae.add_argument("--beta_schedule", choices=["constant", "linear-warmup"], default="constant",
-                     help="constant β, or β-annealing: β grows linearly from 0 over --beta_warmup_epochs.")
-    vae.add_argument("--beta_warmup_epochs", type=non_negative_float, default=10.0,
-                     help="Epochs of the linear β warm-up (with --beta_schedule linear-warmup).")
+    vae.add_argument(
+        "--beta_schedule",
+        choices=["constant", "linear-warmup"],
+        default="constant",
+        help="constant β, or β-annealing: β grows linearly from 0 over --beta_warmup_epochs.",
+    )
+    vae.add_argument(
+        "--beta_warmup_epochs",
+        type=non_negative_float,
+        default=10.0,
+        help="Epochs of the linear β warm-up (with --beta_schedule linear-warmup).",
+    )
     vae.add_argument("--num_figure_samples", type=positive_int, default=64, help="Prior samples in samples.png.")
+    vae.add_argument(
+        "--conditional",
+        action="store_true",
+        help="Train a conditional VAE: the one-hot digit label feeds the encoder heads and the decoder.",
+    )
+    vae.add_argument(
+        "--class_accuracy_samples",
+        type=positive_int,
+        default=100,
+        help="With --conditional: generated digits per class whose class accuracy metrics.json records.",
+    )
     return parse_training_args(parser, argv)
 
 

@@ -1,6 +1,13 @@
 """Diffusion on top of the models: the study's noise schedule, the samplers and classifier-free guidance
-(sampling.py), the pipeline folders (pipeline.py: `DDPMPipeline`, our `ClassConditionalDDPMPipeline`)."""
+(sampling.py), the pipeline folders (pipeline.py: `DDPMPipeline`, our `ClassConditionalDDPMPipeline`), and
+latent diffusion (latent.py: `AutoencoderKL` configs, `LatentDDPMPipeline`)."""
 
+from hub_models.diffusion.latent import (
+    LatentDDPMPipeline,
+    is_latent_run,
+    load_latent_pipeline,
+    save_latent_pipeline,
+)
 from hub_models.diffusion.pipeline import (
     ClassConditionalDDPMPipeline,
     is_ddpm_run,
@@ -27,14 +34,18 @@ __all__ = [
     "STUDY_BETA_SCHEDULE",
     "STUDY_NUM_TRAIN_TIMESTEPS",
     "ClassConditionalDDPMPipeline",
+    "LatentDDPMPipeline",
     "check_class_labels",
     "check_guidance_scale",
     "is_class_conditional",
     "is_ddpm_run",
+    "is_latent_run",
     "load_ddpm",
+    "load_latent_pipeline",
     "make_scheduler",
     "make_train_scheduler",
     "pipeline_class",
     "sample_images",
+    "save_latent_pipeline",
     "save_pipeline",
 ]

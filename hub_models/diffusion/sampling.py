@@ -52,9 +52,9 @@ _SAMPLER_SETTINGS: dict[str, tuple[type[SchedulerMixin], dict[str, Any]]] = {
             "timestep_spacing": "trailing",
             "thresholding": True,
             "sample_max_value": 1.0,
-            # Recommended by diffusers for the cosine (squaredcos_cap_v2) schedule: avoids a numerically
-            # unstable last step near t = 0.
-            "lambda_min_clipped": -5.1,
+            # No lambda_min_clipped (diffusers suggests -5.1 for the cosine schedule): with x0 thresholded the
+            # start at t = 3999 is stable, and starting there instead of at λ = -5.1 (t ≈ 3975) took release/ddpm
+            # from FID 41.7 to 35.1 (docs/DDPM.md#why-the-ode-samplers-stall).
         },
     ),
     "unipc": (
@@ -76,20 +76,22 @@ def make_train_scheduler(
     num_train_timesteps: int = STUDY_NUM_TRAIN_TIMESTEPS,
     beta_schedule: str = STUDY_BETA_SCHEDULE,
     prediction_type: str = "epsilon",
+    clip_sample: bool = True,
 ) -> DDPMScheduler:
-    """The noise schedule used for training; its config is what every sampler is built from."""
+    """The noise schedule used for training; its config is what every sampler is built from. `clip_sample`: x0
+    clipped to [-1, 1] (pixels); off for unbounded inputs such as latents."""
     return DDPMScheduler(
         num_train_timesteps=num_train_timesteps,
         beta_schedule=beta_schedule,
         prediction_type=prediction_type,
-        clip_sample=True,
+        clip_sample=clip_sample,
         clip_sample_range=1.0,
     )
 
 
 def load_ddpm(
     path_or_repo: str | os.PathLike, *, use_ema: bool = True, device: str | torch.device = "cpu", **hub_kwargs
-) -> tuple[UNet2DModel, DDPMScheduler]:
+) -> tuple[UNet2DModel, DDPMScheduler | DDIMScheduler]:
     """(unet, scheduler) from a DDPM run folder or a Hub repo laid out as a pipeline (`DDPMPipeline` or
     `ClassConditionalDDPMPipeline`: the UNet's config says which). Safetensors only; never runs repo code.
 
@@ -100,7 +102,10 @@ def load_ddpm(
     """
     subfolder = "unet" if use_ema else "unet_non_ema"
     unet = UNet2DModel.from_pretrained(str(path_or_repo), subfolder=subfolder, use_safetensors=True, **hub_kwargs)
-    scheduler = DDPMScheduler.from_pretrained(str(path_or_repo), subfolder="scheduler", **hub_kwargs)
+    config = DDPMScheduler.load_config(str(path_or_repo), subfolder="scheduler", **hub_kwargs)
+    # A distilled student ships DDIM (v-prediction, no clipping: hub_models.diffusion.distillation); others DDPM.
+    scheduler_cls = DDIMScheduler if config.get("_class_name") == "DDIMScheduler" else DDPMScheduler
+    scheduler = scheduler_cls.from_config(config)
     return unet.to(device).eval(), scheduler
 
 

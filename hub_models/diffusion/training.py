@@ -1,6 +1,6 @@
 """Training a DDPM: the loss of one batch, one optimizer step, the held-out loss, and label dropout for
 classifier-free guidance. The loop around them (checkpoints, EMA bookkeeping, evaluation) is
-`hub_models.training.ddpm.DDPMTrainer`; benchmarks/ddpm_throughput.py times `training_step` itself.
+`hub_models.training.ddpm.DDPMTrainer`; benchmarks/ddpm_throughput.py times train_ddpm.py against diffusers' example.
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ from hub_models.io import check_finite
 
 
 def to_model_range(images: torch.Tensor) -> torch.Tensor:
-    """uint8 `(batch, 28, 28)` → float `(batch, 1, 28, 28)` in [-1, 1], on the images' device."""
+    """uint8 `(batch, 28, 28)` → float `(batch, 1, 28, 28)` in [-1, 1], on the images' device. A float tensor
+    (the scaled latents `(batch, c, h, w)` of latent diffusion) is the model's input already and is returned as is."""
+    if images.is_floating_point():
+        return images
     return images.unsqueeze(1).float().div_(127.5).sub_(1.0)
 
 

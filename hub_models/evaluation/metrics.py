@@ -333,7 +333,8 @@ def classifier_metrics(images: ImagesLike, classifier=None, reference: str | Non
 # --------------------------------------------------------------------------------------------------------------
 @torch.inference_mode()
 def vae_metrics(model, images: ImagesLike, batch_size: int = 1000, nll_samples: int = 0,
-                nll_limit: int | None = None, nll_chunk: int = 20_000, seed: int = 0) -> dict[str, Any]:
+                nll_limit: int | None = None, nll_chunk: int = 20_000, seed: int = 0,
+                labels: torch.Tensor | None = None) -> dict[str, Any]:
     """Per-image test metrics of a β-VAE (nats, averaged over images).
 
     BCE (summed over the 784 pixels) and KLD come from one posterior sample z ~ q(z|x) per image, as in the
@@ -350,7 +351,13 @@ def vae_metrics(model, images: ImagesLike, batch_size: int = 1000, nll_samples: 
         nll_limit: estimate the NLL on the first `nll_limit` images only.
         nll_chunk: decoder passes per chunk of the NLL (memory bound).
         seed: seed of the posterior samples (results are reproducible).
+        labels: the digits `(N,)` of a conditional VAE (taken from an `ImageSplit` when not given); BCE/KLD/ELBO
+            are then conditional on them (the NLL is not supported for it).
     """
+    if getattr(model, "is_conditional", False):
+        labels = images.labels if labels is None and isinstance(images, ImageSplit) else labels
+        if nll_samples > 0:
+            raise ValueError("the importance-sampled NLL is not implemented for a conditional VAE")
     was_training = model.training
     model.eval()
     x_all = _as_unit(images)
@@ -361,9 +368,10 @@ def vae_metrics(model, images: ImagesLike, batch_size: int = 1000, nll_samples: 
     bce_sum = kld_sum = 0.0
     for start in range(0, len(x_all), batch_size):
         x = x_all[start:start + batch_size].to(model.device, model.dtype)
-        mean, logvar = model.encode(x)
+        cond = () if labels is None else (labels[start:start + batch_size],)
+        mean, logvar = model.encode(x, *cond)
         z = mean + torch.exp(0.5 * logvar) * eps_all[start:start + batch_size]
-        bce_sum += float(bernoulli_bce(model.decode_logits(z), x).double().sum())
+        bce_sum += float(bernoulli_bce(model.decode_logits(z, *cond), x).double().sum())
         kld_sum += float(kl_to_standard_normal(mean, logvar).double().sum())
     n = max(len(x_all), 1)
     result: dict[str, Any] = {"n": len(x_all), "bce": bce_sum / n, "kld": kld_sum / n,

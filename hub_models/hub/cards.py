@@ -20,6 +20,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from safetensors import safe_open
 
+from hub_models.diffusion.latent import is_latent_run
 from hub_models.diffusion.sampling import make_scheduler
 from hub_models.evaluation import format_fid
 from hub_models.evaluation.ddpm import describe_point, evaluation_summary
@@ -49,6 +50,7 @@ FIGURE_CAPTIONS = {  # in the order the card shows them
     "latent_scatter": "Posterior means of held-out digits in the 2-D latent space, coloured by class.",
     "manifold": "Decoder outputs on a regular grid of the 2-D latent space (the learned manifold).",
     "latent_pca": "2-D PCA projection of the posterior means of held-out digits, coloured by class.",
+    "style_grid": "Digit × style: each row is one latent z ~ N(0, I) decoded as every digit 0–9 (conditional VAE).",
 }
 
 
@@ -60,7 +62,7 @@ def run_kind(run_dir: str | os.PathLike) -> str:
     """'vae', 'classifier' or 'ddpm' from the run folder's files (the config's class, via the registry)."""
     run_dir = Path(run_dir)
     if (run_dir / "model_index.json").is_file():
-        return "ddpm"
+        return "ldm" if is_latent_run(run_dir) else "ddpm"
     if (run_dir / "config.json").is_file():
         kind = kind_of(config_class_name(run_dir))
         return kind if kind in ("vae", "classifier") else "vae"
@@ -227,6 +229,12 @@ def _vae_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
                                     f"{c['confident_share']:.1%} of {c['n']:,}; KL(class histogram ‖ uniform) "
                                     f"{c['kl_to_uniform']:.3f}")
 
+    num_classes = int(config.get("num_classes") or 0)  # a conditional VAE (docs/HYBRID.md)
+    if (cond := metrics.get("conditional")) is not None:
+        evaluation_lines.append(f"Generated digits (z ~ N(0, I), {cond['per_class']} per requested class, seed "
+                                f"{cond['seed']}) our digit classifier reads as the requested class: "
+                                f"{cond['accuracy']:.1%} (per class 0–9: "
+                                f"{', '.join(f'{a:.0%}' for a in cond['accuracy_by_class'])})")
     claims = [
         (f"{arch} VAE: {criterion}", claim)
         for criterion, claim in STUDY["vae"]["arch"][arch].items()
@@ -251,6 +259,7 @@ def _vae_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
         "mnist-genlab",
         f"{arch}-vae",
         f"latent-dim-{latent_dim}",
+        *(["conditional-vae"] if num_classes else []),
     ]
     card_data = ModelCardData(
         library_name=LIBRARY_NAME,
@@ -267,6 +276,7 @@ def _vae_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
         "arch": arch,
         "class_name": class_name,
         "latent_dim": latent_dim,
+        "num_classes": num_classes,
         "beta": beta_txt,
         "beta_schedule": metrics.get("beta_schedule", train_cfg.get("beta_schedule")),
         "parameters": f"{parameters:,}",
@@ -500,13 +510,34 @@ Trained with `training/train_classifier.py --seed {metrics["seed"]}`.
     return ModelCard(content)
 
 
+def _ldm_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
+    """The DDPM card's facts about the latent U-Net and its schedule, plus the autoencoder's (model_cards/ldm.md)."""
+    card_data, context = _ddpm_context(run_dir, repo_id)
+    vae_cfg, metrics = read_json(run_dir / "vae" / "config.json"), read_json(run_dir / "metrics.json")
+    card_data.tags = [t for t in card_data.tags if not t.startswith("diffusers:")] + ["latent-diffusion"]
+    card_data.library_name = LIBRARY_NAME  # the pipeline class is this library's
+    ae = metrics.get("autoencoder_metrics", {})
+    context.update(
+        _install_context(),
+        vae_parameters=f"{safetensors_parameters(run_dir / 'vae' / 'diffusion_pytorch_model.safetensors'):,}",
+        latent_shape="×".join(str(n) for n in metrics.get("latent_shape", [])),
+        vae_blocks=[f"{d} ({c} ch)" for d, c in zip(vae_cfg.get("down_block_types", []),
+                                                    vae_cfg.get("block_out_channels", []), strict=False)],
+        scaling_factor=_fmt(vae_cfg.get("scaling_factor", 1.0)),
+        kl_weight=ae.get("kl_weight", "a small weight"),
+        vae_results=", ".join(f"{k.removeprefix('test_').upper()} {_fmt(ae[k])}" for k in ("test_l1", "test_mse")
+                              if _num(ae.get(k)) is not None),
+    )
+    return card_data, context
+
+
 def render_model_card(run_dir: str | os.PathLike, repo_id: str) -> ModelCard:
     """The README.md of `run_dir` published as `repo_id`, from `model_cards/{vae,ddpm}.md`."""
     run_dir = Path(run_dir)
     kind = run_kind(run_dir)
     if kind == "classifier":
         return classifier_model_card(read_json(run_dir / "metrics.json"), repo_id)
-    card_data, context = (_vae_context if kind == "vae" else _ddpm_context)(run_dir, repo_id)
+    card_data, context = {"vae": _vae_context, "ldm": _ldm_context}.get(kind, _ddpm_context)(run_dir, repo_id)
     card = ModelCard.from_template(card_data, template_path=str(TEMPLATES_DIR / f"{kind}.md"), **context)
     return card
 

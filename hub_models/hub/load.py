@@ -15,6 +15,7 @@ from diffusers import DDPMPipeline
 from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
+from hub_models.diffusion.latent import LatentDDPMPipeline
 from hub_models.diffusion.pipeline import ClassConditionalDDPMPipeline
 from hub_models.models.registry import VAE_CLASS_NAMES, vae_class
 
@@ -28,7 +29,8 @@ DDPM_SCHEDULERS = (
 )
 # The pipeline classes `load` builds, by the exact `_class_name` of model_index.json (our class is imported from
 # this library, never from the repo).
-PIPELINE_CLASSES = {"DDPMPipeline": DDPMPipeline, "ClassConditionalDDPMPipeline": ClassConditionalDDPMPipeline}
+PIPELINE_CLASSES = {"DDPMPipeline": DDPMPipeline, "ClassConditionalDDPMPipeline": ClassConditionalDDPMPipeline,
+                    "LatentDDPMPipeline": LatentDDPMPipeline}
 
 
 class HubLoadError(ValueError):
@@ -120,8 +122,8 @@ class RepoFiles:
 
 
 def load(repo_id_or_path: str | os.PathLike, **kwargs: Any):
-    """A ConvVAE/DenseVAE, a diffusers DDPMPipeline or a ClassConditionalDDPMPipeline from a Hub repo id or a
-    local run folder.
+    """A ConvVAE/DenseVAE, a diffusers DDPMPipeline, a ClassConditionalDDPMPipeline or a LatentDDPMPipeline from a
+    Hub repo id or a local run folder.
 
     Reads `model_index.json` or `config.json` (plain JSON), accepts only the known classes, checks that the
     weights are complete safetensors, then calls `from_pretrained(..., use_safetensors=True)`. Never unpickles
@@ -145,6 +147,10 @@ def load(repo_id_or_path: str | os.PathLike, **kwargs: Any):
                 f"{source.name}: unet/config.json has class {unet_cfg.get('_class_name')!r}, expected UNet2DModel"
             )
         source.weights("unet")
+        if "vae" in index:  # a latent pipeline: _check_ddpm_index made sure it is diffusers' AutoencoderKL
+            source.weights("vae")
+            if (source.try_json("vae/config.json") or {}).get("_class_name") != "AutoencoderKL":
+                raise HubLoadError(f"{source.name}: vae/config.json is missing or does not name AutoencoderKL")
         pipeline_cls = PIPELINE_CLASSES[index["_class_name"]]
         return pipeline_cls.from_pretrained(str(repo_id_or_path), use_safetensors=True, **kwargs)
     config = source.try_json("config.json")
@@ -168,11 +174,13 @@ def _check_ddpm_index(name: str, index: dict) -> None:
             f"load() only loads {' or '.join(PIPELINE_CLASSES)} (it never runs repo code)"
         )
     components = {k: v for k, v in index.items() if not k.startswith("_")}
-    expected = {"unet", "scheduler"}
+    expected = {"unet", "scheduler"} | ({"vae"} if class_name == "LatentDDPMPipeline" else set())
     if set(components) != expected:
         raise HubLoadError(f"{name}: model_index.json components {sorted(components)}, expected {sorted(expected)}")
     if list(components["unet"]) != ["diffusers", "UNet2DModel"]:
         raise HubLoadError(f"{name}: unet component {components['unet']!r} is not diffusers' UNet2DModel")
+    if "vae" in components and list(components["vae"]) != ["diffusers", "AutoencoderKL"]:
+        raise HubLoadError(f"{name}: vae component {components['vae']!r} is not diffusers' AutoencoderKL")
     library, scheduler = components["scheduler"]
     if library != "diffusers" or scheduler not in DDPM_SCHEDULERS:
         raise HubLoadError(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from hub_models.reference import DEFAULT_NAMESPACE, HUB_PREFIX, RELEASE
+from collections.abc import Sequence
+
+from hub_models.reference import DEFAULT_NAMESPACE, HUB_PREFIX, PUBLISHED, RELEASE
 
 
 def beta_tag(beta: float) -> str:
@@ -14,8 +16,9 @@ def beta_tag(beta: float) -> str:
     return f"{float(mantissa):g}e{int(exponent)}"
 
 
-def vae_run_name(arch: str, latent_dim: int, beta: float, beta_schedule: str = "constant") -> str:
-    suffix = "-warmup" if beta_schedule == "linear-warmup" else ""
+def vae_run_name(arch: str, latent_dim: int, beta: float, beta_schedule: str = "constant",
+                 conditional: bool = False) -> str:
+    suffix = ("-warmup" if beta_schedule == "linear-warmup" else "") + ("-conditional" if conditional else "")
     return f"vae-{arch}-z{latent_dim}-beta{beta_tag(beta)}{suffix}"
 
 
@@ -24,6 +27,12 @@ def hub_repo_name(run_name: str) -> str:
     return f"{HUB_PREFIX}-{run_name}"
 
 
-def release_repo_ids(namespace: str = DEFAULT_NAMESPACE) -> dict[str, str]:
-    """Every released run's Hub repo id: `{"vae-conv-z2-beta1": "<namespace>/mnist-genlab-vae-conv-z2-beta1", …}`."""
-    return {name: f"{namespace}/{hub_repo_name(name)}" for name in RELEASE}
+def release_repo_ids(namespace: str = DEFAULT_NAMESPACE, names: Sequence[str] = RELEASE) -> dict[str, str]:
+    """The Hub repo id of every run the Space shows (`names`: the release list):
+    `{"vae-conv-z2-beta1": "<namespace>/mnist-genlab-vae-conv-z2-beta1", …}`."""
+    return {name: f"{namespace}/{hub_repo_name(name)}" for name in names}
+
+
+def published_repo_ids(namespace: str = DEFAULT_NAMESPACE) -> dict[str, str]:
+    """Every folder of `release/` and its repo id: the Space's models and those it does not show yet."""
+    return release_repo_ids(namespace, PUBLISHED)

@@ -29,7 +29,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from hub_models.evaluation.schema import EVALUATION_FILE, Evaluation
 from hub_models.hub.cards import published_scheduler, read_json, render_model_card, run_kind
 from hub_models.hub.load import HubLoadError, check_safetensors
-from hub_models.hub.naming import hub_repo_name, release_repo_ids, vae_run_name
+from hub_models.hub.naming import hub_repo_name, published_repo_ids, vae_run_name
 from hub_models.models.registry import arch_of
 from hub_models.reference import CLASSIFIER_RUN, RELEASE_DDPMS
 
@@ -64,6 +64,8 @@ PUBLISHED_FILES = {
         "figures/*.png",
     ),
 }
+# A latent diffusion pipeline: the DDPM's files and the autoencoder in vae/.
+PUBLISHED_FILES["ldm"] = (*PUBLISHED_FILES["ddpm"], "vae/config.json", "vae/diffusion_pytorch_model.safetensors")
 REQUIRED_FILES = {
     "vae": ("config.json", "diffusion_pytorch_model.safetensors"),
     "classifier": ("config.json", "diffusion_pytorch_model.safetensors"),
@@ -74,6 +76,7 @@ REQUIRED_FILES = {
         "scheduler/scheduler_config.json",
     ),
 }
+REQUIRED_FILES["ldm"] = (*REQUIRED_FILES["ddpm"], "vae/config.json", "vae/diffusion_pytorch_model.safetensors")
 # Remote paths a push owns: stale files there (e.g. a figure a new run no longer makes) are deleted.
 MANAGED_REMOTE = (
     "README.md",
@@ -86,6 +89,7 @@ MANAGED_REMOTE = (
     "figures/*",
     "unet/*",
     "scheduler/*",
+    "vae/*",
 )
 SECRET_KEYS = re.compile(r"token|secret|password|api_key", re.IGNORECASE)
 DEFAULT_COLLECTION_TITLE = "mnist-genlab: β-VAEs and DDPMs on MNIST"
@@ -352,12 +356,17 @@ def find_runs(study_dir: str | os.PathLike | Sequence[str | os.PathLike]) -> lis
 
 
 def repo_name_for_run(run_dir: str | os.PathLike) -> str:
-    """`mnist-genlab-vae-conv-z2-beta1e-3` for a VAE run, `mnist-genlab-ddpm` for the DDPM run,
-    `mnist-genlab-digit-classifier` for the classifier (`hub_models.hub.naming.release_repo_ids` names the same)."""
+    """`mnist-genlab-vae-conv-z2-beta1e-3` for a VAE run (`…-conditional` for a conditional one),
+    `mnist-genlab-ddpm` for the DDPM run (`mnist-genlab-ddpm-conditional` class-conditional, `mnist-genlab-ldm` latent),
+    `mnist-genlab-digit-classifier` for the classifier (`hub_models.hub.naming.published_repo_ids` names the same)."""
     run_dir = Path(run_dir)
     kind = run_kind(run_dir)
-    if kind == "ddpm":
-        return hub_repo_name(RELEASE_DDPMS[0])
+    if kind == "ddpm":  # a class-conditional UNet gets its own repo beside the unconditional one
+        unet_config = read_json(run_dir / "unet" / "config.json")
+        return hub_repo_name(f"{RELEASE_DDPMS[0]}-conditional" if unet_config.get("num_class_embeds") else
+                             RELEASE_DDPMS[0])
+    if kind == "ldm":
+        return hub_repo_name("ldm")
     if kind == "classifier":
         return hub_repo_name(CLASSIFIER_RUN)
     config, metrics = read_json(run_dir / "config.json"), read_json(run_dir / "metrics.json")
@@ -368,7 +377,8 @@ def repo_name_for_run(run_dir: str | os.PathLike) -> str:
     if arch is None or latent is None or beta is None:
         raise HubPushError(f"{run_dir}: cannot name the repo (need the architecture, latent_dim and beta)")
     schedule = metrics.get("beta_schedule", train_cfg.get("beta_schedule", "constant"))
-    return hub_repo_name(vae_run_name(arch, int(latent), float(beta), schedule or "constant"))
+    return hub_repo_name(vae_run_name(arch, int(latent), float(beta), schedule or "constant",
+                                      conditional=bool(config.get("num_classes"))))
 
 
 def publish_study(
@@ -391,7 +401,7 @@ def publish_study(
     if not runs:
         raise HubPushError(f"No finished run (metrics.json + config.json/model_index.json) under {study_dir}")
     names: dict[str, Path] = {}
-    release = release_repo_ids(namespace)
+    release = published_repo_ids(namespace)
     for run in runs:
         repo_id = f"{namespace}/{repo_name_for_run(run)}"
         if run.name in release and release[run.name] != repo_id:  # a release folder must keep its release name

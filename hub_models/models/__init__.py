@@ -12,6 +12,7 @@ from typing import Any
 from hub_models.models.classifier import DigitClassifier
 from hub_models.models.conv_vae import ConvVAE
 from hub_models.models.dense_vae import DenseVAE
+from hub_models.models.latent_prior import LatentPrior
 from hub_models.models.registry import MODEL_CLASSES, VAE_CLASSES, kind_of, model_class, vae_class
 from hub_models.models.vae import BetaVAE, VAELoss, VAEOutput
 
@@ -25,6 +26,7 @@ __all__ = [
     "ConvVAE",
     "DenseVAE",
     "DigitClassifier",
+    "LatentPrior",
     "VAELoss",
     "VAEOutput",
     "count_parameters",

@@ -6,7 +6,7 @@ import torch
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from hub_models.models.vae import BetaVAE, check_latent_dim
+from hub_models.models.vae import BetaVAE, check_latent_dim, check_num_classes
 
 
 class DenseVAE(BetaVAE):
@@ -15,23 +15,30 @@ class DenseVAE(BetaVAE):
     Args:
         latent_dim: size of z.
         hidden_sizes: widths of the hidden layers, as in the study (512, 256).
+        num_classes: 0 = the study's unconditional VAE; > 0 = a conditional VAE whose one-hot label joins the
+            256 encoder features (into the two heads) and z (into the decoder's first layer).
     """
 
     @register_to_config
-    def __init__(self, latent_dim: int = 2, hidden_sizes: tuple[int, int] = (512, 256)):
+    def __init__(self, latent_dim: int = 2, hidden_sizes: tuple[int, int] = (512, 256), num_classes: int = 0):
         super().__init__()
         check_latent_dim(latent_dim)
+        check_num_classes(num_classes)
         h1, h2 = hidden_sizes
         self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(784, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU())
-        self.fc_mean = nn.Linear(h2, latent_dim)
-        self.fc_logvar = nn.Linear(h2, latent_dim)
+        self.fc_mean = nn.Linear(h2 + num_classes, latent_dim)
+        self.fc_logvar = nn.Linear(h2 + num_classes, latent_dim)
         self.decoder = nn.Sequential(
-            nn.Linear(latent_dim, h2), nn.ReLU(), nn.Linear(h2, h1), nn.ReLU(), nn.Linear(h1, 784),
+            nn.Linear(latent_dim + num_classes, h2),
+            nn.ReLU(),
+            nn.Linear(h2, h1),
+            nn.ReLU(),
+            nn.Linear(h1, 784),
             nn.Unflatten(1, (1, 28, 28)),
         )
 
     def encoder_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
 
-    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+    def decoder_logits(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)

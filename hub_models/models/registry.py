@@ -16,6 +16,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from hub_models.models.classifier import DigitClassifier
 from hub_models.models.conv_vae import ConvVAE
 from hub_models.models.dense_vae import DenseVAE
+from hub_models.models.latent_prior import LatentPrior
 from hub_models.models.vae import BetaVAE
 
 #: the VAE architectures, by the name the scripts and run names use (`--arch conv`, `vae-conv-z2-beta1`)
@@ -26,9 +27,12 @@ MODEL_CLASSES: dict[str, type[ModelMixin] | str] = {
     "ConvVAE": ConvVAE,
     "DenseVAE": DenseVAE,
     "DigitClassifier": DigitClassifier,
+    "LatentPrior": LatentPrior,
     "UNet2DModel": "diffusers.models.unets.unet_2d",
+    "AutoencoderKL": "diffusers.models.autoencoders.autoencoder_kl",  # latent diffusion's autoencoder
 }
-KINDS: dict[str, str] = {"ConvVAE": "vae", "DenseVAE": "vae", "DigitClassifier": "classifier", "UNet2DModel": "ddpm"}
+KINDS: dict[str, str] = {"ConvVAE": "vae", "DenseVAE": "vae", "DigitClassifier": "classifier", "UNet2DModel": "ddpm",
+                        "LatentPrior": "latent-prior", "AutoencoderKL": "autoencoder"}
 VAE_CLASS_NAMES: tuple[str, ...] = tuple(cls.__name__ for cls in VAE_CLASSES.values())
 
 

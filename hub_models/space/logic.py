@@ -8,6 +8,7 @@ crashing.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -43,7 +44,7 @@ from hub_models.figures import DIGIT_CMAP, figure_to_pil, manifold_grid, to_pil
 from hub_models.hub.load import RepoFiles, load
 from hub_models.hub.naming import release_repo_ids, vae_run_name
 from hub_models.io import atomic_path, cache_dir, log
-from hub_models.models import DigitClassifier
+from hub_models.models import ConvVAE, DenseVAE, DigitClassifier
 from hub_models.models.registry import kind_of
 from hub_models.models.vae import BetaVAE, bernoulli_bce, kl_to_standard_normal
 from hub_models.reference import DEFAULT_NAMESPACE, STUDY_BETAS
@@ -70,6 +71,9 @@ MAX_GUIDANCE = 10.0
 MAX_PER_DIGIT = 6  # a row per digit: about `count` digits in all, 1–6 per row
 DIGIT_SCALE = 10  # 28 px → 280 px, nearest-neighbour
 LIVE_SCALE = 4  # the live slider digit: 112 px (PNG encoding of 280 px costs ~6 ms more); CSS upscales it
+# The browser decodes the live slider itself (`decoder_js.DECODER_JS`) for decoders up to this size: the Conv VAEs
+# (~28k–35k weights, ~150 kB as base64) fit; a Dense VAE (~535k weights, 2.8 MB) stays on the server.
+MAX_BROWSER_WEIGHTS = 100_000
 
 
 class SpaceError(ValueError):
@@ -364,6 +368,9 @@ def load_registry(sources: Mapping[str, str], calibration_digits: int | None = N
             metrics = files.try_json("metrics.json") or {}
             if kind == "vae":
                 model = load(source, **kw).eval()
+                if model.is_conditional:  # every decode needs a digit: no selector in the explorer yet
+                    raise SpaceError(f"{source}: a conditional VAE (every decode needs a digit); the Space does "
+                                     "not show conditional VAEs yet")
                 beta = _beta_of(name, metrics, files.try_json("training_config.json"))
                 reg.vaes[name] = VAEEntry(name, source, model, beta, metrics, read_evaluation(files, "vae"))
             elif kind == "ddpm":
@@ -447,6 +454,52 @@ def decode_latent(entry: VAEEntry, values: list[Any]) -> Image.Image:
     """One digit decoded from slider values, 112×112 crisp pixels (the live-slider path: well under 1 ms)."""
     z = as_latent(values, entry.latent_dim)
     return to_pil(entry.model.decode(z), nrow=1, padding=0, scale=LIVE_SCALE)
+
+
+def _b64(t: torch.Tensor) -> str:
+    """A tensor as base64 of its little-endian float32 bytes (what JavaScript's Float32Array reads)."""
+    return base64.b64encode(t.detach().cpu().float().contiguous().numpy().astype("<f4").tobytes()).decode()
+
+
+def browser_decoder(entry: VAEEntry, max_weights: int = MAX_BROWSER_WEIGHTS) -> dict[str, Any] | None:
+    """The decoder as data for `hub_models.space.decoder_js` (the live slider decoded in the browser), or None when
+    the browser cannot run it (a conditional VAE, a layer the JavaScript lacks, over `max_weights` weights): the
+    slider then decodes on the server, through `/decode_latent`.
+
+    Returns `{"name", "latent_dim", "weights", "layers": [...]}`; each layer is `{"type": "linear", "in",
+    "out", "weight", "bias"}`, `{"type": "relu"}`, `{"type": "reshape", "shape"}` or `{"type":
+    "conv_transpose2d", "in", "out", "kernel", "stride", "padding", "output_padding", "weight", "bias"}` with
+    weights as base64 float32 in PyTorch's layout; a sigmoid on the last layer gives the pixels."""
+    model = entry.model
+    if getattr(model, "num_classes", 0):
+        return None
+    if isinstance(model, ConvVAE):
+        modules = [model.decoder_input, *model.decoder]
+    elif isinstance(model, DenseVAE):
+        modules = list(model.decoder)
+    else:
+        return None
+    layers: list[dict[str, Any]] = []
+    for m in modules:
+        if isinstance(m, torch.nn.Linear) and m.bias is not None:
+            layers.append({"type": "linear", "in": m.in_features, "out": m.out_features,
+                           "weight": _b64(m.weight), "bias": _b64(m.bias)})
+        elif isinstance(m, torch.nn.ReLU):
+            layers.append({"type": "relu"})
+        elif isinstance(m, torch.nn.Unflatten) and m.dim == 1:
+            layers.append({"type": "reshape", "shape": list(m.unflattened_size)})
+        elif (isinstance(m, torch.nn.ConvTranspose2d) and m.bias is not None and m.groups == 1
+              and m.dilation == (1, 1) and m.kernel_size[0] == m.kernel_size[1] and m.stride[0] == m.stride[1]
+              and m.padding[0] == m.padding[1] and m.output_padding[0] == m.output_padding[1]):
+            layers.append({"type": "conv_transpose2d", "in": m.in_channels, "out": m.out_channels,
+                           "kernel": m.kernel_size[0], "stride": m.stride[0], "padding": m.padding[0],
+                           "output_padding": m.output_padding[0], "weight": _b64(m.weight), "bias": _b64(m.bias)})
+        else:
+            return None  # a layer the JavaScript does not implement: the server decodes
+    weights = sum(p.numel() for m in modules for p in m.parameters())
+    if weights > max_weights:
+        return None
+    return {"name": entry.name, "latent_dim": entry.latent_dim, "weights": weights, "layers": layers}
 
 
 @dataclass
@@ -801,6 +854,7 @@ __all__ = [
     "TestDigits",
     "VAEEntry",
     "anomaly_percentile",
+    "browser_decoder",
     "classify",
     "compute_device",
     "ddpm_evaluation",

@@ -7,6 +7,7 @@ cheap); verdicts come from the fixed rules in `hub_models.study.verdicts`, never
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -475,8 +476,13 @@ def _old_claim(row: str) -> Claim:
     return Claim(cells[0], cells[1], verdict, cells[2] if len(cells) == 4 else "")
 
 
+def _cell(text: str) -> str:
+    """A Markdown table cell: a bare `|` (as in E[z|x]) would split it."""
+    return re.sub(r"(?<!\\)\|", r"\\|", text)
+
+
 def _claim_row(claim: Claim) -> str:
-    return f"| {claim.claim} | {claim.measured} | {claim.rule} | **{claim.verdict}** |"
+    return f"| {_cell(claim.claim)} | {_cell(claim.measured)} | {_cell(claim.rule)} | **{claim.verdict}** |"
 
 
 def _ddpm_summary(ddpm_dir: Path, figures_dir: Path) -> dict[str, Any]:

@@ -15,6 +15,8 @@ import argparse
 import math
 from typing import Any
 
+from hub_models.diffusion import DEFAULT_GUIDANCE_SCALE, SAMPLERS
+
 CHECKPOINT_EVERY_WORDS = ("epoch", "none")
 
 
@@ -121,6 +123,53 @@ def training_parser(doc: str | None, *, loop: bool = True, **defaults: Any) -> a
     return parser
 
 
+def add_ddpm_args(parser: argparse.ArgumentParser, model_config_help: str) -> None:
+    """The DDPM trainer's own flags (model and schedule, optimisation, per-epoch evaluation): train_ddpm.py's, and
+    `training/train_ldm.py`'s for its latent UNet (each script words its own `--model_config` help)."""
+    model = parser.add_argument_group("model and noise schedule")
+    model.add_argument("--model_config", default="default", help=model_config_help)
+    model.add_argument("--num_train_timesteps", type=positive_int, default=4000, help="Diffusion steps T.")
+    model.add_argument("--beta_schedule", default="squaredcos_cap_v2",
+                       choices=["squaredcos_cap_v2", "linear", "scaled_linear"], help="β_t schedule (cosine).")
+    model.add_argument("--prediction_type", choices=["epsilon", "v_prediction", "sample"], default="epsilon",
+                       help="What the UNet predicts; the study predicts ε.")
+    model.add_argument("--class_conditional", action="store_true",
+                       help="Condition on the digit: num_class_embeds = 10 digits + a null class (index 10) for "
+                            "classifier-free guidance.")
+    model.add_argument("--label_dropout", type=probability, default=0.1,
+                       help="With --class_conditional: share of labels replaced by the null class in training.")
+    optim = parser.add_argument_group("optimisation")
+    optim.add_argument("--lr_scheduler", default="constant",
+                       choices=["constant", "constant_with_warmup", "cosine", "linear"],
+                       help="Learning-rate schedule (the study: constant).")
+    optim.add_argument("--lr_warmup_steps", type=int, default=0, help="Warm-up updates of the lr schedule.")
+    optim.add_argument("--adam_beta1", type=float, default=0.9, help="Adam β1.")
+    optim.add_argument("--adam_beta2", type=float, default=0.999, help="Adam β2.")
+    optim.add_argument("--adam_weight_decay", type=float, default=0.0, help="Adam weight decay.")
+    optim.add_argument("--adam_epsilon", type=float, default=1e-8, help="Adam ε.")
+    optim.add_argument("--max_grad_norm", type=non_negative_float, default=1.0,
+                       help="Gradient clipping norm (0 = off).")
+    optim.add_argument("--num_workers", type=int, default=0,
+                       help="DataLoader workers (0 is fastest here: batches are slices of an in-memory tensor).")
+    optim.add_argument("--no_ema", dest="use_ema", action="store_false",
+                       help="Do not keep an EMA of the weights (unet/ then holds the raw weights).")
+    optim.add_argument("--ema_max_decay", type=float, default=0.9999, help="Maximum EMA decay.")
+    optim.add_argument("--ema_inv_gamma", type=float, default=1.0, help="EMA warm-up inverse gamma.")
+    optim.add_argument("--ema_power", type=float, default=3 / 4, help="EMA warm-up power.")
+    evals = parser.add_argument_group("per-epoch evaluation and figures")
+    evals.add_argument("--eval_batch_size", type=positive_int, default=256, help="Batch size of the test loss.")
+    evals.add_argument("--max_eval_samples", type=positive_int, default=None,
+                       help="Test loss on the first N held-out digits only (default: all; a faster epoch end).")
+    evals.add_argument("--eval_seed", type=int, default=1234,
+                       help="Seed of the test loss's noise and timesteps (the same for every epoch and run).")
+    evals.add_argument("--sampler", choices=SAMPLERS, default="dpmsolver++", help="Sampler of the sample grids.")
+    evals.add_argument("--sample_steps", type=positive_int, default=25, help="Denoising steps of the grids.")
+    evals.add_argument("--num_sample_images", type=positive_int, default=64,
+                       help="Digits in each grid (class-conditional: rounded up to whole rows, one per digit).")
+    evals.add_argument("--guidance_scale", type=non_negative_float, default=DEFAULT_GUIDANCE_SCALE,
+                       help="With --class_conditional: classifier-free guidance w of the grids.")
+
+
 def parse_training_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
     """Parse, then check what no single flag can (argparse exits with one clear line)."""
     args = parser.parse_args(argv)
@@ -134,6 +183,7 @@ def parse_training_args(parser: argparse.ArgumentParser, argv: list[str] | None 
 
 
 __all__ = [
+    "add_ddpm_args",
     "checkpoint_every",
     "non_negative_float",
     "parent_parser",

@@ -46,7 +46,7 @@ class DDPMTrainer(Trainer):
 
     def build(self) -> tuple[torch.nn.Module, torch.optim.Optimizer, DataLoader]:
         args = self.args
-        model = make_ddpm_unet(args.model_config, args.class_conditional)
+        model = self.make_unet()
         self.noise_scheduler = make_train_scheduler(args.num_train_timesteps, args.beta_schedule,
                                                     args.prediction_type)
         self.ema = None
@@ -72,6 +72,10 @@ class DDPMTrainer(Trainer):
         loader = DataLoader(dataset, batch_size=args.train_batch_size, shuffle=True, drop_last=False,
                             num_workers=args.num_workers)
         return model, optimizer, loader
+
+    def make_unet(self) -> UNet2DModel:
+        """The UNet to train (`LDMTrainer` builds one for its autoencoder's latents instead)."""
+        return make_ddpm_unet(self.args.model_config, self.args.class_conditional)
 
     def make_lr_scheduler(self, optimizer: torch.optim.Optimizer, max_steps: int) -> Any:
         return get_scheduler(self.args.lr_scheduler, optimizer,
