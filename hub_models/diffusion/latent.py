@@ -9,7 +9,6 @@ to [-1, 1] (the scheduler is saved with `clip_sample=False`, the ODE samplers ru
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from pathlib import Path
@@ -30,6 +29,7 @@ from hub_models.diffusion.sampling import (
     sample_images,
 )
 from hub_models.io import save_pretrained_atomic
+from hub_models.models.unet import named_config
 
 # 28 → 14 → 7 (diffusers' encoder pads and strides; the decoder upsamples ×2 twice): a 4×7×7 latent, 4× fewer
 # numbers than the image. Small widths so an epoch fits in CPU minutes.
@@ -93,20 +93,9 @@ LATENT_UNET_CONFIGS: dict[str, dict[str, Any]] = {
 LATENT_SAMPLER_OVERRIDES: dict[str, Any] = {"thresholding": False}
 
 
-def _config(name_or_path: str | os.PathLike, configs: dict[str, dict[str, Any]], what: str) -> dict[str, Any]:
-    if str(name_or_path) in configs:
-        return copy.deepcopy(configs[str(name_or_path)])
-    path = Path(name_or_path)
-    if path.is_dir():
-        path = path / "config.json"
-    if not path.is_file():
-        raise ValueError(f"unknown {what} config {name_or_path!r}: use one of {sorted(configs)} or a JSON file")
-    return {k: v for k, v in json.loads(path.read_text()).items() if not k.startswith("_")}
-
-
 def autoencoder_config(name_or_path: str | os.PathLike = "default") -> dict[str, Any]:
     """An `AutoencoderKL` config by name (`default`, `tiny`) or from a JSON file / model folder."""
-    return _config(name_or_path, AUTOENCODER_CONFIGS, "autoencoder")
+    return named_config(name_or_path, AUTOENCODER_CONFIGS, "autoencoder")
 
 
 def make_autoencoder(name_or_path: str | os.PathLike = "default") -> AutoencoderKL:
@@ -122,7 +111,7 @@ def latent_shape(vae: AutoencoderKL) -> tuple[int, int, int]:
 
 def latent_unet_config(name_or_path: str | os.PathLike, vae: AutoencoderKL) -> dict[str, Any]:
     """A latent UNet config (`default`, `tiny` or a JSON file) with channels and size set to `vae`'s latent."""
-    config = _config(name_or_path, LATENT_UNET_CONFIGS, "latent UNet")
+    config = named_config(name_or_path, LATENT_UNET_CONFIGS, "latent UNet")
     channels, side, _ = latent_shape(vae)
     return {**config, "in_channels": channels, "out_channels": channels, "sample_size": side}
 

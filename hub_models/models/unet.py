@@ -55,18 +55,22 @@ UNET_CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
-def unet_config(name_or_path: str | os.PathLike = "default") -> dict[str, Any]:
-    """A UNet config by name (`default`, `attention`, `tiny`) or from a JSON file (a `config.json` written by
-    `save_pretrained`, or any dict of `UNet2DModel` arguments)."""
-    if str(name_or_path) in UNET_CONFIGS:
-        return copy.deepcopy(UNET_CONFIGS[str(name_or_path)])
+def named_config(name_or_path: str | os.PathLike, configs: dict[str, dict[str, Any]], what: str) -> dict[str, Any]:
+    """`configs[name]`, or the model arguments of a JSON file / model folder (a `config.json` written by
+    `save_pretrained`, or any dict of constructor arguments)."""
+    if str(name_or_path) in configs:
+        return copy.deepcopy(configs[str(name_or_path)])
     path = Path(name_or_path)
     if path.is_dir():
         path = path / "config.json"
     if not path.is_file():
-        raise ValueError(f"unknown UNet config {name_or_path!r}: use one of {sorted(UNET_CONFIGS)} or a JSON file")
-    config = json.loads(path.read_text())
-    return {k: v for k, v in config.items() if not k.startswith("_")}
+        raise ValueError(f"unknown {what} config {name_or_path!r}: use one of {sorted(configs)} or a JSON file")
+    return {k: v for k, v in json.loads(path.read_text()).items() if not k.startswith("_")}
+
+
+def unet_config(name_or_path: str | os.PathLike = "default") -> dict[str, Any]:
+    """A UNet config by name (`default`, `attention`, `tiny`) or from a JSON file."""
+    return named_config(name_or_path, UNET_CONFIGS, "UNet")
 
 
 def make_unet(name_or_path: str | os.PathLike = "default") -> UNet2DModel:
