@@ -1,4 +1,5 @@
-"""mnist-genlab — the Gradio Space: sample, explore the latent space, reconstruct, interpolate, score anomalies.
+"""mnist-genlab — the Gradio Space: sample, explore the latent space, reconstruct, interpolate, complete digits, score
+anomalies.
 
 UI wiring only: every computation lives in `hub_models.space` (`logic`, `preprocess`, `about`).
 
@@ -49,6 +50,7 @@ from hub_models.space.preprocess import (  # noqa: E402
     EMPTY_MESSAGE,
     MAX_UPLOAD_BYTES,
     InputImageError,
+    prepare_canvas,
     prepare_digit,
 )
 
@@ -59,7 +61,8 @@ EXAMPLES_DIR = HERE / "examples"
 EXAMPLES = ("drawn_4.png", "photo_7.jpg", "inverted_2.png")  # a drawn 4, a photo of a 7 on paper, an inverted 2
 TITLE = "mnist-genlab — β-VAEs and a DDPM on MNIST"
 MAX_SLIDERS = 8
-FIRST_DIGITS = {"reconstruct": 7, "interpolate_a": 0, "interpolate_b": 6}  # the test digits a first visit shows
+# The test digits a first visit shows.
+FIRST_DIGITS = {"reconstruct": 7, "interpolate_a": 0, "interpolate_b": 6, "complete": 2}
 GPU_DURATION = 120  # seconds a ZeroGPU call may hold the GPU: 64 digits × 1000 steps fit
 DECODE_BATCH = 32  # slider requests waiting in the queue are decoded in one call (one session state per batch)
 CSS = """
@@ -208,15 +211,21 @@ def first_visit(reg: sl.Registry) -> dict[str, Any]:
     if reg.ddpm is not None:
         image, status = sl.ddpm_grid(reg.ddpm, digit=ddpm_default_digit(reg))
         out["ddpm"] = (image, f"Made at start-up: {status}. Change the seed and press **Generate** for new digits.")
-    if reg.vaes and reg.test is not None:
+    plain = sl.unconditional_vaes(reg)  # Reconstruct and Interpolate have no digit to give a conditional VAE
+    if plain and reg.test is not None:
         x, label, idx = sl.test_digit(reg, FIRST_DIGITS["reconstruct"], 0)
         out["reconstruct"] = reconstruction_outputs(reg, x, sl.study_series(reg),
                                                     f"test digit #{idx}: a **{label}**")
         xa, *_ = sl.test_digit(reg, FIRST_DIGITS["interpolate_a"], 0)
         xb, *_ = sl.test_digit(reg, FIRST_DIGITS["interpolate_b"], 0)
-        first = next(iter(reg.vaes.values()))
+        first = reg.vaes[plain[0]]
         out["interpolate"] = (editor_value(xa), editor_value(xb), sl.interpolate(first, xa, xb, 10, "lerp"),
                               sl.interpolate(first, xa, xb, 10, "slerp"))
+    if reg.ddpm is not None and reg.test is not None:
+        x, label, idx = sl.test_digit(reg, FIRST_DIGITS["complete"], 0)
+        shown, ddpm, vae, status = sl.complete_digit(reg, x)
+        out["complete"] = (editor_value(x), shown, ddpm, vae,
+                           f"Made at start-up from test digit #{idx} (a **{label}**), its top half hidden: {status}")
     out["seconds"] = time.perf_counter() - t0
     log("space", f"first-visit results computed in {out['seconds']:.2f} s")
     return out
@@ -232,8 +241,11 @@ def build_demo(reg: sl.Registry, config: dict[str, Any] | None = None) -> gr.Blo
     shown = first_visit(reg)
     series = sl.study_series(reg)
 
-    def choices() -> list[tuple[str, str]]:
-        return [(e.label, e.name) for e in reg.vaes.values()]
+    plain = sl.unconditional_vaes(reg)
+
+    def choices(unconditional: bool = False) -> list[tuple[str, str]]:
+        """Every VAE (Generate, the latent explorer), or those that need no digit (Reconstruct, Interpolate)."""
+        return [(e.label, e.name) for e in reg.vaes.values() if not (unconditional and e.conditional)]
 
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nβ-VAEs (conv / dense, z = 2 / 4, β = 1e-3 / 1 / 20) and a DDPM trained on "
@@ -296,6 +308,10 @@ def build_demo(reg: sl.Registry, config: dict[str, Any] | None = None) -> gr.Blo
                 show_dims = first is not None and first.latent_dim > 2
                 dim_x = gr.Dropdown(dim_names, value="z1", label="map x", visible=show_dims)
                 dim_y = gr.Dropdown(dim_names, value="z2", label="map y", visible=show_dims)
+                # A conditional VAE decodes z as a chosen digit: the sliders then move the style within it.
+                lat_class = gr.Dropdown([str(d) for d in range(10)], value="0", label="digit",
+                                        visible=first is not None and first.conditional, elem_id="latent-class",
+                                        info="conditional VAE: the sliders move the style of this digit")
             first_digit, first_map, first_grid = shown.get("latent", (None, None, None))
             with gr.Row():
                 with gr.Column(scale=1, min_width=220):
@@ -349,7 +365,7 @@ def build_demo(reg: sl.Registry, config: dict[str, Any] | None = None) -> gr.Blo
                     if examples and vae_names:  # click one: it goes into the Upload tab and is reconstructed
                         gr.Examples(examples, inputs=upload, label="examples: a drawn 4, a photo of a 7 on paper, "
                                     "an inverted 2", cache_examples=False, elem_id="rec-examples")
-                    rec_models = gr.CheckboxGroup(choices(), value=series, label="models")
+                    rec_models = gr.CheckboxGroup(choices(unconditional=True), value=series, label="models")
                 with gr.Column(scale=2):
                     with gr.Row():
                         rec_input = gr.Image(rec_first[0], label="prepared input (28×28)", format="png", type="pil",
@@ -388,13 +404,63 @@ def build_demo(reg: sl.Registry, config: dict[str, Any] | None = None) -> gr.Blo
                             pick_btns.append(gr.Button(f"Pick test digit as {side}",
                                                        interactive=reg.test is not None))
             with gr.Row():
-                int_model = gr.Dropdown(choices(), value=vae_names[0] if vae_names else None, label="model")
+                int_model = gr.Dropdown(choices(unconditional=True), value=plain[0] if plain else None,
+                                        label="model")
                 int_steps = gr.Slider(2, 32, value=10, step=1, label="steps")
                 int_btn = gr.Button("Interpolate", variant="primary", interactive=bool(vae_names))
             int_lerp = gr.Image(int_first[2], label="lerp: A, straight line, B", format="png", type="pil",
                                 interactive=False, elem_classes="pixelated", elem_id="interp-lerp")
             int_slerp = gr.Image(int_first[3], label="slerp: A, arc, B", format="png", type="pil",
                                  interactive=False, elem_classes="pixelated", elem_id="interp-slerp")
+
+        # ----------------------------------------------------------------------------------------- Complete
+        with gr.Tab("Complete", id="complete"):
+            gr.Markdown(ddpm_missing or "Hide part of a digit — a half, or paint it with the **red** brush — and "
+                        "the DDPM fills it in (RePaint: the known pixels are re-noised at every step so the "
+                        "generated part fits them). Beside it, a VAE decodes the same masked digit. **denoise** "
+                        "adds noise instead (a share of the T diffusion steps) and removes it from that step.")
+            comp_first = shown.get("complete", (blank_canvas(), None, None, None, ""))
+            with gr.Row():
+                with gr.Column(scale=1):
+                    comp_editor = gr.ImageEditor(
+                        comp_first[0], label="digit (white: ink · red: the part to complete)", type="filepath",
+                        canvas_size=(280, 280), fixed_canvas=True, sources=["upload", "clipboard"],
+                        image_mode="RGBA", layers=False,
+                        brush=gr.Brush(colors=["#ff0000", "#ffffff"], default_color="#ff0000", color_mode="fixed",
+                                       default_size=24),
+                        elem_id="complete-editor", height=340, format="png")
+                    with gr.Row():
+                        comp_pick = gr.Dropdown([str(d) for d in range(10)], value=str(FIRST_DIGITS["complete"]),
+                                                label="test digit", elem_id="complete-pick")
+                        comp_pick_btn = gr.Button("Pick test digit", interactive=reg.test is not None)
+                    with gr.Row():
+                        comp_hide = gr.Dropdown(list(sl.HIDE_CHOICES), value=sl.DEFAULT_HIDE, label="hide",
+                                                elem_id="complete-hide")
+                        comp_mode = gr.Radio(list(sl.COMPLETE_MODES), value="complete", label="mode",
+                                             elem_id="complete-mode")
+                    comp_level = gr.Slider(0, 1, value=sl.DEFAULT_NOISE_LEVEL, step=0.05, label="noise level",
+                                           info="denoise: the share of the T diffusion steps of noise added")
+                    with gr.Row():
+                        comp_vae = gr.Dropdown(choices(unconditional=True), value=plain[0] if plain else None,
+                                               label="VAE to compare")
+                        comp_seed = gr.Number(0, precision=0, minimum=0, label="seed")
+                    comp_digit = gr.Dropdown([sl.ANY_DIGIT, *map(str, range(10))], value=sl.ANY_DIGIT,
+                                             label="guide to digit", visible=conditional, elem_id="complete-digit",
+                                             info="a class-conditional DDPM: complete towards this digit")
+                    comp_btn = gr.Button("Complete", variant="primary", interactive=reg.ddpm is not None,
+                                         elem_id="complete-run")
+                with gr.Column(scale=2):
+                    with gr.Row():
+                        comp_input = gr.Image(comp_first[1], label="input (hidden part in red)", format="png",
+                                              type="pil", interactive=False, height=260, elem_classes="pixelated",
+                                              elem_id="complete-input")
+                        comp_ddpm = gr.Image(comp_first[2], label="DDPM", format="png", type="pil",
+                                             interactive=False, height=260, elem_classes="pixelated",
+                                             elem_id="complete-ddpm")
+                        comp_vae_out = gr.Image(comp_first[3], label="VAE", format="png", type="pil",
+                                                interactive=False, height=260, elem_classes="pixelated",
+                                                elem_id="complete-vae")
+                    comp_status = gr.Markdown(comp_first[4], elem_id="complete-status")
 
         # ----------------------------------------------------------------------------------------- About
         with gr.Tab("About", id="about"):
@@ -442,9 +508,10 @@ def build_demo(reg: sl.Registry, config: dict[str, Any] | None = None) -> gr.Blo
             return sl.check_dims(entry, (dx or "z1", dy or "z2"))
 
         @user_errors
-        def select_vae(name):
+        def select_vae(name, digit="0"):
             entry = reg.vae(name)
             zero = [0.0] * entry.latent_dim
+            digit = digit if entry.conditional else None
             slider_updates = [gr.Slider(minimum=-entry.limit, maximum=entry.limit, value=0.0,
                                         visible=i < entry.latent_dim) for i in range(n_sliders)]
             dim_choices = [f"z{i + 1}" for i in range(entry.latent_dim)]
@@ -452,67 +519,79 @@ def build_demo(reg: sl.Registry, config: dict[str, Any] | None = None) -> gr.Blo
             return (*slider_updates,
                     gr.Dropdown(choices=dim_choices, value="z1", visible=show),
                     gr.Dropdown(choices=dim_choices, value="z2", visible=show),
-                    sl.decode_latent(entry, zero),
+                    gr.Dropdown(visible=entry.conditional),
+                    sl.decode_latent(entry, zero, digit),
                     sl.latent_map(entry, (0, 1)).with_marker(torch.zeros(entry.latent_dim)),
-                    sl.latent_grid(entry, zero, (0, 1)))
+                    sl.latent_grid(entry, zero, (0, 1), digit=digit))
 
-        lat_outputs = [*sliders, dim_x, dim_y, lat_digit, lat_map, lat_grid]
+        lat_outputs = [*sliders, dim_x, dim_y, lat_class, lat_digit, lat_map, lat_grid]
 
         def browser_decoder(name):
             return sl.browser_decoder(reg.vae(name))
 
-        lat_model.change(select_vae, lat_model, lat_outputs, api_name="select_vae").success(
+        # The digit is the last input, with a default: API callers of an unconditional VAE may omit it.
+        lat_model.change(select_vae, [lat_model, lat_class], lat_outputs, api_name="select_vae").success(
             browser_decoder, lat_model, lat_decoder, api_visibility="private", queue=False)
 
         # A slider move is decoded in the browser (`hub_models.space.decoder_js`: no server round trip). The server
         # decodes when the browser cannot (no browser decoder for the model: it bumps `lat_fallback`) and for API
         # clients.
-        gr.on([s.input for s in sliders], None, [lat_decoder, *sliders, lat_digit, lat_fallback],
+        gr.on([s.input for s in sliders], None, [lat_decoder, *sliders, lat_digit, lat_fallback, lat_class],
               [lat_digit, lat_fallback], js=live_decode_js(n_sliders), queue=False, show_progress="hidden")
 
         @user_errors
-        async def decode_latent(names, *zs):
+        async def decode_latent(names, *values):
             # Batched: the requests waiting in the queue arrive together (one list per input). async on purpose:
-            # a sub-millisecond decode runs on the event loop, skipping the hop to a worker thread.
+            # a sub-millisecond decode runs on the event loop, skipping the hop to a worker thread. The last input
+            # is the digit of a conditional VAE (ignored by the others).
+            *zs, digits = values if len(values) > n_sliders else (*values, [None] * len(names))
             images = []
             for i, name in enumerate(names):
                 try:
-                    images.append(sl.decode_latent(reg.vae(name), [z[i] for z in zs]))
+                    images.append(sl.decode_latent(reg.vae(name), [z[i] for z in zs], digits[i]))
                 except sl.SpaceError:
                     if len(names) == 1:  # a request alone (always, without concurrent users) gets its message
                         raise
                     images.append(None)  # others in its batch still get their digit
             return (images,)
 
-        lat_fallback.change(decode_latent, [lat_model, *sliders], lat_digit, api_name="decode_latent",
+        lat_fallback.change(decode_latent, [lat_model, *sliders, lat_class], lat_digit, api_name="decode_latent",
                             trigger_mode="always_last", show_progress="hidden", preprocess=False, batch=True,
                             max_batch_size=DECODE_BATCH, concurrency_limit=1, concurrency_id="decode")
 
+        def _split(values) -> tuple[list, Any]:
+            """(slider values, the digit of a conditional VAE) from the sliders and the optional digit after them."""
+            values = list(values)
+            return values[:n_sliders], (values[n_sliders] if len(values) > n_sliders else None)
+
         @user_errors
-        def latent_views(name, dx, dy, *z):
+        def latent_views(name, dx, dy, *values):
             entry = reg.vae(name)
             dims = _dims(entry, dx, dy)
-            zt = sl.as_latent(list(z), entry.latent_dim)
-            return sl.latent_map(entry, dims).with_marker(zt[0]), sl.latent_grid(entry, list(z), dims)
+            z, digit = _split(values)
+            zt = sl.as_latent(z, entry.latent_dim)
+            return sl.latent_map(entry, dims).with_marker(zt[0]), sl.latent_grid(entry, z, dims, digit=digit)
 
         gr.on([*(s.release for s in sliders), dim_x.input, dim_y.input], latent_views,
-              [lat_model, dim_x, dim_y, *sliders], [lat_map, lat_grid], api_name="latent_views",
+              [lat_model, dim_x, dim_y, *sliders, lat_class], [lat_map, lat_grid], api_name="latent_views",
               trigger_mode="always_last", show_progress="hidden", preprocess=False,
               concurrency_limit=2, concurrency_id="views")
 
         @user_errors
-        def reset_latent(name):
+        def reset_latent(name, digit=None):
             entry = reg.vae(name)
             zero = [0.0] * entry.latent_dim
-            return (*[gr.Slider(value=0.0) for _ in sliders], sl.decode_latent(entry, zero))
+            return (*[gr.Slider(value=0.0) for _ in sliders], sl.decode_latent(entry, zero, digit))
 
-        lat_reset.click(reset_latent, lat_model, [*sliders, lat_digit], api_name="reset_latent").then(
-            latent_views, [lat_model, dim_x, dim_y, *sliders], [lat_map, lat_grid], api_name="latent_views_reset",
+        lat_reset.click(reset_latent, [lat_model, lat_class], [*sliders, lat_digit], api_name="reset_latent").then(
+            latent_views, [lat_model, dim_x, dim_y, *sliders, lat_class], [lat_map, lat_grid],
+            api_name="latent_views_reset",
             preprocess=False, api_visibility="undocumented")
 
         @user_errors
-        def pick_latent(evt: gr.SelectData, name, dx, dy, *z):  # gradio fills `evt` (the click) itself
+        def pick_latent(evt: gr.SelectData, name, dx, dy, *values):  # gradio fills `evt` (the click) itself
             entry = reg.vae(name)
+            z, digit = _split(values)
             index = getattr(evt, "index", None)
             if not isinstance(index, (list, tuple)) or len(index) != 2:
                 raise sl.SpaceError("Click a point inside the latent map.")
@@ -525,10 +604,21 @@ def build_demo(reg: sl.Registry, config: dict[str, Any] | None = None) -> gr.Blo
             zt = sl.as_latent(values, entry.latent_dim)
             updates = [gr.Slider(value=values[i]) if i < entry.latent_dim else gr.Slider()
                        for i in range(n_sliders)]
-            return (*updates, sl.decode_latent(entry, values), sl.latent_map(entry, dims).with_marker(zt[0]),
-                    sl.latent_grid(entry, values, dims))
+            return (*updates, sl.decode_latent(entry, values, digit), sl.latent_map(entry, dims).with_marker(zt[0]),
+                    sl.latent_grid(entry, values, dims, digit=digit))
 
-        lat_map.select(pick_latent, [lat_model, dim_x, dim_y, *sliders], [*sliders, lat_digit, lat_map, lat_grid],
+        # A new digit: the same style decoded as it (the server decodes: one request per change, not per drag).
+        @user_errors
+        def select_class(name, dx, dy, *values):
+            entry = reg.vae(name)
+            z, digit = _split(values)
+            return sl.decode_latent(entry, z, digit), sl.latent_grid(entry, z, _dims(entry, dx, dy), digit=digit)
+
+        lat_class.input(select_class, [lat_model, dim_x, dim_y, *sliders, lat_class], [lat_digit, lat_grid],
+                        api_name="select_digit", preprocess=False, trigger_mode="always_last")
+
+        lat_map.select(pick_latent, [lat_model, dim_x, dim_y, *sliders, lat_class],
+                       [*sliders, lat_digit, lat_map, lat_grid],
                        api_name="pick_latent", api_visibility="undocumented", preprocess=False)
 
         # Reconstruct ---------------------------------------------------------------------------------
@@ -609,6 +699,29 @@ def build_demo(reg: sl.Registry, config: dict[str, Any] | None = None) -> gr.Blo
                 interpolate_if_ready, [*editors, int_model, int_steps], [int_lerp, int_slerp],
                 api_name=f"interpolate_after_pick_{side.lower()}", api_visibility="undocumented",
                 preprocess=False)
+
+        # Complete ------------------------------------------------------------------------------------
+        @gpu
+        @user_errors
+        def complete_digit(value, hide, mode, level, vae_name, seed, digit=sl.ANY_DIGIT):
+            x, painted = prepare_canvas(uploads_only(value))
+            return sl.complete_digit(reg, x, painted, hide, mode, level, vae_name, digit, seed,
+                                     device=sl.compute_device())
+
+        comp_inputs = [comp_editor, comp_hide, comp_mode, comp_level, comp_vae, comp_seed, comp_digit]
+        comp_outputs = [comp_input, comp_ddpm, comp_vae_out, comp_status]
+        # digit is the last input, with a default: API callers of an unconditional model may omit it.
+        comp_btn.click(complete_digit, comp_inputs, comp_outputs, api_name="complete", preprocess=False,
+                       concurrency_limit=1, concurrency_id="ddpm")
+
+        @user_errors
+        def pick_complete(digit):
+            x, _, _ = sl.test_digit(reg, digit)
+            return editor_value(x)
+
+        comp_pick_btn.click(pick_complete, comp_pick, comp_editor, api_name="pick_test_digit_complete").then(
+            complete_digit, comp_inputs, comp_outputs, api_name="complete_after_pick",
+            api_visibility="undocumented", preprocess=False, concurrency_limit=1, concurrency_id="ddpm")
 
     demo.first_visit_seconds = shown["seconds"]
     return demo

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +23,7 @@ os.environ.setdefault("MNIST_GENLAB_SKIP_HUB", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import pytest
+from filelock import FileLock
 
 # The offline Hub server and its environment (must load before anything imports huggingface_hub).
 pytest_plugins = ["hub_fixtures", "space_fixtures"]  # space_fixtures: the Space's models and app
@@ -123,15 +125,30 @@ RUN_RECIPES: dict[str, tuple[str, Callable[[Path], list[list[list[str]]]]]] = {
 
 
 class RunMaker:
-    """Makes one session run folder in the background: each chain of commands is a task of the shared `pool`, its
-    commands logged to files. `wait()` returns the folder, or fails the test with the log of what failed."""
+    """Makes one session run folder in a background thread: each chain of commands is a task of the shared `pool`,
+    its commands logged to files. Under pytest-xdist the folder is shared by the workers: a file lock lets the first
+    worker make it and the others reuse it (a `.complete` marker says it was made without error). `wait()` returns
+    the folder, or fails the test with the log of what failed."""
 
     def __init__(self, folder: Path, chains: list[list[list[str]]], logs: Path, pool: ThreadPoolExecutor) -> None:
         self.folder, self.logs, self.stopped = folder, logs, False
         self.env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}  # read here, in the main thread
         self.procs: list[subprocess.Popen] = []
         self.digest: dict[str, str] | None = None  # of the finished folder: session runs must stay unchanged
-        self.tasks = [pool.submit(self._chain, i, chain) for i, chain in enumerate(chains)]
+        self.error: str | None = None
+        self.thread = threading.Thread(target=self._make, args=(chains, pool), daemon=True)
+        self.thread.start()
+
+    def _make(self, chains: list[list[list[str]]], pool: ThreadPoolExecutor) -> None:
+        complete = self.folder.with_name(f"{self.folder.name}.complete")
+        with FileLock(f"{self.folder}.lock"):
+            if complete.exists():  # another worker made it
+                return
+            shutil.rmtree(self.folder, ignore_errors=True)  # what a stopped worker left half made
+            tasks = [pool.submit(self._chain, i, chain) for i, chain in enumerate(chains)]
+            self.error = next((e for e in [task.result() for task in tasks] if e), None)
+            if self.error is None:
+                complete.touch()
 
     def _chain(self, i: int, chain: list[list[str]]) -> str | None:
         """Runs the commands one after the other; the error of the first that fails, else None."""
@@ -147,9 +164,9 @@ class RunMaker:
         return None
 
     def wait(self) -> Path:
-        error = next((e for e in [task.result() for task in self.tasks] if e), None)
-        if error:
-            pytest.fail(error, pytrace=False)
+        self.thread.join()
+        if self.error:
+            pytest.fail(self.error, pytrace=False)
         if self.digest is None:
             self.digest = tree_digest(self.folder)
         return self.folder
@@ -163,11 +180,14 @@ class RunMaker:
 
 class RunMakers:
     """The session's run makers, started at most once each. Their chains share a pool of as many workers as there
-    are cores (at least 2), which bounds the CPU and memory the background trainings take."""
+    are cores (at least 2), which bounds the CPU and memory the background trainings take. The root is the test
+    run's base temporary folder, which pytest-xdist's workers share."""
 
     def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
-        self.root, self.makers = tmp_path_factory.mktemp("runs"), {}
-        (self.root / "logs").mkdir()
+        base = tmp_path_factory.getbasetemp()
+        self.root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "session-runs"
+        (self.root / "logs").mkdir(parents=True, exist_ok=True)
+        self.makers: dict[str, RunMaker] = {}
         self.pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1), thread_name_prefix="run-maker")
 
     def start(self, name: str) -> RunMaker:
@@ -181,6 +201,16 @@ class RunMakers:
         for maker in self.makers.values():
             maker.stop()
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+# Tests that need a session run (a real script trained at tiny size) belong to the full suite, not the quick loop.
+SLOW_FIXTURES = frozenset(RUN_RECIPES)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 APP_FILE = REPO_ROOT / "spaces_app" / "app.py"
 SPACE_VAE = "vae-conv-z2-beta1"  # the tiny models' names: the first is the app's default VAE
 SPACE_VAE4 = "vae-conv-z4-beta20"
+SPACE_CVAE = "vae-conv-z2-beta1-conditional"  # a conditional VAE (with the conditional DDPM)
 
 
 def load_app_module() -> ModuleType:
@@ -81,17 +82,20 @@ def space_models(tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def space_conditional_models(space_models, tmp_path_factory) -> dict[str, str]:
-    """The tiny models with a tiny class-conditional DDPM (ten digits + the null class) in place of the DDPM."""
+    """The tiny models with a tiny class-conditional DDPM (ten digits + the null class) in place of the DDPM, and a
+    tiny conditional VAE (Conv, z = 2, ten digits) after the unconditional one."""
     import torch
     from diffusers import UNet2DModel
 
+    from hub_models import ConvVAE
     from hub_models.diffusion import make_train_scheduler, save_pipeline
     from hub_models.models.unet import unet_config
 
-    folder = tmp_path_factory.mktemp("space-conditional") / "ddpm"
+    root = tmp_path_factory.mktemp("space-conditional")
     torch.manual_seed(1)
-    save_pipeline(UNet2DModel(**{**unet_config("tiny"), "num_class_embeds": 11}), make_train_scheduler(), folder)
-    return {SPACE_VAE: space_models[SPACE_VAE], "ddpm": str(folder)}
+    save_pipeline(UNet2DModel(**{**unet_config("tiny"), "num_class_embeds": 11}), make_train_scheduler(), root / "ddpm")
+    ConvVAE(latent_dim=2, num_classes=10).save_pretrained(root / SPACE_CVAE)
+    return {SPACE_VAE: space_models[SPACE_VAE], SPACE_CVAE: str(root / SPACE_CVAE), "ddpm": str(root / "ddpm")}
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +135,7 @@ FIRST_LOAD = {
     "Latent explorer": ["#decoded-digit img", "#latent-map img"],
     "Reconstruct": ["#prepared-input img", "#reconstructions img", "#rec-examples"],
     "Interpolate": ["#interp-lerp img", "#interp-slerp img"],
+    "Complete": ["#complete-input img", "#complete-ddpm img", "#complete-vae img"],
     "About": ["#about-claims table", "#about-rate-distortion img", "#about-beta img"],
 }
 

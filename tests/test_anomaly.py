@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sklearn.metrics import roc_auc_score
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +31,7 @@ def test_auroc_per_held_out_digit(tiny_mnist_cache):
     assert record["auroc_reconstruction"] > 0.6
 
 
+@pytest.mark.slow
 def test_anomaly_study_script(tiny_mnist_cache, tmp_run_dir):
     cmd = [sys.executable, str(REPO_ROOT / "training" / "anomaly_study.py"), "--output_dir", str(tmp_run_dir),
            "--digits", "0", "7", "--epochs", "1", "--split", "official", "--elbo_samples", "1", "--save_models"]

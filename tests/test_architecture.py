@@ -93,6 +93,7 @@ def _fresh_modules(statement: str) -> set[str]:
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+@pytest.mark.slow
 def test_models_import_nothing_beyond_what_diffusers_modelmixin_imports() -> None:
     baseline = _fresh_modules("import diffusers.models.modeling_utils")
     ours = _fresh_modules("import hub_models.models; from hub_models import ConvVAE, DenseVAE, DigitClassifier")
@@ -101,6 +102,7 @@ def test_models_import_nothing_beyond_what_diffusers_modelmixin_imports() -> Non
     assert not ours & HEAVY
 
 
+@pytest.mark.slow
 def test_loading_a_released_vae_stays_light(tmp_path: Path) -> None:
     code = textwrap.dedent(f"""
         import sys

@@ -32,6 +32,7 @@ def test_model_shapes_and_safetensors_round_trip(tmp_path):
     assert torch.allclose(probs.sum(1), torch.ones(3)) and torch.equal(labels, probs.argmax(1))
 
 
+@pytest.mark.slow
 def test_train_script_writes_a_loadable_run_folder(tiny_mnist_cache, tmp_run_dir):
     from hub_models.models.classifier import DigitClassifier
 

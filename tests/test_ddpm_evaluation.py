@@ -33,6 +33,7 @@ def evaluated_run(tiny_mnist_cache, tmp_path_factory) -> Path:
     return run
 
 
+@pytest.mark.slow
 def test_every_point_has_fid_with_n_and_floor_and_a_timing(evaluated_run):
     points = json.loads((evaluated_run / EVALUATION_FILE).read_text())["points"]
     assert sorted((p["sampler"], p["steps"], p["num_samples"], p["ema"], p["seed"]) for p in points.values()) == [
@@ -87,6 +88,7 @@ def test_report_shows_the_ddpm_fid_claim_and_the_sweep(evaluated_run, tmp_path):
     assert "raw (non-EMA) weights" in text
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_folder_that_is_not_a_ddpm_run(tmp_path):
     result = subprocess.run([sys.executable, str(SCRIPT), "--run_dir", str(tmp_path)], capture_output=True,
                             text=True, timeout=120)
@@ -115,3 +117,15 @@ def test_update_report_rerenders_only_the_ddpm_parts(evaluated_run, tmp_path):
     assert text.index("## DDPM") < text.index("Sampler sweep") < text.index("## Anomaly detection") < \
         text.index("| 3 | 0.9 |")
     assert (docs / "figures" / "ddpm" / "sampler_sweep.png").exists()
+
+
+def test_missing_sweep_points_follow_the_protocols_plan_and_precision():
+    from hub_models.evaluation.ddpm import PROTOCOL_SWEEP, PROTOCOL_SWEEP_PRECISION, missing_sweep_points
+
+    plan = [(s, k) for s, steps in PROTOCOL_SWEEP for k in steps]
+    full = [{"sampler": s, "steps": k, "precision": PROTOCOL_SWEEP_PRECISION} for s, k in plan]
+    assert missing_sweep_points(full) == []
+    assert missing_sweep_points(full[3:]) == plan[:3]  # in the protocol's order
+    fp32 = [{**p, "precision": "fp32"} for p in full]  # another precision does not count
+    assert missing_sweep_points(fp32) == plan
+    assert ("ddpm", 1000) in plan and ("ddim", 1000) not in plan

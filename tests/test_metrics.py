@@ -69,6 +69,7 @@ def test_frechet_distance_closed_form_and_both_paths():
     assert frechet_distance(sx, sx) == pytest.approx(0, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_fid_identical_set_is_zero(fid_sets):
     from hub_models.evaluation import fid
 
@@ -83,6 +84,7 @@ def test_fid_identical_set_is_zero(fid_sets):
     assert result["preprocessing"] == "tf1-bilinear" and "TF1 resize_bilinear" in result["network"]
 
 
+@pytest.mark.slow
 def test_fid_corrupted_sets_score_worse_than_the_real_floor(fid_sets):
     from hub_models.evaluation import fid, format_fid
 
@@ -104,6 +106,7 @@ def test_fid_corrupted_sets_score_worse_than_the_real_floor(fid_sets):
     assert f"N={N}" in line and "mnist-test" in line and "floor" in line
 
 
+@pytest.mark.slow
 def test_fid_module_matches_the_function(fid_sets):
     import evaluate
 

@@ -63,6 +63,7 @@ def train(script: str, args: list[str], out: Path) -> subprocess.CompletedProces
 # ----------------------------------------------------------------------------------------------------------
 # The training scripts, end to end
 # ----------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_train_vae_push_to_hub_leaks_no_token(hub, canary, tiny_mnist_cache, tmp_path):
     out, repo_id = tmp_path / "run", f"{USER}/secret-vae"
     flags = ["--limit_train_samples", "64", "--batch_size", "32", "--max_train_steps", "2", "--num_figure_samples",
@@ -84,6 +85,7 @@ def test_train_vae_push_to_hub_leaks_no_token(hub, canary, tiny_mnist_cache, tmp
     assert leaks_on_the_hub(hub) == 0  # every blob, LFS object, commit message and collection
 
 
+@pytest.mark.slow
 def test_train_ddpm_failed_push_leaks_no_token(hub, canary, tiny_mnist_cache, tmp_path):
     """The push fails (the Hub refuses the commit): the script warns, exits 0 and leaks the token nowhere."""
     out = tmp_path / "run"

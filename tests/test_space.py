@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from space_fixtures import REPO_ROOT, SPACE_VAE, SPACE_VAE4, launch_space, load_app_module
+from space_fixtures import REPO_ROOT, SPACE_CVAE, SPACE_VAE, SPACE_VAE4, launch_space, load_app_module
 
 from hub_models.space.preprocess import InputImageError, decode_image, prepare_digit, to_mnist
 
@@ -189,6 +189,7 @@ def test_model_sources_from_env_config_and_the_release_list(tmp_path):
     # Without a models.json: the release list, every run as <namespace>/mnist-genlab-<run>, the classifier included.
     sources = resolve_model_sources(None, {}, namespace="someone")
     assert list(sources) == list(RELEASE) and sources == release_repo_ids("someone")
+    assert sources["vae-conv-z2-beta1-conditional"] == "someone/mnist-genlab-vae-conv-z2-beta1-conditional"
     assert sources["digit-classifier"] == "someone/mnist-genlab-digit-classifier"
     (tmp_path / "release" / "ddpm").mkdir()  # a checkout's release/ folders win over the repo ids
     local = resolve_model_sources(None, {}, models_dir=tmp_path / "release")
@@ -301,7 +302,8 @@ def test_api_lists_every_public_endpoint(space):
     names = set(api["named_endpoints"])
     expected = {"/vae_generate", "/ddpm_generate", "/select_vae", "/decode_latent", "/latent_views",
                 "/reset_latent", "/reconstruct_drawing", "/reconstruct_upload", "/reconstruct_test_digit",
-                "/interpolate", "/pick_test_digit_a", "/pick_test_digit_b"}
+                "/interpolate", "/pick_test_digit_a", "/pick_test_digit_b", "/complete",
+                "/pick_test_digit_complete", "/select_digit"}
     assert expected <= names, expected - names
 
 
@@ -342,8 +344,9 @@ def test_decode_latent_live_slider(space):
 def test_latent_explorer_views(space):
     _, client = space
     out = client.predict("vae-conv-z4-beta20", api_name="/select_vae")
-    *slider_values, dim_x, dim_y, digit, latent_map, grid = out
+    *slider_values, dim_x, dim_y, lat_class, digit, latent_map, grid = out
     assert len(slider_values) == 4 and all(v["value"] == 0 and v["visible"] for v in slider_values)
+    assert lat_class["visible"] is False  # the digit selector: only for a conditional VAE
     assert (dim_x["value"], dim_y["value"], dim_x["visible"]) == ("z1", "z2", True)
     _png(digit), _png(latent_map)
     assert _png(grid).size == (15 * 28 * 2,) * 2
@@ -522,6 +525,11 @@ def test_first_visit_shows_a_result_on_every_tab(space, tmp_path):
     ddpm, status = client.predict("ddpm", 10, 16, 0, api_name="/ddpm_generate")
     assert "done: 16 digits" in status
     assert np.array_equal(np.asarray(_png(ddpm)), _initial_png(client, values["ddpm-samples"], tmp_path, "ddpm.png"))
+    # Complete: a test 2 with its top half hidden, completed by the DDPM beside the VAE.
+    for elem_id in ("complete-input", "complete-ddpm", "complete-vae"):
+        assert isinstance(values.get(elem_id), dict) and values[elem_id].get("url"), elem_id
+    assert values["complete-editor"]["composite"]["url"]
+    assert "Made at start-up" in values["complete-status"] and "a **2**" in values["complete-status"]
 
 
 def test_the_about_tab_tells_the_study(space):
@@ -637,3 +645,127 @@ def test_an_unconditional_ddpm_refuses_a_digit(space):
         client.predict("ddpm", 2, 2, 0, "3", 1.0, api_name="/ddpm_generate")
     image, status = client.predict("ddpm", 2, 2, 0, api_name="/ddpm_generate")  # digit and guidance omitted
     assert status.startswith("done: 2 digits") and _png(image)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The Complete tab
+# ------------------------------------------------------------------------------------------------------------
+def _editor_file(tmp_path: Path, image: Image.Image, name: str) -> dict:
+    from gradio_client import handle_file
+
+    image.save(tmp_path / name)
+    return {"background": handle_file(str(tmp_path / name)), "layers": [],
+            "composite": handle_file(str(tmp_path / name))}
+
+
+def test_prepare_canvas_keeps_the_position_and_reads_red_as_the_mask(test_digits):
+    from hub_models.space.preprocess import prepare_canvas
+
+    digit = test_digits.images[0].numpy()
+    big = Image.fromarray(digit).resize((280, 280), Image.NEAREST).convert("RGBA")
+    x, painted = prepare_canvas({"background": None, "layers": [], "composite": big})
+    assert np.array_equal((x[0, 0].numpy() * 255).round(), digit) and not painted.any()  # no re-centring
+    big.paste((255, 0, 0, 255), (0, 0, 280, 100))  # the red brush over the top 10 rows
+    x, painted = prepare_canvas({"background": None, "layers": [], "composite": big})
+    assert painted[:10].all() and not painted[10:].any() and not x[0, 0, :10].any()
+    paper = Image.fromarray(255 - digit).resize((56, 56), Image.NEAREST)  # dark ink on light paper: inverted
+    assert float(prepare_canvas(paper)[0].sum()) == pytest.approx(float(digit.sum()) / 255, rel=0.02)
+    with pytest.raises(InputImageError, match="No image"):
+        prepare_canvas({"background": None, "layers": [], "composite": None})
+
+
+def test_complete_and_denoise_endpoints(space, test_digits, tmp_path):
+    _, client = space
+    digit = test_digits.images[1].numpy()
+    big = Image.fromarray(digit).resize((280, 280), Image.NEAREST).convert("RGBA")
+    editor = _editor_file(tmp_path, big, "digit.png")
+    shown, ddpm, vae, status = client.predict(editor, "top half", "complete", 0.5, SPACE_VAE, 0, api_name="/complete")
+    assert "completed 392 hidden pixels" in status and SPACE_VAE in status
+    out, original = np.asarray(_png(ddpm)), np.asarray(big.convert("L"))
+    assert out.shape == (280, 280) and _png(vae).size == (280, 280)
+    assert np.abs(out[140:].astype(int) - original[140:]).max() <= 1  # the known half, kept
+    assert np.abs(out[:140].astype(int) - original[:140]).mean() > 5  # the hidden half, generated
+    assert np.asarray(_png(shown).convert("RGB"))[0, 0].tolist() == [115, 20, 20]  # hidden: shown in red
+    # Red paint only: the painted corner is completed, everything else kept.
+    painted = big.copy()
+    painted.paste((255, 0, 0, 255), (0, 0, 140, 140))
+    _, ddpm, _, status = client.predict(_editor_file(tmp_path, painted, "painted.png"), "red paint only",
+                                        "complete", 0.5, SPACE_VAE, 0, api_name="/complete")
+    out = np.asarray(_png(ddpm)).astype(int)
+    assert "completed 196 hidden pixels" in status
+    assert np.abs(out[140:] - original[140:]).max() <= 1 and np.abs(out[:140, 140:] - original[:140, 140:]).max() <= 1
+    # Denoise: level 0 gives the digit back; a level adds noise and takes it away again.
+    _, ddpm, _, status = client.predict(editor, "top half", "denoise", 0, SPACE_VAE, 0, api_name="/complete")
+    assert np.abs(np.asarray(_png(ddpm)).astype(int) - original).max() <= 1 and "noised for 0 of 4000" in status
+    noisy, ddpm, vae, status = client.predict(editor, "top half", "denoise", 0.3, SPACE_VAE, 0, api_name="/complete")
+    assert "noised for 1200 of 4000 steps" in status
+    assert np.abs(np.asarray(_png(noisy)).astype(int) - original).mean() > 5
+    # A test digit picked into the editor.
+    picked = client.predict("5", api_name="/pick_test_digit_complete")
+    assert picked["composite"]
+
+
+def test_complete_refuses_bad_values_with_a_message(space, tmp_path):
+    _, client = space
+    blank = _editor_file(tmp_path, Image.new("RGBA", (280, 280), (0, 0, 0, 255)), "blank.png")
+    for args, message in [(("middle", "complete", 0.5, SPACE_VAE, 0), "Unknown part to hide"),
+                          (("red paint only", "complete", 0.5, SPACE_VAE, 0), "Nothing to complete"),
+                          (("top half", "inpaint", 0.5, SPACE_VAE, 0), "Unknown mode"),
+                          (("top half", "denoise", 1.5, SPACE_VAE, 0), "between 0 and 1"),
+                          (("top half", "complete", 0.5, "nope", 0), "Unknown VAE"),
+                          (("top half", "complete", 0.5, SPACE_VAE, 0, "3"), "unconditional")]:
+        with pytest.raises(_app_error(), match=message):
+            client.predict(blank, *args, api_name="/complete")
+    # An empty canvas with a hidden half is fine: the DDPM draws the half from nothing.
+    *_, status = client.predict(blank, "top half", "complete", 0.5, SPACE_VAE, 0, api_name="/complete")
+    assert "completed 392" in status
+
+
+def test_a_conditional_ddpm_completes_towards_a_digit(conditional_space, tmp_path):
+    _, client = conditional_space
+    blank = _editor_file(tmp_path, Image.new("RGBA", (280, 280), (0, 0, 0, 255)), "blank.png")
+    threes = client.predict(blank, "top half", "complete", 0.5, SPACE_VAE, 0, "3", api_name="/complete")
+    sevens = client.predict(blank, "top half", "complete", 0.5, SPACE_VAE, 0, "7", api_name="/complete")
+    assert "guided to 3" in threes[3] and "guided to 7" in sevens[3]
+    assert not np.array_equal(np.asarray(_png(threes[1])), np.asarray(_png(sevens[1])))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# A conditional VAE: Generate (a row per digit) and the latent explorer (a digit selector); not in the other tabs
+# ------------------------------------------------------------------------------------------------------------
+def test_a_conditional_vae_in_generate_and_the_latent_explorer(conditional_space):
+    from hub_models.space import logic as sl
+
+    demo, client = conditional_space
+    model = demo.registry.vaes[SPACE_CVAE].model
+    # Generate: a row per digit (16 digits asked: 2 per row, 10 rows).
+    grid = _png(client.predict(SPACE_CVAE, 16, 0, api_name="/vae_generate"))
+    assert grid.size == (4 * (2 * 28 + 3 * 2), 4 * (10 * 28 + 11 * 2))
+    # The explorer: the digit selector appears; the same style decodes as each chosen digit.
+    *_, lat_class, digit, latent_map, grid = client.predict(SPACE_CVAE, "3", api_name="/select_vae")
+    assert lat_class["visible"] is True and _png(latent_map) and _png(grid)
+    threes = np.asarray(_png(client.predict(SPACE_CVAE, 0.5, -0.5, "3", api_name="/decode_latent")))
+    eights = np.asarray(_png(client.predict(SPACE_CVAE, 0.5, -0.5, "8", api_name="/decode_latent")))
+    assert not np.array_equal(threes, eights)
+    with torch.inference_mode():
+        want = model.decode(torch.tensor([[0.5, -0.5]]), torch.tensor([8]))[0, 0].numpy()
+    assert np.abs(eights[::4, ::4] / 255 - want).max() <= 1 / 255 + 1e-6  # the digit the Python decoder gives
+    digit, grid = client.predict(SPACE_CVAE, "z1", "z2", 0.5, -0.5, "8", api_name="/select_digit")
+    assert np.array_equal(np.asarray(_png(digit)), eights) and _png(grid)
+    _, grid = client.predict(SPACE_CVAE, "z1", "z2", 0.5, -0.5, "8", api_name="/latent_views")
+    assert _png(grid)
+    for digit, message in [("11", "not in the list of choices|between 0 and 9"), ("x", "choices|number")]:
+        with pytest.raises(_app_error(), match=message):
+            client.predict(SPACE_CVAE, 0.5, -0.5, digit, api_name="/decode_latent")
+    # Switching back to an unconditional VAE hides the selector; its decodes ignore the digit.
+    *_, lat_class, _, _, _ = client.predict(SPACE_VAE, "3", api_name="/select_vae")
+    assert lat_class["visible"] is False
+    # Reconstruct and Interpolate (which have no digit to give) list only unconditional VAEs and refuse it by name.
+    values = {c["props"].get("label"): c["props"] for c in client.config["components"] if "props" in c}
+    assert [name for _, name in values["models"]["choices"]] == [SPACE_VAE]
+    with pytest.raises(_app_error(), match="not in the list of choices"):
+        client.predict(1, [SPACE_CVAE], api_name="/reconstruct_test_digit")
+    x = torch.zeros(1, 1, 28, 28)
+    for call in (lambda e: sl.reconstruct(e, x), lambda e: sl.interpolate(e, x, x)):
+        with pytest.raises(sl.SpaceError, match="is a conditional VAE"):
+            call(demo.registry.vaes[SPACE_CVAE])

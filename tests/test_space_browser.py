@@ -10,6 +10,7 @@ Screenshots go to $ARTIFACTS_DIR/space/ (default tests/artifacts/space/) for CI 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from space_fixtures import (
     BROWSER_TIMEOUT_MS,
     CHROMIUM,
     CHROMIUM_ARGS,
+    FIRST_LOAD,
+    SPACE_CVAE,
     SPACE_VAE,
     artifacts_path,
     launch_space,
@@ -75,7 +78,7 @@ def page(browser, app_url, artifacts_dir):
 def test_first_load_shows_a_result_on_every_tab(browser, app_url):
     """A fresh visit, no click but the tabs: every tab already shows its result; one screenshot per tab
     (first_load_<tab>.png)."""
-    assert len(screenshot_first_load(browser, app_url, "first_load")) == 5
+    assert len(screenshot_first_load(browser, app_url, "first_load")) == len(FIRST_LOAD) == 6
 
 
 def _src(page, selector: str) -> str | None:
@@ -152,6 +155,18 @@ def test_interpolate_two_test_digits(page, artifacts_dir):
     page.screenshot(path=str(artifacts_dir / "interpolate.png"), full_page=True)
 
 
+def test_complete_denoises_a_test_digit(page, artifacts_dir):
+    page.get_by_role("tab", name="Complete").click()
+    page.locator("#complete-status", has_text="Made at start-up").wait_for(timeout=TIMEOUT_MS)  # the first visit
+    before = _src(page, "#complete-ddpm")
+    page.locator("#complete-mode label", has_text="denoise").click()
+    page.locator("#complete-run").click()
+    page.locator("#complete-status", has_text="noised for 2000 of 4000 steps").wait_for(timeout=TIMEOUT_MS)
+    assert _wait_src_change(page, "#complete-ddpm", before) != before
+    page.locator("#complete-vae img").wait_for(timeout=TIMEOUT_MS)
+    page.screenshot(path=str(artifacts_dir / "complete_denoise.png"), full_page=True)
+
+
 def test_clicking_an_example_reconstructs_it(page, artifacts_dir):
     page.get_by_role("tab", name="Reconstruct").click()
     before = _src(page, "#prepared-input")
@@ -191,6 +206,21 @@ def test_a_conditional_ddpm_takes_a_digit_and_a_guidance(browser, conditional_ur
         page.locator("#ddpm-status", has_text="done:").wait_for(timeout=TIMEOUT_MS)
         assert page.locator("#ddpm-status").inner_text().endswith("digit 3, guidance 3")
         page.screenshot(path=str(artifacts_dir / "conditional_digit_3.png"), full_page=True)
+
+        # The conditional VAE in the latent explorer: a digit selector; the slider decodes in the browser with it.
+        page.get_by_role("tab", name="Latent explorer").click()
+        assert not page.locator("#latent-class").is_visible()
+        page.locator("#latent-model input").click()
+        page.get_by_role("option", name=re.compile(SPACE_CVAE)).click()
+        page.locator("#latent-class").wait_for(state="visible", timeout=TIMEOUT_MS)
+        before = _src(page, "#decoded-digit")
+        page.locator("#latent-class input").click()
+        page.get_by_role("option", name="7", exact=True).click()
+        seven = _wait_src_change(page, "#decoded-digit", before)  # the same style as a 7 (server decode)
+        page.locator("#z1 input[type='range']").fill("1.5")
+        moved = _wait_src_change(page, "#decoded-digit", seven)
+        assert moved.startswith("data:image/png"), moved[:80]  # decoded in the browser, with the digit
+        page.screenshot(path=str(artifacts_dir / "conditional_vae_explorer.png"), full_page=True)
         assert not errors, errors
     finally:
         page.close()

@@ -42,10 +42,11 @@ SPACE_ID = f"{USER}/mnist-genlab"
 SCRIPT = REPO_ROOT / "training" / "publish_space.py"
 SOURCES = SpaceSources(app_dir=REPO_ROOT / "spaces_app", docs_dir=REPO_ROOT / "docs")
 SPACES_WHEEL = "spaces==0.51.3"  # ZeroGPU's package, as preinstalled on Spaces (only put on sys.path)
-START_TIMEOUT = 420  # seconds for the Space to load 7 models and its first results on a busy 2-core machine
+START_TIMEOUT = 420  # seconds for the Space to load 8 models and its first results on a busy 2-core machine
 PUBLIC_ENDPOINTS = {"/vae_generate", "/ddpm_generate", "/select_vae", "/decode_latent", "/latent_views",
                     "/reset_latent", "/reconstruct_drawing", "/reconstruct_upload", "/reconstruct_test_digit",
-                    "/interpolate", "/pick_test_digit_a", "/pick_test_digit_b"}
+                    "/interpolate", "/pick_test_digit_a", "/pick_test_digit_b", "/select_digit", "/complete",
+                    "/pick_test_digit_complete"}
 EXAMPLE_DIGITS = {"drawn_4.png": 4, "photo_7.jpg": 7, "inverted_2.png": 2}
 # Imported at start-up only because they are installed here, by libraries that work without them: pyarrow tries
 # cloudpickle; accelerate probes `google.colab`, which imports protobuf's `google` namespace.
@@ -152,7 +153,7 @@ def test_build_space_is_allow_listed_pinned_and_self_contained(tmp_path):
 
 
 def test_publish_space_refuses_missing_models_and_bad_tokens(hub, tmp_path):
-    with pytest.raises(HubPushError, match=r"7 model repo\(s\) that do not exist: .*mnist-genlab-vae-conv-z2-beta1"):
+    with pytest.raises(HubPushError, match=rf"{len(RELEASE)} model repo\(s\) that do not exist: .*mnist-genlab-vae-conv-z2"):
         publish_space(SPACE_ID, SOURCES, models_namespace=USER, max_retries=0)
     with pytest.raises(HubPushError, match="read-only"):
         publish_space(SPACE_ID, SOURCES, models_namespace=USER, token=READ_TOKEN, check_models=False, max_retries=0)
@@ -263,8 +264,10 @@ def test_the_published_space_runs_from_its_own_snapshot(hub, tiny_mnist_cache, t
         api = client.view_api(print_info=False, return_format="dict")
         assert set(api["named_endpoints"]) == PUBLIC_ENDPOINTS
         vaes = [n for n in repos if n.startswith("vae-")]
-        grids = [np.asarray(_png(client.predict(n, 9, 1, api_name="/vae_generate"))) for n in vaes]
-        assert all(g.shape == grids[0].shape for g in grids) and len({g.tobytes() for g in grids}) == len(vaes)
+        # The conditional VAE draws a row per digit (another layout): compared among the unconditional ones.
+        grids = [np.asarray(_png(client.predict(n, 9, 1, api_name="/vae_generate"))) for n in vaes
+                 if not n.endswith("-conditional")]
+        assert all(g.shape == grids[0].shape for g in grids) and len({g.tobytes() for g in grids}) == len(grids)
         for n in vaes:
             *_, digit, latent_map, grid = client.predict(n, api_name="/select_vae")
             _png(digit), _png(latent_map), _png(grid)
@@ -292,6 +295,13 @@ def test_the_published_space_runs_from_its_own_snapshot(hub, tiny_mnist_cache, t
                    for v in (a, b)]
         lerp, slerp = client.predict(*editors, "vae-conv-z4-beta1", 8, api_name="/interpolate")
         assert _png(lerp).size == _png(slerp).size == (4 * (10 * 28 + 11 * 2), 4 * (28 + 2 * 2))
+        # Complete: the released DDPM fills the hidden half of a test digit; the conditional VAE takes a digit.
+        *_, status = client.predict(editors[0], "top half", "complete", 0.5, "vae-conv-z4-beta1", 0,
+                                    api_name="/complete")
+        assert "completed 392 hidden pixels" in status
+        assert client.predict("2", api_name="/pick_test_digit_complete")["composite"]
+        cvae = "vae-conv-z2-beta1-conditional"
+        assert _png(client.predict(cvae, "z1", "z2", 0.5, 0.5, 0, 0, "7", api_name="/select_digit")[0])
 
         # The first visit: a result on every tab, the About tab with the study's verdicts and the repo links.
         values = {c["props"]["elem_id"]: c["props"].get("value") for c in client.config["components"]
@@ -300,15 +310,17 @@ def test_the_published_space_runs_from_its_own_snapshot(hub, tiny_mnist_cache, t
         assert f"https://huggingface.co/spaces/{SPACE_ID}/blob/main/docs/REPORT.md" in values["about-claims"]
         for repo_id in repos.values():
             assert f"[{repo_id}](https://huggingface.co/{repo_id})" in values["about-models"]
-        assert re.search(r"\| ddpm \| 3,281,281 \| [\d.]+ \| [\d.]+ \| 10\.01 \(N=10,000, ddpm, 25 steps\) \|",
-                         values["about-models"])
+        released = json.loads((REPO_ROOT / "release" / "ddpm" / "metrics.json").read_text())  # the row shows these
+        row = (rf"\| ddpm \| {released['parameters']:,} \| {released['train_loss']:.4f} \| {released['test_loss']:.4f} "
+               r"\| (—|[\d.]+ \(N=[\d,]+, [\w+]+, \d+ steps\)) \|")
+        assert re.search(row, values["about-models"]), values["about-models"]
         if CHROMIUM.exists():  # the deployed Space as a first visitor sees it, with the released models
             from playwright.sync_api import sync_playwright
 
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
                 try:
-                    assert len(screenshot_first_load(browser, url, "deployed")) == 5
+                    assert len(screenshot_first_load(browser, url, "deployed")) == 6  # one per tab
                 finally:
                     browser.close()
     finally:

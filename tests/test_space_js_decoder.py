@@ -1,6 +1,7 @@
 """The live slider's browser decoder (`hub_models.space.decoder_js`) against the Python decoder it stands in for.
 
-`hub_models.space.logic.browser_decoder` exports a VAE's decoder as data; node runs the JavaScript on it. The
+`hub_models.space.logic.browser_decoder` exports a VAE's decoder as data (a conditional VAE's with its number of
+classes: the browser appends the one-hot digit to z); node runs the JavaScript on it. The
 pixel probabilities must match `model.decode(z)` within 1e-5 (JavaScript computes in float64 from the float32
 weights, PyTorch in float32: the differences seen are ~6e-8). The PNG drawing needs a browser's canvas: the
 browser test (`tests/test_space_browser.py`) checks the slider shows a data-URL PNG.
@@ -24,10 +25,10 @@ TOLERANCE = 1e-5  # on pixel probabilities in [0, 1]; a 1/255 grey level is 4e-3
 
 pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed (apt-get install nodejs)")
 
-# Reads {"spec", "zs"} on stdin, prints the decoded pixels as JSON.
+# Reads {"spec", "zs", "labels"?} on stdin, prints the decoded pixels as JSON.
 RUNNER = """
 const a = JSON.parse(require("fs").readFileSync(0, "utf8"));
-process.stdout.write(JSON.stringify(a.zs.map((z) => Array.from(genlabDecode(a.spec, z)))));
+process.stdout.write(JSON.stringify(a.zs.map((z, i) => Array.from(genlabDecode(a.spec, z, (a.labels || [])[i])))));
 """
 
 
@@ -60,9 +61,32 @@ def test_browser_decoder_matches_the_python_decoder(make):
     assert not torch.allclose(got[0], got[1])  # the latents matter
 
 
+@pytest.mark.parametrize("make", [lambda: ConvVAE(latent_dim=2, num_classes=10),
+                                  lambda: DenseVAE(latent_dim=2, hidden_sizes=(64, 32), num_classes=10)],
+                         ids=["conv-z2-conditional", "dense-z2-conditional"])
+def test_browser_decoder_of_a_conditional_vae_takes_the_digit(make):
+    """A conditional VAE: the browser appends the one-hot of the chosen digit to z, as the Python decoder does."""
+    torch.manual_seed(0)
+    entry = _entry(make())
+    spec = sl.browser_decoder(entry)
+    assert spec is not None and spec["num_classes"] == 10 and spec["layers"][0]["in"] == 12
+    zs, labels = [[0.0, 0.0], [0.0, 0.0], [1.5, -0.8], [1.5, -0.8]], [3, 8, 0, 9]
+    got = torch.tensor(_node(DECODER_JS + RUNNER, {"spec": spec, "zs": zs, "labels": labels}), dtype=torch.float64)
+    with torch.inference_mode():
+        want = entry.model.decode(torch.tensor(zs), torch.tensor(labels)).reshape(len(zs), -1).double()
+    assert (got - want).abs().max().item() < TOLERANCE
+    assert not torch.allclose(got[0], got[1])  # the digit matters
+    event = "const f = " + live_decode_js(2) + """;
+const a = JSON.parse(require("fs").readFileSync(0, "utf8"));
+process.stdout.write(JSON.stringify(f(...a)));
+"""
+    digit = {"url": "gradio_api/file=old.png"}
+    image, tick = _node(event, [spec, 0.5, -0.5, digit, 0, "12"])
+    assert (image, tick) == (digit, 1)  # not a digit of this model: the server answers (with its message)
+
+
 def test_models_the_browser_cannot_run_stay_on_the_server():
     torch.manual_seed(0)
-    assert sl.browser_decoder(_entry(ConvVAE(latent_dim=2, num_classes=10))) is None  # needs labels
     assert sl.browser_decoder(_entry(DenseVAE(latent_dim=2))) is None  # 535k weights: over the cap
     conv = _entry(ConvVAE(latent_dim=2))
     assert sl.browser_decoder(conv)["weights"] <= sl.MAX_BROWSER_WEIGHTS

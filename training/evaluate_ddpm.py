@@ -59,6 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch_size", type=positive_int, default=500, help="Digits generated per chunk.")
     p.add_argument("--seed", type=int, default=1, help="Seed of the main FID (fresh: not used by the sweep).")
     p.add_argument("--sweep_seed", type=int, default=0, help="Seed of every sweep point.")
+    p.add_argument("--sweep_only", action="store_true",
+                   help="Only the sweep's points (selection); no main FID until the sweep is complete.")
     return p.parse_args(argv)
 
 
@@ -68,7 +70,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {run_dir} is not a DDPM run folder (no model_index.json + unet/); train one with "
               "`accelerate launch training/train_ddpm.py`", file=sys.stderr)
         return 2
-    points = [Point(args.sampler, args.steps, args.num_samples, True, args.seed, args.precision)]
+    points = [] if args.sweep_only else [Point(args.sampler, args.steps, args.num_samples, True, args.seed,
+                                               args.precision)]
     if args.no_ema_samples:
         points.append(Point(args.sampler, args.steps, args.no_ema_samples, False, args.seed, args.precision))
     sweep = sweep_points(args.sweep_samplers, args.sweep_steps, args.sweep_samples, args.sweep_seed,

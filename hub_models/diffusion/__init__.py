@@ -1,7 +1,9 @@
 """Diffusion on top of the models: the study's noise schedule, the samplers and classifier-free guidance
-(sampling.py), the pipeline folders (pipeline.py: `DDPMPipeline`, our `ClassConditionalDDPMPipeline`), and
-latent diffusion (latent.py: `AutoencoderKL` configs, `LatentDDPMPipeline`)."""
+(sampling.py), the pipeline folders (pipeline.py: `DDPMPipeline`, our `ClassConditionalDDPMPipeline`),
+latent diffusion (latent.py: `AutoencoderKL` configs, `LatentDDPMPipeline`), and digit completion and denoising
+(inpainting.py: RePaint on the ancestral sampler)."""
 
+from hub_models.diffusion.inpainting import complete, denoise
 from hub_models.diffusion.latent import (
     LatentDDPMPipeline,
     is_latent_run,
@@ -37,6 +39,8 @@ __all__ = [
     "LatentDDPMPipeline",
     "check_class_labels",
     "check_guidance_scale",
+    "complete",
+    "denoise",
     "is_class_conditional",
     "is_ddpm_run",
     "is_latent_run",

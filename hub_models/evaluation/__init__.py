@@ -4,6 +4,7 @@
 The `evaluate` modules in `hub_models/evaluation/modules/` are thin wrappers of these functions.
 """
 
+from hub_models.evaluation.completion import completion_study, run_completion_study
 from hub_models.evaluation.metrics import (
     CONFIDENCE_THRESHOLD,
     REFERENCE_SETS,
@@ -31,6 +32,7 @@ __all__ = [
     "Evaluation",
     "FeatureStats",
     "classifier_metrics",
+    "completion_study",
     "fid",
     "fid_floor",
     "floor_images",
@@ -43,5 +45,6 @@ __all__ = [
     "read_evaluation",
     "reference_images",
     "reference_stats",
+    "run_completion_study",
     "vae_metrics",
 ]

@@ -26,6 +26,11 @@ from hub_models.evaluation.schema import EVALUATION_FILE, Evaluation
 from hub_models.io import write_json_atomic
 
 SWEEP_STEPS = (5, 10, 25, 50, 100, 250, 1000)
+# The sweep docs/PROTOCOL.md fixes for the full-recipe model, in its order: every point in bf16; the ODE solvers stop at
+# 250 steps (a 1,000-step point is ~1 CPU-hour here). Nothing is selected until all of it is measured.
+PROTOCOL_SWEEP: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("ddpm", SWEEP_STEPS), ("dpmsolver++", SWEEP_STEPS[:-1]), ("unipc", SWEEP_STEPS[:-1]), ("ddim", SWEEP_STEPS[:-1]))
+PROTOCOL_SWEEP_PRECISION = "bf16"
 # What `Point.precision` names: the dtype the UNet runs in while sampling (the scheduler stays in fp32).
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
@@ -192,6 +197,12 @@ def sweep_points(samplers: Iterable[str], steps: Iterable[int], num_samples: int
     """Every sampler × step count, cheapest first (so a short session still fills the low end of the plot)."""
     return sorted((Point(s, k, num_samples, True, seed, precision) for s in samplers for k in steps),
                   key=lambda p: p.steps)
+
+
+def missing_sweep_points(sweep: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """The (sampler, steps) of `PROTOCOL_SWEEP` that `sweep` lacks in its precision, in the protocol's order."""
+    done = {(p["sampler"], p["steps"]) for p in sweep if p.get("precision", "fp32") == PROTOCOL_SWEEP_PRECISION}
+    return [(sampler, k) for sampler, steps in PROTOCOL_SWEEP for k in steps if (sampler, k) not in done]
 
 
 def sweep_results(run_dir: str | os.PathLike, num_samples: int) -> list[dict[str, Any]]:

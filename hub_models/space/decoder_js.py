@@ -33,8 +33,18 @@ function genlabWeights(spec) {
 }
 
 // Latent values (array of numbers) → pixel probabilities, a Float64Array of height × width (sigmoid of the logits).
-function genlabDecode(spec, z) {
+// A conditional VAE (spec.num_classes > 0) decodes z with the one-hot of `label` appended, as its first layer takes.
+function genlabDecode(spec, z, label) {
+  const classes = Number(spec.num_classes) || 0;
   let x = Float64Array.from(z);
+  if (classes > 0) {
+    const digit = Number(label ?? 0);
+    if (!Number.isInteger(digit) || digit < 0 || digit >= classes) throw new Error(`not a digit: ${label}`);
+    const input = new Float64Array(z.length + classes);
+    input.set(x);
+    input[z.length + digit] = 1;
+    x = input;
+  }
   let shape = [x.length];
   for (const l of genlabWeights(spec)) {
     if (l.type === "linear") {
@@ -106,18 +116,19 @@ function genlabPng(pixels, scale) {
   return canvas.toDataURL("image/png");
 }
 
-// The sliders' `js=` event: args = [spec, z1 … zN, the digit image's value, the fallback counter]. Returns
-// [image, counter]: the digit decoded here with the counter unchanged, or the image unchanged and the counter
-// + 1 (the server decodes).
+// The sliders' `js=` event: args = [spec, z1 … zN, the digit image's value, the fallback counter, the class of a
+// conditional VAE]. Returns [image, counter]: the digit decoded here with the counter unchanged, or the image
+// unchanged and the counter + 1 (the server decodes).
 function liveDecode(args, nSliders) {
   const spec = args[0];
   const digit = args[1 + nSliders];
   const tick = Number(args[2 + nSliders]) || 0;
+  const label = args[3 + nSliders];
   try {
     if (!spec || !Array.isArray(spec.layers)) throw new Error("no browser decoder for this model");
     const z = args.slice(1, 1 + spec.latent_dim).map(Number);
     if (z.length !== spec.latent_dim || !z.every(Number.isFinite)) throw new Error("not a latent");
-    const url = genlabPng(genlabDecode(spec, z), 4);
+    const url = genlabPng(genlabDecode(spec, z, label), 4);
     return [{ url, path: null, orig_name: "decoded_digit.png", mime_type: "image/png",
               meta: { _type: "gradio.FileData" } }, tick];
   } catch (err) {
@@ -133,7 +144,8 @@ if (typeof module !== "undefined" && module.exports) {
 
 def live_decode_js(n_sliders: int) -> str:
     """The sliders' `js=` function: `DECODER_JS` inlined, called with the event's values — the decoder's data,
-    the `n_sliders` slider values, the digit image, the fallback counter — and returning [image, counter]."""
+    the `n_sliders` slider values, the digit image, the fallback counter, the digit of a conditional VAE — and
+    returning [image, counter]."""
     return f"(...args) => {{\n{DECODER_JS}\nreturn liveDecode(args, {int(n_sliders)});\n}}"
 
 

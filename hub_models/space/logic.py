@@ -31,6 +31,14 @@ from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from PIL import Image, ImageDraw
 
 from hub_models.data import load_splits
+from hub_models.diffusion.inpainting import (
+    DEFAULT_COMPLETION_STEPS,
+    DEFAULT_DENOISE_STEPS,
+    DEFAULT_JUMP_LENGTH,
+    DEFAULT_JUMP_N_SAMPLE,
+    complete,
+    denoise,
+)
 from hub_models.diffusion.sampling import (
     DEFAULT_GUIDANCE_SCALE,
     SAMPLERS,
@@ -39,6 +47,7 @@ from hub_models.diffusion.sampling import (
     sample_images,
 )
 from hub_models.evaluation import EVALUATION_FILE, Evaluation
+from hub_models.evaluation.completion import half_mask, vae_complete
 from hub_models.evaluation.ddpm import evaluation_summary
 from hub_models.figures import DIGIT_CMAP, figure_to_pil, manifold_grid, to_pil
 from hub_models.hub.load import RepoFiles, load
@@ -225,6 +234,11 @@ class VAEEntry:
         return int(self.model.config.latent_dim)
 
     @property
+    def conditional(self) -> bool:
+        """A conditional VAE: every decode takes a digit (the sliders move style within it)."""
+        return bool(getattr(self.model, "is_conditional", False))
+
+    @property
     def arch(self) -> str:
         return "Conv" if type(self.model).__name__ == "ConvVAE" else "Dense"
 
@@ -296,7 +310,7 @@ def _beta_of(name: str, metrics: dict[str, Any], training_config: dict[str, Any]
 def study_series(reg: Registry) -> list[str]:
     """The loaded VAEs of the study's β comparison (Conv, z = 2, β = 1e-3 / 1 / 20), else the first three."""
     picks = [name for name in (vae_run_name("conv", 2, beta) for beta in STUDY_BETAS) if name in reg.vaes]
-    return picks or list(reg.vaes)[:3]
+    return picks or unconditional_vaes(reg)[:3]
 
 
 def load_test_digits(n: int) -> TestDigits | None:
@@ -310,11 +324,12 @@ def load_test_digits(n: int) -> TestDigits | None:
 
 
 @torch.inference_mode()
-def negative_elbo(model: BetaVAE, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
-                                                              torch.Tensor]:
-    """Deterministic per-image (BCE, KLD, −ELBO, μ): the decoder is evaluated at the posterior mean."""
-    mean, logvar = model.encode(x)
-    bce = bernoulli_bce(model.decode_logits(mean), x)
+def negative_elbo(model: BetaVAE, x: torch.Tensor, labels: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Deterministic per-image (BCE, KLD, −ELBO, μ): the decoder is evaluated at the posterior mean. `labels`:
+    the digits, for a conditional VAE (its encoder and decoder both take them)."""
+    mean, logvar = model.encode(x, labels)
+    bce = bernoulli_bce(model.decode_logits(mean, labels), x)
     kld = kl_to_standard_normal(mean, logvar)
     return bce, kld, bce + kld, mean
 
@@ -339,7 +354,8 @@ def _calibrate(entry: VAEEntry, test: TestDigits) -> None:
     except (OSError, KeyError, ValueError):
         scores, means = [], []
         for start in range(0, len(test.images), 500):
-            _, _, score, mean = negative_elbo(entry.model, test.images[start:start + 500])
+            labels = torch.as_tensor(test.labels[start:start + 500]).long() if entry.conditional else None
+            _, _, score, mean = negative_elbo(entry.model, test.images[start:start + 500], labels)
             scores.append(score), means.append(mean)
         means, calibration = torch.cat(means).numpy(), np.sort(torch.cat(scores).numpy())
         try:  # best effort: a read-only disk only costs the recomputation next time
@@ -368,9 +384,6 @@ def load_registry(sources: Mapping[str, str], calibration_digits: int | None = N
             metrics = files.try_json("metrics.json") or {}
             if kind == "vae":
                 model = load(source, **kw).eval()
-                if model.is_conditional:  # every decode needs a digit: no selector in the explorer yet
-                    raise SpaceError(f"{source}: a conditional VAE (every decode needs a digit); the Space does "
-                                     "not show conditional VAEs yet")
                 beta = _beta_of(name, metrics, files.try_json("training_config.json"))
                 reg.vaes[name] = VAEEntry(name, source, model, beta, metrics, read_evaluation(files, "vae"))
             elif kind == "ddpm":
@@ -443,17 +456,49 @@ def grid_columns(n: int) -> int:
 
 @torch.inference_mode()
 def vae_generate(entry: VAEEntry, count: Any, seed: Any) -> Image.Image:
-    """`count` digits decoded from z ~ N(0, I) with a seeded generator."""
+    """`count` digits decoded from z ~ N(0, I) with a seeded generator. A conditional VAE draws a row per digit
+    (about `count` digits in all, 1–6 per row)."""
     n = as_int(count, "The number of digits", 1, MAX_IMAGES)
-    images = entry.model.sample(n, generator=torch.Generator().manual_seed(as_seed(seed)))
+    generator = torch.Generator().manual_seed(as_seed(seed))
+    if entry.conditional:
+        classes = entry.model.num_classes
+        per = max(1, min(MAX_PER_DIGIT, round(n / classes)))
+        labels = torch.arange(classes).repeat_interleave(per)
+        return to_pil(entry.model.sample(len(labels), generator=generator, labels=labels), nrow=per, scale=4)
+    images = entry.model.sample(n, generator=generator)
     return to_pil(images, nrow=grid_columns(n), scale=4)
 
 
+def vae_digit(entry: VAEEntry, digit: Any) -> int | None:
+    """The digit a conditional VAE decodes (checked; a missing one is 0); None for an unconditional VAE."""
+    if not entry.conditional:
+        return None
+    if digit is None or digit == "":
+        return 0
+    if isinstance(digit, bool):
+        raise SpaceError(f"The digit must be a whole number 0–{entry.model.num_classes - 1}.")
+    return as_int(digit, "The digit", 0, entry.model.num_classes - 1)
+
+
+def require_unconditional(entry: VAEEntry, what: str) -> VAEEntry:
+    """`entry`, or a SpaceError for a conditional VAE in a tab that cannot give it the digit."""
+    if entry.conditional:
+        raise SpaceError(f"{entry.name} is a conditional VAE: {what} needs an unconditional one (the conditional "
+                         "VAE is in Generate and the latent explorer).")
+    return entry
+
+
+def unconditional_vaes(reg: Registry) -> list[str]:
+    """The VAEs that need no digit: those of Reconstruct, Interpolate and Complete (which have no digit to give)."""
+    return [name for name, e in reg.vaes.items() if not e.conditional]
+
+
 @torch.inference_mode()
-def decode_latent(entry: VAEEntry, values: list[Any]) -> Image.Image:
-    """One digit decoded from slider values, 112×112 crisp pixels (the live-slider path: well under 1 ms)."""
+def decode_latent(entry: VAEEntry, values: list[Any], digit: Any = None) -> Image.Image:
+    """One digit decoded from slider values, 112×112 crisp pixels (the live-slider path: well under 1 ms); a
+    conditional VAE decodes the style `values` as the digit `digit`."""
     z = as_latent(values, entry.latent_dim)
-    return to_pil(entry.model.decode(z), nrow=1, padding=0, scale=LIVE_SCALE)
+    return to_pil(entry.model.decode(z, vae_digit(entry, digit)), nrow=1, padding=0, scale=LIVE_SCALE)
 
 
 def _b64(t: torch.Tensor) -> str:
@@ -463,16 +508,15 @@ def _b64(t: torch.Tensor) -> str:
 
 def browser_decoder(entry: VAEEntry, max_weights: int = MAX_BROWSER_WEIGHTS) -> dict[str, Any] | None:
     """The decoder as data for `hub_models.space.decoder_js` (the live slider decoded in the browser), or None when
-    the browser cannot run it (a conditional VAE, a layer the JavaScript lacks, over `max_weights` weights): the
-    slider then decodes on the server, through `/decode_latent`.
+    the browser cannot run it (a layer the JavaScript lacks, over `max_weights` weights): the slider then decodes on
+    the server, through `/decode_latent`. A conditional VAE's first layer takes z and the one-hot digit
+    (`num_classes` > 0): the browser appends the one-hot of the chosen digit to the sliders' values.
 
-    Returns `{"name", "latent_dim", "weights", "layers": [...]}`; each layer is `{"type": "linear", "in",
+    Returns `{"name", "latent_dim", "num_classes", "weights", "layers": [...]}`; each layer is `{"type": "linear", "in",
     "out", "weight", "bias"}`, `{"type": "relu"}`, `{"type": "reshape", "shape"}` or `{"type":
     "conv_transpose2d", "in", "out", "kernel", "stride", "padding", "output_padding", "weight", "bias"}` with
     weights as base64 float32 in PyTorch's layout; a sigmoid on the last layer gives the pixels."""
     model = entry.model
-    if getattr(model, "num_classes", 0):
-        return None
     if isinstance(model, ConvVAE):
         modules = [model.decoder_input, *model.decoder]
     elif isinstance(model, DenseVAE):
@@ -499,7 +543,11 @@ def browser_decoder(entry: VAEEntry, max_weights: int = MAX_BROWSER_WEIGHTS) -> 
     weights = sum(p.numel() for m in modules for p in m.parameters())
     if weights > max_weights:
         return None
-    return {"name": entry.name, "latent_dim": entry.latent_dim, "weights": weights, "layers": layers}
+    num_classes = int(getattr(model, "num_classes", 0) or 0)
+    if not layers or layers[0]["type"] != "linear" or layers[0]["in"] != entry.latent_dim + num_classes:
+        return None  # the label enters elsewhere than the first layer: the server decodes
+    return {"name": entry.name, "latent_dim": entry.latent_dim, "num_classes": num_classes, "weights": weights,
+            "layers": layers}
 
 
 @dataclass
@@ -581,11 +629,15 @@ def check_dims(entry: VAEEntry, dims: Any) -> tuple[int, int]:
 
 
 @torch.inference_mode()
-def latent_grid(entry: VAEEntry, values: list[Any], dims: Any = (0, 1), n: int = 15) -> Image.Image:
-    """An n×n grid of decodes over `dims` in [−limit, limit]² (y up), the other dims held at the sliders."""
+def latent_grid(entry: VAEEntry, values: list[Any], dims: Any = (0, 1), n: int = 15, digit: Any = None
+                ) -> Image.Image:
+    """An n×n grid of decodes over `dims` in [−limit, limit]² (y up), the other dims held at the sliders; a
+    conditional VAE decodes every point as the digit `digit` (its styles)."""
     dims = check_dims(entry, dims)
     z = as_latent(values, entry.latent_dim)
-    return manifold_grid(entry.model.decode, n=n, limit=entry.limit, scale=2, fixed=z[0], dims=dims)
+    label = vae_digit(entry, digit)
+    return manifold_grid(lambda zs: entry.model.decode(zs, label), n=n, limit=entry.limit, scale=2, fixed=z[0],
+                         dims=dims)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -611,6 +663,7 @@ def anomaly_percentile(entry: VAEEntry, neg_elbo: float) -> float | None:
 @torch.inference_mode()
 def reconstruct(entry: VAEEntry, x: torch.Tensor) -> Reconstruction:
     """Reconstruct a prepared digit `(1, 1, 28, 28)` and score it against the test set."""
+    require_unconditional(entry, "reconstructing a digit")
     if not torch.isfinite(x).all():
         raise SpaceError("The digit contains NaN values.")
     bce, kld, score, mean = negative_elbo(entry.model, x)
@@ -671,6 +724,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 def interpolate(entry: VAEEntry, xa: torch.Tensor, xb: torch.Tensor, steps: Any = 10,
                 mode: str = "lerp") -> Image.Image:
     """A strip: input A, decodes along the path between the two latent means, input B."""
+    require_unconditional(entry, "interpolating")
     n = as_int(steps, "The number of steps", 2, 32)
     if mode not in ("lerp", "slerp"):
         raise SpaceError(f"Unknown interpolation {mode!r}: use 'lerp' or 'slerp'.")
@@ -837,13 +891,113 @@ def ddpm_stream(entry: DDPMEntry, sampler: str = DEFAULT_SAMPLER, steps: Any = D
             _log("DDPM sampling cancelled")
 
 
+# ----------------------------------------------------------------------------------------------------
+# Completion and denoising (the Complete tab)
+# ----------------------------------------------------------------------------------------------------
+HIDE_CHOICES = ("top half", "right half", "bottom half", "left half", "red paint only")
+DEFAULT_HIDE = "top half"
+COMPLETE_MODES = ("complete", "denoise")
+DEFAULT_NOISE_LEVEL = 0.5  # a share of the T forward steps
+
+
+def completion_mask(hide: Any, painted: torch.Tensor | None = None) -> torch.Tensor:
+    """The pixels to complete `(28, 28)`: the chosen half (unless "red paint only") and the painted ones."""
+    if not isinstance(hide, str) or hide not in HIDE_CHOICES:
+        shown = repr(hide) if len(repr(hide)) <= 60 else repr(hide)[:57] + "…"
+        raise SpaceError(f"Unknown part to hide {shown}: choose one of {', '.join(HIDE_CHOICES)}.")
+    mask = torch.zeros(28, 28) if hide == "red paint only" else half_mask(hide.split()[0])
+    if painted is not None:
+        mask = torch.maximum(mask, painted)
+    if not mask.any():
+        raise SpaceError("Nothing to complete: paint the part to complete in red, or choose a half to hide.")
+    return mask
+
+
+def _masked_view(x: torch.Tensor, mask: torch.Tensor) -> Image.Image:
+    """The input as the DDPM sees it: the hidden pixels in dark red."""
+    grey = x[0, 0].clamp(0, 1)
+    rgb = torch.stack([grey, grey, grey], -1)
+    rgb[mask.bool()] = torch.tensor([0.45, 0.08, 0.08])
+    im = Image.fromarray((rgb.numpy() * 255).round().astype(np.uint8), mode="RGB")
+    return im.resize((28 * DIGIT_SCALE, 28 * DIGIT_SCALE), Image.NEAREST)
+
+
+def _digit_image(x: torch.Tensor) -> Image.Image:
+    return to_pil(x, nrow=1, padding=0, scale=DIGIT_SCALE)
+
+
+def complete_digit(reg: Registry, x: torch.Tensor, painted: torch.Tensor | None = None, hide: Any = DEFAULT_HIDE,
+                   mode: Any = "complete", level: Any = DEFAULT_NOISE_LEVEL, vae_name: Any = None,
+                   digit: Any = ANY_DIGIT, seed: Any = 0, device: torch.device | str | None = None
+                   ) -> tuple[Image.Image, Image.Image, Image.Image | None, str]:
+    """(input as the DDPM sees it, DDPM result, VAE result, status) for a prepared digit `(1, 1, 28, 28)`.
+
+    `mode` "complete": the hidden pixels (`hide` and the red `painted` mask) are filled in by the DDPM (RePaint)
+    and by the VAE (decode of the masked digit's posterior mean, known pixels pasted back). "denoise": the digit is
+    noised for `level`·T forward steps, then the DDPM denoises it from there; the VAE reconstructs the noisy digit.
+    `digit` guides a class-conditional DDPM (classifier-free guidance at the default scale)."""
+    entry = reg.require_ddpm()
+    if not isinstance(mode, str) or mode not in COMPLETE_MODES:
+        raise SpaceError(f"Unknown mode {str(mode)[:40]!r}: choose 'complete' or 'denoise'.")
+    if not torch.isfinite(x).all():
+        raise SpaceError("The digit contains NaN values.")
+    seed = as_seed(seed)
+    labels = None
+    if not (digit is None or (isinstance(digit, str) and digit.strip().lower() in ("", ANY_DIGIT))):
+        if not entry.conditional:
+            raise SpaceError("This DDPM is unconditional: it cannot be guided towards a digit (choose 'any').")
+        if isinstance(digit, bool):
+            raise SpaceError("The digit must be a whole number 0–9 or 'any'.")
+        labels = [as_int(digit, "The digit", 0, num_classes(entry.unet) - 1)]
+    vaes = unconditional_vaes(reg)
+    vae = None
+    if vae_name not in (None, ""):
+        vae = reg.vae(vae_name)
+        if vae.conditional:
+            raise SpaceError(f"{vae.name} is a conditional VAE: choose one of {', '.join(vaes)} to compare with.")
+    elif vaes:
+        vae = reg.vaes[vaes[0]]
+    generator = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    if mode == "complete":
+        mask = completion_mask(hide, painted)
+        with on_device(entry, device) as unet:
+            out = complete(unet, x, mask, entry.scheduler_config, DEFAULT_COMPLETION_STEPS, DEFAULT_JUMP_LENGTH,
+                           DEFAULT_JUMP_N_SAMPLE, generator=generator, class_labels=labels).cpu()
+        shown = _masked_view(x, mask)
+        with torch.inference_mode():
+            vae_out = None if vae is None else vae_complete(vae.model, x, mask)
+        what = (f"completed {int(mask.sum())} hidden pixels: RePaint, {DEFAULT_COMPLETION_STEPS} DDPM steps, "
+                f"jumps of {DEFAULT_JUMP_LENGTH} × {DEFAULT_JUMP_N_SAMPLE}")
+    else:
+        total = int(entry.scheduler_config.get("num_train_timesteps", 1000))
+        t = round(as_float(level, "The noise level", 0, 1) * total)
+        with on_device(entry, device) as unet:
+            noisy, out = denoise(unet, x, t, entry.scheduler_config, DEFAULT_DENOISE_STEPS, generator=generator,
+                                 class_labels=labels)
+        noisy, out = noisy.cpu(), out.cpu()
+        shown = _digit_image(noisy)
+        with torch.inference_mode():
+            vae_out = None if vae is None else vae.model.decode(vae.model.encode(noisy)[0])
+        what = f"noised for {t} of {total} steps, then denoised from there ({min(t, DEFAULT_DENOISE_STEPS)} steps)"
+    guess = classify(reg, out)
+    read = "" if guess is None else f" · the classifier reads the DDPM's digit as **{guess[0]}** ({guess[1]:.0%})"
+    status = f"{what}, seed {seed}{'' if labels is None else f', guided to {labels[0]}'} " \
+             f"({time.perf_counter() - t0:.2f} s){read}"
+    if vae is not None:
+        status += f" · VAE: {vae.name}"
+    return shown, _digit_image(out), None if vae_out is None else _digit_image(vae_out), status
+
+
 __all__ = [
     "ANY_DIGIT",
+    "COMPLETE_MODES",
     "DEFAULT_COUNT",
     "DEFAULT_DDPM_STEPS",
     "DEFAULT_SAMPLER",
     "DIGIT_CHOICES",
     "EVERY_DIGIT",
+    "HIDE_CHOICES",
     "MAX_GUIDANCE",
     "DDPMEntry",
     "DDPMRequest",
@@ -856,6 +1010,8 @@ __all__ = [
     "anomaly_percentile",
     "browser_decoder",
     "classify",
+    "complete_digit",
+    "completion_mask",
     "compute_device",
     "ddpm_evaluation",
     "ddpm_grid",
@@ -874,9 +1030,12 @@ __all__ = [
     "open_source",
     "read_evaluation",
     "reconstruct",
+    "require_unconditional",
     "resolve_model_sources",
     "slerp",
     "study_series",
     "test_digit",
+    "unconditional_vaes",
+    "vae_digit",
     "vae_generate",
 ]

@@ -261,6 +261,64 @@ def to_mnist(ink: np.ndarray) -> np.ndarray:
     return out
 
 
+def _canvas_image(source: Any) -> Image.Image:
+    """The picture of an ImageEditor value (its composite, else its background) or of any other image input."""
+    if isinstance(source, dict) and any(k in source for k in ("layers", "composite", "background")):
+        source = source.get("composite") if source.get("composite") is not None else source.get("background")
+    if source is None:
+        raise InputImageError("No image: pick a test digit or draw one first.")
+    if isinstance(source, dict):
+        if not source.get("path"):
+            raise InputImageError("The image did not arrive (no file in the request).")
+        source = source["path"]
+    if isinstance(source, Image.Image):
+        _check_pixels(source.width, source.height)
+        return source
+    if isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
+        return _open_pil(source if isinstance(source, (str, os.PathLike)) else bytes(source))
+    if isinstance(source, (np.ndarray, torch.Tensor)):
+        arr = np.asarray(source.detach().cpu() if isinstance(source, torch.Tensor) else source)
+        if arr.dtype.kind not in "uif" or arr.ndim not in (2, 3) or arr.size == 0:
+            raise InputImageError(f"Expected an image of shape (H, W) or (H, W, C), got {arr.shape}.")
+        arr = arr.astype(np.float64)
+        if not np.isfinite(arr).all():
+            raise InputImageError("The image contains NaN or infinite values.")
+        arr = np.clip(arr / (255.0 if arr.max() > 1 else 1.0), 0, 1)
+        if arr.ndim == 3 and arr.shape[-1] not in (1, 3, 4):
+            raise InputImageError(f"Expected an image of shape (H, W) or (H, W, C), got {arr.shape}.")
+        u8 = (arr * 255).round().astype(np.uint8)
+        return Image.fromarray(u8[..., 0] if u8.ndim == 3 and u8.shape[-1] == 1 else u8)
+    raise InputImageError(f"Unsupported input of type {type(source).__name__}.")
+
+
+def prepare_canvas(source: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """A digit to complete: (digit `(1, 1, 28, 28)` in [0, 1], painted mask `(28, 28)` of 0/1).
+
+    Unlike `prepare_digit` nothing is re-centred or re-scaled (the hidden part must stay where it was drawn): the
+    picture is reduced to 28×28 with a box filter. Red paint (the editor's red brush) marks pixels to complete;
+    everything else is ink, bright on dark (a dark-on-light picture is inverted, judged by its border)."""
+    im = _canvas_image(source)
+    try:
+        im = ImageOps.exif_transpose(im)
+    except Exception:  # broken EXIF must not block the image itself
+        pass
+    im = _reduce(im.convert("RGBA") if im.mode in ("RGBA", "LA", "PA", "P", "RGBa", "La") else im.convert("RGB"))
+    rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    if im.mode == "RGBA":  # transparent parts are background (black)
+        rgb = rgb * (np.asarray(im.getchannel("A"), dtype=np.float32) / 255.0)[..., None]
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    red = ((r > 0.5) & (g < 0.35) & (b < 0.35)).astype(np.float32)
+    grey = _polarity(np.where(red > 0, 0.0, rgb.mean(-1)).astype(np.float32))
+    grey = np.where(red > 0, 0.0, grey).astype(np.float32)
+
+    def to28(a: np.ndarray) -> np.ndarray:
+        return np.asarray(Image.fromarray(a, mode="F").resize((MNIST_SIDE, MNIST_SIDE), Image.BOX), dtype=np.float32)
+
+    digit = np.clip(to28(grey), 0.0, 1.0)
+    mask = (to28(red) > 0.3).astype(np.float32)
+    return torch.from_numpy(digit)[None, None], torch.from_numpy(mask)
+
+
 def prepare_digit(source: Any) -> torch.Tensor:
     """Any input → a `(1, 1, 28, 28)` float tensor in [0, 1] ready for the models (raises InputImageError)."""
     return torch.from_numpy(to_mnist(decode_image(source)))[None, None]
@@ -271,6 +329,7 @@ __all__ = [
     "MAX_UPLOAD_BYTES",
     "InputImageError",
     "decode_image",
+    "prepare_canvas",
     "prepare_digit",
     "to_mnist",
 ]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hub_models.evaluation.ddpm import describe_point, evaluation_summary, sweep_plot
+from hub_models.evaluation.ddpm import describe_point, evaluation_summary, missing_sweep_points, sweep_plot
 from hub_models.evaluation.metrics import is_standard_fid
 from hub_models.evaluation.schema import Evaluation
 from hub_models.evaluation.vae import EvalSettings, evaluate_vae_run
@@ -231,7 +231,8 @@ def ddpm_reader_points(ddpm: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]
     if candidates:
         best = min(candidates, key=lambda p: (p["fid"]["fid"] - (p["fid"].get("floor") or 0)))
         if all(best is not p for _, p in out):
-            out.append(("our best (lowest FID above its floor)", best))
+            partial = " so far (the sweep is incomplete)" if missing_sweep_points(ddpm.get("sweep", [])) else ""
+            out.append((f"our best{partial} (lowest FID above its floor)", best))
     return out
 
 
@@ -564,6 +565,11 @@ def _ddpm_section(ddpm: dict[str, Any]) -> list[str]:
                           "reports on; under [PROTOCOL.md](PROTOCOL.md) samplers and step counts are selected on the "
                           "study's 12,000 held-out digits (`study-test`) instead: the choice it made is pending "
                           "re-selection."]
+        missing = missing_sweep_points(sweep)
+        if missing:
+            lines += ["", f"Not measured yet ({len(missing)} of the points [PROTOCOL.md](PROTOCOL.md) fixes, in its "
+                          "order): " + ", ".join(f"{s} {k}" for s, k in missing) + ". Nothing is selected from a "
+                          "partial sweep: the report FID at N = 10,000 waits for the last point."]
         lines += ["", f"Seconds: wall time for 16 digits with {sweep[0]['torch_threads']} torch thread(s) on this "
                       "machine's CPU (other jobs may have shared it: the load average is in evaluation.json), the UNet "
                       f"in {sweep[0].get('precision', 'fp32')}."]
