@@ -153,7 +153,8 @@ def test_build_space_is_allow_listed_pinned_and_self_contained(tmp_path):
 
 
 def test_publish_space_refuses_missing_models_and_bad_tokens(hub, tmp_path):
-    with pytest.raises(HubPushError, match=rf"{len(RELEASE)} model repo\(s\) that do not exist: .*mnist-genlab-vae-conv-z2"):
+    missing = rf"{len(RELEASE)} model repo\(s\) that do not exist: .*mnist-genlab-vae-conv-z2"
+    with pytest.raises(HubPushError, match=missing):
         publish_space(SPACE_ID, SOURCES, models_namespace=USER, max_retries=0)
     with pytest.raises(HubPushError, match="read-only"):
         publish_space(SPACE_ID, SOURCES, models_namespace=USER, token=READ_TOKEN, check_models=False, max_retries=0)
