@@ -21,6 +21,8 @@ from pathlib import Path
 # Nothing in the tests may reach the internet: the data loader never tries the Hub for MNIST.
 os.environ.setdefault("MNIST_GENLAB_SKIP_HUB", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one thread per worker (and its subprocesses): the workers fill the cores
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 from filelock import FileLock
@@ -207,10 +209,18 @@ class RunMakers:
 SLOW_FIXTURES = frozenset(RUN_RECIPES)
 
 
+# The longest modules (about 90-160 s of one core each), started first: pytest-xdist hands modules out in collection
+# order (`--dist loadfile`), and a long one started last would leave the other worker idle at the end.
+LONGEST_FIRST = ("test_fid_reference.py", "test_train_vae.py", "test_ddpm_training.py", "test_cards.py",
+                 "test_space_browser.py", "test_space.py", "test_hub.py", "test_crash_safety.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the order within a module is kept
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
-N = 64  # digits per set: Inception costs ~85 ms per image on 2 cores, and every set runs through both pipelines
+N = 32  # digits per set: Inception costs ~85 ms per image on 2 cores, and every set runs through both pipelines
 
 
 class _Unused(types.ModuleType):

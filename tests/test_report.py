@@ -145,3 +145,15 @@ def test_ddpm_loss_is_pending_until_twenty_epochs_and_old_fids_are_marked():
     assert "old resize: pending re-measurement" in claims[RULES["ddpm_fid"].claim].measured
     assert claims[RULES["ddpm_parameters"].claim].verdict == "confirmed"
     assert {c.claim: c for c in study_claims({}, _ddpm(20, 10.0))}[RULES["ddpm_loss"].claim].verdict == "confirmed"
+
+
+def test_a_rewrite_keeps_the_anomaly_section_when_its_results_are_not_here(tmp_path):
+    from hub_models.study.report import ANOMALY_HEADING
+
+    (tmp_path / "study").mkdir()
+    old = f"# old\n\n{ANOMALY_HEADING} (the study's application)\n\nmean AUROC 0.754\n"
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "REPORT.md").write_text(old)
+    text = write_report(tmp_path / "study", tmp_path / "docs", anomaly_dir=tmp_path / "absent",
+                        evaluate=False).read_text()
+    assert text.count(ANOMALY_HEADING) == 1 and "mean AUROC 0.754" in text and "# old" not in text

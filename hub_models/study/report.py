@@ -384,9 +384,12 @@ def write_report(study_dir: str | Path, docs_dir: str | Path = "docs", *, ddpm_d
                 cells = [f"![{n} {label}](figures/{n}/{png})" if n in runs else "–" for n in names]
                 out.append(f"| {label} | " + " | ".join(cells) + " |")
             out.append("")
-    out += (_ddpm_section(ddpm) if ddpm else []) + _anomaly_section(anomaly_dir, figures_dir)
     report = docs_dir / "REPORT.md"
-    report.write_text("\n".join(out) + "\n")
+    old_anomaly = [line for b in _blocks(report.read_text()) if b[0].startswith(ANOMALY_HEADING) for line in b] \
+        if report.exists() else []
+    # Without the anomaly study's results here, the report keeps its anomaly section (as `update_report` does).
+    out += (_ddpm_section(ddpm) if ddpm else []) + (_anomaly_section(anomaly_dir, figures_dir) or old_anomaly)
+    report.write_text("\n".join(out).rstrip("\n") + "\n")
     return report
 
 
