@@ -28,6 +28,8 @@ from hub_models import ConvVAE
 from hub_models.hub import HubPushError, push_run
 from hub_models.training import list_checkpoints, write_json_atomic
 
+pytestmark = pytest.mark.slow  # every test here trains real runs and kills them
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VAE_SCRIPT = REPO_ROOT / "training" / "train_vae.py"
 DDPM_SCRIPT = REPO_ROOT / "training" / "train_ddpm.py"

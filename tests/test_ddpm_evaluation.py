@@ -48,6 +48,7 @@ def test_every_point_has_fid_with_n_and_floor_and_a_timing(evaluated_run):
     assert (evaluated_run / "figures" / "sampler_sweep.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_an_interrupted_point_resumes_with_the_same_digits(evaluated_run):
     point = Point("ddpm", 25, 12, True, 1)
     before = generate(evaluated_run, point, batch_size=5)

@@ -196,6 +196,7 @@ def test_the_script_writes_a_student_folder_per_round(student_dir, teacher_dir):
     assert _weights(student_dir / "rounds" / "2steps" / "unet").keys() == student.keys()
 
 
+@pytest.mark.slow
 def test_the_student_loads_and_samples_at_its_step_count(student_dir):
     pipe = load(student_dir)
     assert isinstance(pipe, DDPMPipeline) and type(pipe.scheduler).__name__ == "DDIMScheduler"

@@ -175,6 +175,7 @@ def tiny_vae(tiny_mnist_cache):
     return train_vae(train.as_float(), "conv", latent_dim=2, epochs=2), test
 
 
+@pytest.mark.slow
 def test_vae_metrics_match_the_loss_and_nll_bounds_elbo(tiny_vae):
     from hub_models.evaluation import vae_metrics
 

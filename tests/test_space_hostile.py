@@ -22,6 +22,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # the hostile corpus goes through a launched Space
+
 
 @pytest.fixture(scope="module")
 def test_digits(space_test_digits):
