@@ -311,9 +311,11 @@ def _results_note(runs: dict[str, Run], settings: EvalSettings) -> str:
                     f"`{f['reference']}` (the study's 12,000 held-out digits), standard Inception-v3 pool3 with the "
                     f"TF1 bilinear resize (docs/METRICS.md); the real-vs-real floor at this N is "
                     f"**{f['floor']:.2f}**{'' if is_standard_fid(f) else LEGACY_MARK}: no generator can score below "
-                    "it at this sample size. "
-                    f"{LEGACY_MARK} = measured with the old torch-bilinear resize, pending re-measurement (the run "
-                    "folder was not on the machine that re-scored the others).")
+                    "it at this sample size.")
+        if any(r.evaluation is None or r.evaluation.fid is None or not is_standard_fid(r.evaluation.fid)
+               for r in runs.values()):
+            fid_note += (f" {LEGACY_MARK} = measured with the old torch-bilinear resize, pending re-measurement (the "
+                         "run folder was not on the machine that re-scored the others).")
     return (f"Metrics on the study's 12,000 held-out digits (the 20 % of the 60,000 training digits the VAEs never "
             f"saw), nats per image. BCE is summed over the 784 pixels; ELBO = −(BCE + KLD); NLL is the "
             f"importance-sampled estimate with k = {settings.nll_samples} on the first {settings.nll_images} "
