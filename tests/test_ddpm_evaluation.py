@@ -61,6 +61,7 @@ def test_an_interrupted_point_resumes_with_the_same_digits(evaluated_run):
     assert again["fid"]["fid"] == pytest.approx(first["fid"]["fid"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_retrained_weights_make_old_points_stale(evaluated_run, tmp_path):
     import shutil
 
