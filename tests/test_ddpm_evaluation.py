@@ -78,6 +78,7 @@ def test_retrained_weights_make_old_points_stale(evaluated_run, tmp_path):
     assert [p["ema"] for p in current_points(run)] == [False]
 
 
+@pytest.mark.slow
 def test_report_shows_the_ddpm_fid_claim_and_the_sweep(evaluated_run, tmp_path):
     from hub_models.study.report import write_report
 
@@ -97,6 +98,7 @@ def test_cli_refuses_a_folder_that_is_not_a_ddpm_run(tmp_path):
     assert result.returncode == 2 and "not a DDPM run folder" in result.stderr
 
 
+@pytest.mark.slow
 def test_update_report_rerenders_only_the_ddpm_parts(evaluated_run, tmp_path):
     """A machine with the DDPM results but not the VAE runs refreshes the DDPM claims and section in place."""
     from hub_models.study.report import update_report
