@@ -11,14 +11,13 @@ Idempotent: publishing an unchanged Space makes no commit. `--build_dir` only bu
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # `python training/publish_space.py` from a checkout
 
-from hub_models.hub import HubPushError  # noqa: E402
+from hub_models.hub import run_publish_cli  # noqa: E402
 from hub_models.reference import DEFAULT_NAMESPACE  # noqa: E402
 from hub_models.space.publish import HARDWARE, SpaceSources, build_space, publish_space  # noqa: E402
 
@@ -43,24 +42,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     sources = SpaceSources(app_dir=args.app_dir, docs_dir=args.docs_dir)
-    try:
-        if args.build_dir is not None:
-            files = build_space(args.build_dir, sources, space_id=args.repo_id,
-                                models_namespace=args.models_namespace, hardware=args.hardware)
-            print(f"built {len(files)} files in {args.build_dir}")
-            return 0
-        result = publish_space(args.repo_id, sources, models_namespace=args.models_namespace,
-                               hardware=args.hardware, token=args.token, private=args.private,
-                               check_models=not args.skip_model_check, max_retries=args.max_retries)
-    except (HubPushError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(f"{args.repo_id}: {result['commit']} ({len(result['files'])} files)")
-    print(f"space: {result['url']}")
-    return 0
+    if args.build_dir is not None:
+        return run_publish_cli(
+            lambda: build_space(args.build_dir, sources, space_id=args.repo_id,
+                                models_namespace=args.models_namespace, hardware=args.hardware),
+            lambda files: print(f"built {len(files)} files in {args.build_dir}"),
+        )
 
+    def show(result: dict) -> None:
+        print(f"{args.repo_id}: {result['commit']} ({len(result['files'])} files)")
+        print(f"space: {result['url']}")
+
+    return run_publish_cli(
+        lambda: publish_space(args.repo_id, sources, models_namespace=args.models_namespace,
+                              hardware=args.hardware, token=args.token, private=args.private,
+                              check_models=not args.skip_model_check, max_retries=args.max_retries),
+        show,
+    )
 
 if __name__ == "__main__":
     sys.exit(main(parse_args()))

@@ -13,13 +13,12 @@ added twice; a re-push deletes the files a run no longer has (evaluation.json in
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python training/publish_study.py` from a checkout
 
-from hub_models.hub import DEFAULT_COLLECTION_TITLE, HubPushError, publish_study
+from hub_models.hub import DEFAULT_COLLECTION_TITLE, publish_study, run_publish_cli
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,25 +38,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    try:
-        result = publish_study(
-            args.study_dir,
-            args.namespace,
-            collection_title=args.collection_title,
-            token=args.token,
-            private=args.private,
-            max_retries=args.max_retries,
-        )
-    except (HubPushError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+def show(result: dict) -> None:
     for repo_id, url in result["repos"].items():
         print(f"{repo_id}: {url}")
     print(f"collection: {result['collection']}")
-    return 0
 
+
+def main(args: argparse.Namespace) -> int:
+    return run_publish_cli(
+        lambda: publish_study(args.study_dir, args.namespace, collection_title=args.collection_title,
+                              token=args.token, private=args.private, max_retries=args.max_retries),
+        show,
+    )
 
 if __name__ == "__main__":
     sys.exit(main(parse_args()))

@@ -11,7 +11,6 @@ training_config.json; never checkpoints or logs. Re-running it on an unchanged r
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -19,7 +18,7 @@ sys.path.insert(
     0, str(Path(__file__).resolve().parents[1])
 )  # `python training/push_to_hub.py` from a checkout
 
-from hub_models.hub import HubPushError, push_run
+from hub_models.hub import push_run, run_publish_cli
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,9 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    try:
-        url = push_run(
+    return run_publish_cli(
+        lambda: push_run(
             args.run_dir,
             args.repo_id,
             token=args.token,
@@ -62,13 +60,9 @@ def main(args: argparse.Namespace) -> int:
             commit_message=args.commit_message,
             create_pr=args.create_pr,
             max_retries=args.max_retries,
-        )
-    except (HubPushError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(url)
-    return 0
-
+        ),
+        print,
+    )
 
 if __name__ == "__main__":
     sys.exit(main(parse_args()))

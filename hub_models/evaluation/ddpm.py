@@ -1,4 +1,4 @@
-"""FID of a trained DDPM and the sampler sweep (FID vs CPU time), resumable and cached in the run folder.
+"""FID of a trained DDPM (pixel or latent) and the sampler sweep (FID vs CPU time), resumable, cached in the run.
 
 Generated digits are written in chunks (`<run>/evaluation/<point>/chunk-*.npy`, uint8) as they are made, so a
 killed evaluation resumes where it stopped; every finished point lands in `<run>/evaluation.json`, keyed by the
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from diffusers import UNet2DModel
 
+from hub_models.diffusion.latent import is_latent_run, load_latent_pipeline
 from hub_models.diffusion.pipeline import load_ddpm
 from hub_models.diffusion.sampling import make_scheduler, sample_images
 from hub_models.evaluation.metrics import as_uint8, classifier_metrics, fid, format_fid, is_standard_fid
@@ -76,6 +77,27 @@ def weights_digest(run_dir: str | os.PathLike, ema: bool = True) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
+def point_sampler(run_dir: str | os.PathLike, point: Point) -> Callable[[int, int], torch.Tensor]:
+    """`draw(num_images, seed)` → digits `(N, 1, 28, 28)` in [0, 1] as `point` samples them from the run's weights:
+    a pixel DDPM folder, or a latent one (`LatentDDPMPipeline`: the latent is sampled, then decoded)."""
+    if not is_latent_run(run_dir):
+        unet, scheduler = load_ddpm(run_dir, use_ema=point.ema)
+        return lambda n, seed: point.sample(unet, scheduler.config, n, seed)
+    if point.overrides:
+        raise ValueError("sampler overrides are for pixel DDPMs; a latent pipeline samples with its own settings")
+    pipe = load_latent_pipeline(run_dir)
+    if not point.ema:
+        pipe.unet = UNet2DModel.from_pretrained(str(run_dir), subfolder="unet_non_ema", use_safetensors=True)
+
+    def draw(n: int, seed: int) -> torch.Tensor:
+        with torch.inference_mode():
+            return pipe(batch_size=n, num_inference_steps=point.steps, sampler=point.sampler, output_type="pt",
+                        generator=torch.Generator().manual_seed(seed),
+                        autocast_dtype=PRECISIONS[point.precision]).images
+
+    return draw
+
+
 def generate(run_dir: str | os.PathLike, point: Point, batch_size: int = 500,
              log: Callable[[str], None] = print) -> torch.Tensor:
     """`point.num_samples` digits as uint8 `(N, 28, 28)`; chunks already on disk are reused (resumable).
@@ -86,16 +108,15 @@ def generate(run_dir: str | os.PathLike, point: Point, batch_size: int = 500,
     run_dir = Path(run_dir)
     folder = run_dir / "evaluation" / f"{point.key}-{weights_digest(run_dir, point.ema)}"
     folder.mkdir(parents=True, exist_ok=True)
-    unet = None
+    draw = None
     chunks = []
     for i, start in enumerate(range(0, point.num_samples, batch_size)):
         n = min(batch_size, point.num_samples - start)
         path = folder / f"chunk-{i:05d}.npy"
         if not path.exists():
-            if unet is None:
-                unet, scheduler = load_ddpm(run_dir, use_ema=point.ema)
+            draw = draw or point_sampler(run_dir, point)
             t0 = time.perf_counter()
-            images = point.sample(unet, scheduler.config, n, point.seed * 1_000_003 + i)
+            images = draw(n, point.seed * 1_000_003 + i)
             tmp = path.with_name(f".{path.name}.tmp.npy")
             np.save(tmp, as_uint8(images).numpy())
             os.replace(tmp, path)
@@ -106,12 +127,12 @@ def generate(run_dir: str | os.PathLike, point: Point, batch_size: int = 500,
 
 def seconds_per_16(run_dir: str | os.PathLike, point: Point, repeats: int = 1) -> float:
     """Wall time for 16 digits with this sampler and step count (best of `repeats`, after a 1-step warm-up)."""
-    unet, scheduler = load_ddpm(run_dir, use_ema=point.ema)
-    replace(point, steps=1).sample(unet, scheduler.config, 16, point.seed)
+    point_sampler(run_dir, replace(point, steps=1))(16, point.seed)  # warm-up
+    draw = point_sampler(run_dir, point)
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        point.sample(unet, scheduler.config, 16, point.seed)
+        draw(16, point.seed)
         best = min(best, time.perf_counter() - t0)
     return best
 

@@ -12,6 +12,7 @@ from hub_models.hub.push import (
     push_run,
     push_run_in_background,
     repo_name_for_run,
+    run_publish_cli,
 )
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "push_run",
     "push_run_in_background",
     "repo_name_for_run",
+    "run_publish_cli",
 ]

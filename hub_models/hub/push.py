@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -450,6 +451,19 @@ def publish_study(
     return {"repos": results, "collection": collection.slug}
 
 
+def run_publish_cli(publish: Callable[[], T], show: Callable[[T], None]) -> int:
+    """The body of a publishing script's `main`: warnings-level logging, then `show(publish())`; a Hub or input
+    error becomes one line on stderr and exit status 1 (no traceback for what the user can fix)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        result = publish()
+    except (HubPushError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    show(result)
+    return 0
+
+
 __all__ = [
     "NO_CHANGES",
     "PUBLISHED_FILES",
@@ -460,5 +474,6 @@ __all__ = [
     "push_run",
     "push_run_in_background",
     "repo_name_for_run",
+    "run_publish_cli",
     "stage_run",
 ]
