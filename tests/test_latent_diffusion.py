@@ -25,6 +25,7 @@ from hub_models.diffusion.latent import (
     make_latent_train_scheduler,
     save_latent_pipeline,
 )
+from hub_models.evaluation.ddpm import Point, generate, point_sampler
 from hub_models.hub import load
 from hub_models.hub.cards import render_model_card
 from hub_models.hub.load import HubLoadError
@@ -93,6 +94,40 @@ def test_pipeline_loads_and_samples_deterministic_digits(runs: dict[str, Path], 
     x, y = (p(batch_size=2, num_inference_steps=2, sampler="ddim", output_type="pt",
               generator=torch.Generator().manual_seed(1)).images for p in (pipe, again))  # fmt: skip
     assert torch.equal(x, y)
+
+
+def test_v_prediction_keeps_sampled_latents_bounded(runs: dict[str, Path]) -> None:
+    """The default latent UNet predicts v. At t = T the cosine ᾱ is 1.5e-10, so an ε-model's x0 estimate multiplies
+    its error by 1 / √ᾱ ≈ 81,000 and, with nothing clipping latents, the samples blow up (the first latent model's
+    latents reached |z| ≈ 40,000); a v-model's x0 = √ᾱ·x_t − √(1−ᾱ)·v stays bounded even untrained."""
+    pipe = LatentDDPMPipeline.from_pretrained(runs["ldm"])
+    assert pipe.scheduler.config.prediction_type == "v_prediction"
+    for sampler in SAMPLERS:
+        latents = pipe(batch_size=8, num_inference_steps=25, sampler=sampler, output_type="latent",
+                       generator=torch.Generator().manual_seed(0)).images  # fmt: skip
+        assert latents.abs().max() < 20, sampler
+    eps = LatentDDPMPipeline(vae=pipe.vae, unet=pipe.unet, scheduler=make_latent_train_scheduler())
+    blown = eps(batch_size=8, num_inference_steps=25, sampler="ddpm", output_type="latent",
+                generator=torch.Generator().manual_seed(0)).images  # fmt: skip
+    assert blown.abs().max() > 1000  # the same weights read as ε: what v-prediction avoids
+
+
+def test_evaluation_and_benchmark_sample_the_latent_pipeline(runs: dict[str, Path]) -> None:
+    """The DDPM evaluator's sampler (what generates FID digits) and the side-by-side benchmark take a latent
+    folder as they take a pixel one: same digits for the same seed, chunked generation resumable."""
+    point = Point("ddpm", 2, 6, precision="fp32")
+    draw = point_sampler(runs["ldm"], point)
+    a, b = draw(3, 5), draw(3, 5)
+    assert a.shape == (3, 1, 28, 28) and torch.equal(a, b) and 0 <= a.min() and a.max() <= 1
+    images = generate(runs["ldm"], point, batch_size=4, log=lambda _: None)
+    assert images.shape == (6, 28, 28) and images.dtype == torch.uint8
+    assert torch.equal(images, generate(runs["ldm"], point, batch_size=4, log=lambda _: None))  # from the chunks
+    raw = point_sampler(runs["ldm"], Point("ddpm", 2, 6, ema=False, precision="fp32"))(3, 5)
+    assert not torch.equal(raw, a)  # unet_non_ema/ is another set of weights
+    bench = runpy.run_path(str(REPO_ROOT / "benchmarks" / "ldm_sampling_speed.py"))
+    result = bench["main"](bench["parse_args"](["--pixel", str(runs["ldm"]), "--latent", str(runs["ldm"]),
+                                                "--steps", "2", "--rounds", "1", "--num_images", "2"]))  # fmt: skip
+    assert result["bf16"]["pixel_over_latent_cpu"] > 0 and len(result["bf16"]["latent"]["cpu"]) == 1
 
 
 def test_card_and_published_files(runs: dict[str, Path]) -> None:
