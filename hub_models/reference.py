@@ -79,8 +79,11 @@ CLASSIFIER_RUN = "digit-classifier"
 # a digit selector), not one of the study's VAEs (RELEASE_VAES, which the report and the study runner measure).
 RELEASE_CONDITIONAL_VAES = ("vae-conv-z2-beta1-conditional",)
 RELEASE: tuple[str, ...] = (*RELEASE_VAES, *RELEASE_CONDITIONAL_VAES, *RELEASE_DDPMS, CLASSIFIER_RUN)
-# Released and published too, but not shown in the Space (none at present).
-RELEASE_NOT_IN_SPACE: tuple[str, ...] = ()
+# The hybrids of issue 16: learned latent priors of two released VAEs (`latent-prior-<VAE run name minus "vae-">`)
+# and the latent diffusion pipeline. Released and published, not shown in the Space.
+RELEASE_LATENT_PRIORS = ("latent-prior-conv-z4-beta1", "latent-prior-conv-z2-beta1")
+RELEASE_LDMS = ("ldm",)
+RELEASE_NOT_IN_SPACE: tuple[str, ...] = (*RELEASE_LATENT_PRIORS, *RELEASE_LDMS)
 PUBLISHED: tuple[str, ...] = (*RELEASE, *RELEASE_NOT_IN_SPACE)
 HUB_PREFIX = "mnist-genlab"
 DEFAULT_NAMESPACE = "mnist-genlab"

@@ -579,3 +579,39 @@ def test_publish_the_release_folder(hub, tmp_path):
     assert publish_study(release, USER, collection_title="R", **FAST)["repos"][ddpm_repo] != NO_CHANGES
     files = hub.head_files(ddpm_repo)
     assert "evaluation.json" not in files and "unet/diffusion_pytorch_model.safetensors" in files
+
+
+def test_latent_prior_publishes_with_its_vae_and_the_card_snippet_runs(hub, vae_run, tiny_mnist_cache, tmp_path,
+                                                                       monkeypatch):
+    """A learned prior trained on a `release/` VAE: its pushed config names the VAE's repo id, `load` returns the
+    LatentPrior, and its card's snippet, copied verbatim, decodes prior samples with the VAE it names."""
+    import importlib.util
+    import shutil
+
+    release = tmp_path / "release"
+    vae_dir = release / "vae-conv-z2-beta1"
+    shutil.copytree(vae_run, vae_dir)
+    spec = importlib.util.spec_from_file_location("tlp", REPO_ROOT / "training" / "train_latent_prior.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    prior_dir = tmp_path / "prior"
+    monkeypatch.chdir(tmp_path)  # the VAE is named by its path relative to the checkout, as in the real release
+    script.LatentPriorTrainer.main(script.parse_args([
+        "--vae_name_or_path", "release/vae-conv-z2-beta1", "--hidden_dim", "16", "--num_blocks", "1",
+        "--max_train_steps", "2", "--logger", "none", "--sample_steps", "3", "--num_figure_samples", "4",
+        "--classifier_samples", "4", "--fid_reference_n", "50", "--output_dir", str(prior_dir)]))  # fmt: skip
+    vae_repo, prior_repo = f"{USER}/mnist-genlab-vae-conv-z2-beta1", f"{USER}/mnist-genlab-latent-prior-conv-z2-beta1"
+    push_run(vae_dir, vae_repo, **FAST)
+    push_run(prior_dir, prior_repo, **FAST)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    from hub_models.models import LatentPrior
+
+    prior = load(prior_repo)
+    assert isinstance(prior, LatentPrior) and prior.config.vae_name_or_path == vae_repo
+    card = ModelCard.load(prior_repo)
+    assert card.data.library_name == "mnist-genlab" and card.data.base_model == vae_repo
+    assert "| z ~ N(0, I) (the VAE alone) |" in card.text and "| z from this prior |" in card.text
+    scope: dict = {}
+    exec(compile(_snippet(card.text), "card-snippet", "exec"), scope)
+    digits = scope["digits"]
+    assert digits.shape == (16, 1, 28, 28) and 0 <= digits.min() and digits.max() <= 1

@@ -2,6 +2,8 @@
 """Regenerate `release/` — the models the Space shows by default — from a study folder and a DDPM run.
 
     python training/make_release.py                                 # studies/vae-grid + runs/ddpm-default → release/
+    python training/make_release.py --study_dir runs/study --ddpm_dir release/ddpm --ldm_dir runs/ldm \
+        --latent_prior_dir runs/latent-prior                        # what built the current release/
     python training/make_release.py --refresh                       # re-render release/ from itself (cards, schema)
     python training/publish_study.py --study_dir release --namespace <you>   # then push it to the Hub
 
@@ -22,15 +24,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hub_models.hub.naming import published_repo_ids
 from hub_models.hub.push import stage_run
-from hub_models.reference import CLASSIFIER_RUN, PUBLISHED, RELEASE_VAES
+from hub_models.reference import CLASSIFIER_RUN, PUBLISHED, RELEASE_LATENT_PRIORS, RELEASE_LDMS, RELEASE_VAES
 
-MAX_RELEASE_MB = 30
+MAX_RELEASE_MB = 40  # 11 models; the pixel DDPM alone is 13 MB of fp32 weights
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--study_dir", default="studies/vae-grid", help="Folder of VAE runs (run_study.py).")
     parser.add_argument("--ddpm_dir", default="runs/ddpm-default", help="The DDPM run to release.")
+    parser.add_argument("--ldm_dir", default="runs/ldm", help="The latent diffusion pipeline (train_ldm.py).")
+    parser.add_argument("--latent_prior_dir", default="runs/latent-prior",
+                        help="Folder of learned latent priors, one per VAE, named like conv-z4-beta1 "
+                             "(train_latent_prior.py).")
     parser.add_argument("--release_dir", default="release", help="Where the release is written.")
     parser.add_argument("--classifier_dir", default=f"release/{CLASSIFIER_RUN}",
                         help="The digit classifier to release (train_classifier.py's output).")
@@ -64,6 +70,9 @@ def main(args: argparse.Namespace) -> None:
     else:
         sources = {name: Path(args.study_dir) / name for name in RELEASE_VAES}
         sources["ddpm"] = Path(args.ddpm_dir)
+        sources.update({name: Path(args.ldm_dir) for name in RELEASE_LDMS})
+        sources.update({name: Path(args.latent_prior_dir) / name.removeprefix("latent-prior-")
+                        for name in RELEASE_LATENT_PRIORS})
         sources[CLASSIFIER_RUN] = Path(args.classifier_dir)
     repo_ids = published_repo_ids(args.namespace)
     for name, run_dir in sources.items():

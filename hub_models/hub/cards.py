@@ -26,7 +26,7 @@ from hub_models.evaluation import format_fid
 from hub_models.evaluation.ddpm import describe_point, evaluation_summary
 from hub_models.evaluation.metrics import LEGACY_FID_NOTE, is_standard_fid
 from hub_models.evaluation.schema import Evaluation
-from hub_models.hub.naming import beta_tag
+from hub_models.hub.naming import beta_tag, hub_repo_name
 from hub_models.models.registry import VAE_CLASSES, arch_of, config_class_name, kind_of
 from hub_models.reference import PROJECT_GIT_URL, PROJECT_INSTALL, PROJECT_NAME, STUDY
 
@@ -50,6 +50,7 @@ FIGURE_CAPTIONS = {  # in the order the card shows them
     "latent_scatter": "Posterior means of held-out digits in the 2-D latent space, coloured by class.",
     "manifold": "Decoder outputs on a regular grid of the 2-D latent space (the learned manifold).",
     "latent_pca": "2-D PCA projection of the posterior means of held-out digits, coloured by class.",
+    "samples_standard_normal": "The same VAE's digits from z ~ N(0, I), for comparison (same seed).",
     "style_grid": "Digit × style: each row is one latent z ~ N(0, I) decoded as every digit 0–9 (conditional VAE).",
 }
 
@@ -59,13 +60,13 @@ def read_json(path: Path) -> dict:
 
 
 def run_kind(run_dir: str | os.PathLike) -> str:
-    """'vae', 'classifier' or 'ddpm' from the run folder's files (the config's class, via the registry)."""
+    """'vae', 'classifier', 'latent-prior', 'ddpm' or 'ldm' from the run folder's files (the config's class)."""
     run_dir = Path(run_dir)
     if (run_dir / "model_index.json").is_file():
         return "ldm" if is_latent_run(run_dir) else "ddpm"
     if (run_dir / "config.json").is_file():
         kind = kind_of(config_class_name(run_dir))
-        return kind if kind in ("vae", "classifier") else "vae"
+        return kind if kind in ("vae", "classifier", "latent-prior") else "vae"
     raise ValueError(f"{run_dir} is neither a model run (config.json) nor a DDPM run (model_index.json)")
 
 
@@ -531,14 +532,67 @@ def _ldm_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
     return card_data, context
 
 
+def published_vae_id(vae_name_or_path: str, repo_id: str) -> str:
+    """The repo id a latent prior's VAE is published under: a `release/<name>` folder becomes
+    `<namespace of repo_id>/mnist-genlab-<name>`; a repo id or another path is kept."""
+    name = Path(vae_name_or_path).name
+    if Path(vae_name_or_path).parent.name == "release" and "/" in repo_id:
+        return f"{repo_id.split('/')[0]}/{hub_repo_name(name)}"
+    return vae_name_or_path
+
+
+def _latent_prior_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
+    """A learned prior over a VAE's latents (model_cards/latent_prior.md): its VAE, recipe and the FIDs of the
+    VAE's digits with z ~ N(0, I) and with z from the prior, under one protocol."""
+    config, metrics = read_json(run_dir / "config.json"), read_json(run_dir / "metrics.json")
+    train_cfg = read_json(run_dir / "training_config.json") if (run_dir / "training_config.json").exists() else {}
+    scheduler = read_json(run_dir / "scheduler" / "scheduler_config.json")
+    model_name = repo_id.split("/")[-1]
+    vae_id = published_vae_id(config.get("vae_name_or_path", ""), repo_id)
+    sampler = metrics.get("sampler") or {"name": "ddpm", "steps": 100}
+    points = {p["prior"]: p for p in metrics.get("prior_samples", [])}
+    classifier = {p["prior"]: p["classifier"] for p in metrics.get("prior_samples_classifier", [])}
+    rows, eval_results = [], []
+    for prior, label in (("N(0, I)", "z ~ N(0, I) (the VAE alone)"), ("learned", "z from this prior")):
+        fid_result, cls = (points.get(prior) or {}).get("fid"), classifier.get(prior)
+        if fid_result is None and cls is None:
+            continue
+        rows.append({"label": label, "fid": format_fid(fid_result) if fid_result else "not measured",
+                     "recognisable": f"{cls['confident_share']:.1%}" if cls else "—"})
+        if fid_result and prior == "learned" and is_standard_fid(fid_result):
+            split = split_label(fid_result.get("reference"))[0]
+            eval_results.append(_eval("fid", f"FID (N={fid_result['n_gen']:,}, decoded prior samples)",
+                                      fid_result["fid"], split, model_name))
+    card_data = ModelCardData(
+        library_name=LIBRARY_NAME, license="mit", datasets=[DATASET_ID], pipeline_tag=PIPELINE_TAG,
+        tags=["latent-prior", "two-stage-vae", "diffusion", "mnist", "safetensors"], model_name=model_name,
+        base_model=vae_id if "/" in vae_id and not Path(vae_id).exists() else None,
+        eval_results=eval_results or None)
+    split_text = _split_text(train_cfg.get("split"), metrics)[1]
+    context = dict(
+        _install_context(), model_name=model_name, repo_id=repo_id, vae_id=vae_id,
+        latent_dim=config.get("latent_dim"), hidden_dim=config.get("hidden_dim"),
+        num_blocks=config.get("num_blocks"), parameters=f"{metrics.get('parameters', 0):,}",
+        timesteps=scheduler.get("num_train_timesteps"), beta_schedule=scheduler.get("beta_schedule"),
+        prediction_type=scheduler.get("prediction_type"), sampler=sampler["name"], steps=sampler.get("steps", 100),
+        trained=_trained_sentence(metrics, train_cfg, split_text), recipe_rows=_recipe_rows(train_cfg),
+        test_loss=_fmt(metrics["test_loss"]) if _num(metrics.get("test_loss")) is not None else None,
+        rows=rows, figures=_figures(run_dir, f"z from this prior ({sampler['name']}, {sampler.get('steps')} "
+                                             "steps), decoded by the VAE"),
+    )
+    return card_data, context
+
+
 def render_model_card(run_dir: str | os.PathLike, repo_id: str) -> ModelCard:
-    """The README.md of `run_dir` published as `repo_id`, from `model_cards/{vae,ddpm}.md`."""
+    """The README.md of `run_dir` published as `repo_id`, from `model_cards/<kind>.md`."""
     run_dir = Path(run_dir)
     kind = run_kind(run_dir)
     if kind == "classifier":
         return classifier_model_card(read_json(run_dir / "metrics.json"), repo_id)
-    card_data, context = {"vae": _vae_context, "ldm": _ldm_context}.get(kind, _ddpm_context)(run_dir, repo_id)
-    card = ModelCard.from_template(card_data, template_path=str(TEMPLATES_DIR / f"{kind}.md"), **context)
+    contexts = {"vae": _vae_context, "ldm": _ldm_context, "latent-prior": _latent_prior_context}
+    card_data, context = contexts.get(kind, _ddpm_context)(run_dir, repo_id)
+    template = TEMPLATES_DIR / f"{kind.replace('-', '_')}.md"
+    card = ModelCard.from_template(card_data, template_path=str(template), **context)
     return card
 
 
@@ -548,6 +602,7 @@ __all__ = [
     "classifier_model_card",
     "published_sampler",
     "published_scheduler",
+    "published_vae_id",
     "render_model_card",
     "run_kind",
     "safetensors_parameters",

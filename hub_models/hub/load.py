@@ -17,7 +17,7 @@ from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
 from hub_models.diffusion.latent import LatentDDPMPipeline
 from hub_models.diffusion.pipeline import ClassConditionalDDPMPipeline
-from hub_models.models.registry import VAE_CLASS_NAMES, vae_class
+from hub_models.models.registry import VAE_CLASS_NAMES, model_class
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 DDPM_SCHEDULERS = (
@@ -122,8 +122,8 @@ class RepoFiles:
 
 
 def load(repo_id_or_path: str | os.PathLike, **kwargs: Any):
-    """A ConvVAE/DenseVAE, a diffusers DDPMPipeline, a ClassConditionalDDPMPipeline or a LatentDDPMPipeline from a
-    Hub repo id or a local run folder.
+    """A ConvVAE/DenseVAE, a LatentPrior, a DDPMPipeline, a ClassConditionalDDPMPipeline or a LatentDDPMPipeline
+    from a Hub repo id or a local run folder.
 
     Reads `model_index.json` or `config.json` (plain JSON), accepts only the known classes, checks that the
     weights are complete safetensors, then calls `from_pretrained(..., use_safetensors=True)`. Never unpickles
@@ -157,13 +157,13 @@ def load(repo_id_or_path: str | os.PathLike, **kwargs: Any):
     if config is None:
         raise HubLoadError(f"{source.name} has neither model_index.json nor config.json")
     class_name = config.get("_class_name")
-    if class_name not in VAE_CLASS_NAMES:
+    if class_name not in (*VAE_CLASS_NAMES, "LatentPrior"):
         raise HubLoadError(
             f"{source.name}: unknown model class {class_name!r} in config.json; load() only "
-            f"loads {', '.join(VAE_CLASS_NAMES)} or a DDPMPipeline (it never runs repo code)"
+            f"loads {', '.join(VAE_CLASS_NAMES)}, LatentPrior or a DDPMPipeline (it never runs repo code)"
         )
     source.weights()
-    return vae_class(class_name).from_pretrained(str(repo_id_or_path), use_safetensors=True, **kwargs)
+    return model_class(class_name).from_pretrained(str(repo_id_or_path), use_safetensors=True, **kwargs)
 
 
 def _check_ddpm_index(name: str, index: dict) -> None:

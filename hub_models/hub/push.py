@@ -28,7 +28,7 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, ge
 from huggingface_hub.errors import HfHubHTTPError
 
 from hub_models.evaluation.schema import EVALUATION_FILE, Evaluation
-from hub_models.hub.cards import published_scheduler, read_json, render_model_card, run_kind
+from hub_models.hub.cards import published_scheduler, published_vae_id, read_json, render_model_card, run_kind
 from hub_models.hub.load import HubLoadError, check_safetensors
 from hub_models.hub.naming import hub_repo_name, published_repo_ids, vae_run_name
 from hub_models.models.registry import arch_of
@@ -67,6 +67,8 @@ PUBLISHED_FILES = {
 }
 # A latent diffusion pipeline: the DDPM's files and the autoencoder in vae/.
 PUBLISHED_FILES["ldm"] = (*PUBLISHED_FILES["ddpm"], "vae/config.json", "vae/diffusion_pytorch_model.safetensors")
+# A learned latent prior: the MLP and its training scheduler (the VAE it decodes with is its own repo).
+PUBLISHED_FILES["latent-prior"] = (*PUBLISHED_FILES["classifier"], "scheduler/scheduler_config.json")
 REQUIRED_FILES = {
     "vae": ("config.json", "diffusion_pytorch_model.safetensors"),
     "classifier": ("config.json", "diffusion_pytorch_model.safetensors"),
@@ -78,6 +80,7 @@ REQUIRED_FILES = {
     ),
 }
 REQUIRED_FILES["ldm"] = (*REQUIRED_FILES["ddpm"], "vae/config.json", "vae/diffusion_pytorch_model.safetensors")
+REQUIRED_FILES["latent-prior"] = (*REQUIRED_FILES["classifier"], "scheduler/scheduler_config.json", "metrics.json")
 # Remote paths a push owns: stale files there (e.g. a figure a new run no longer makes) are deleted.
 MANAGED_REMOTE = (
     "README.md",
@@ -206,8 +209,12 @@ def stage_run(run_dir: str | os.PathLike, repo_id: str, staging: str | os.PathLi
             # CLI args may include a hub token or other secrets: never publish them.
             config = {k: v for k, v in read_json(run_dir / rel).items() if not SECRET_KEYS.search(k)}
             dest.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        elif rel == "config.json" and kind == "latent-prior":  # name the VAE as users will find it: its repo id
+            config = read_json(run_dir / rel)
+            config["vae_name_or_path"] = published_vae_id(config.get("vae_name_or_path", ""), repo_id)
+            dest.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         elif rel == EVALUATION_FILE:
-            evaluation = Evaluation.read(run_dir / rel, kind="ddpm" if kind == "ddpm" else "vae")
+            evaluation = Evaluation.read(run_dir / rel, kind="ddpm" if kind in ("ddpm", "ldm") else "vae")
             dest.write_text(json.dumps(evaluation.to_dict(), indent=2) + "\n")
         else:
             shutil.copyfile(run_dir / rel, dest)
