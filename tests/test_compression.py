@@ -45,3 +45,16 @@ def test_a_released_vae_trades_rate_for_distortion(full_mnist_cache: Path) -> No
     # Two latent numbers cost a few bits to tens of bits; a lossless PNG of the same digit costs hundreds.
     assert 1 < bits[0] < bits[-1] < 60
     assert png_bits_per_digit(held_out.images[:50]) > 10 * bits[-1]
+
+
+def test_the_latent_autoencoder_is_measured_on_its_unit_variance_latent(full_mnist_cache: Path) -> None:
+    """AutoencoderKL: codes are the scaled 4×7×7 latents (196 numbers), decoded through the real decoder."""
+    from hub_models.diffusion.latent import make_autoencoder
+
+    torch.manual_seed(0)
+    ae = make_autoencoder("tiny")
+    _, held_out = load_splits("study", limit=100)
+    coarse, fine = rate_distortion(ae, held_out.images[:40], steps=(1.0, 0.05))
+    assert coarse.bits_per_digit < fine.bits_per_digit
+    # 196 unit-variance numbers: at Δ = 1 about 196 × H(N(0, 1) binned at 1) ≈ 196 × 2.1 bits.
+    assert 150 < coarse.bits_per_digit < 600 and 0 < fine.mse < 1 and math.isfinite(coarse.bce)

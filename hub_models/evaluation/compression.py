@@ -4,6 +4,10 @@ The code of a digit is its posterior mean μ quantised to a grid of step Δ (in 
 what an entropy coder driven by the prior spends on it: −log₂ P(bin) summed over the latent dimensions, the mass of
 the bin under N(0, 1) (an arithmetic coder gets within ~2 bits of this per digit; we report the ideal). Distortion is
 measured on the decoded bins. PNG, lossless, is the baseline a reader knows.
+
+Latent diffusion's `AutoencoderKL` is measured the same way on its 4×7×7 latent multiplied by `scaling_factor`
+(unit variance, so Δ is in the same units): its KL weight is small, so N(0, 1) is only a rough entropy model for it
+and its rate is an upper bound of what a learned entropy model would spend.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from diffusers import AutoencoderKL
 from PIL import Image
 
+from hub_models.diffusion.latent import decode_latents, encode_latents, latent_shape
 from hub_models.models.vae import BetaVAE, bernoulli_bce
 
 DEFAULT_STEPS = (1.0, 0.5, 0.25, 0.1, 0.05)
@@ -50,21 +56,24 @@ def code_bits(codes: torch.Tensor, step: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def rate_distortion(model: BetaVAE, images: torch.Tensor, steps: tuple[float, ...] = DEFAULT_STEPS,
+def rate_distortion(model: BetaVAE | AutoencoderKL, images: torch.Tensor, steps: tuple[float, ...] = DEFAULT_STEPS,
                     batch_size: int = 1000) -> list[RatePoint]:
     """Rate (bits per digit) and distortion of `model` as a codec, for each quantisation step.
 
     Args:
-        model: a trained BetaVAE.
+        model: a trained BetaVAE, or latent diffusion's AutoencoderKL.
         images: uint8 digits `(batch, 28, 28)` or floats in [0, 1] `(batch, 1, 28, 28)`.
     """
     x = images.float().div(255).unsqueeze(1) if images.dtype == torch.uint8 else images.float()
     model.eval()
-    means = torch.cat([model.encode(chunk)[0] for chunk in x.split(batch_size)])
+    if isinstance(model, AutoencoderKL):
+        means = encode_latents(model, x, batch_size).flatten(1)
+    else:
+        means = torch.cat([model.encode(chunk)[0] for chunk in x.split(batch_size)])
     points = []
     for step in steps:
         codes = quantise(means, step)
-        logits = torch.cat([model.decode_logits(chunk) for chunk in codes.split(batch_size)])
+        logits = torch.cat([_decode_logits(model, chunk) for chunk in codes.split(batch_size)])
         mse = (torch.sigmoid(logits) - x).pow(2).mean().item()
         points.append(RatePoint(
             step=step,
@@ -74,6 +83,15 @@ def rate_distortion(model: BetaVAE, images: torch.Tensor, steps: tuple[float, ..
             bce=bernoulli_bce(logits, x).mean().item(),
         ))
     return points
+
+
+def _decode_logits(model: BetaVAE | AutoencoderKL, codes: torch.Tensor) -> torch.Tensor:
+    """Pixel logits of flat codes: a VAE's decoder logits; for the autoencoder, the logit of its [0, 1] output
+    (clamped to [1e-6, 1 − 1e-6]: its decoder is not a Bernoulli model, so BCE on it is only indicative)."""
+    if not isinstance(model, AutoencoderKL):
+        return model.decode_logits(codes)
+    probs = decode_latents(model, codes.view(len(codes), *latent_shape(model))).clamp(1e-6, 1 - 1e-6)
+    return torch.logit(probs)
 
 
 def png_bits_per_digit(images: torch.Tensor) -> float:
