@@ -44,7 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(args: argparse.Namespace) -> dict:
     models = {"pixel": args.pixel, "latent": args.latent}
-    results: dict = {"sampler": args.sampler, "steps": args.steps, "num_images": args.num_images,
+    results: dict = {"command": "python benchmarks/ldm_sampling_speed.py " + " ".join(sys.argv[1:]),
+                     "sampler": args.sampler, "steps": args.steps, "num_images": args.num_images,
                      "rounds": args.rounds, "torch_threads": torch.get_num_threads(), "models": models}
     for precision in args.precision:
         point = Point(args.sampler, args.steps, args.num_images, precision=precision)

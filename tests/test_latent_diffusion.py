@@ -168,3 +168,31 @@ def test_bad_input_fails_with_one_clear_line(runs: dict[str, Path], tmp_path: Pa
         LatentDDPMPipeline.from_pretrained(runs["ldm"])(num_inference_steps=1, output_type="jpeg")
     with pytest.raises(SystemExit):  # argparse: the autoencoder is required
         _script("train_ldm.py", [*COMMON, "--output_dir", str(tmp_path / "x")], monkeypatch)
+
+
+def test_the_hybrid_study_scores_both_models_alike_and_writes_its_tables(runs: dict[str, Path], trained_ddpm_run: Path,
+                                                                         tmp_path: Path) -> None:
+    """training/hybrid_study.py's library call on tiny models: the same point for the pixel and the latent model
+    (the pixel one stored outside its run folder, so it never becomes the run's headline), the codec table with
+    PNG beside it, and the report's markdown."""
+    from hub_models.models import ConvVAE
+    from hub_models.study.hybrid import run_hybrid_study
+
+    ConvVAE(latent_dim=2, hidden_channels=(4, 8)).save_pretrained(tmp_path / "vae-conv-z2-beta1")
+    speed = {"command": "python benchmarks/ldm_sampling_speed.py", "bf16": {
+        "pixel": {"cpu_median": 2.0, "wall_median": 1.1}, "latent": {"cpu_median": 0.5, "wall_median": 0.3}}}
+    (tmp_path / "speed.json").write_text(json.dumps(speed))
+    out = tmp_path / "hybrid"
+    md = run_hybrid_study(out, pixel_dir=trained_ddpm_run, latent_dir=runs["ldm"],
+                          vaes={"vae-conv-z2-beta1": tmp_path / "vae-conv-z2-beta1"},
+                          speed_json=tmp_path / "speed.json", num_codec_digits=20,
+                          point=Point("ddpm", 2, 8, seed=1, precision="bf16"), n_ref=20)
+    result = json.loads((out / "hybrid.json").read_text())
+    assert result["fids"]["pixel"]["fid"]["n_gen"] == result["fids"]["latent"]["fid"]["n_gen"] == 8
+    assert (out / "pixel-ddpm" / "evaluation.json").is_file() and not (trained_ddpm_run / "evaluation" /
+                                                                        "ddpm-2steps-ema-n8-seed1-bf16").exists()
+    assert set(result["codec"]["models"]) == {"vae-conv-z2-beta1", "latent autoencoder"}
+    assert result["codec"]["models"]["latent autoencoder"]["latent_numbers"] == 196
+    text = md.read_text()
+    assert "| pixel DDPM (1×28×28) |" in text and "| 2.00 | 1.10 |" in text and "Lossless PNG" in text
+    assert (out / "figures" / "hybrid_fid_vs_time.png").stat().st_size > 0

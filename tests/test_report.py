@@ -157,3 +157,19 @@ def test_a_rewrite_keeps_the_anomaly_section_when_its_results_are_not_here(tmp_p
     text = write_report(tmp_path / "study", tmp_path / "docs", anomaly_dir=tmp_path / "absent",
                         evaluate=False).read_text()
     assert text.count(ANOMALY_HEADING) == 1 and "mean AUROC 0.754" in text and "# old" not in text
+
+
+def test_the_hybrid_section_comes_from_its_study_folder_and_is_kept_without_it(tmp_path):
+    from hub_models.study.hybrid import HYBRID_HEADING
+
+    (tmp_path / "study").mkdir()
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "REPORT.md").write_text(f"# old\n\n{HYBRID_HEADING}\n\nlatent FID 12.3\n")
+    kept = write_report(tmp_path / "study", tmp_path / "docs", hybrid_dir=tmp_path / "absent",
+                        evaluate=False).read_text()
+    assert kept.count(HYBRID_HEADING) == 1 and "latent FID 12.3" in kept
+    (tmp_path / "hybrid").mkdir()
+    (tmp_path / "hybrid" / "hybrid.md").write_text("| pixel DDPM | 4.56 |\n")
+    new = write_report(tmp_path / "study", tmp_path / "docs", hybrid_dir=tmp_path / "hybrid",
+                       evaluate=False).read_text()
+    assert new.count(HYBRID_HEADING) == 1 and "| pixel DDPM | 4.56 |" in new and "latent FID 12.3" not in new

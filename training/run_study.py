@@ -62,6 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ddpm_dir", default="runs/ddpm-default", help="The DDPM run shown in the report.")
     parser.add_argument("--anomaly_dir", default="runs/anomaly",
                         help="training/anomaly_study.py's output folder, shown in the report if present.")
+    parser.add_argument("--hybrid_dir", default="runs/hybrid",
+                        help="training/hybrid_study.py's output folder, shown in the report if present.")
     parser.add_argument("--docs_dir", default="docs", help="Where REPORT.md and figures/ are written.")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                         help="Further flags passed to train_vae.py (e.g. --limit_train_samples 512).")
@@ -75,8 +77,8 @@ def main(args: argparse.Namespace) -> None:
 
         try:
             report = update_report(args.docs_dir, ddpm_dir=args.ddpm_dir, anomaly_dir=args.anomaly_dir,
-                                   study_dir=args.rescore_dir, evaluate=not args.no_evaluate,
-                                   speed=read_speed(args.speed_benchmark))
+                                   hybrid_dir=args.hybrid_dir, study_dir=args.rescore_dir,
+                                   evaluate=not args.no_evaluate, speed=read_speed(args.speed_benchmark))
         except FileNotFoundError as err:
             raise SystemExit(f"error: {err}") from None
         print(f"[study] DDPM and anomaly parts of {report} re-rendered")
@@ -87,7 +89,8 @@ def main(args: argparse.Namespace) -> None:
         from hub_models.study.report import write_report
 
         report = write_report(study_dir, args.docs_dir, ddpm_dir=args.ddpm_dir, anomaly_dir=args.anomaly_dir,
-                              evaluate=not args.no_evaluate, speed=read_speed(args.speed_benchmark))
+                              hybrid_dir=args.hybrid_dir, evaluate=not args.no_evaluate,
+                              speed=read_speed(args.speed_benchmark))
         print(f"[study] report written to {report}")
 
 

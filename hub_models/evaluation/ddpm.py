@@ -99,14 +99,14 @@ def point_sampler(run_dir: str | os.PathLike, point: Point) -> Callable[[int, in
 
 
 def generate(run_dir: str | os.PathLike, point: Point, batch_size: int = 500,
-             log: Callable[[str], None] = print) -> torch.Tensor:
+             log: Callable[[str], None] = print, results_dir: str | os.PathLike | None = None) -> torch.Tensor:
     """`point.num_samples` digits as uint8 `(N, 28, 28)`; chunks already on disk are reused (resumable).
 
     Chunk i is drawn with seed `point.seed * 1_000_003 + i`, so the digits do not depend on how often the
     evaluation was interrupted.
     """
     run_dir = Path(run_dir)
-    folder = run_dir / "evaluation" / f"{point.key}-{weights_digest(run_dir, point.ema)}"
+    folder = Path(results_dir or run_dir) / "evaluation" / f"{point.key}-{weights_digest(run_dir, point.ema)}"
     folder.mkdir(parents=True, exist_ok=True)
     draw = None
     chunks = []
@@ -145,19 +145,22 @@ def load_evaluation(run_dir: str | os.PathLike) -> dict[str, Any]:
 
 def evaluate_point(run_dir: str | os.PathLike, point: Point, *, reference: str = "mnist-test",
                    timing: bool = True, batch_size: int = 500, force: bool = False,
-                   log: Callable[[str], None] = print, n_ref: int | None = None) -> dict[str, Any]:
+                   log: Callable[[str], None] = print, n_ref: int | None = None,
+                   results_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """FID (with N, reference and the real-vs-real floor at N), classifier metrics and, if `timing`, seconds per 16
     digits of one point; cached in `<run>/evaluation.json` under the point's key and the weights' digest.
-    `n_ref` scores against the first `n_ref` digits of the reference set (default: all of it)."""
+    `n_ref` scores against the first `n_ref` digits of the reference set (default: all of it). `results_dir`
+    keeps evaluation.json and the digits elsewhere than the run (a comparison's point is not the run's own)."""
     run_dir = Path(run_dir)
+    results_dir = Path(results_dir or run_dir)
     digest = weights_digest(run_dir, point.ema)
-    cached = load_evaluation(run_dir).get("points", {}).get(point.key)
+    cached = load_evaluation(results_dir).get("points", {}).get(point.key)
     if cached and cached.get("weights") == digest and cached.get("reference") == reference and not force \
             and cached.get("n_ref") == n_ref \
             and is_standard_fid(cached.get("fid") or {}) \
             and (cached.get("seconds_per_16") is not None or not timing):
         return cached
-    images = generate(run_dir, point, batch_size, log)
+    images = generate(run_dir, point, batch_size, log, results_dir)
     log(f"[{point.key}] Inception features of {len(images):,} digits …")
     result: dict[str, Any] = {**asdict(point), "weights": digest, "reference": reference,
                               **({"n_ref": n_ref} if n_ref is not None else {}),
@@ -166,9 +169,10 @@ def evaluate_point(run_dir: str | os.PathLike, point: Point, *, reference: str =
     result["seconds_per_16"] = seconds_per_16(run_dir, point) if timing else None
     result["torch_threads"] = torch.get_num_threads()
     result["load_average"] = os.getloadavg()[0]
-    evaluation = load_evaluation(run_dir)  # re-read: keep what other points wrote meanwhile
+    evaluation = load_evaluation(results_dir)  # re-read: keep what other points wrote meanwhile
     evaluation.setdefault("points", {})[point.key] = result
-    write_json_atomic(run_dir / EVALUATION_FILE, evaluation)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(results_dir / EVALUATION_FILE, evaluation)
     log(f"[{point.key}] FID {result['fid']['fid']:.2f} (N={result['fid']['n_gen']:,}, floor "
         f"{result['fid']['floor']:.2f}); {result['classifier']['confident_share']:.1%} recognisable")
     return result

@@ -26,6 +26,7 @@ from hub_models.reference import (
     STUDY_DDPM_EPOCHS,
     STUDY_LATENT_DIMS,
 )
+from hub_models.study.hybrid import HYBRID_HEADING
 from hub_models.study.verdicts import NOT_MEASURED, RULES, judge
 
 ANOMALY_HEADING = "## Anomaly detection"
@@ -337,7 +338,7 @@ def _claims_table(claims: list[Claim]) -> list[str]:
 
 
 def write_report(study_dir: str | Path, docs_dir: str | Path = "docs", *, ddpm_dir: str | Path | None = None,
-                 anomaly_dir: str | Path | None = None, evaluate: bool = True,
+                 anomaly_dir: str | Path | None = None, hybrid_dir: str | Path | None = None, evaluate: bool = True,
                  settings: EvalSettings | None = None, speed: dict[str, Any] | None = None) -> Path:
     """Evaluate (or read cached evaluations of) every run and write `docs_dir/REPORT.md` + `docs_dir/figures/`."""
     settings = settings or EvalSettings()
@@ -387,12 +388,33 @@ def write_report(study_dir: str | Path, docs_dir: str | Path = "docs", *, ddpm_d
                 out.append(f"| {label} | " + " | ".join(cells) + " |")
             out.append("")
     report = docs_dir / "REPORT.md"
-    old_anomaly = [line for b in _blocks(report.read_text()) if b[0].startswith(ANOMALY_HEADING) for line in b] \
-        if report.exists() else []
-    # Without the anomaly study's results here, the report keeps its anomaly section (as `update_report` does).
-    out += (_ddpm_section(ddpm) if ddpm else []) + (_anomaly_section(anomaly_dir, figures_dir) or old_anomaly)
+    old = _blocks(report.read_text()) if report.exists() else []
+    # Without the anomaly or hybrid study's results here, the report keeps those sections (as `update_report` does).
+    out += (_ddpm_section(ddpm) if ddpm else []) + _application_sections(anomaly_dir, hybrid_dir, figures_dir, old)
     report.write_text("\n".join(out).rstrip("\n") + "\n")
     return report
+
+
+def _application_sections(anomaly_dir: str | Path | None, hybrid_dir: str | Path | None, figures_dir: Path,
+                          old_blocks: list[list[str]]) -> list[str]:
+    """The anomaly and hybrid sections from their studies' folders; a section whose study is not here is kept
+    from the old report."""
+    def old(heading: str) -> list[str]:
+        return [line for b in old_blocks if b[0].startswith(heading) for line in b]
+
+    return (_anomaly_section(anomaly_dir, figures_dir) or old(ANOMALY_HEADING)) + (
+        _hybrid_section(hybrid_dir, figures_dir) or old(HYBRID_HEADING))
+
+
+def _hybrid_section(hybrid_dir: str | Path | None, figures_dir: Path) -> list[str]:
+    """`training/hybrid_study.py`'s tables and plot ([] if not run)."""
+    if not hybrid_dir or not Path(hybrid_dir, "hybrid.md").exists():
+        return []
+    plot = Path(hybrid_dir) / "figures" / "hybrid_fid_vs_time.png"
+    if plot.exists():
+        figures_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(plot, figures_dir / plot.name)
+    return [HYBRID_HEADING, "", Path(hybrid_dir, "hybrid.md").read_text().strip(), ""]
 
 
 def _blocks(text: str) -> list[list[str]]:
@@ -425,7 +447,8 @@ def _rescore_results(block: list[str], runs: dict[str, Run], settings: EvalSetti
 
 
 def update_report(docs_dir: str | Path = "docs", *, ddpm_dir: str | Path,
-                  anomaly_dir: str | Path | None = None, study_dir: str | Path | None = None,
+                  anomaly_dir: str | Path | None = None, hybrid_dir: str | Path | None = None,
+                  study_dir: str | Path | None = None,
                   evaluate: bool = True, settings: EvalSettings | None = None,
                   speed: dict[str, Any] | None = None) -> Path:
     """Re-render parts of an existing `docs_dir/REPORT.md` for a machine that holds only some of the results:
@@ -448,7 +471,7 @@ def update_report(docs_dir: str | Path = "docs", *, ddpm_dir: str | Path,
     out: list[str] = []
     for i, block in enumerate(blocks):
         heading = block[0]
-        if heading.startswith(("## DDPM", ANOMALY_HEADING)):
+        if heading.startswith(("## DDPM", ANOMALY_HEADING, HYBRID_HEADING)):
             continue
         if i == 0 and runs:  # say what was re-rendered from where
             block = [line for line in block if not line.startswith(RERENDER_NOTE)]
@@ -468,8 +491,7 @@ def update_report(docs_dir: str | Path = "docs", *, ddpm_dir: str | Path,
         elif heading.startswith(RESULTS_HEADING) and runs:
             block = _rescore_results(block, runs, settings)
         out += block
-    old_anomaly = [line for b in blocks if b[0].startswith(ANOMALY_HEADING) for line in b]
-    out += _ddpm_section(ddpm) + (_anomaly_section(anomaly_dir, figures_dir) or old_anomaly)
+    out += _ddpm_section(ddpm) + _application_sections(anomaly_dir, hybrid_dir, figures_dir, blocks)
     report.write_text("\n".join(out).rstrip("\n") + "\n")
     return report
 
