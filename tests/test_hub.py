@@ -552,7 +552,8 @@ def test_classifier_card_declares_the_library_and_its_snippet_runs(hub, tmp_path
 
 @pytest.mark.slow
 def test_publish_the_release_folder(hub, tmp_path):
-    """`publish_study.py --study_dir release`: every folder (the Space's eight, the conditional VAE included), named as
+    """`publish_study.py --study_dir release`: every folder (the Space's eight, the conditional VAE included, and the
+    three hybrids the Space does not show: two latent priors and the latent diffusion pipeline), named as
     hub_models.hub.naming.published_repo_ids names them; a re-push deletes what a run no longer has,
     evaluation.json included."""
     import shutil
@@ -564,8 +565,10 @@ def test_publish_the_release_folder(hub, tmp_path):
     done = _cli("publish_study.py", "--study_dir", str(release), "--namespace", USER, "--collection_title", "R")
     assert done.returncode == 0, done.stderr
     expected = set(published_repo_ids(USER).values())
-    assert len(expected) == 8 and f"{USER}/mnist-genlab-digit-classifier" in expected
+    assert len(expected) == 11 and f"{USER}/mnist-genlab-digit-classifier" in expected
     assert f"{USER}/mnist-genlab-vae-conv-z2-beta1-conditional" in expected
+    assert {f"{USER}/mnist-genlab-ldm", f"{USER}/mnist-genlab-latent-prior-conv-z4-beta1"} <= expected
+    assert "vae/diffusion_pytorch_model.safetensors" in hub.head_files(f"{USER}/mnist-genlab-ldm")
     assert {r for (kind, r) in hub.repos if kind == "model"} == expected
     assert all(f"{repo_id}:" in done.stdout for repo_id in expected)
     ddpm_repo = release_repo_ids(USER)["ddpm"]

@@ -518,7 +518,8 @@ def _ldm_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
     card_data.tags = [t for t in card_data.tags if not t.startswith("diffusers:")] + ["latent-diffusion"]
     card_data.library_name = LIBRARY_NAME  # the pipeline class is this library's
     ae = metrics.get("autoencoder_metrics", {})
-    loss_words = f"{context['prediction_type']}-prediction MSE on latents"
+    target = {"epsilon": "ε", "v_prediction": "v", "sample": "x0"}.get(context["prediction_type"], "ε")
+    loss_words = f"{target}-prediction MSE on latents"
     results = [{**row, "label": row["label"].replace("ε-prediction MSE", loss_words)} for row in context["results"]]
     sampler = context["sampler"] if context["sampler"]["measured"] else {  # the pipeline's own default otherwise
         "name": "ddpm", "steps": 25, "precision": "bf16", "measured": False}
@@ -526,6 +527,7 @@ def _ldm_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
         _install_context(),
         results=results,
         sampler=sampler,
+        loss_target=target,
         vae_parameters=f"{safetensors_parameters(run_dir / 'vae' / 'diffusion_pytorch_model.safetensors'):,}",
         latent_shape="×".join(str(n) for n in metrics.get("latent_shape", [])),
         vae_blocks=[f"{d} ({c} ch)" for d, c in zip(vae_cfg.get("down_block_types", []),

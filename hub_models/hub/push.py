@@ -366,7 +366,8 @@ def find_runs(study_dir: str | os.PathLike | Sequence[str | os.PathLike]) -> lis
 def repo_name_for_run(run_dir: str | os.PathLike) -> str:
     """`mnist-genlab-vae-conv-z2-beta1e-3` for a VAE run (`…-conditional` for a conditional one),
     `mnist-genlab-ddpm` for the DDPM run (`mnist-genlab-ddpm-conditional` class-conditional, `mnist-genlab-ldm` latent),
-    `mnist-genlab-digit-classifier` for the classifier (`hub_models.hub.naming.published_repo_ids` names the same)."""
+    `mnist-genlab-digit-classifier` for the classifier, `mnist-genlab-latent-prior-conv-z4-beta1` for a learned prior
+    over that VAE (`hub_models.hub.naming.published_repo_ids` names the same)."""
     run_dir = Path(run_dir)
     kind = run_kind(run_dir)
     if kind == "ddpm":  # a class-conditional UNet gets its own repo beside the unconditional one
@@ -377,6 +378,11 @@ def repo_name_for_run(run_dir: str | os.PathLike) -> str:
         return hub_repo_name("ldm")
     if kind == "classifier":
         return hub_repo_name(CLASSIFIER_RUN)
+    if kind == "latent-prior":  # after its VAE: vae-conv-z4-beta1 → mnist-genlab-latent-prior-conv-z4-beta1
+        vae = Path(read_json(run_dir / "config.json").get("vae_name_or_path") or "").name
+        if not vae:
+            raise HubPushError(f"{run_dir}: cannot name the repo (config.json names no vae_name_or_path)")
+        return hub_repo_name("latent-prior-" + vae.removeprefix(hub_repo_name("")).removeprefix("vae-"))
     config, metrics = read_json(run_dir / "config.json"), read_json(run_dir / "metrics.json")
     train_cfg = read_json(run_dir / "training_config.json")
     arch = arch_of(config.get("_class_name")) or metrics.get("arch")
