@@ -569,6 +569,11 @@ def test_publish_the_release_folder(hub, tmp_path):
     assert f"{USER}/mnist-genlab-vae-conv-z2-beta1-conditional" in expected
     assert {f"{USER}/mnist-genlab-ldm", f"{USER}/mnist-genlab-latent-prior-conv-z4-beta1"} <= expected
     assert "vae/diffusion_pytorch_model.safetensors" in hub.head_files(f"{USER}/mnist-genlab-ldm")
+    from hub_models.diffusion.latent import LatentDDPMPipeline
+
+    ldm = load(f"{USER}/mnist-genlab-ldm", cache_dir=tmp_path / "cache")  # the released latent pipeline, by repo id
+    assert isinstance(ldm, LatentDDPMPipeline) and ldm.scheduler.config.prediction_type == "v_prediction"
+    assert ldm(batch_size=2, num_inference_steps=2, sampler="ddpm", output_type="pt").images.shape == (2, 1, 28, 28)
     assert {r for (kind, r) in hub.repos if kind == "model"} == expected
     assert all(f"{repo_id}:" in done.stdout for repo_id in expected)
     ddpm_repo = release_repo_ids(USER)["ddpm"]

@@ -98,6 +98,13 @@ def hybrid_markdown(result: dict[str, Any]) -> str:
             fid_point, timing = fids[name], _speed_row(speed, point["precision"], name)
             lines.append(f"| {label} | {result['parameters'][name]:,} | {format_fid(fid_point['fid'])} | "
                          + (f"{timing['cpu_median']:.2f} | {timing['wall_median']:.2f} |" if timing else "— | — |"))
+        pixel, latent = (_speed_row(speed, point["precision"], n) for n in ("pixel", "latent"))
+        f_pixel, f_latent = fids["pixel"]["fid"]["fid"], fids["latent"]["fid"]["fid"]
+        if pixel and latent:
+            lines += ["", f"**Is latent diffusion faster, and at what cost?** Faster: "
+                      f"{pixel['cpu_median'] / latent['cpu_median']:.1f}× less CPU per digit at the same sampler "
+                      f"and steps. The cost: FID {f_latent:.2f} against {f_pixel:.2f} "
+                      f"({'+' if f_latent >= f_pixel else ''}{f_latent - f_pixel:.2f}), at this one setting."]
         lines += ["", "![FID against sampling time](figures/hybrid_fid_vs_time.png)", ""]
     if codec:
         lines += [f"The VAEs and the latent autoencoder as codecs on {codec['num_digits']:,} official test digits: the "
