@@ -10,6 +10,7 @@ and a plot of FID against sampling time into its output folder.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 
 from hub_models.data import load_splits
-from hub_models.diffusion.latent import load_autoencoder
+from hub_models.diffusion.latent import latent_shape, load_autoencoder
 from hub_models.evaluation.compression import as_rows, png_bits_per_digit, rate_distortion
 from hub_models.evaluation.ddpm import Point, evaluate_point
 from hub_models.evaluation.metrics import format_fid
@@ -57,8 +58,7 @@ def codec_table(vaes: dict[str, str | Path], autoencoder: str | Path | None, num
         models[name] = {"latent_numbers": vae.config.latent_dim, "points": as_rows(rate_distortion(vae, images, steps))}
     if autoencoder is not None:
         ae = load_autoencoder(autoencoder)
-        numbers = ae.config.latent_channels * (ae.config.sample_size // 4) ** 2
-        models["latent autoencoder"] = {"latent_numbers": numbers,
+        models["latent autoencoder"] = {"latent_numbers": math.prod(latent_shape(ae)),
                                         "points": as_rows(rate_distortion(ae, images, steps))}
     return {"num_digits": len(images), "split": "mnist-test", "png_bits_per_digit": png_bits_per_digit(images),
             "models": models}
