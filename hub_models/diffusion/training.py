@@ -13,7 +13,7 @@ from diffusers import UNet2DModel
 from diffusers.training_utils import EMAModel
 
 from hub_models.diffusion.sampling import num_classes
-from hub_models.io import check_finite
+from hub_models.io import optimizer_update
 
 
 def to_model_range(images: torch.Tensor) -> torch.Tensor:
@@ -86,15 +86,8 @@ def training_step(
     Returns the (detached) loss. Raises FloatingPointError on a NaN/inf loss, before anything is updated."""
     with accelerator.accumulate(model):
         loss = diffusion_loss(model, noise_scheduler, images, generator, class_labels, label_dropout)
-        check_finite(loss, step)
-        accelerator.backward(loss)
-        if accelerator.sync_gradients and max_grad_norm > 0:
-            accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
-        optimizer.step()
-        lr_scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-    if accelerator.sync_gradients and ema is not None:
-        ema.step(accelerator.unwrap_model(model).parameters())
+        optimizer_update(accelerator, model, loss, optimizer, step=step, max_grad_norm=max_grad_norm,
+                         lr_scheduler=lr_scheduler, ema=ema)
     return loss.detach()
 
 

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from hub_models.diffusion.latent import decode_latents, encode_latents, latent_shape, make_autoencoder
 from hub_models.diffusion.training import to_model_range
 from hub_models.figures import reconstruction_grid, save_png
-from hub_models.io import check_finite, save_pretrained_atomic, write_json_atomic
+from hub_models.io import optimizer_update, save_pretrained_atomic, write_json_atomic
 from hub_models.models.unet import count_parameters
 from hub_models.training.progress import logger
 from hub_models.training.trainer import Trainer
@@ -103,12 +103,8 @@ class AutoencoderTrainer(Trainer):
         acc = self.accelerator
         with acc.accumulate(self.model):
             loss, l1, kl = autoencoder_loss(self.model, images, self.args.kl_weight, self.noise.generator)
-            check_finite(loss, self.global_step)
-            acc.backward(loss)
-            if acc.sync_gradients and self.args.max_grad_norm > 0:
-                acc.clip_grad_norm_(self.model.parameters(), self.args.max_grad_norm)
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
+            optimizer_update(acc, self.model, loss, self.optimizer, step=self.global_step,
+                             max_grad_norm=self.args.max_grad_norm)
         n = len(images)
         return loss.detach(), {"l1": l1 * n, "kl": kl * n, "items": torch.tensor(float(n), device=loss.device)}
 

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from hub_models.hub.cards import classifier_model_card
 from hub_models.hub.naming import hub_repo_name
-from hub_models.io import check_finite, save_pretrained_atomic, write_json_atomic
+from hub_models.io import optimizer_update, save_pretrained_atomic, write_json_atomic
 from hub_models.models.classifier import DigitClassifier
 from hub_models.reference import CLASSIFIER_RUN
 from hub_models.training.progress import logger
@@ -66,11 +66,8 @@ class ClassifierTrainer(Trainer):
         with self.accelerator.accumulate(self.model):
             logits = self.model(x)
             loss = F.cross_entropy(logits, y)
-            check_finite(loss, self.global_step)
-            self.accelerator.backward(loss)
-            self.optimizer.step()
-            self.lr_scheduler.step()
-            self.optimizer.zero_grad(set_to_none=True)
+            optimizer_update(self.accelerator, self.model, loss, self.optimizer, step=self.global_step,
+                             lr_scheduler=self.lr_scheduler)
         n = torch.tensor(float(len(y)), device=y.device)
         sums = {"loss": loss.detach() * n, "correct": (logits.argmax(1) == y).sum().double(), "items": n}
         return loss.detach(), sums

@@ -136,11 +136,20 @@ class DDPMTrainer(Trainer):
     def fingerprint_modules(self) -> tuple[torch.nn.Module, ...]:
         return (self.unwrapped, self.ema_unet) if self.ema_unet is not None else (self.unwrapped,)
 
+    def save_folder(self, unet: UNet2DModel) -> None:
+        """The pipeline folder around `unet` (the weights sampled from)."""
+        save_pipeline(unet, self.noise_scheduler, self.output_dir)
+
+    def model_metrics(self) -> dict[str, Any]:
+        """The fields of metrics.json that say what kind of model this is; the rest is common to every DDPM run."""
+        return {"model": "ddpm", "unet_config": str(self.args.model_config),
+                "parameters": count_parameters(self.unwrapped), "study": STUDY_DDPM}
+
     def write_epoch(self, epoch: int) -> None:
         """The pipeline folder (EMA weights in unet/, raw in unet_non_ema/), a sample grid and metrics.json."""
         args = self.args
         sampling_unet = self.ema_unet if self.ema_unet is not None else self.unwrapped
-        save_pipeline(sampling_unet, self.noise_scheduler, self.output_dir)
+        self.save_folder(sampling_unet)
         save_pretrained_atomic(self.unwrapped, self.output_dir / "unet_non_ema", safe_serialization=True)
 
         t0 = time.perf_counter()
@@ -153,9 +162,7 @@ class DDPMTrainer(Trainer):
 
         last = self.state.history[-1]
         write_json_atomic(self.output_dir / "metrics.json", {
-            "model": "ddpm",
-            "unet_config": str(args.model_config),
-            "parameters": count_parameters(self.unwrapped),
+            **self.model_metrics(),
             "num_train_timesteps": args.num_train_timesteps,
             "beta_schedule": args.beta_schedule,
             "prediction_type": args.prediction_type,
@@ -178,24 +185,25 @@ class DDPMTrainer(Trainer):
                         **({"guidance_scale": args.guidance_scale} if args.class_conditional else {})},
             "test_loss_samples": len(self.eval_images),
             "loss_curve": self.state.loss_curve,
-            "study": STUDY_DDPM,
         })  # fmt: skip
 
     def sample_grid(self, unet: UNet2DModel) -> tuple[Image.Image, int]:
         """`--num_sample_images` digits in a square grid; class-conditional: one row per digit 0–9 (rounded up to
         whole rows). Returns (grid, number of digits)."""
-        args = self.args
-        kwargs: dict[str, Any] = {}
-        if args.class_conditional:
-            per_row = math.ceil(args.num_sample_images / NUM_DIGITS)
-            kwargs = {"class_labels": torch.arange(NUM_DIGITS).repeat_interleave(per_row),
-                      "guidance_scale": args.guidance_scale}
-            num_images = per_row * NUM_DIGITS
-        else:
-            per_row, num_images = math.ceil(math.sqrt(args.num_sample_images)), args.num_sample_images
-        images = sample_images(unet, self.noise_scheduler.config, args.sampler, args.sample_steps, num_images,
-                               generator=torch.Generator().manual_seed(args.seed), **kwargs)
+        per_row, num_images, kwargs = grid_layout(self.args)
+        images = sample_images(unet, self.noise_scheduler.config, self.args.sampler, self.args.sample_steps,
+                               num_images, generator=torch.Generator().manual_seed(self.args.seed), **kwargs)
         return to_pil(images, nrow=per_row, scale=3), num_images
+
+
+def grid_layout(args: Any) -> tuple[int, int, dict[str, Any]]:
+    """(digits per row, number of digits, the sampler's label arguments) of a run's sample grid: a square grid of
+    `args.num_sample_images`, or for a class-conditional run one row per digit 0–9, rounded up to whole rows."""
+    if not args.class_conditional:
+        return math.ceil(math.sqrt(args.num_sample_images)), args.num_sample_images, {}
+    per_row = math.ceil(args.num_sample_images / NUM_DIGITS)
+    labels = torch.arange(NUM_DIGITS).repeat_interleave(per_row)
+    return per_row, len(labels), {"class_labels": labels, "guidance_scale": args.guidance_scale}
 
 
 def loss_figure(state: TrainState, steps_per_epoch: int) -> Image.Image:
@@ -220,4 +228,4 @@ def loss_figure(state: TrainState, steps_per_epoch: int) -> Image.Image:
     return figure_to_pil(fig)
 
 
-__all__ = ["DEFAULT_GUIDANCE_SCALE", "NUM_DIGITS", "DDPMTrainer", "loss_figure", "make_ddpm_unet"]
+__all__ = ["DEFAULT_GUIDANCE_SCALE", "NUM_DIGITS", "DDPMTrainer", "grid_layout", "loss_figure", "make_ddpm_unet"]

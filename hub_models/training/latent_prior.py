@@ -28,7 +28,7 @@ from hub_models.evaluation.metrics import format_fid, load_digit_classifier
 from hub_models.evaluation.vae import EvalSettings
 from hub_models.figures import latent_scatter, save_png, to_pil
 from hub_models.hub import load
-from hub_models.io import check_finite, write_json_atomic
+from hub_models.io import optimizer_update, write_json_atomic
 from hub_models.models import LatentPrior
 from hub_models.training.args import non_negative_float, positive_int
 from hub_models.training.progress import logger
@@ -131,12 +131,8 @@ class LatentPriorTrainer(Trainer):
         acc = self.accelerator
         with acc.accumulate(self.model):
             loss = latent_prior_loss(self.model, self.noise_scheduler, z, self.noise.generator)
-            check_finite(loss, self.global_step)
-            acc.backward(loss)
-            if acc.sync_gradients and self.args.max_grad_norm > 0:
-                acc.clip_grad_norm_(self.model.parameters(), self.args.max_grad_norm)
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
+            optimizer_update(acc, self.model, loss, self.optimizer, step=self.global_step,
+                             max_grad_norm=self.args.max_grad_norm)
         return loss.detach(), {}
 
     @torch.no_grad()

@@ -9,7 +9,6 @@ unet_non_ema/, a decoded sample grid and metrics.json. See docs/LATENT_DIFFUSION
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,10 @@ from hub_models.diffusion.latent import (
     make_latent_train_scheduler,
     save_latent_pipeline,
 )
-from hub_models.figures import save_png, to_pil
-from hub_models.io import read_json, save_pretrained_atomic, write_json_atomic
+from hub_models.figures import to_pil
+from hub_models.io import read_json
 from hub_models.models.unet import count_parameters
-from hub_models.training.ddpm import NUM_DIGITS, DDPMTrainer
+from hub_models.training.ddpm import NUM_DIGITS, DDPMTrainer, grid_layout
 from hub_models.training.progress import logger
 
 AUTOENCODER_SUMMARY = ("kl_weight", "test_l1", "test_mse", "test_kl", "parameters", "global_step", "train_seconds")
@@ -81,23 +80,14 @@ class LDMTrainer(DDPMTrainer):
         )
         return LatentDDPMPipeline(vae=self.vae, unet=unet, scheduler=scheduler)
 
-    def write_epoch(self, epoch: int) -> None:
-        """The pipeline folder (EMA weights in unet/, raw in unet_non_ema/), a decoded sample grid, metrics.json."""
-        args = self.args
-        sampling_unet = self.ema_unet if self.ema_unet is not None else self.unwrapped
-        pipe = self.pipeline(sampling_unet)
+    def save_folder(self, unet: UNet2DModel) -> None:
+        """The latent pipeline folder: the autoencoder (vae/), `unet`, the scheduler."""
+        pipe = self.pipeline(unet)
         save_latent_pipeline(pipe.vae, pipe.unet, pipe.scheduler, self.output_dir)
-        save_pretrained_atomic(self.unwrapped, self.output_dir / "unet_non_ema", safe_serialization=True)
 
-        t0 = time.perf_counter()
-        grid, num_images = self.sample_grid(sampling_unet)
-        sample_seconds = time.perf_counter() - t0
-        figures = self.output_dir / "figures"
-        save_png(grid, figures / f"samples_epoch_{epoch + 1:03d}.png")
-        save_png(grid, figures / "samples.png")
-
-        last = self.state.history[-1]
-        write_json_atomic(self.output_dir / "metrics.json", {
+    def model_metrics(self) -> dict[str, Any]:
+        args = self.args
+        return {
             "model": "latent-ddpm",
             "unet_config": str(args.model_config),
             "autoencoder": str(args.pretrained_vae_model_name_or_path),
@@ -105,49 +95,22 @@ class LDMTrainer(DDPMTrainer):
             "scaling_factor": self.vae.config.scaling_factor,
             "parameters": count_parameters(self.unwrapped),
             "autoencoder_parameters": count_parameters(self.vae),
-            "num_train_timesteps": args.num_train_timesteps,
-            "beta_schedule": args.beta_schedule,
-            "prediction_type": args.prediction_type,
-            "class_conditional": args.class_conditional,
-            "ema": self.ema_unet is not None,
-            "train_loss": last["train_loss"],
-            "test_loss": last["test_loss"],
-            **({"test_loss_ema": last["test_loss_ema"]} if "test_loss_ema" in last else {}),
-            "history": self.state.history,
-            "epochs": epoch + 1,
-            "epochs_planned": args.num_epochs,
-            "mixed_precision": self.accelerator.mixed_precision,
-            "train_batch_size": args.train_batch_size,
             "encode_seconds_this_session": self.encode_seconds,
             "autoencoder_metrics": self.autoencoder_metrics,
-            **self.run_summary(),
-            "sampler": {"name": args.sampler, "steps": args.sample_steps, "seconds": sample_seconds,
-                        "num_images": num_images},
-            "test_loss_samples": len(self.eval_images),
-            "loss_curve": self.state.loss_curve,
-        })  # fmt: skip
+        }
 
     def sample_grid(self, unet: UNet2DModel) -> tuple[Image.Image, int]:
         """`--num_sample_images` decoded digits (class-conditional: one row per digit)."""
-        args = self.args
-        kwargs: dict[str, Any] = {}
-        if args.class_conditional:
-            per_row = math.ceil(args.num_sample_images / NUM_DIGITS)
-            kwargs = {
-                "class_labels": torch.arange(NUM_DIGITS).repeat_interleave(per_row),
-                "guidance_scale": args.guidance_scale,
-            }
-        else:
-            per_row = math.ceil(math.sqrt(args.num_sample_images))
-            kwargs = {"batch_size": args.num_sample_images}
+        per_row, num_images, kwargs = grid_layout(self.args)
         images = self.pipeline(unet)(
-            num_inference_steps=args.sample_steps,
-            sampler=args.sampler,
+            batch_size=num_images,
+            num_inference_steps=self.args.sample_steps,
+            sampler=self.args.sampler,
             output_type="pt",
-            generator=torch.Generator().manual_seed(args.seed),
+            generator=torch.Generator().manual_seed(self.args.seed),
             **kwargs,
         ).images
-        return to_pil(images, nrow=per_row, scale=3), len(images)
+        return to_pil(images, nrow=per_row, scale=3), num_images
 
 
 __all__ = ["LDMTrainer"]

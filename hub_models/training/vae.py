@@ -19,7 +19,7 @@ from hub_models.data import ImageSplit, uint8_to_unit
 from hub_models.evaluation import vae_metrics
 from hub_models.evaluation.hybrid import conditional_class_accuracy
 from hub_models.figures import latent_scatter, manifold_grid, pca_2d, reconstruction_grid, save_png, to_pil
-from hub_models.io import check_finite, save_pretrained_atomic, write_json_atomic
+from hub_models.io import optimizer_update, save_pretrained_atomic, write_json_atomic
 from hub_models.models import VAE_CLASSES, VAELoss
 from hub_models.models.vae import Labels
 from hub_models.training.args import non_negative_float, positive_int
@@ -61,10 +61,7 @@ def training_step(
     with accelerator.accumulate(model):
         out = model(x, labels, generator=generator)
         terms = accelerator.unwrap_model(model).loss(x, beta=beta, output=out)
-        check_finite(terms.loss, step)
-        accelerator.backward(terms.loss)
-        optimizer.step()
-        optimizer.zero_grad()
+        optimizer_update(accelerator, model, terms.loss, optimizer, step=step)
     return terms
 
 
