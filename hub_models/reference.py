@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+NUM_DIGITS = 10  # MNIST's classes: a class-conditional model's labels are 0–9 (its null class is 10)
+
 # The study's grid (β ∈ {1e-3, 1, 20} × Conv/Dense × latent dim 2/4).
 STUDY_BETAS = (1e-3, 1.0, 20.0)
 STUDY_ARCHS = ("conv", "dense")

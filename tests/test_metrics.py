@@ -152,6 +152,23 @@ def test_classifier_metrics_real_vs_degenerate(tiny_mnist_cache):
     assert bad["fd_classifier"] > 5 * bad["fd_classifier_floor"]
 
 
+def test_class_accuracy_reads_the_requested_digit(tiny_mnist_cache):
+    from hub_models.data import load_splits
+    from hub_models.evaluation import classifier_metrics, load_digit_classifier
+
+    clf = load_digit_classifier()
+    test = load_splits("official")[1]
+    images, labels = test.images[:200], test.labels[:200]
+    right = classifier_metrics(images, clf, reference=None, requested=labels)
+    wrong = classifier_metrics(images, clf, reference=None, requested=(labels + 1) % 10)
+    assert right["class_accuracy"] > 0.95 and wrong["class_accuracy"] < 0.05
+    per_digit = right["class_accuracy_per_digit"]
+    assert len(per_digit) == 10 and all(a is None or 0.8 <= a <= 1 for a in per_digit)
+    assert "class_accuracy" not in classifier_metrics(images, clf, reference=None)
+    with pytest.raises(ValueError, match="requested holds"):
+        classifier_metrics(images, clf, reference=None, requested=labels[:10])
+
+
 def test_digit_metrics_module(tiny_mnist_cache):
     import evaluate
 

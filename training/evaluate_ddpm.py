@@ -21,18 +21,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hub_models.diffusion.pipeline import is_ddpm_run
-from hub_models.diffusion.sampling import SAMPLERS
+from hub_models.diffusion.sampling import DEFAULT_GUIDANCE_SCALE, SAMPLERS
 from hub_models.evaluation import REFERENCE_SETS
 from hub_models.evaluation.ddpm import (
     PRECISIONS,
     SWEEP_STEPS,
     Point,
+    current_points,
+    describe_point,
     evaluate_point,
+    guidance_group,
+    guidance_plot,
+    is_conditional_run,
     sweep_plot,
     sweep_points,
     sweep_results,
 )
-from hub_models.training import positive_int
+from hub_models.training import non_negative_float, positive_int
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,6 +64,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch_size", type=positive_int, default=500, help="Digits generated per chunk.")
     p.add_argument("--seed", type=int, default=1, help="Seed of the main FID (fresh: not used by the sweep).")
     p.add_argument("--sweep_seed", type=int, default=0, help="Seed of every sweep point.")
+    p.add_argument("--guidance_scale", type=non_negative_float, default=None,
+                   help="Class-conditional model: w of classifier-free guidance of the main FID and the sweep "
+                   f"(default {DEFAULT_GUIDANCE_SCALE}); the digits are requested in balanced classes.")
+    p.add_argument("--guidance_sweep", nargs="+", type=non_negative_float, default=None, metavar="W",
+                   help="Class-conditional model: score these w (selection: --guidance_samples digits against "
+                   "--sweep_reference, with --sampler, --steps, --precision and --sweep_seed); plot in "
+                   "figures/guidance.png.")
+    p.add_argument("--guidance_samples", type=positive_int, default=2000, help="Digits per --guidance_sweep point.")
     p.add_argument("--sweep_only", action="store_true",
                    help="Only the sweep's points (selection); no main FID until the sweep is complete.")
     return p.parse_args(argv)
@@ -70,18 +83,31 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {run_dir} is not a DDPM run folder (no model_index.json + unet/); train one with "
               "`accelerate launch training/train_ddpm.py`", file=sys.stderr)
         return 2
+    conditional = is_conditional_run(run_dir)
+    if not conditional and (args.guidance_scale is not None or args.guidance_sweep):
+        print(f"error: {run_dir} is an unconditional model: --guidance_scale and --guidance_sweep need a "
+              "class-conditional one (`train_ddpm.py --class_conditional`)", file=sys.stderr)
+        return 2
+    w = (DEFAULT_GUIDANCE_SCALE if args.guidance_scale is None else args.guidance_scale) if conditional else None
     points = [] if args.sweep_only else [Point(args.sampler, args.steps, args.num_samples, True, args.seed,
-                                               args.precision)]
+                                               args.precision, guidance_scale=w)]
     if args.no_ema_samples:
-        points.append(Point(args.sampler, args.steps, args.no_ema_samples, False, args.seed, args.precision))
+        points.append(Point(args.sampler, args.steps, args.no_ema_samples, False, args.seed, args.precision,
+                            guidance_scale=w))
+    guidance = [Point(args.sampler, args.steps, args.guidance_samples, True, args.sweep_seed, args.precision,
+                      guidance_scale=g) for g in args.guidance_sweep or []]
     sweep = sweep_points(args.sweep_samplers, args.sweep_steps, args.sweep_samples, args.sweep_seed,
-                         args.precision) if args.sweep else []
-    for point in [*sweep, *points]:  # select first, then report
-        reference = args.sweep_reference if point in sweep else args.reference
+                         args.precision, w) if args.sweep else []
+    for point in [*guidance, *sweep, *points]:  # select first, then report
+        reference = args.sweep_reference if point in sweep or point in guidance else args.reference
         evaluate_point(run_dir, point, reference=reference, batch_size=args.batch_size)
-        if args.sweep and point.num_samples == args.sweep_samples:  # redraw as points land
+        if point in sweep:  # redraw as points land
             done = sweep_results(run_dir, args.sweep_samples)
             print(f"sweep plot: {sweep_plot(done, run_dir / 'figures' / 'sampler_sweep.png')}")
+        if point in guidance and len(table := guidance_group(current_points(run_dir))) > 1:
+            print(f"guidance plot: {guidance_plot(table, run_dir / 'figures' / 'guidance.png')}")
+    for point in guidance_group(current_points(run_dir)) if guidance else []:
+        print(f"w = {point['guidance_scale']:g}: {describe_point(point)}")
     return 0
 
 

@@ -24,7 +24,8 @@ from hub_models.diffusion.pipeline import load_ddpm
 from hub_models.diffusion.sampling import make_scheduler, sample_images
 from hub_models.evaluation.metrics import as_uint8, classifier_metrics, fid, format_fid, is_standard_fid
 from hub_models.evaluation.schema import EVALUATION_FILE, Evaluation
-from hub_models.io import write_json_atomic
+from hub_models.io import read_json, write_json_atomic
+from hub_models.reference import NUM_DIGITS
 
 SWEEP_STEPS = (5, 10, 25, 50, 100, 250, 1000)
 # The sweep docs/PROTOCOL.md fixes for the full-recipe model, in its order: every point in bf16; the ODE solvers stop at
@@ -49,6 +50,9 @@ class Point:
     # Sampler settings changed from the library's (`make_scheduler(sampler, config, **overrides)`), as
     # ((name, value), ...): the sampler study varies one at a time. Empty for every ordinary point.
     overrides: tuple[tuple[str, Any], ...] = ()
+    # A class-conditional model: w of classifier-free guidance. Its digits are requested in balanced classes
+    # (digit i of the N is class i mod 10, `requested_labels`). None for an unconditional model.
+    guidance_scale: float | None = None
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -58,17 +62,31 @@ class Point:
     def key(self) -> str:
         key = f"{self.sampler}-{self.steps}steps-{'ema' if self.ema else 'raw'}-n{self.num_samples}-seed{self.seed}"
         key = key if self.precision == "fp32" else f"{key}-{self.precision}"
+        key = key if self.guidance_scale is None else f"{key}-w{self.guidance_scale:g}"
         return key + "".join(f"-{name}={value}" for name, value in self.overrides)
 
+    def labels(self, num_images: int, first: int = 0) -> dict[str, Any]:
+        """The sampler's label arguments for digits `first … first + num_images − 1` of the N (none when
+        unconditional)."""
+        if self.guidance_scale is None:
+            return {}
+        return {"class_labels": requested_labels(num_images, first), "guidance_scale": self.guidance_scale}
+
     def sample(self, unet: UNet2DModel, scheduler_config: Mapping[str, Any], num_images: int,
-               seed: int) -> torch.Tensor:
-        """`num_images` digits `(N, 1, 28, 28)` in [0, 1] the way this point samples them, from `seed`."""
+               seed: int, first: int = 0) -> torch.Tensor:
+        """`num_images` digits `(N, 1, 28, 28)` in [0, 1] the way this point samples them, from `seed`; `first`:
+        where they start in the N (which classes a conditional point requests)."""
         sampler = make_scheduler(self.sampler, scheduler_config, **dict(self.overrides)) if self.overrides \
             else self.sampler
         with torch.inference_mode():
             return sample_images(unet, scheduler_config, sampler, self.steps, num_images,
                                  generator=torch.Generator().manual_seed(seed),
-                                 autocast_dtype=PRECISIONS[self.precision])
+                                 autocast_dtype=PRECISIONS[self.precision], **self.labels(num_images, first))
+
+
+def requested_labels(num_images: int, first: int = 0) -> torch.Tensor:
+    """The digits a class-conditional point asks for: digit i of the N is class i mod 10 (balanced classes)."""
+    return (torch.arange(first, first + num_images) % NUM_DIGITS).long()
 
 
 def weights_digest(run_dir: str | os.PathLike, ema: bool = True) -> str:
@@ -77,23 +95,24 @@ def weights_digest(run_dir: str | os.PathLike, ema: bool = True) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def point_sampler(run_dir: str | os.PathLike, point: Point) -> Callable[[int, int], torch.Tensor]:
-    """`draw(num_images, seed)` → digits `(N, 1, 28, 28)` in [0, 1] as `point` samples them from the run's weights:
-    a pixel DDPM folder, or a latent one (`LatentDDPMPipeline`: the latent is sampled, then decoded)."""
+def point_sampler(run_dir: str | os.PathLike, point: Point) -> Callable[..., torch.Tensor]:
+    """`draw(num_images, seed, first=0)` → digits `(N, 1, 28, 28)` in [0, 1] as `point` samples them from the run's
+    weights: a pixel DDPM folder, or a latent one (`LatentDDPMPipeline`: the latent is sampled, then decoded).
+    `first`: where the digits start in the point's N (the classes a conditional point requests)."""
     if not is_latent_run(run_dir):
         unet, scheduler = load_ddpm(run_dir, use_ema=point.ema)
-        return lambda n, seed: point.sample(unet, scheduler.config, n, seed)
+        return lambda n, seed, first=0: point.sample(unet, scheduler.config, n, seed, first)
     if point.overrides:
         raise ValueError("sampler overrides are for pixel DDPMs; a latent pipeline samples with its own settings")
     pipe = load_latent_pipeline(run_dir)
     if not point.ema:
         pipe.unet = UNet2DModel.from_pretrained(str(run_dir), subfolder="unet_non_ema", use_safetensors=True)
 
-    def draw(n: int, seed: int) -> torch.Tensor:
+    def draw(n: int, seed: int, first: int = 0) -> torch.Tensor:
         with torch.inference_mode():
             return pipe(batch_size=n, num_inference_steps=point.steps, sampler=point.sampler, output_type="pt",
                         generator=torch.Generator().manual_seed(seed),
-                        autocast_dtype=PRECISIONS[point.precision]).images
+                        autocast_dtype=PRECISIONS[point.precision], **point.labels(n, first)).images
 
     return draw
 
@@ -116,7 +135,7 @@ def generate(run_dir: str | os.PathLike, point: Point, batch_size: int = 500,
         if not path.exists():
             draw = draw or point_sampler(run_dir, point)
             t0 = time.perf_counter()
-            images = draw(n, point.seed * 1_000_003 + i)
+            images = draw(n, point.seed * 1_000_003 + i, start)
             tmp = path.with_name(f".{path.name}.tmp.npy")
             np.save(tmp, as_uint8(images).numpy())
             os.replace(tmp, path)
@@ -165,7 +184,9 @@ def evaluate_point(run_dir: str | os.PathLike, point: Point, *, reference: str =
     result: dict[str, Any] = {**asdict(point), "weights": digest, "reference": reference,
                               **({"n_ref": n_ref} if n_ref is not None else {}),
                               "fid": fid(images, reference=reference, n_ref=n_ref),
-                              "classifier": classifier_metrics(images, reference=None)}
+                              "classifier": classifier_metrics(
+                                  images, reference=None,
+                                  requested=None if point.guidance_scale is None else requested_labels(len(images)))}
     result["seconds_per_16"] = seconds_per_16(run_dir, point) if timing else None
     result["torch_threads"] = torch.get_num_threads()
     result["load_average"] = os.getloadavg()[0]
@@ -195,7 +216,8 @@ def evaluation_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
     `raw` (the non-EMA point with the most digits), `sweep` (the EMA points of the most common N, if there are
     several) and `others` (the remaining EMA points, most digits first); None/[] if absent."""
     points = current_points(run_dir)
-    ema = [p for p in points if p["ema"]]
+    guided = {id(p) for p in guidance_group(points)}
+    ema = [p for p in points if p["ema"] and id(p) not in guided]
     raw = [p for p in points if not p["ema"]]
     sizes = [p["num_samples"] for p in ema]
     sweep_n = max(set(sizes), key=sizes.count) if sizes else None
@@ -205,23 +227,48 @@ def evaluation_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
                                    p.get("precision", "fp32") == "fp32")) if ema else None
     others = sorted((p for p in ema if p is not main and p not in sweep), key=lambda p: -p["num_samples"])
     return {"main": main, "raw": max(raw, key=lambda p: p["num_samples"]) if raw else None, "sweep": sweep,
-            "others": others}
+            "others": others, "guidance": guidance_group(points)}
+
+
+def guidance_group(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The guidance table of a class-conditional run: its EMA points at the one N where several guidance scales
+    were scored with the same sampler, steps and precision (`evaluate_ddpm.py --guidance_sweep`), by w."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for p in points:
+        if p["ema"] and p.get("guidance_scale") is not None:
+            groups.setdefault((p["num_samples"], p["sampler"], p["steps"], p.get("precision", "fp32")), []).append(p)
+    scales = {key: {p["guidance_scale"] for p in group} for key, group in groups.items()}
+    multi = [key for key in groups if len(scales[key]) > 1]
+    if not multi:
+        return []
+    key = max(multi, key=lambda k: (len(scales[k]), k[0]))
+    return sorted(groups[key], key=lambda p: p["guidance_scale"])
 
 
 def describe_point(point: dict[str, Any]) -> str:
     """One line: the FID with N, reference and floor, how the digits were sampled, how many are recognisable."""
 
     precision = ", UNet in bf16" if point.get("precision", "fp32") != "fp32" else ""
-    return (f"{format_fid(point['fid'])}; {point['sampler']} with {point['steps']} steps{precision}, "
+    guidance = "" if point.get("guidance_scale") is None else (
+        f", guidance w = {point['guidance_scale']:g}, classes balanced")
+    accuracy = "" if "class_accuracy" not in point["classifier"] else (
+        f"; {point['classifier']['class_accuracy']:.1%} read as the requested digit")
+    return (f"{format_fid(point['fid'])}; {point['sampler']} with {point['steps']} steps{precision}{guidance}, "
             f"{'EMA' if point['ema'] else 'raw (non-EMA)'} weights; {point['classifier']['confident_share']:.1%} "
-            "of the digits recognisable (classifier confidence > 0.9)")
+            f"of the digits recognisable (classifier confidence > 0.9){accuracy}")
 
 
 def sweep_points(samplers: Iterable[str], steps: Iterable[int], num_samples: int = 1000, seed: int = 0,
-                 precision: str = "fp32") -> list[Point]:
+                 precision: str = "fp32", guidance_scale: float | None = None) -> list[Point]:
     """Every sampler × step count, cheapest first (so a short session still fills the low end of the plot)."""
-    return sorted((Point(s, k, num_samples, True, seed, precision) for s in samplers for k in steps),
-                  key=lambda p: p.steps)
+    return sorted((Point(s, k, num_samples, True, seed, precision, guidance_scale=guidance_scale)
+                   for s in samplers for k in steps), key=lambda p: p.steps)
+
+
+def is_conditional_run(run_dir: str | os.PathLike) -> bool:
+    """True for a run folder whose UNet takes class labels (`num_class_embeds` in `unet/config.json`)."""
+    config = Path(run_dir) / "unet" / "config.json"
+    return config.exists() and read_json(config).get("num_class_embeds") is not None
 
 
 def missing_sweep_points(sweep: list[dict[str, Any]]) -> list[tuple[str, int]]:
@@ -266,6 +313,37 @@ def sweep_plot(points: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     plt.close(fig)
     return path
 
+
+def guidance_plot(points: list[dict[str, Any]], path: str | os.PathLike) -> Path:
+    """FID (left axis, with its floor) and the share read as the requested digit (right axis) against the
+    guidance scale w: the guidance table as a figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ws = [p["guidance_scale"] for p in points]
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    ax.plot(ws, [p["fid"]["fid"] for p in points], marker="o", color="C0", label="FID")
+    if points and points[0]["fid"].get("floor") is not None:
+        ax.axhline(points[0]["fid"]["floor"], color="C0", ls="--", lw=1,
+                   label=f"real-vs-real floor ({points[0]['fid']['floor']:.1f})")
+    n = points[0]["fid"]["n_gen"] if points else 0
+    ax.set(xlabel="guidance scale w (0 = unconditional, 1 = conditional)", ylabel=f"FID, N={n:,} (lower is better)",
+           title="Classifier-free guidance: quality and class control")
+    right = ax.twinx()
+    right.plot(ws, [100 * p["classifier"].get("class_accuracy", float("nan")) for p in points], marker="s",
+               color="C1", label="read as the requested digit")
+    right.set_ylabel("read as the requested digit (%)", color="C1")
+    lines = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+    ax.legend(lines, [line.get_label() for line in lines], loc="center right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 @torch.no_grad()
@@ -313,7 +391,12 @@ __all__ = [
     "evaluate_point",
     "evaluation_summary",
     "generate",
+    "guidance_group",
+    "guidance_plot",
+    "is_conditional_run",
     "load_evaluation",
+    "point_sampler",
+    "requested_labels",
     "seconds_per_16",
     "sweep_plot",
     "sweep_points",

@@ -289,15 +289,19 @@ def load_digit_classifier(path: str | os.PathLike | None = None) -> DigitClassif
 
 def classifier_metrics(images: ImagesLike, classifier=None, reference: str | None = "mnist-test",
                        n_ref: int | None = None, threshold: float = CONFIDENCE_THRESHOLD,
-                       batch_size: int = 1000) -> dict[str, Any]:
+                       batch_size: int = 1000, requested: torch.Tensor | None = None) -> dict[str, Any]:
     """What the digit classifier says about generated digits.
+
+    `requested`: the digit each image was asked for `(N,)` (a class-conditional model).
 
     Returns:
         `n`; `confident_share` (share with max probability > `threshold`: "recognisable"); `mean_confidence`;
         `class_counts` / `class_histogram` (predicted labels); `kl_to_uniform` (KL(histogram ‖ uniform) in nats,
         0 = every digit equally often, ln 10 ≈ 2.30 = a single digit); and, when `reference` is given,
         `fd_classifier` (Fréchet distance on the classifier's penultimate features against `n_ref` digits of the
-        reference set; MNIST-specific, NOT an FID) with `fd_classifier_floor` (real digits of its floor pool, same N).
+        reference set; MNIST-specific, NOT an FID) with `fd_classifier_floor` (real digits of its floor pool, same
+        N); when `requested` is given, `class_accuracy` (share read as the requested digit) and
+        `class_accuracy_per_digit`.
     """
 
     classifier = classifier if classifier is not None else load_digit_classifier()
@@ -317,6 +321,14 @@ def classifier_metrics(images: ImagesLike, classifier=None, reference: str | Non
         "class_histogram": hist.tolist(),
         "kl_to_uniform": kl,
     }
+    if requested is not None:
+        requested = torch.as_tensor(requested).long()
+        if requested.shape != labels.shape:
+            raise ValueError(f"requested holds {tuple(requested.shape)} labels for {len(labels)} images")
+        hit = (labels == requested).double()
+        out["class_accuracy"] = float(hit.mean())
+        out["class_accuracy_per_digit"] = [float(hit[requested == d].mean()) if (requested == d).any() else None
+                                           for d in range(classifier.config.num_classes)]
     if reference is not None:
         gen = FeatureStats.from_features(feats.numpy())
         ref_x = reference_images(reference, n_ref).unsqueeze(1).float().div(255.0)

@@ -23,11 +23,9 @@ from hub_models.diffusion.training import held_out_loss, training_step
 from hub_models.figures import figure_to_pil, plt, save_png, to_pil
 from hub_models.io import save_pretrained_atomic, write_json_atomic
 from hub_models.models.unet import count_parameters, unet_config
-from hub_models.reference import STUDY_DDPM
+from hub_models.reference import NUM_DIGITS, STUDY_DDPM
 from hub_models.training.progress import logger
 from hub_models.training.trainer import Trainer, TrainState
-
-NUM_DIGITS = 10
 
 
 def make_ddpm_unet(model_config: str, class_conditional: bool = False) -> UNet2DModel:

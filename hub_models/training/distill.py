@@ -36,10 +36,10 @@ from hub_models.diffusion.sampling import num_classes
 from hub_models.figures import save_png, to_pil
 from hub_models.io import save_pretrained_atomic, write_json_atomic
 from hub_models.models.unet import count_parameters
+from hub_models.reference import NUM_DIGITS
 from hub_models.training.progress import logger
 from hub_models.training.trainer import Trainer
 
-NUM_DIGITS = 10
 ROUNDS_DIR = "rounds"
 
 

@@ -22,6 +22,7 @@ from hub_models.figures import latent_scatter, manifold_grid, pca_2d, reconstruc
 from hub_models.io import optimizer_update, save_pretrained_atomic, write_json_atomic
 from hub_models.models import VAE_CLASSES, VAELoss
 from hub_models.models.vae import Labels
+from hub_models.reference import NUM_DIGITS
 from hub_models.training.args import non_negative_float, positive_int
 from hub_models.training.progress import logger
 from hub_models.training.trainer import Trainer
@@ -41,7 +42,6 @@ def beta_at(args: argparse.Namespace, step: int, steps_per_epoch: int) -> float:
     return args.beta * min(1.0, step / (args.beta_warmup_epochs * steps_per_epoch))
 
 
-NUM_DIGITS = 10  # classes of a --conditional VAE
 STYLE_ROWS = 8  # rows (latents z) of the digit × style grid
 
 
