@@ -92,6 +92,17 @@ TINY_DDPM_FLAGS = (
 # most of it the Inception statistics of the reference (N=10,000 would cost CPU hours). N=12 vs mnist-test is also
 # a point of tests/test_ddpm_evaluation.py: the reference statistics and the floor, cached per session, serve both.
 TINY_DDPM_EVAL_FLAGS = "--num_samples 12 --batch_size 12 --sampler dpmsolver++ --steps 25".split()
+# A class-conditional tiny run: 2 updates, then the guidance table (w 0 and 2, N=20 in chunks of 7, so the balanced
+# classes cross chunk borders) and a main point at w=2 in bf16, all against the 102 tiny held-out digits (one set of
+# reference statistics for the whole chain).
+TINY_CONDITIONAL_FLAGS = (
+    "--model_config tiny --class_conditional --max_train_steps 2 --train_batch_size 64 --eval_batch_size 128 "
+    "--num_sample_images 10 --sample_steps 2 --logger none --seed 3"
+).split()
+TINY_CONDITIONAL_EVAL_FLAGS = (
+    "--sampler ddpm --steps 3 --precision bf16 --batch_size 7 --num_samples 12 --reference study-test "
+    "--guidance_sweep 0 2 --guidance_samples 20 --guidance_scale 2"
+).split()
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
@@ -118,10 +129,17 @@ def _ddpm_run(folder: Path) -> list[list[list[str]]]:
              _script("evaluate_ddpm.py", "--run_dir", str(folder), *TINY_DDPM_EVAL_FLAGS)]]  # fmt: skip
 
 
+def _conditional_ddpm_run(folder: Path) -> list[list[list[str]]]:
+    """One chain: train a class-conditional UNet, then its guidance table and main point."""
+    return [[_script("train_ddpm.py", *TINY_CONDITIONAL_FLAGS, "--output_dir", str(folder)),
+             _script("evaluate_ddpm.py", "--run_dir", str(folder), *TINY_CONDITIONAL_EVAL_FLAGS)]]  # fmt: skip
+
+
 # Session run fixture → (its folder under the session's temporary root, the chains of commands that make it: the
 # chains run side by side, the commands of a chain one after the other). The DDPM first: its chain is the longest.
 RUN_RECIPES: dict[str, tuple[str, Callable[[Path], list[list[list[str]]]]]] = {
     "trained_ddpm_run": ("ddpm", _ddpm_run),
+    "conditional_ddpm_run": ("ddpm-conditional", _conditional_ddpm_run),
     "vae_study": ("vae-study", _vae_study),
 }
 
@@ -251,6 +269,13 @@ def trained_ddpm_run(run_makers: RunMakers) -> Path:
     """A tiny-UNet DDPM run of training/train_ddpm.py (2 epochs, seed 3) with the evaluation.json of
     training/evaluate_ddpm.py (one DPM-Solver++ point, N=12). Read-only: copy it before changing it."""
     return run_makers.start("trained_ddpm_run").wait()
+
+
+@pytest.fixture(scope="session")
+def conditional_ddpm_run(run_makers: RunMakers) -> Path:
+    """A tiny class-conditional DDPM run of training/train_ddpm.py --class_conditional with evaluate_ddpm.py's
+    guidance table (w 0 and 2, N=20) and main point (w 2, N=12, bf16). Read-only: copy it before changing it."""
+    return run_makers.start("conditional_ddpm_run").wait()
 
 
 @pytest.fixture()

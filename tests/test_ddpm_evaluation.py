@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from diffusers import UNet2DModel
 
 from hub_models.diffusion.pipeline import make_train_scheduler, save_pipeline
 from hub_models.evaluation.ddpm import (
@@ -21,7 +20,7 @@ from hub_models.evaluation.ddpm import (
     generate,
     requested_labels,
 )
-from hub_models.models.unet import make_unet, unet_config
+from hub_models.models.unet import make_unet
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "training" / "evaluate_ddpm.py"
@@ -153,27 +152,23 @@ def test_conditional_points_request_balanced_classes_whatever_the_chunking():
     assert guided.labels(3, 9)["class_labels"].tolist() == [9, 0, 1] and guided.labels(3)["guidance_scale"] == 2.0
 
 
-@pytest.mark.slow
-def test_guidance_sweep_of_a_conditional_model(tiny_mnist_cache, tmp_path):
-    run = tmp_path / "cond"
-    torch.manual_seed(0)
-    save_pipeline(UNet2DModel(**{**unet_config("tiny"), "num_class_embeds": 11}), make_train_scheduler(), run)
-    common = [sys.executable, str(SCRIPT), "--run_dir", str(run), "--sampler", "ddpm", "--steps", "2",
-              "--batch_size", "7", "--sweep_only"]
-    subprocess.run([*common, "--guidance_sweep", "0", "2", "--guidance_samples", "20"], check=True, timeout=900)
-    table = evaluation_summary(run)["guidance"]
+def test_guidance_sweep_of_a_conditional_model(conditional_ddpm_run, trained_ddpm_run):
+    run = conditional_ddpm_run
+    summary = evaluation_summary(run)
+    table = summary["guidance"]
     assert [p["guidance_scale"] for p in table] == [0.0, 2.0]
     for p in table:
         assert p["fid"]["reference"] == "study-test" and p["seed"] == 0 and p["fid"]["n_gen"] == 20
         assert p["classifier"]["n"] == 20 and 0 <= p["classifier"]["class_accuracy"] <= 1
         assert len(p["classifier"]["class_accuracy_per_digit"]) == 10
+    main = summary["main"]
+    assert (main["guidance_scale"], main["num_samples"], main["seed"], main["precision"]) == (2.0, 12, 1, "bf16")
     assert (run / "figures" / "guidance.png").stat().st_size > 0
     # The two scales drew different digits from the same noise (w changes ε unless the labels do nothing).
-    digits = [generate(run, Point("ddpm", 2, 20, seed=0, guidance_scale=w), batch_size=7) for w in (0.0, 2.0)]
+    digits = [generate(run, Point("ddpm", 3, 20, seed=0, precision="bf16", guidance_scale=w), batch_size=7)
+              for w in (0.0, 2.0)]
     assert not torch.equal(*digits)
 
-    plain = tmp_path / "plain"
-    save_pipeline(make_unet("tiny"), make_train_scheduler(), plain)
-    refused = subprocess.run([sys.executable, str(SCRIPT), "--run_dir", str(plain), "--guidance_sweep", "1"],
-                             capture_output=True, text=True, timeout=300)
+    refused = subprocess.run([sys.executable, str(SCRIPT), "--run_dir", str(trained_ddpm_run), "--guidance_sweep",
+                              "1"], capture_output=True, text=True, timeout=300)
     assert refused.returncode == 2 and "unconditional" in refused.stderr

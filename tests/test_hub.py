@@ -530,6 +530,36 @@ def test_ddpm_card_usage_snippet_runs_as_written_against_the_hub(hub, ddpm_run, 
     assert scope["pipe"].scheduler.config.timestep_spacing == "trailing"
 
 
+def test_conditional_ddpm_card_shows_guidance_and_its_snippet_draws_the_requested_digits(
+        hub, conditional_ddpm_run, copy_run, tmp_path, monkeypatch):
+    """A class-conditional run with its guidance table and main point: its card declares this library, tabulates
+    guidance, and its snippet, copied verbatim, runs against the offline Hub with the measured sampler and w."""
+    from hub_models.hub.cards import render_model_card
+    from hub_models.reference import PROJECT_INSTALL
+
+    run = copy_run(conditional_ddpm_run)
+    card = render_model_card(run, f"{USER}/snippet-cond")
+    assert card.data.library_name == "mnist-genlab" and card.data.pipeline_tag is None
+    assert "class-conditional" in card.data.tags and "diffusers:DDPMPipeline" not in card.data.tags
+    results = card.text.split("## Results", 1)[1].split("\n## ", 1)[0]
+    assert "| guidance w | FID | read as the requested digit | recognisable |" in results
+    rows = re.findall(r"^\| (\d) \| FID .*\| \d+\.\d% \| \d+\.\d% \|$", results, re.MULTILINE)
+    assert rows == ["0", "2"]
+    assert "guidance w = 2, seed 1" in results  # the main FID's label
+    assert PROJECT_INSTALL in card.text.split("## How to use", 1)[1]
+
+    repo_id = f"{USER}/snippet-cond"
+    push_run(run, repo_id, **FAST)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    snippet = _snippet(ModelCard.load(repo_id).text)
+    assert "guidance_scale=2," in snippet and "num_inference_steps=3" in snippet and "torch.bfloat16" in snippet
+    scope: dict = {}
+    exec(compile(snippet, "card-snippet", "exec"), scope)
+    assert len(scope["images"]) == 20 and scope["images"][0].size == (28, 28)
+    scheduler = scope["pipe"].scheduler
+    assert type(scheduler).__name__ == "DDPMScheduler" and scheduler.config.timestep_spacing == "trailing"
+
+
 def test_classifier_card_declares_the_library_and_its_snippet_runs(hub, tmp_path, monkeypatch):
     import shutil
 

@@ -231,12 +231,13 @@ def evaluation_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def guidance_group(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The guidance table of a class-conditional run: its EMA points at the one N where several guidance scales
-    were scored with the same sampler, steps and precision (`evaluate_ddpm.py --guidance_sweep`), by w."""
+    """The guidance table of a class-conditional run: its EMA points where several guidance scales were scored
+    with the same N, sampler, steps, precision, seed and reference (`evaluate_ddpm.py --guidance_sweep`), by w."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for p in points:
         if p["ema"] and p.get("guidance_scale") is not None:
-            groups.setdefault((p["num_samples"], p["sampler"], p["steps"], p.get("precision", "fp32")), []).append(p)
+            key = (p["num_samples"], p["sampler"], p["steps"], p.get("precision", "fp32"), p["seed"], p["reference"])
+            groups.setdefault(key, []).append(p)
     scales = {key: {p["guidance_scale"] for p in group} for key, group in groups.items()}
     multi = [key for key in groups if len(scales[key]) > 1]
     if not multi:

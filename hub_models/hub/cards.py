@@ -21,7 +21,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from safetensors import safe_open
 
 from hub_models.diffusion.latent import is_latent_run
-from hub_models.diffusion.sampling import make_scheduler
+from hub_models.diffusion.sampling import DEFAULT_GUIDANCE_SCALE, make_scheduler
 from hub_models.evaluation import format_fid
 from hub_models.evaluation.ddpm import describe_point, evaluation_summary
 from hub_models.evaluation.metrics import LEGACY_FID_NOTE, is_standard_fid
@@ -401,13 +401,40 @@ def _ddpm_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
         "study_recipe": ref["recipe"],
         "study_parameters": ref["parameters"],
         "sampler": sampler,
+        "conditional": False,
     }
+    if unet_cfg.get("num_class_embeds") is not None:
+        _conditional_context(card_data, context, unet_cfg, train_cfg, evaluation)
     return card_data, context
+
+
+def _conditional_context(card_data: ModelCardData, context: dict[str, Any], unet_cfg: dict[str, Any],
+                         train_cfg: dict[str, Any], evaluation: dict[str, Any]) -> None:
+    """A class-conditional DDPM: its pipeline class is this library's, its snippet asks for digits with the
+    guidance the FID was measured with, and its card shows the guidance table."""
+    card_data.library_name = LIBRARY_NAME
+    card_data.pipeline_tag = None  # the Hub has no class-conditional generation task
+    card_data.tags = [t for t in card_data.tags if t not in (PIPELINE_TAG, "diffusers:DDPMPipeline")] + [
+        "class-conditional", "classifier-free-guidance"]
+    main = evaluation["main"]
+    guidance = main.get("guidance_scale") if main else None
+    context.update(
+        _install_context(),
+        conditional=True,
+        num_class_embeds=unet_cfg["num_class_embeds"],
+        label_dropout=f"{train_cfg.get('label_dropout', 0.1):.0%}",
+        guidance=f"{DEFAULT_GUIDANCE_SCALE if guidance is None else guidance:g}",
+        guidance_rows=[{"w": f"{p['guidance_scale']:g}", "fid": format_fid(p["fid"]),
+                        "accuracy": f"{p['classifier']['class_accuracy']:.1%}",
+                        "recognisable": f"{p['classifier']['confident_share']:.1%}"}
+                       for p in evaluation["guidance"]],
+    )
 
 
 def _point_words(point: dict[str, Any]) -> str:
     precision = ", U-Net in bf16" if point.get("precision", "fp32") != "fp32" else ""
-    return f"{point['sampler']} sampler, {point['steps']} steps{precision}, seed {point['seed']}"
+    guidance = "" if point.get("guidance_scale") is None else f", guidance w = {point['guidance_scale']:g}"
+    return f"{point['sampler']} sampler, {point['steps']} steps{precision}{guidance}, seed {point['seed']}"
 
 
 def _n_suffix(key: str, main: dict[str, Any] | None, n_loss: Any) -> str:
