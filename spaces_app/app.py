@@ -192,9 +192,9 @@ def reconstruction_outputs(reg: sl.Registry, x: torch.Tensor, names: Any, label:
     return (to_pil(x, nrow=1, padding=0, scale=sl.DIGIT_SCALE), label, gallery, table, x[0, 0].numpy().tolist())
 
 
-def ddpm_default_digit(reg: sl.Registry) -> str:
+def ddpm_default_digit(entry: sl.DDPMEntry | None) -> str:
     """A class-conditional DDPM opens on a row per digit; an unconditional one on 'any'."""
-    return sl.EVERY_DIGIT if reg.ddpm is not None and reg.ddpm.conditional else sl.ANY_DIGIT
+    return sl.EVERY_DIGIT if entry is not None and entry.conditional else sl.ANY_DIGIT
 
 
 def first_visit(reg: sl.Registry) -> dict[str, Any]:
@@ -209,7 +209,7 @@ def first_visit(reg: sl.Registry) -> dict[str, Any]:
         out["latent"] = (sl.decode_latent(first, zero), sl.latent_map(first, (0, 1)).with_marker(torch.zeros(
             first.latent_dim)), sl.latent_grid(first, zero, (0, 1)))
     if reg.ddpm is not None:
-        image, status = sl.ddpm_grid(reg.ddpm, digit=ddpm_default_digit(reg))
+        image, status = sl.ddpm_grid(reg.ddpm, digit=ddpm_default_digit(reg.ddpm))
         out["ddpm"] = (image, f"Made at start-up: {status}. Change the seed and press **Generate** for new digits.")
     plain = sl.unconditional_vaes(reg)  # Reconstruct and Interpolate have no digit to give a conditional VAE
     if plain and reg.test is not None:
@@ -271,6 +271,9 @@ def build_demo(reg: sl.Registry, config: dict[str, Any] | None = None) -> gr.Blo
                                        buttons=["download", "fullscreen"])
                 with gr.Column():
                     gr.Markdown("### DDPM — progressive denoising\n" + ddpm_missing)
+                    ddpm_model = gr.Dropdown(list(reg.ddpms), value=reg.ddpm.name if reg.ddpm else None,
+                                             label="model", visible=len(reg.ddpms) > 1, elem_id="ddpm-model",
+                                             info="the unconditional DDPM, or the class-conditional one")
                     with gr.Row():
                         ddpm_sampler = gr.Dropdown(list(SAMPLERS), value=sl.DEFAULT_SAMPLER, label="sampler")
                         ddpm_steps = gr.Slider(1, sl.MAX_DDPM_STEPS, value=sl.DEFAULT_DDPM_STEPS, step=1,
@@ -280,12 +283,12 @@ def build_demo(reg: sl.Registry, config: dict[str, Any] | None = None) -> gr.Blo
                         ddpm_count = gr.Slider(1, sl.MAX_IMAGES, value=sl.DEFAULT_COUNT, step=1, label="digits")
                         ddpm_seed = gr.Number(0, precision=0, minimum=0, label="seed")
                     conditional = reg.ddpm is not None and reg.ddpm.conditional
-                    with gr.Row(visible=conditional):  # a class-conditional DDPM: which digit, how strongly
-                        ddpm_digit = gr.Dropdown(list(sl.DIGIT_CHOICES), value=ddpm_default_digit(reg),
-                                                 label="digit", elem_id="ddpm-digit",
+                    with gr.Row():  # a class-conditional DDPM: which digit, how strongly
+                        ddpm_digit = gr.Dropdown(list(sl.DIGIT_CHOICES), value=ddpm_default_digit(reg.ddpm),
+                                                 label="digit", elem_id="ddpm-digit", visible=conditional,
                                                  info="one digit, a row per digit, or any (unconditional)")
                         ddpm_guidance = gr.Slider(0, sl.MAX_GUIDANCE, value=DEFAULT_GUIDANCE_SCALE, step=0.5,
-                                                  label="guidance", elem_id="ddpm-guidance",
+                                                  label="guidance", elem_id="ddpm-guidance", visible=conditional,
                                                   info="classifier-free guidance: 0 ignores the digit, 1 = as trained")
                     with gr.Row():
                         ddpm_btn = gr.Button("Generate", variant="primary", interactive=reg.ddpm is not None,
@@ -488,18 +491,28 @@ def build_demo(reg: sl.Registry, config: dict[str, Any] | None = None) -> gr.Blo
 
         @gpu
         @user_errors
-        def ddpm_generate(sampler, steps, count, seed, digit=sl.ANY_DIGIT, guidance=DEFAULT_GUIDANCE_SCALE):
-            entry = reg.require_ddpm()
+        def ddpm_generate(sampler, steps, count, seed, digit=sl.ANY_DIGIT, guidance=DEFAULT_GUIDANCE_SCALE,
+                          model=None):
+            entry = reg.require_ddpm(model)
             for image, status in sl.ddpm_stream(entry, sampler, steps, count, seed, digit, guidance,
                                                 device=sl.compute_device()):
                 yield (gr.skip() if image is None else image), status
 
-        # digit and guidance are the last inputs, with defaults: API callers of an unconditional model may omit them.
+        # digit, guidance and model are the last inputs, with defaults: API callers of the default (unconditional)
+        # model may omit them.
         ddpm_event = ddpm_btn.click(ddpm_generate, [ddpm_sampler, ddpm_steps, ddpm_count, ddpm_seed, ddpm_digit,
-                                                    ddpm_guidance],
+                                                    ddpm_guidance, ddpm_model],
                                     [ddpm_out, ddpm_status], api_name="ddpm_generate", concurrency_limit=1,
                                     concurrency_id="ddpm", show_progress="minimal")
         ddpm_stop.click(None, None, None, cancels=[ddpm_event], api_name="ddpm_stop", api_visibility="private")
+
+        @user_errors
+        def select_ddpm(name):
+            entry = reg.require_ddpm(name)
+            return (gr.Dropdown(value=ddpm_default_digit(entry), visible=entry.conditional),
+                    gr.Slider(visible=entry.conditional))
+
+        ddpm_model.change(select_ddpm, ddpm_model, [ddpm_digit, ddpm_guidance], api_visibility="private")
 
         # Latent explorer -----------------------------------------------------------------------------
         def _dims(entry: sl.VAEEntry, dx, dy) -> tuple[int, int]:

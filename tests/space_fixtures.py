@@ -18,6 +18,7 @@ APP_FILE = REPO_ROOT / "spaces_app" / "app.py"
 SPACE_VAE = "vae-conv-z2-beta1"  # the tiny models' names: the first is the app's default VAE
 SPACE_VAE4 = "vae-conv-z4-beta20"
 SPACE_CVAE = "vae-conv-z2-beta1-conditional"  # a conditional VAE (with the conditional DDPM)
+SPACE_CDDPM = "ddpm-conditional"  # a class-conditional DDPM (with the unconditional one after it)
 
 
 def load_app_module() -> ModuleType:
@@ -82,8 +83,9 @@ def space_models(tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def space_conditional_models(space_models, tmp_path_factory) -> dict[str, str]:
-    """The tiny models with a tiny class-conditional DDPM (ten digits + the null class) in place of the DDPM, and a
-    tiny conditional VAE (Conv, z = 2, ten digits) after the unconditional one."""
+    """The tiny models with a tiny class-conditional DDPM (ten digits + the null class) before the unconditional one
+    (the order of the release: the conditional one is the default), and a tiny conditional VAE (Conv, z = 2, ten
+    digits) after the unconditional one."""
     import torch
     from diffusers import UNet2DModel
 
@@ -93,9 +95,11 @@ def space_conditional_models(space_models, tmp_path_factory) -> dict[str, str]:
 
     root = tmp_path_factory.mktemp("space-conditional")
     torch.manual_seed(1)
-    save_pipeline(UNet2DModel(**{**unet_config("tiny"), "num_class_embeds": 11}), make_train_scheduler(), root / "ddpm")
+    save_pipeline(UNet2DModel(**{**unet_config("tiny"), "num_class_embeds": 11}), make_train_scheduler(),
+                  root / SPACE_CDDPM)
     ConvVAE(latent_dim=2, num_classes=10).save_pretrained(root / SPACE_CVAE)
-    return {SPACE_VAE: space_models[SPACE_VAE], SPACE_CVAE: str(root / SPACE_CVAE), "ddpm": str(root / "ddpm")}
+    return {SPACE_VAE: space_models[SPACE_VAE], SPACE_CVAE: str(root / SPACE_CVAE),
+            SPACE_CDDPM: str(root / SPACE_CDDPM), "ddpm": space_models["ddpm"]}
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from space_fixtures import REPO_ROOT, SPACE_CVAE, SPACE_VAE, SPACE_VAE4, launch_space, load_app_module
+from space_fixtures import REPO_ROOT, SPACE_CDDPM, SPACE_CVAE, SPACE_VAE, SPACE_VAE4, launch_space, load_app_module
 
 from hub_models.space.preprocess import InputImageError, decode_image, prepare_digit, to_mnist
 
@@ -594,7 +594,7 @@ def conditional_space(tiny_mnist_cache, space_conditional_models):
 def test_the_ddpm_request_checks_digit_and_guidance(space_models, space_conditional_models):
     from hub_models.space import logic as sl
 
-    cond = sl.load_registry({"ddpm": space_conditional_models["ddpm"]}, calibration_digits=0).ddpm
+    cond = sl.load_registry({"c": space_conditional_models[SPACE_CDDPM]}, calibration_digits=0).ddpm
     plain = sl.load_registry({"ddpm": space_models["ddpm"]}, calibration_digits=0).ddpm
     assert cond.conditional and not plain.conditional
     req = sl.ddpm_request(cond, "ddpm", 5, 8, 3, "7", 2.5)
@@ -637,6 +637,28 @@ def test_a_conditional_ddpm_generates_the_chosen_digits(conditional_space):
                           (("x", 1), "not in the list of choices")]:
         with pytest.raises(_app_error(), match=message):
             client.predict("ddpm", 2, 2, 0, *args, api_name="/ddpm_generate")
+
+
+def test_the_ddpm_model_is_chosen_by_name(conditional_space, space_conditional_models):
+    """Two DDPMs: the conditional one is the default; the unconditional one is asked for by name (the last input)."""
+    from hub_models.space import logic as sl
+
+    _, client = conditional_space
+    image, status = client.predict("ddpm", 2, 3, 0, "any", 1.0, "ddpm", api_name="/ddpm_generate")
+    assert status.startswith("done: 3 digits") and _png(image)
+    with pytest.raises(_app_error(), match="unconditional: it cannot be asked for a digit"):
+        client.predict("ddpm", 2, 2, 0, "3", 1.0, "ddpm", api_name="/ddpm_generate")
+    _, status = client.predict("ddpm", 2, 2, 0, "3", 1.0, SPACE_CDDPM, api_name="/ddpm_generate")
+    assert status.endswith("digit 3, guidance 1")
+    for bad in ("nope", ""):
+        with pytest.raises(_app_error(), match="not in the list of choices"):
+            client.predict("ddpm", 2, 2, 0, "any", 1.0, bad, api_name="/ddpm_generate")
+    reg = sl.load_registry(space_conditional_models, calibration_digits=0)
+    assert list(reg.ddpms) == [SPACE_CDDPM, "ddpm"] and reg.ddpm.name == SPACE_CDDPM
+    assert reg.require_ddpm("ddpm").conditional is False and reg.require_ddpm(None) is reg.ddpm
+    for bad in ("nope", ["ddpm"], 3):
+        with pytest.raises(sl.SpaceError, match="Unknown DDPM"):
+            reg.require_ddpm(bad)
 
 
 def test_an_unconditional_ddpm_refuses_a_digit(space):

@@ -19,6 +19,7 @@ from space_fixtures import (
     CHROMIUM,
     CHROMIUM_ARGS,
     FIRST_LOAD,
+    SPACE_CDDPM,
     SPACE_CVAE,
     SPACE_VAE,
     artifacts_path,
@@ -206,6 +207,18 @@ def test_a_conditional_ddpm_takes_a_digit_and_a_guidance(browser, conditional_ur
         page.locator("#ddpm-status", has_text="done:").wait_for(timeout=TIMEOUT_MS)
         assert page.locator("#ddpm-status").inner_text().endswith("digit 3, guidance 3")
         page.screenshot(path=str(artifacts_dir / "conditional_digit_3.png"), full_page=True)
+
+        # The unconditional DDPM by name: the digit and guidance controls go away, and come back with the other.
+        page.locator("#ddpm-model input").click()
+        page.get_by_role("option", name="ddpm", exact=True).click()
+        page.locator("#ddpm-digit").wait_for(state="hidden", timeout=TIMEOUT_MS)
+        assert not page.locator("#ddpm-guidance").is_visible()
+        page.locator("#ddpm-generate").click()
+        page.wait_for_function("() => { const t = document.querySelector('#ddpm-status').innerText;"
+                               " return t.startsWith('done:') && !t.includes('guidance'); }", timeout=TIMEOUT_MS)
+        page.locator("#ddpm-model input").click()
+        page.get_by_role("option", name=SPACE_CDDPM, exact=True).click()
+        page.locator("#ddpm-digit").wait_for(state="visible", timeout=TIMEOUT_MS)
 
         # The conditional VAE in the latent explorer: a digit selector; the slider decodes in the browser with it.
         page.get_by_role("tab", name="Latent explorer").click()

@@ -167,14 +167,16 @@ def models_markdown(reg: Registry, repo_links: dict[str, str]) -> str:
         lines.append(f"| {e.name} | {e.arch} | {e.latent_dim} | {'—' if e.beta is None else f'{e.beta:g}'} | "
                      f"{params:,} | {_num(test.get('bce'))} | {_num(test.get('kld'))} | "
                      f"{_num(-elbo if isinstance(elbo, (int, float)) else None)} | {_num(fid, '.1f')} |")
-    if reg.ddpm is not None:
-        m = reg.ddpm.metrics
-        params = m.get("parameters") or sum(p.numel() for p in reg.ddpm.unet.parameters())
+    if reg.ddpms:
+        lines += ["", "| DDPM | parameters | train loss | test loss | FID |", "|---|---|---|---|---|"]
+    for entry in reg.ddpms.values():
+        m = entry.metrics
+        params = m.get("parameters") or sum(p.numel() for p in entry.unet.parameters())
         how = (f" (N={m['fid_n']:,}, {m.get('fid_sampler')}, {m.get('fid_steps')} steps)"
                if isinstance(m.get("fid_n"), int) else "")
-        lines += ["", "| DDPM | parameters | train loss | test loss | FID |", "|---|---|---|---|---|",
-                  f"| {reg.ddpm.name} | {params:,} | {_num(m.get('train_loss'), '.4f')} | "
-                  f"{_num(m.get('test_loss'), '.4f')} | {_num(m.get('fid'))}{how} |"]
+        kind = " (class-conditional)" if entry.conditional else ""
+        lines.append(f"| {entry.name}{kind} | {params:,} | {_num(m.get('train_loss'), '.4f')} | "
+                     f"{_num(m.get('test_loss'), '.4f')} | {_num(m.get('fid'))}{how} |")
     lines += ["", "### Model repositories", ""]
     for name, source in reg.sources.items():
         repo = repo_links.get(name) or (None if Path(source).exists() else source)

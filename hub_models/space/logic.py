@@ -268,7 +268,7 @@ class Registry:
     """All models, loaded once at start-up, and the errors of those that could not be."""
 
     vaes: dict[str, VAEEntry] = field(default_factory=dict)
-    ddpm: DDPMEntry | None = None
+    ddpms: dict[str, DDPMEntry] = field(default_factory=dict)  # in the order of the sources: the first is the default
     classifier: Any = None
     test: TestDigits | None = None
     errors: dict[str, str] = field(default_factory=dict)
@@ -284,10 +284,21 @@ class Registry:
             raise SpaceError(f"Unknown VAE {shown}; choose one of: {', '.join(self.vaes)}.")
         return self.vaes[name]
 
-    def require_ddpm(self) -> DDPMEntry:
-        if self.ddpm is None:
+    @property
+    def ddpm(self) -> DDPMEntry | None:
+        """The default DDPM (the first loaded), or None."""
+        return next(iter(self.ddpms.values()), None)
+
+    def require_ddpm(self, name: Any = None) -> DDPMEntry:
+        """The DDPM called `name` (None: the default one)."""
+        if not self.ddpms:
             raise SpaceError("The DDPM is not loaded. " + self.describe_errors("ddpm"))
-        return self.ddpm
+        if name is None:
+            return self.ddpm
+        if not isinstance(name, str) or name not in self.ddpms:
+            shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "…"
+            raise SpaceError(f"Unknown DDPM {shown}; choose one of: {', '.join(self.ddpms)}.")
+        return self.ddpms[name]
 
     def describe_errors(self, about: str = "") -> str:
         """The load errors of the models whose name contains `about` (all of them if none does)."""
@@ -389,7 +400,8 @@ def load_registry(sources: Mapping[str, str], calibration_digits: int | None = N
             elif kind == "ddpm":
                 pipeline = load(source, **kw)
                 metrics = {**metrics, **ddpm_evaluation(files)}  # metrics.json is training; the FID comes after
-                reg.ddpm = DDPMEntry(name, source, pipeline.unet.eval(), dict(pipeline.scheduler.config), metrics)
+                reg.ddpms[name] = DDPMEntry(name, source, pipeline.unet.eval(), dict(pipeline.scheduler.config),
+                                            metrics)
             elif kind == "classifier":
                 files.weights()  # complete safetensors, never a pickle
                 reg.classifier = DigitClassifier.from_pretrained(source, use_safetensors=True, **kw).eval()
@@ -407,7 +419,7 @@ def load_registry(sources: Mapping[str, str], calibration_digits: int | None = N
                 _calibrate(entry, reg.test)
                 latent_map(entry, (0, 1))  # drawn now so the first visitor does not wait
     reg.load_seconds = time.perf_counter() - t0
-    _log(f"{len(reg.vaes)} VAE(s), DDPM: {reg.ddpm is not None}, classifier: {reg.classifier is not None}, "
+    _log(f"{len(reg.vaes)} VAE(s), {len(reg.ddpms)} DDPM(s), classifier: {reg.classifier is not None}, "
          f"{0 if reg.test is None else len(reg.test.labels)} calibration digits, {reg.load_seconds:.2f} s")
     return reg
 
