@@ -290,14 +290,30 @@ def sweep_results(run_dir: str | os.PathLike, num_samples: int) -> list[dict[str
                   key=lambda p: (p["sampler"], p["steps"]))
 
 
-def sweep_plot(points: list[dict[str, Any]], path: str | os.PathLike) -> Path:
-    """FID vs seconds per 16 digits, one line per sampler, step counts labelled, the real-vs-real floor drawn."""
-    import matplotlib
+def _subplots(figsize: tuple[float, float]) -> tuple[Any, Any]:
+    import matplotlib  # only when a plot is drawn: loading a model never imports matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
+    return plt.subplots(figsize=figsize, dpi=110)
+
+
+def _save(fig: Any, path: str | os.PathLike) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def sweep_plot(points: list[dict[str, Any]], path: str | os.PathLike) -> Path:
+    """FID vs seconds per 16 digits, one line per sampler, step counts labelled, the real-vs-real floor drawn."""
+
+    fig, ax = _subplots(figsize=(7.5, 4.8))
     for sampler in sorted({p["sampler"] for p in points}):
         ps = sorted((p for p in points if p["sampler"] == sampler), key=lambda p: p["steps"])
         xs, ys = [p["seconds_per_16"] for p in ps], [p["fid"]["fid"] for p in ps]
@@ -312,24 +328,15 @@ def sweep_plot(points: list[dict[str, Any]], path: str | os.PathLike) -> Path:
            title="DDPM samplers: quality vs time (labels: steps)")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def guidance_plot(points: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     """FID (left axis, with its floor) and the share read as the requested digit (right axis) against the
     guidance scale w: the guidance table as a figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     ws = [p["guidance_scale"] for p in points]
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    fig, ax = _subplots(figsize=(7, 4.2))
     ax.plot(ws, [p["fid"]["fid"] for p in points], marker="o", color="C0", label="FID")
     if points and points[0]["fid"].get("floor") is not None:
         ax.axhline(points[0]["fid"]["floor"], color="C0", ls="--", lw=1,
@@ -344,12 +351,7 @@ def guidance_plot(points: list[dict[str, Any]], path: str | os.PathLike) -> Path
     lines = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
     ax.legend(lines, [line.get_label() for line in lines], loc="center right")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 @torch.no_grad()
