@@ -661,6 +661,27 @@ def test_the_ddpm_model_is_chosen_by_name(conditional_space, space_conditional_m
             reg.require_ddpm(bad)
 
 
+def test_the_unet_precision_on_the_cpu(space_models, monkeypatch):
+    """bf16 only where it pays: set by GENLAB_DDPM_PRECISION, or timed against fp32 at start-up ("auto"); the
+    sampler then runs the U-Net in that dtype (the sweep measures its FIDs in bf16)."""
+    from hub_models.space import logic as sl
+
+    monkeypatch.setenv(sl.PRECISION_ENV, "bf16")
+    entry = sl.load_registry({"ddpm": space_models["ddpm"]}, calibration_digits=0).ddpm
+    assert entry.cpu_dtype is torch.bfloat16
+    assert sl.cpu_precision(entry.unet, "fp32") is None and sl.cpu_precision(entry.unet, "BF16") is torch.bfloat16
+    assert sl.cpu_precision(entry.unet, "auto", repeats=1) in (None, torch.bfloat16)
+    with pytest.raises(sl.SpaceError, match="must be auto, bf16 or fp32"):
+        sl.cpu_precision(entry.unet, "fp16")
+    calls = []
+    real = sl.sample_images
+    monkeypatch.setattr(sl, "sample_images", lambda *a, **kw: calls.append(kw["autocast_dtype"]) or real(*a, **kw))
+    bf16, _ = sl.ddpm_grid(entry, steps=2, count=2)
+    entry.cpu_dtype = None
+    fp32, _ = sl.ddpm_grid(entry, steps=2, count=2)
+    assert calls == [torch.bfloat16, None] and bf16.size == fp32.size
+
+
 def test_an_unconditional_ddpm_refuses_a_digit(space):
     _, client = space
     with pytest.raises(_app_error(), match="unconditional: it cannot be asked for a digit"):
