@@ -162,7 +162,7 @@ def main(args: argparse.Namespace) -> dict:
                     c = time.thread_time()
                     sample_images(d.unet, d.scheduler_config, sampler=sl.DEFAULT_SAMPLER,
                                   num_inference_steps=args.ddpm_steps or sl.DEFAULT_DDPM_STEPS, num_images=16,
-                                  generator=torch.Generator().manual_seed(run))
+                                  generator=torch.Generator().manual_seed(run), autocast_dtype=d.cpu_dtype)
                     cpu.append(time.thread_time() - c)
                 results["ddpm_compute_cpu"] = summary(cpu)
 
@@ -171,10 +171,15 @@ def main(args: argparse.Namespace) -> dict:
 
         steps = args.ddpm_steps or sl.DEFAULT_DDPM_STEPS
         if "/ddpm_generate" in info and args.ddpm_runs > 0:
-            totals, firsts, status = [], [], ""
+            totals, firsts, grids, status = [], [], [], ""
             for run in range(args.ddpm_runs + 1):  # run 0 warms up
                 if run == 1:
                     clear_traces(url)
+                if demo is not None:  # side by side: the same grid without the UI (no streaming, no PNGs)
+                    t = time.perf_counter()
+                    sl.ddpm_grid(demo.registry.ddpm, sl.DEFAULT_SAMPLER, steps, 16, run)
+                    if run > 0:
+                        grids.append(time.perf_counter() - t)
                 t = time.perf_counter()
                 job = client.submit(sl.DEFAULT_SAMPLER, steps, 16, run, api_name="/ddpm_generate")
                 first = None
@@ -187,6 +192,9 @@ def main(args: argparse.Namespace) -> dict:
                 if "done" not in status:
                     raise RuntimeError(f"DDPM run did not finish: {status}")
             results["ddpm_round_trip"] = summary(totals)
+            if grids:
+                results["ddpm_grid_wall"] = summary(grids)
+                results["ddpm_round_trip_over_grid"] = statistics.median(totals) / statistics.median(grids)
             results["ddpm_server"] = server_side(url, "ddpm_generate")
             results["ddpm_first_update"] = summary(firsts)
             results["ddpm_settings"] = {"sampler": sl.DEFAULT_SAMPLER, "steps": steps,
@@ -205,6 +213,7 @@ def main(args: argparse.Namespace) -> dict:
             ("slider decode, server side (gradio total)", results.get("decode_server"), DECODE_TARGET_S),
             ("slider decode, gradio_client round trip", results.get("decode_round_trip"), DECODE_TARGET_S),
             ("DDPM 16 digits, compute (CPU s, one core)", results.get("ddpm_compute_cpu"), DDPM_TARGET_S),
+            ("DDPM 16 digits, compute (wall, ddpm_grid)", results.get("ddpm_grid_wall"), DDPM_TARGET_S),
             ("DDPM 16 digits, first streamed image", results.get("ddpm_first_update"), DDPM_TARGET_S),
             ("DDPM 16 digits, server side (gradio total)", results.get("ddpm_server"), DDPM_TARGET_S),
             ("DDPM 16 digits, complete grid (round trip)", results.get("ddpm_round_trip"), DDPM_TARGET_S)]
@@ -218,6 +227,9 @@ def main(args: argparse.Namespace) -> dict:
             phases = {k[:-10]: round(v, 1) for k, v in results[key].items() if k.endswith("_median_ms")
                       and k != "median_ms"}
             print(f"{key} phases (median ms): {phases}")
+    if "ddpm_round_trip_over_grid" in results:
+        print(f"DDPM round trip / the same grid without the UI (alternating runs): "
+              f"{results['ddpm_round_trip_over_grid']:.2f}×")
     if "ddpm_settings" in results:
         print(f"DDPM defaults: {results['ddpm_settings']}")
     if args.json:
