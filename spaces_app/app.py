@@ -627,8 +627,12 @@ def build_demo(reg: sl.Registry, config: dict[str, Any] | None = None) -> gr.Blo
             z, digit = _split(values)
             return sl.decode_latent(entry, z, digit), sl.latent_grid(entry, z, _dims(entry, dx, dy), digit=digit)
 
+        # Then the browser redecodes at the sliders' current values: a slider moved while the server was decoding
+        # must not be overwritten by that (now stale) image.
         lat_class.input(select_class, [lat_model, dim_x, dim_y, *sliders, lat_class], [lat_digit, lat_grid],
-                        api_name="select_digit", preprocess=False, trigger_mode="always_last")
+                        api_name="select_digit", preprocess=False, trigger_mode="always_last").then(
+            None, [lat_decoder, *sliders, lat_digit, lat_fallback, lat_class], [lat_digit, lat_fallback],
+            js=live_decode_js(n_sliders), queue=False, show_progress="hidden")
 
         lat_map.select(pick_latent, [lat_model, dim_x, dim_y, *sliders, lat_class],
                        [*sliders, lat_digit, lat_map, lat_grid],
