@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -172,3 +173,74 @@ def test_guidance_sweep_of_a_conditional_model(conditional_ddpm_run, trained_ddp
     refused = subprocess.run([sys.executable, str(SCRIPT), "--run_dir", str(trained_ddpm_run), "--guidance_sweep",
                               "1"], capture_output=True, text=True, timeout=300)
     assert refused.returncode == 2 and "unconditional" in refused.stderr
+
+
+def _plan_sweep(fids: dict[tuple[str, int], float], precision: str = "bf16") -> list[dict]:
+    return [{"sampler": s, "steps": k, "precision": precision, "fid": {"fid": f}} for (s, k), f in fids.items()]
+
+
+def test_the_protocols_selection_ties_within_5_percent_go_to_the_fewest_passes_then_bf16():
+    from hub_models.evaluation.ddpm import PROTOCOL_SWEEP, protocol_reruns, select_point
+
+    fids = {(s, k): 30.0 + k / 100 for s, steps in PROTOCOL_SWEEP for k in steps}
+    fids[("ddpm", 100)], fids[("ddpm", 25)], fids[("unipc", 50)] = 11.0, 11.54, 11.56  # 11.54 ≤ 1.05 × 11 < 11.56
+    sweep = _plan_sweep(fids)
+    assert protocol_reruns(sweep[1:]) == [] and select_point(sweep[1:]) is None  # nothing from a partial sweep
+    assert protocol_reruns(sweep) == [("ddpm", 100), ("ddpm", 25), ("unipc", 50)]
+    assert select_point(sweep) is None  # the fp32 re-runs are still missing
+    reruns = {("ddpm", 100): 11.2, ("ddpm", 25): 11.54, ("unipc", 50): 12.0}
+    chosen = select_point(sweep + _plan_sweep(reruns, "fp32"))
+    assert (chosen["sampler"], chosen["steps"], chosen["precision"]) == ("ddpm", 25, "bf16")  # tied: bf16 first
+    fids[("ddpm", 25)] = 11.56  # just outside the tie: the lowest FID wins
+    reruns[("ddpm", 25)] = 11.56
+    chosen = select_point(_plan_sweep(fids) + _plan_sweep(reruns, "fp32"))
+    assert (chosen["sampler"], chosen["steps"], chosen["precision"]) == ("ddpm", 100, "bf16")
+    reruns[("ddpm", 100)] = 10.4  # fp32 beats every bf16 point by more than 5 %
+    chosen = select_point(_plan_sweep(fids) + _plan_sweep(reruns, "fp32"))
+    assert (chosen["sampler"], chosen["steps"], chosen["precision"]) == ("ddpm", 100, "fp32")
+
+
+@pytest.mark.slow
+def test_protocol_mode_runs_the_sweep_reruns_raw_point_and_headline_in_order(evaluated_run, tmp_path, monkeypatch):
+    import importlib.util
+
+    import hub_models.evaluation.ddpm as ddpm_eval
+
+    run = tmp_path / "release-ddpm"  # a release folder (EMA only); the raw weights stay in the run it came from
+    run.mkdir()
+    for part in ("model_index.json", "unet", "scheduler", "metrics.json"):
+        src = evaluated_run / part
+        if src.is_dir():
+            shutil.copytree(src, run / part)
+        else:
+            shutil.copy(src, run / part)
+    monkeypatch.setattr(ddpm_eval, "PROTOCOL_SWEEP", (("ddim", (2, 3)), ("ddpm", (2,))))
+    monkeypatch.setattr(ddpm_eval, "PROTOCOL_RERUNS", 1)
+    spec = importlib.util.spec_from_file_location("evaluate_ddpm", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    argv = ["--run_dir", str(run), "--protocol", "--precision", "bf16", "--sweep_samples", "6", "--num_samples", "8",
+            "--batch_size", "5", "--no_ema_samples", "6", "--raw_run_dir", str(evaluated_run)]
+    assert script.main(script.parse_args(argv)) == 0
+
+    points = json.loads((run / EVALUATION_FILE).read_text())["points"].values()
+    sweep = [p for p in points if p["num_samples"] == 6 and p["ema"]]
+    assert sorted((p["sampler"], p["steps"], p["precision"]) for p in sweep if p["precision"] == "bf16") == [
+        ("ddim", 2, "bf16"), ("ddim", 3, "bf16"), ("ddpm", 2, "bf16")]
+    best = min((p for p in sweep if p["precision"] == "bf16"), key=lambda p: p["fid"]["fid"])
+    assert [(p["sampler"], p["steps"]) for p in sweep if p["precision"] == "fp32"] == [(best["sampler"], best["steps"])]
+    assert all(p["reference"] == "study-test" and p["seed"] == 0 for p in sweep)
+    chosen = ddpm_eval.select_point(sweep)
+    how = (chosen["sampler"], chosen["steps"], chosen["precision"])
+    [raw] = [p for p in points if not p["ema"]]
+    assert (raw["sampler"], raw["steps"], raw["precision"], raw["num_samples"], raw["reference"]) == (
+        *how, 6, "study-test")
+    [main] = [p for p in points if p["num_samples"] == 8]
+    assert (main["sampler"], main["steps"], main["precision"], main["reference"], main["seed"]) == (
+        *how, "mnist-test", 1)
+    headline = evaluation_summary(run)["main"]  # the report's and the card's headline
+    assert (headline["num_samples"], headline["reference"], headline["steps"]) == (8, "mnist-test", chosen["steps"])
+
+    before = (run / EVALUATION_FILE).read_bytes()
+    assert script.main(script.parse_args(argv)) == 0  # all cached: nothing is measured again
+    assert (run / EVALUATION_FILE).read_bytes() == before

@@ -3,6 +3,8 @@
 
     python training/evaluate_ddpm.py --run_dir runs/ddpm-default --sweep   # select on the 12k held-out digits
     python training/evaluate_ddpm.py --run_dir runs/ddpm-default           # report: 10k digits vs 10k test digits
+    python training/evaluate_ddpm.py --run_dir release/ddpm --protocol --precision bf16 --batch_size 250 \
+        --no_ema_samples 1000 --raw_run_dir runs/ddpm-full  # the whole of docs/PROTOCOL.md's sweep, resumable
 
 The protocol (docs/PROTOCOL.md): the sweep selects sampler, steps and precision on the study's 12,000 held-out
 digits (seed 0); the main FID reports the chosen one once against the official 10,000 test digits with a fresh
@@ -25,6 +27,7 @@ from hub_models.diffusion.sampling import DEFAULT_GUIDANCE_SCALE, SAMPLERS
 from hub_models.evaluation import REFERENCE_SETS
 from hub_models.evaluation.ddpm import (
     PRECISIONS,
+    PROTOCOL_SWEEP_PRECISION,
     SWEEP_STEPS,
     Point,
     current_points,
@@ -33,6 +36,9 @@ from hub_models.evaluation.ddpm import (
     guidance_group,
     guidance_plot,
     is_conditional_run,
+    missing_sweep_points,
+    protocol_reruns,
+    select_point,
     sweep_plot,
     sweep_points,
     sweep_results,
@@ -74,6 +80,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--guidance_samples", type=positive_int, default=2000, help="Digits per --guidance_sweep point.")
     p.add_argument("--sweep_only", action="store_true",
                    help="Only the sweep's points (selection); no main FID until the sweep is complete.")
+    p.add_argument("--protocol", action="store_true",
+                   help="docs/PROTOCOL.md's whole sequence for an unconditional model, resuming where it stopped: "
+                        "the missing sweep points (bf16, in the plan's order), the fp32 re-runs of the best three, "
+                        "the selection, the raw-weights point (with --no_ema_samples), then the main FID of the "
+                        "selected sampler, steps and precision (--num_samples, --reference, --seed).")
+    p.add_argument("--raw_run_dir", default=None,
+                   help="With --protocol: the run folder holding this model's raw weights (unet_non_ema/), when "
+                        "--run_dir is a release (EMA only). Default: --run_dir.")
     return p.parse_args(argv)
 
 
@@ -88,6 +102,12 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {run_dir} is an unconditional model: --guidance_scale and --guidance_sweep need a "
               "class-conditional one (`train_ddpm.py --class_conditional`)", file=sys.stderr)
         return 2
+    if args.protocol:
+        if conditional:
+            print("error: --protocol is the unconditional model's sweep; a class-conditional model gets a guidance "
+                  "table instead (--guidance_sweep)", file=sys.stderr)
+            return 2
+        return run_protocol(run_dir, args)
     w = (DEFAULT_GUIDANCE_SCALE if args.guidance_scale is None else args.guidance_scale) if conditional else None
     points = [] if args.sweep_only else [Point(args.sampler, args.steps, args.num_samples, True, args.seed,
                                                args.precision, guidance_scale=w)]
@@ -108,6 +128,38 @@ def main(args: argparse.Namespace) -> int:
             print(f"guidance plot: {guidance_plot(table, run_dir / 'figures' / 'guidance.png')}")
     for point in guidance_group(current_points(run_dir)) if guidance else []:
         print(f"w = {point['guidance_scale']:g}: {describe_point(point)}")
+    return 0
+
+
+def run_protocol(run_dir: Path, args: argparse.Namespace) -> int:
+    """docs/PROTOCOL.md in its order; every finished point is cached, so a rerun resumes."""
+    n, seed, reference = args.sweep_samples, args.sweep_seed, args.sweep_reference
+
+    def sweep() -> list[dict]:
+        return [p for p in sweep_results(run_dir, n) if p["seed"] == seed and p["reference"] == reference]
+
+    def measure(sampler: str, steps: int, precision: str) -> None:
+        evaluate_point(run_dir, Point(sampler, steps, n, True, seed, precision), reference=reference,
+                       batch_size=args.batch_size)
+        print(f"sweep plot: {sweep_plot(sweep(), run_dir / 'figures' / 'sampler_sweep.png')}")
+
+    for sampler, steps in missing_sweep_points(sweep()):
+        measure(sampler, steps, PROTOCOL_SWEEP_PRECISION)
+    for sampler, steps in protocol_reruns(sweep()):
+        measure(sampler, steps, "fp32")
+    chosen = select_point(sweep())
+    print(f"selected (docs/PROTOCOL.md): {describe_point(chosen)}")
+    how, precision = (chosen["sampler"], chosen["steps"]), chosen.get("precision", "fp32")
+    raw_dir = Path(args.raw_run_dir or run_dir)
+    if args.no_ema_samples and (raw_dir / "unet_non_ema").is_dir():
+        evaluate_point(raw_dir, Point(*how, args.no_ema_samples, False, seed, precision),
+                       reference=reference, batch_size=args.batch_size, results_dir=run_dir)
+    elif args.no_ema_samples:
+        print(f"raw-weights point skipped: {raw_dir} has no unet_non_ema/ (pass the run it came from as "
+              "--raw_run_dir)")
+    main = evaluate_point(run_dir, Point(*how, args.num_samples, True, args.seed, precision),
+                          reference=args.reference, batch_size=args.batch_size)
+    print(f"main: {describe_point(main)}")
     return 0
 
 

@@ -33,6 +33,8 @@ SWEEP_STEPS = (5, 10, 25, 50, 100, 250, 1000)
 PROTOCOL_SWEEP: tuple[tuple[str, tuple[int, ...]], ...] = (
     ("ddpm", SWEEP_STEPS), ("dpmsolver++", SWEEP_STEPS[:-1]), ("unipc", SWEEP_STEPS[:-1]), ("ddim", SWEEP_STEPS[:-1]))
 PROTOCOL_SWEEP_PRECISION = "bf16"
+PROTOCOL_RERUNS = 3  # the bf16 points with the lowest FIDs, re-run in fp32
+PROTOCOL_TIE = 0.05  # FIDs within 5 % of the lowest are tied: fewest U-Net passes, then bf16, wins
 # What `Point.precision` names: the dtype the UNet runs in while sampling (the scheduler stays in fp32).
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
@@ -283,6 +285,39 @@ def missing_sweep_points(sweep: list[dict[str, Any]]) -> list[tuple[str, int]]:
     return [(sampler, k) for sampler, steps in PROTOCOL_SWEEP for k in steps if (sampler, k) not in done]
 
 
+def _plan_points(sweep: list[dict[str, Any]], precision: str) -> list[dict[str, Any]]:
+    plan = {(sampler, k) for sampler, steps in PROTOCOL_SWEEP for k in steps}
+    return [p for p in sweep if (p["sampler"], p["steps"]) in plan and p.get("precision", "fp32") == precision
+            and p.get("guidance_scale") is None]
+
+
+def _fid(point: dict[str, Any]) -> float:
+    return point["fid"]["fid"]
+
+
+def protocol_reruns(sweep: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """The (sampler, steps) the protocol re-runs in fp32: the `PROTOCOL_RERUNS` lowest-FID points of a complete
+    bf16 sweep ([] while any is missing: nothing is chosen from a partial sweep)."""
+    if missing_sweep_points(sweep):
+        return []
+    ranked = sorted(_plan_points(sweep, PROTOCOL_SWEEP_PRECISION), key=_fid)
+    return [(p["sampler"], p["steps"]) for p in ranked[:PROTOCOL_RERUNS]]
+
+
+def select_point(sweep: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """docs/PROTOCOL.md's choice from the sweep (points of one N, seed and reference): among every bf16 point and
+    the fp32 re-runs, the lowest FID; the points within `PROTOCOL_TIE` of it tie, and the one with the fewest U-Net
+    passes (steps), then bf16, wins. None until the sweep and its fp32 re-runs are all measured."""
+    reruns = protocol_reruns(sweep)
+    fp32 = [p for p in _plan_points(sweep, "fp32") if (p["sampler"], p["steps"]) in reruns]
+    if not reruns or len(fp32) < len(reruns):
+        return None
+    candidates = [*_plan_points(sweep, PROTOCOL_SWEEP_PRECISION), *fp32]
+    best = min(map(_fid, candidates))
+    tied = [p for p in candidates if _fid(p) <= best * (1 + PROTOCOL_TIE)]
+    return min(tied, key=lambda p: (p["steps"], p.get("precision", "fp32") != "bf16", _fid(p)))
+
+
 def sweep_results(run_dir: str | os.PathLike, num_samples: int) -> list[dict[str, Any]]:
     """The current EMA points of one N that have a timing: the sweep as measured so far."""
     return sorted((p for p in current_points(run_dir)
@@ -391,6 +426,10 @@ def epsilon_error_by_timestep(unet: UNet2DModel, scheduler_config: Mapping[str, 
 __all__ = [
     "EVALUATION_FILE",
     "PRECISIONS",
+    "PROTOCOL_RERUNS",
+    "PROTOCOL_SWEEP",
+    "PROTOCOL_SWEEP_PRECISION",
+    "PROTOCOL_TIE",
     "SWEEP_STEPS",
     "Point",
     "current_points",
@@ -403,9 +442,12 @@ __all__ = [
     "guidance_plot",
     "is_conditional_run",
     "load_evaluation",
+    "missing_sweep_points",
     "point_sampler",
+    "protocol_reruns",
     "requested_labels",
     "seconds_per_16",
+    "select_point",
     "sweep_plot",
     "sweep_points",
     "sweep_results",
