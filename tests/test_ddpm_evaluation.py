@@ -219,7 +219,7 @@ def test_protocol_mode_runs_the_sweep_reruns_raw_point_and_headline_in_order(eva
     spec = importlib.util.spec_from_file_location("evaluate_ddpm", SCRIPT)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    argv = ["--run_dir", str(run), "--protocol", "--precision", "bf16", "--sweep_samples", "6", "--num_samples", "8",
+    argv = ["--run_dir", str(run), "--protocol", "--precision", "bf16", "--sweep_samples", "6", "--num_samples", "12",
             "--batch_size", "5", "--no_ema_samples", "6", "--raw_run_dir", str(evaluated_run)]
     assert script.main(script.parse_args(argv)) == 0
 
@@ -235,11 +235,11 @@ def test_protocol_mode_runs_the_sweep_reruns_raw_point_and_headline_in_order(eva
     [raw] = [p for p in points if not p["ema"]]
     assert (raw["sampler"], raw["steps"], raw["precision"], raw["num_samples"], raw["reference"]) == (
         *how, 6, "study-test")
-    [main] = [p for p in points if p["num_samples"] == 8]
+    [main] = [p for p in points if p["num_samples"] == 12]
     assert (main["sampler"], main["steps"], main["precision"], main["reference"], main["seed"]) == (
         *how, "mnist-test", 1)
     headline = evaluation_summary(run)["main"]  # the report's and the card's headline
-    assert (headline["num_samples"], headline["reference"], headline["steps"]) == (8, "mnist-test", chosen["steps"])
+    assert (headline["num_samples"], headline["reference"], headline["steps"]) == (12, "mnist-test", chosen["steps"])
 
     before = (run / EVALUATION_FILE).read_bytes()
     assert script.main(script.parse_args(argv)) == 0  # all cached: nothing is measured again
