@@ -5,6 +5,7 @@ subprocess timer on a fake training script. Nothing here asserts a speed."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 import textwrap
 from pathlib import Path
@@ -119,3 +120,19 @@ def test_timed_run_stops_the_child_after_the_timed_steps(anchor, tmp_path):
     side.pattern = _load("ddpm_throughput").OURS_PROGRESS
     with pytest.raises(RuntimeError, match="exited with code 0 before 2 \\+ 3 steps"):
         anchor.timed_run(side, batch_size=4, warmup=2, steps=3, log_path=tmp_path / "short.log")
+
+
+@pytest.mark.slow
+def test_vae_arch_speed_times_both_architectures_alternating_and_feeds_the_speed_verdict(tiny_mnist_cache, tmp_path):
+    from hub_models.study.verdicts import NOT_MEASURED, judge
+
+    bench = _load("vae_arch_speed")
+    out = tmp_path / "speed.json"
+    result = bench.main(bench.parse_args(["--steps", "2", "--warmup_steps", "1", "--rounds", "2", "--output",
+                                          str(out)]))
+    assert set(result["rounds"]) == {"conv", "dense"} and all(len(r) == 2 for r in result["rounds"].values())
+    assert result["side_by_side"] and result["command"].startswith("python benchmarks/vae_arch_speed.py")
+    assert result["conv_images_per_s"] > 0 and result["dense_images_per_s"] > 0
+    saved = json.loads(out.read_text())
+    assert judge("speed", **{k: saved[k] for k in ("conv_images_per_s", "dense_images_per_s", "side_by_side")}) \
+        != NOT_MEASURED  # what run_study.py --speed_benchmark reads is enough for a verdict
