@@ -136,3 +136,12 @@ def test_vae_arch_speed_times_both_architectures_alternating_and_feeds_the_speed
     saved = json.loads(out.read_text())
     assert judge("speed", **{k: saved[k] for k in ("conv_images_per_s", "dense_images_per_s", "side_by_side")}) \
         != NOT_MEASURED  # what run_study.py --speed_benchmark reads is enough for a verdict
+
+
+@pytest.mark.slow
+def test_unet_runtime_compares_every_installed_runtime_with_torch_bf16(capsys):
+    bench = _load("unet_runtime")
+    medians = bench.main(bench.parse_args(["--model_config", "tiny", "--rounds", "2", "--repeats", "1"]))
+    assert {"torch fp32", "torch bf16"} <= set(medians) and all(s > 0 for s in medians.values())
+    table = capsys.readouterr().out
+    assert "| torch bf16 |" in table and "| 1.00× |" in table
