@@ -88,6 +88,25 @@ def test_retrained_weights_make_old_points_stale(evaluated_run, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_finalist_rescored_on_the_held_out_digits_is_never_the_headline(evaluated_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(evaluated_run, run)
+    data = json.loads((run / EVALUATION_FILE).read_text())
+    key = next(k for k, p in data["points"].items() if (p["sampler"], p["steps"]) == ("ddim", 3))
+    finalist = dict(data["points"][key], num_samples=50)  # a re-scored finalist: more digits than the headline
+    data["points"][key.replace("-n6-", "-n50-")] = finalist
+    (run / EVALUATION_FILE).write_text(json.dumps(data))
+    summary = evaluation_summary(run)
+    assert (summary["main"]["sampler"], summary["main"]["reference"]) == ("ddpm", "mnist-test")
+    assert finalist in summary["others"]
+    del data["points"][next(k for k, p in data["points"].items() if p["reference"] == "mnist-test" and p["ema"])]
+    (run / EVALUATION_FILE).write_text(json.dumps(data))
+    assert evaluation_summary(run)["main"] is None  # no headline yet, rather than a selection point as one
+
+
+@pytest.mark.slow
 def test_report_shows_the_ddpm_fid_claim_and_the_sweep(evaluated_run, tmp_path):
     from hub_models.study.report import write_report
 

@@ -313,7 +313,7 @@ def test_the_published_space_runs_from_its_own_snapshot(hub, tiny_mnist_cache, t
             assert f"[{repo_id}](https://huggingface.co/{repo_id})" in values["about-models"]
         released = json.loads((REPO_ROOT / "release" / "ddpm" / "metrics.json").read_text())  # the row shows these
         row = (rf"\| ddpm \| {released['parameters']:,} \| {released['train_loss']:.4f} \| {released['test_loss']:.4f} "
-               r"\| (—|[\d.]+ \(N=[\d,]+, [\w+]+, \d+ steps\)) \|")
+               r"\| (—|[\d.]+ \(N=[\d,]+, [\w+-]+, \d+ steps\)) \|")
         assert re.search(row, values["about-models"]), values["about-models"]
         if CHROMIUM.exists():  # the deployed Space as a first visitor sees it, with the released models
             from playwright.sync_api import sync_playwright
