@@ -8,6 +8,7 @@ never import each other or the fixture plugins: everything they share is a fixtu
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import ModuleType
 
 # Nothing in the tests may reach the internet: the data loader never tries the Hub for MNIST.
 os.environ.setdefault("MNIST_GENLAB_SKIP_HUB", "1")
@@ -60,6 +62,21 @@ def tiny_mnist_cache(full_mnist_cache: Path, tmp_path_factory) -> Path:
     save_prepared(tiny, root / "mnist")
     os.environ["MNIST_GENLAB_CACHE"] = str(root)
     return root
+
+
+@pytest.fixture(scope="session")
+def load_script() -> Callable[[str], ModuleType]:
+    """A script of the checkout imported as a module, fresh on each call: `load_script("training/train_vae.py")`
+    (the scripts are files, not a package, so their `parse_args` and `main` are reached this way)."""
+
+    def load(relative_path: str) -> ModuleType:
+        path = REPO_ROOT / relative_path
+        spec = importlib.util.spec_from_file_location(f"script_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture()

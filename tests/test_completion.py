@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -47,10 +46,8 @@ def tiny_models(tmp_path) -> dict[str, Path]:
     return {name: tmp_path / name for name in ("ddpm", "vae", "classifier")}
 
 
-def test_completion_study_script_end_to_end(tiny_mnist_cache, tiny_models, tmp_path):
-    spec = importlib.util.spec_from_file_location("completion_study", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+def test_completion_study_script_end_to_end(tiny_mnist_cache, tiny_models, tmp_path, load_script):
+    script = load_script("training/completion_study.py")
     out = tmp_path / "out"
     args = script.parse_args(
         [

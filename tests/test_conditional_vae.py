@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -91,15 +90,8 @@ def test_a_conditional_model_round_trips_and_loads_by_path(cvae, tmp_path):
     assert torch.equal(again.decode(z, [4, 5]), cvae.decode(z, [4, 5]))
 
 
-def _train_vae_script():
-    spec = importlib.util.spec_from_file_location("train_vae_script", REPO / "training" / "train_vae.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_train_vae_conditional_writes_the_class_accuracy_and_the_style_grid(tiny_mnist_cache, tmp_path):
-    script = _train_vae_script()
+def test_train_vae_conditional_writes_the_class_accuracy_and_the_style_grid(tiny_mnist_cache, tmp_path, load_script):
+    script = load_script("training/train_vae.py")
     out = tmp_path / "cvae"
     args = script.parse_args(
         [

@@ -220,8 +220,8 @@ def test_the_protocols_selection_ties_within_5_percent_go_to_the_fewest_passes_t
 
 
 @pytest.mark.slow
-def test_protocol_mode_runs_the_sweep_reruns_raw_point_and_headline_in_order(evaluated_run, tmp_path, monkeypatch):
-    import importlib.util
+def test_protocol_mode_runs_the_sweep_reruns_raw_point_and_headline_in_order(evaluated_run, tmp_path, monkeypatch,
+                                                                           load_script):
 
     import hub_models.evaluation.ddpm as ddpm_eval
 
@@ -235,9 +235,7 @@ def test_protocol_mode_runs_the_sweep_reruns_raw_point_and_headline_in_order(eva
             shutil.copy(src, run / part)
     monkeypatch.setattr(ddpm_eval, "PROTOCOL_SWEEP", (("ddim", (2, 3)), ("ddpm", (2,))))
     monkeypatch.setattr(ddpm_eval, "PROTOCOL_RERUNS", 1)
-    spec = importlib.util.spec_from_file_location("evaluate_ddpm", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("training/evaluate_ddpm.py")
     argv = ["--run_dir", str(run), "--protocol", "--precision", "bf16", "--sweep_samples", "6", "--num_samples", "12",
             "--batch_size", "5", "--no_ema_samples", "6", "--raw_run_dir", str(evaluated_run)]
     assert script.main(script.parse_args(argv)) == 0

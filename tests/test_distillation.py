@@ -3,7 +3,6 @@ benchmarks/ddpm_sampling_speed.py, on tiny UNets and a few hundred real digits."
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -247,11 +246,9 @@ def test_resume_is_exact_at_and_within_a_round_boundary(student_dir, teacher_dir
         assert whole["loss_curve"] == resumed["loss_curve"]
 
 
-def test_a_step_plan_that_does_not_fit_is_one_line(teacher_dir, tmp_path):
+def test_a_step_plan_that_does_not_fit_is_one_line(teacher_dir, tmp_path, load_script):
     """64 steps do not divide T = 4000: one line, before anything is written (no accelerator, no data)."""
-    spec = importlib.util.spec_from_file_location("distill_ddpm", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("training/distill_ddpm.py")
     args = script.parse_args(["--teacher_model_name_or_path", str(teacher_dir), "--start_steps", "64",
                               "--output_dir", str(tmp_path / "x"), "--logger", "none"])  # fmt: skip
     with pytest.raises(SystemExit, match=r"^error: teacher .*start_steps=64 does not divide") as raised:

@@ -620,18 +620,15 @@ def test_publish_the_release_folder(hub, tmp_path):
 
 
 def test_latent_prior_publishes_with_its_vae_and_the_card_snippet_runs(hub, vae_run, tiny_mnist_cache, tmp_path,
-                                                                       monkeypatch):
+                                                                       monkeypatch, load_script):
     """A learned prior trained on a `release/` VAE: its pushed config names the VAE's repo id, `load` returns the
     LatentPrior, and its card's snippet, copied verbatim, decodes prior samples with the VAE it names."""
-    import importlib.util
     import shutil
 
     release = tmp_path / "release"
     vae_dir = release / "vae-conv-z2-beta1"
     shutil.copytree(vae_run, vae_dir)
-    spec = importlib.util.spec_from_file_location("tlp", REPO_ROOT / "training" / "train_latent_prior.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("training/train_latent_prior.py")
     prior_dir = tmp_path / "prior"
     monkeypatch.chdir(tmp_path)  # the VAE is named by its path relative to the checkout, as in the real release
     script.LatentPriorTrainer.main(script.parse_args([

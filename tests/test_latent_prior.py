@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,8 +18,6 @@ from hub_models.diffusion.latent_prior import (
 )
 from hub_models.models import LatentPrior
 from hub_models.models.registry import kind_of, model_class
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_prior(latent_dim: int = 2) -> LatentPrior:
@@ -102,20 +98,11 @@ def test_a_prior_folder_round_trips_with_its_statistics_and_scheduler(tmp_path):
     assert LatentPrior.from_pretrained(tmp_path).config.latent_dim == 4
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location(
-        "train_latent_prior_script", REPO / "training" / "train_latent_prior.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_train_latent_prior_writes_a_loadable_prior(tiny_mnist_cache, tmp_path):
+def test_train_latent_prior_writes_a_loadable_prior(tiny_mnist_cache, tmp_path, load_script):
     vae_dir = tmp_path / "vae"
     torch.manual_seed(0)
     ConvVAE(latent_dim=2, hidden_channels=(4, 8)).save_pretrained(vae_dir)
-    script = _script()
+    script = load_script("training/train_latent_prior.py")
     out = tmp_path / "prior"
     args = script.parse_args(
         [
@@ -160,10 +147,10 @@ def test_train_latent_prior_writes_a_loadable_prior(tiny_mnist_cache, tmp_path):
         assert (out / "figures" / f"{name}.png").stat().st_size > 0
 
 
-def test_a_conditional_vae_is_refused_with_one_line(tiny_mnist_cache, tmp_path):
+def test_a_conditional_vae_is_refused_with_one_line(tiny_mnist_cache, tmp_path, load_script):
     vae_dir = tmp_path / "cvae"
     ConvVAE(latent_dim=2, hidden_channels=(4, 8), num_classes=10).save_pretrained(vae_dir)
-    script = _script()
+    script = load_script("training/train_latent_prior.py")
     args = script.parse_args(
         [
             "--vae_name_or_path",

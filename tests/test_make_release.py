@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
-from conftest import REPO_ROOT
+import pytest
 
 
-def _make_release():
-    spec = importlib.util.spec_from_file_location("make_release", REPO_ROOT / "training" / "make_release.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture()
+def make_release(load_script):
+    return load_script("training/make_release.py")
 
 
 def _release(module, tmp_path: Path, ddpm_dir: Path, *extra: str) -> Path:
@@ -26,18 +23,19 @@ def _release(module, tmp_path: Path, ddpm_dir: Path, *extra: str) -> Path:
     return release
 
 
-def test_an_unfinished_run_is_not_released(ddpm_run: Path, tmp_path: Path, capsys) -> None:
+def test_an_unfinished_run_is_not_released(make_release, ddpm_run: Path, tmp_path: Path, capsys) -> None:
     metrics_path = ddpm_run / "metrics.json"
     metrics = json.loads(metrics_path.read_text())
     metrics["epochs_planned"] = metrics["epochs"] + 1  # a run stopped before its last epoch
     metrics_path.write_text(json.dumps(metrics))
-    release = _release(_make_release(), tmp_path, ddpm_run)
+    release = _release(make_release, tmp_path, ddpm_run)
     assert not (release / "ddpm").exists()
     assert f"has trained {metrics['epochs']} of its {metrics['epochs'] + 1} epochs, skipped" in capsys.readouterr().out
 
 
-def test_a_finished_run_is_released_and_a_refresh_keeps_the_sample_cache(ddpm_run: Path, tmp_path: Path) -> None:
-    module = _make_release()
+def test_a_finished_run_is_released_and_a_refresh_keeps_the_sample_cache(make_release, ddpm_run: Path,
+                                                                       tmp_path: Path) -> None:
+    module = make_release
     release = _release(module, tmp_path, ddpm_run)
     folder = release / "ddpm"
     assert (folder / "README.md").is_file() and (folder / "unet" / "diffusion_pytorch_model.safetensors").is_file()
