@@ -75,7 +75,8 @@ STUDY_DDPM_EPOCHS = 20
 # it). Each is published as `<namespace>/mnist-genlab-<name>` (hub_models.hub.naming.hub_repo_name).
 RELEASE_VAES = ("vae-conv-z2-beta1", "vae-conv-z4-beta1", "vae-dense-z2-beta1", "vae-conv-z2-beta1e-3",
                 "vae-conv-z2-beta20")
-RELEASE_DDPMS = ("ddpm",)
+DDPM_RUN, CONDITIONAL_DDPM_RUN = "ddpm", "ddpm-conditional"
+RELEASE_DDPMS = (DDPM_RUN,)
 CLASSIFIER_RUN = "digit-classifier"
 # The conditional VAE (issue 16): released and shown in the Space (Generate: a row per digit; the latent explorer:
 # a digit selector), not one of the study's VAEs (RELEASE_VAES, which the report and the study runner measure).

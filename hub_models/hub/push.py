@@ -32,7 +32,7 @@ from hub_models.hub.cards import published_scheduler, published_vae_id, read_jso
 from hub_models.hub.load import HubLoadError, check_safetensors
 from hub_models.hub.naming import hub_repo_name, published_repo_ids, vae_run_name
 from hub_models.models.registry import arch_of
-from hub_models.reference import CLASSIFIER_RUN, RELEASE_DDPMS
+from hub_models.reference import CLASSIFIER_RUN, CONDITIONAL_DDPM_RUN, DDPM_RUN
 
 logger = logging.getLogger(__name__)
 
@@ -372,8 +372,7 @@ def repo_name_for_run(run_dir: str | os.PathLike) -> str:
     kind = run_kind(run_dir)
     if kind == "ddpm":  # a class-conditional UNet gets its own repo beside the unconditional one
         unet_config = read_json(run_dir / "unet" / "config.json")
-        return hub_repo_name(f"{RELEASE_DDPMS[0]}-conditional" if unet_config.get("num_class_embeds") else
-                             RELEASE_DDPMS[0])
+        return hub_repo_name(CONDITIONAL_DDPM_RUN if unet_config.get("num_class_embeds") else DDPM_RUN)
     if kind == "ldm":
         return hub_repo_name("ldm")
     if kind == "classifier":
