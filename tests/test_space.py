@@ -522,7 +522,9 @@ def test_first_visit_shows_a_result_on_every_tab(space, tmp_path):
     # Same settings, same digits: the first view is what pressing Generate gives.
     vae = _png(client.predict(SPACE_VAE, 16, 0, api_name="/vae_generate"))
     assert np.array_equal(np.asarray(vae), _initial_png(client, values["vae-samples"], tmp_path, "vae.png"))
-    ddpm, status = client.predict("ddpm", 10, 16, 0, api_name="/ddpm_generate")
+    from hub_models.space.logic import DEFAULT_DDPM_STEPS, DEFAULT_SAMPLER
+
+    ddpm, status = client.predict(DEFAULT_SAMPLER, DEFAULT_DDPM_STEPS, 16, 0, api_name="/ddpm_generate")
     assert "done: 16 digits" in status
     assert np.array_equal(np.asarray(_png(ddpm)), _initial_png(client, values["ddpm-samples"], tmp_path, "ddpm.png"))
     # Complete: a test 2 with its top half hidden, completed by the DDPM beside the VAE.

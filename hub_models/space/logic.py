@@ -71,10 +71,11 @@ DEFAULT_CALIBRATION_DIGITS = 2000
 MAX_LATENT_ABS = 50.0  # beyond this a decoder only extrapolates; API values are clamped to it
 MAX_IMAGES = 64
 MAX_DDPM_STEPS = 1000
-# Ancestral DDPM sampling (trailing spacing): the released model's best digits at few steps, FID 26 at 10 steps
-# against 60 for DPM-Solver++ and 43 for UniPC (N=1,000, docs/REPORT.md's sampler sweep), for the same cost.
-DEFAULT_SAMPLER = "ddpm"
-DEFAULT_DDPM_STEPS = 10  # one UNet call per step: 16 digits of the 3.3M UNet in ~1 s of CPU
+# The default path of docs/PROTOCOL.md's rule (issue 15) on the candidates measured so far: of the paths within
+# 1.0 s for 16 digits, SDE-DPM-Solver++ at 10 steps has the lowest held-out FID (10.75 at N=2,000 vs 12.81 for
+# ancestral 10 steps), 1.35× the best point's (7.96): docs/DDPM.md#the-frontier-of-the-full-recipe-model.
+DEFAULT_SAMPLER = "sde-dpmsolver++"
+DEFAULT_DDPM_STEPS = 10  # one UNet call per step: 16 digits of the 3.3M UNet in 0.87 s of one bf16 CPU thread
 DEFAULT_COUNT = 16  # digits per grid, VAE and DDPM alike
 # A class-conditional DDPM: which digit ("any": unconditional, the null class; a digit; or a row per digit) and
 # the classifier-free guidance w (ε = ε_∅ + w·(ε_c − ε_∅): 0 unconditional, 1 the model as trained).
