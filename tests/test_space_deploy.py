@@ -276,8 +276,14 @@ def test_the_published_space_runs_from_its_own_snapshot(hub, tiny_mnist_cache, t
             assert _png(client.predict(n, *z, api_name="/decode_latent")).size == (112, 112)
             _png(client.predict(n, "z1", "z2", *z, api_name="/latent_views")[1])
             assert _png(client.predict(n, api_name="/reset_latent")[-1]).size == (112, 112)
+        # The default DDPM is the released class-conditional one (a row per digit unless asked otherwise); the
+        # unconditional one is a choice of the model menu.
         image, status = client.predict("ddpm", 3, 4, 1, api_name="/ddpm_generate")
-        assert status.startswith("done: 4 digits, ddpm, 3 steps") and _png(image)
+        assert status.startswith("done: 10 digits, ddpm, 3 steps") and "a row per digit" in status and _png(image)
+        image, status = client.predict("ddpm", 3, 4, 1, "7", 2.0, api_name="/ddpm_generate")
+        assert status.startswith("done: 4 digits") and status.endswith("digit 7, guidance 2") and _png(image)
+        image, status = client.predict("ddpm", 3, 4, 1, "any", 1.0, "ddpm", api_name="/ddpm_generate")
+        assert status.startswith("done: 4 digits, ddpm, 3 steps") and "guidance" not in status and _png(image)
         # The examples, read by the released classifier: what the Reconstruct tab offers works.
         series = ["vae-conv-z2-beta1e-3", "vae-conv-z2-beta1", "vae-conv-z2-beta20"]
         for name, digit in EXAMPLE_DIGITS.items():
