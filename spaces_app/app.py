@@ -209,7 +209,7 @@ def first_visit(reg: sl.Registry) -> dict[str, Any]:
         out["latent"] = (sl.decode_latent(first, zero), sl.latent_map(first, (0, 1)).with_marker(torch.zeros(
             first.latent_dim)), sl.latent_grid(first, zero, (0, 1)))
     if reg.ddpm is not None:
-        image, status = sl.ddpm_grid(reg.ddpm, digit=ddpm_default_digit(reg.ddpm))
+        image, status = sl.ddpm_grid(reg.ddpm, digit=ddpm_default_digit(reg.ddpm), guidance=reg.ddpm.default_guidance)
         out["ddpm"] = (image, f"Made at start-up: {status}. Change the seed and press **Generate** for new digits.")
     plain = sl.unconditional_vaes(reg)  # Reconstruct and Interpolate have no digit to give a conditional VAE
     if plain and reg.test is not None:
@@ -287,7 +287,8 @@ def build_demo(reg: sl.Registry, config: dict[str, Any] | None = None) -> gr.Blo
                         ddpm_digit = gr.Dropdown(list(sl.DIGIT_CHOICES), value=ddpm_default_digit(reg.ddpm),
                                                  label="digit", elem_id="ddpm-digit", visible=conditional,
                                                  info="one digit, a row per digit, or any (unconditional)")
-                        ddpm_guidance = gr.Slider(0, sl.MAX_GUIDANCE, value=DEFAULT_GUIDANCE_SCALE, step=0.5,
+                        w0 = reg.ddpm.default_guidance if reg.ddpm is not None else DEFAULT_GUIDANCE_SCALE
+                        ddpm_guidance = gr.Slider(0, sl.MAX_GUIDANCE, value=w0, step=0.5,
                                                   label="guidance", elem_id="ddpm-guidance", visible=conditional,
                                                   info="classifier-free guidance: 0 ignores the digit, 1 = as trained")
                     with gr.Row():
@@ -510,7 +511,7 @@ def build_demo(reg: sl.Registry, config: dict[str, Any] | None = None) -> gr.Blo
         def select_ddpm(name):
             entry = reg.require_ddpm(name)
             return (gr.Dropdown(value=ddpm_default_digit(entry), visible=entry.conditional),
-                    gr.Slider(visible=entry.conditional))
+                    gr.Slider(value=entry.default_guidance, visible=entry.conditional))
 
         ddpm_model.change(select_ddpm, ddpm_model, [ddpm_digit, ddpm_guidance], api_visibility="private")
 

@@ -117,7 +117,7 @@ TINY_CONDITIONAL_FLAGS = (
     "--num_sample_images 10 --sample_steps 2 --logger none --seed 3"
 ).split()
 TINY_CONDITIONAL_EVAL_FLAGS = (
-    "--sampler ddpm --steps 3 --precision bf16 --batch_size 7 --num_samples 12 --reference study-test "
+    "--sampler ddpm --steps 3 --precision bf16 --batch_size 7 --num_samples 12 --reference mnist-test "
     "--guidance_sweep 0 2 --guidance_samples 20 --guidance_scale 2"
 ).split()
 

@@ -194,6 +194,24 @@ def test_guidance_sweep_of_a_conditional_model(conditional_ddpm_run, trained_ddp
     assert refused.returncode == 2 and "unconditional" in refused.stderr
 
 
+def test_the_guidance_choice_is_the_lowest_fid_with_ties_to_class_accuracy_and_none_from_a_partial_table():
+    from hub_models.evaluation.ddpm import PROTOCOL_GUIDANCE, select_guidance
+
+    def table(fids: dict[float, float], accuracy: dict[float, float]) -> list[dict]:
+        return [{"guidance_scale": w, "fid": {"fid": f}, "classifier": {"class_accuracy": accuracy[w]}}
+                for w, f in fids.items()]
+
+    fids = {0.0: 20.0, 1.0: 10.0, 2.0: 10.4, 3.0: 10.6, 5.0: 14.0}  # 10.4 ≤ 1.05 × 10 < 10.6
+    accuracy = {0.0: 0.1, 1.0: 0.97, 2.0: 0.99, 3.0: 0.995, 5.0: 0.999}
+    assert [*fids] == list(PROTOCOL_GUIDANCE)
+    assert select_guidance(table(fids, accuracy))["guidance_scale"] == 2.0  # tied with 1, more accurate; 3 is not tied
+    fids[2.0] = 10.6  # outside the tie: the lowest FID wins, whatever the accuracy
+    assert select_guidance(table(fids, accuracy))["guidance_scale"] == 1.0
+    del fids[5.0]
+    assert select_guidance(table(fids, accuracy)) is None  # nothing is chosen from a partial table
+    assert select_guidance(table(fids, accuracy), scales=(1.0, 2.0))["guidance_scale"] == 1.0
+
+
 def _plan_sweep(fids: dict[tuple[str, int], float], precision: str = "bf16") -> list[dict]:
     return [{"sampler": s, "steps": k, "precision": precision, "fid": {"fid": f}} for (s, k), f in fids.items()]
 

@@ -27,7 +27,9 @@ from hub_models.diffusion.sampling import DEFAULT_GUIDANCE_SCALE, SAMPLERS
 from hub_models.evaluation import REFERENCE_SETS
 from hub_models.evaluation.ddpm import (
     PRECISIONS,
+    PROTOCOL_GUIDANCE,
     PROTOCOL_SWEEP_PRECISION,
+    PROTOCOL_TIE,
     SWEEP_STEPS,
     Point,
     current_points,
@@ -38,6 +40,7 @@ from hub_models.evaluation.ddpm import (
     is_conditional_run,
     missing_sweep_points,
     protocol_reruns,
+    select_guidance,
     select_point,
     sweep_plot,
     sweep_points,
@@ -126,8 +129,15 @@ def main(args: argparse.Namespace) -> int:
             print(f"sweep plot: {sweep_plot(done, run_dir / 'figures' / 'sampler_sweep.png')}")
         if point in guidance and len(table := guidance_group(current_points(run_dir))) > 1:
             print(f"guidance plot: {guidance_plot(table, run_dir / 'figures' / 'guidance.png')}")
-    for point in guidance_group(current_points(run_dir)) if guidance else []:
-        print(f"w = {point['guidance_scale']:g}: {describe_point(point)}")
+    if guidance:
+        table = guidance_group(current_points(run_dir))
+        for point in table:
+            print(f"w = {point['guidance_scale']:g}: {describe_point(point)}")
+        if (chosen := select_guidance(table)) is not None:
+            print(f"chosen (docs/PROTOCOL.md: lowest FID, ties within {PROTOCOL_TIE:.0%} to class accuracy): "
+                  f"w = {chosen['guidance_scale']:g}; its headline: --guidance_scale {chosen['guidance_scale']:g}")
+        else:
+            print(f"no w chosen: the protocol's table needs w = {', '.join(f'{w:g}' for w in PROTOCOL_GUIDANCE)}")
     return 0
 
 

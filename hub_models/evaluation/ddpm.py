@@ -35,6 +35,8 @@ PROTOCOL_SWEEP: tuple[tuple[str, tuple[int, ...]], ...] = (
 PROTOCOL_SWEEP_PRECISION = "bf16"
 PROTOCOL_RERUNS = 3  # the bf16 points with the lowest FIDs, re-run in fp32
 PROTOCOL_TIE = 0.05  # FIDs within 5 % of the lowest are tied: fewest U-Net passes, then bf16, wins
+# The class-conditional model's guidance table (docs/PROTOCOL.md): these w at N = 2,000; ties go to class accuracy.
+PROTOCOL_GUIDANCE = (0.0, 1.0, 2.0, 3.0, 5.0)
 # What `Point.precision` names: the dtype the UNet runs in while sampling (the scheduler stays in fp32).
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
@@ -233,8 +235,9 @@ def evaluation_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
     main = max(candidates, key=lambda p: (p["num_samples"], p["sampler"] == "ddpm",
                                           p.get("precision", "fp32") == "fp32")) if candidates else None
     others = sorted((p for p in ema if p is not main and p not in sweep), key=lambda p: -p["num_samples"])
+    table = guidance_group(points)
     return {"main": main, "raw": max(raw, key=lambda p: p["num_samples"]) if raw else None, "sweep": sweep,
-            "others": others, "guidance": guidance_group(points)}
+            "others": others, "guidance": table, "guidance_choice": select_guidance(table)}
 
 
 def guidance_group(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -251,6 +254,18 @@ def guidance_group(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return []
     key = max(multi, key=lambda k: (len(scales[k]), k[0]))
     return sorted(groups[key], key=lambda p: p["guidance_scale"])
+
+
+def select_guidance(table: list[dict[str, Any]], scales: Iterable[float] = PROTOCOL_GUIDANCE
+                    ) -> dict[str, Any] | None:
+    """docs/PROTOCOL.md's guidance choice from a guidance table (`guidance_group`): the lowest FID; the w's within
+    `PROTOCOL_TIE` of it tie, and the one whose digits the classifier reads as the requested digit most often wins.
+    None until every w of `scales` is in the table (nothing is chosen from a partial table)."""
+    if not table or not set(scales) <= {p["guidance_scale"] for p in table}:
+        return None
+    best = min(map(_fid, table))
+    tied = [p for p in table if _fid(p) <= best * (1 + PROTOCOL_TIE)]
+    return max(tied, key=lambda p: (p["classifier"]["class_accuracy"], -_fid(p)))
 
 
 def describe_point(point: dict[str, Any]) -> str:
@@ -426,6 +441,7 @@ def epsilon_error_by_timestep(unet: UNet2DModel, scheduler_config: Mapping[str, 
 __all__ = [
     "EVALUATION_FILE",
     "PRECISIONS",
+    "PROTOCOL_GUIDANCE",
     "PROTOCOL_RERUNS",
     "PROTOCOL_SWEEP",
     "PROTOCOL_SWEEP_PRECISION",
@@ -447,6 +463,7 @@ __all__ = [
     "protocol_reruns",
     "requested_labels",
     "seconds_per_16",
+    "select_guidance",
     "select_point",
     "sweep_plot",
     "sweep_points",

@@ -417,7 +417,8 @@ def _conditional_context(card_data: ModelCardData, context: dict[str, Any], unet
     card_data.tags = [t for t in card_data.tags if t not in (PIPELINE_TAG, "diffusers:DDPMPipeline")] + [
         "class-conditional", "classifier-free-guidance"]
     main = evaluation["main"]
-    guidance = main.get("guidance_scale") if main else None
+    choice = evaluation.get("guidance_choice")
+    guidance = main.get("guidance_scale") if main else choice["guidance_scale"] if choice else None
     context.update(
         _install_context(),
         conditional=True,

@@ -192,21 +192,26 @@ def read_evaluation(files: RepoFiles, kind: str) -> Evaluation | None:
 
 def ddpm_evaluation(files: RepoFiles) -> dict[str, Any]:
     """The FID the DDPM was released with: the main point of its `evaluation.json` (the one its card shows),
-    e.g. `{"fid": 10.01, "fid_n": 10000, "fid_sampler": "ddpm", "fid_steps": 25}`; {} when there is none or it was
-    measured on other weights than the ones the folder or repo holds now."""
+    e.g. `{"fid": 10.01, "fid_n": 10000, "fid_sampler": "ddpm", "fid_steps": 25}`, and for a class-conditional
+    model the guidance its table chose (`"guidance_scale"`); {} when there is none or it was measured on other
+    weights than the ones the folder or repo holds now."""
     if read_evaluation(files, "ddpm") is None:
         return {}
     # The summary checks each point's weights digest against the weights beside the file (a Hub snapshot folder
     # holds both once the pipeline is loaded).
     folder = files.local if files.local is not None else files.path(EVALUATION_FILE).parent
     try:
-        main = evaluation_summary(folder)["main"]
+        summary = evaluation_summary(folder)
+        main, choice = summary["main"], summary["guidance_choice"]
     except (OSError, KeyError, TypeError, ValueError):
         return {}
-    if not main or not isinstance(main.get("fid"), dict):
-        return {}
-    return {"fid": main["fid"]["fid"], "fid_n": main["fid"].get("n_gen"), "fid_sampler": main.get("sampler"),
-            "fid_steps": main.get("steps")}
+    out = {"guidance_scale": choice["guidance_scale"]} if choice else {}
+    if main and isinstance(main.get("fid"), dict):
+        out.update(fid=main["fid"]["fid"], fid_n=main["fid"].get("n_gen"), fid_sampler=main.get("sampler"),
+                   fid_steps=main.get("steps"))
+        if main.get("guidance_scale") is not None:
+            out["guidance_scale"] = main["guidance_scale"]  # the headline's w is the chosen one
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -267,6 +272,12 @@ class DDPMEntry:
     def conditional(self) -> bool:
         """A class-conditional UNet (a digit can be asked for, with classifier-free guidance)."""
         return is_class_conditional(self.unet)
+
+    @property
+    def default_guidance(self) -> float:
+        """The w its evaluation chose (docs/PROTOCOL.md's guidance table), else the model as trained (1)."""
+        w = self.metrics.get("guidance_scale")
+        return float(w) if isinstance(w, (int, float)) and not isinstance(w, bool) else DEFAULT_GUIDANCE_SCALE
 
 
 @dataclass
