@@ -194,6 +194,31 @@ def test_guidance_sweep_of_a_conditional_model(conditional_ddpm_run, trained_ddp
     assert refused.returncode == 2 and "unconditional" in refused.stderr
 
 
+def test_a_conditional_ddpm_opens_on_the_guidance_its_table_chose(conditional_ddpm_run, copy_run):
+    """The guidance slider starts at the w of the model's headline, else at the w its guidance table chose
+    (docs/PROTOCOL.md), else at 1 (the model as trained)."""
+    from hub_models.evaluation.ddpm import PROTOCOL_GUIDANCE
+    from hub_models.space import logic as sl
+
+    run = copy_run(conditional_ddpm_run)
+    assert sl.load_registry({"c": str(run)}, calibration_digits=0).ddpm.default_guidance == 2.0  # its headline's w
+    path = run / "evaluation.json"
+    data = json.loads(path.read_text())
+    points = data["points"]
+    table = [p for p in points.values() if p["num_samples"] == 20 and p.get("guidance_scale") is not None]
+    for key in [k for k, p in points.items() if p["reference"] == "mnist-test" or p in table]:
+        del points[key]  # no headline yet, and a partial table (w = 0 and 2)
+    points.update({f"table-w{p['guidance_scale']:g}": p for p in table})
+    path.write_text(json.dumps(data))
+    assert sl.load_registry({"c": str(run)}, calibration_digits=0).ddpm.default_guidance == sl.DEFAULT_GUIDANCE_SCALE
+    for i, w in enumerate(PROTOCOL_GUIDANCE):  # the whole table: w = 3 has the lowest FID by far
+        fid = {**table[0]["fid"], "fid": 50.0 - 10 * (i == 3)}
+        points[f"table-w{w:g}"] = {**table[0], "guidance_scale": w, "fid": fid}
+    path.write_text(json.dumps(data))
+    entry = sl.load_registry({"c": str(run)}, calibration_digits=0).ddpm
+    assert entry.default_guidance == 3.0 and "fid" not in entry.metrics
+
+
 def test_the_guidance_choice_is_the_lowest_fid_with_ties_to_class_accuracy_and_none_from_a_partial_table():
     from hub_models.evaluation.ddpm import PROTOCOL_GUIDANCE, select_guidance
 

@@ -595,7 +595,8 @@ def test_publish_the_release_folder(hub, tmp_path):
     done = _cli("publish_study.py", "--study_dir", str(release), "--namespace", USER, "--collection_title", "R")
     assert done.returncode == 0, done.stderr
     expected = set(published_repo_ids(USER).values())
-    assert len(expected) == 11 and f"{USER}/mnist-genlab-digit-classifier" in expected
+    assert len(expected) == 12 and f"{USER}/mnist-genlab-digit-classifier" in expected
+    assert {f"{USER}/mnist-genlab-ddpm", f"{USER}/mnist-genlab-ddpm-conditional"} <= expected
     assert f"{USER}/mnist-genlab-vae-conv-z2-beta1-conditional" in expected
     assert {f"{USER}/mnist-genlab-ldm", f"{USER}/mnist-genlab-latent-prior-conv-z4-beta1"} <= expected
     assert "vae/diffusion_pytorch_model.safetensors" in hub.head_files(f"{USER}/mnist-genlab-ldm")
