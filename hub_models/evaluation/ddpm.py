@@ -219,7 +219,8 @@ def evaluation_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
     """The current evaluation of a run: `main` (the headline: the EMA point against the official test digits with
     the most digits, fp32 ancestral DDPM first; None before there is one),
     `raw` (the non-EMA point with the most digits), `sweep` (the EMA points of the most common N, if there are
-    several) and `others` (the remaining EMA points, most digits first); None/[] if absent."""
+    several), `others` (the remaining EMA points, most digits first), a conditional model's guidance table, its
+    choice and the w to use it with (`guidance_scale`); None/[] if absent."""
     points = current_points(run_dir)
     guided = {id(p) for p in guidance_group(points)}
     ema = [p for p in points if p["ema"] and id(p) not in guided]
@@ -236,8 +237,12 @@ def evaluation_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
                                           p.get("precision", "fp32") == "fp32")) if candidates else None
     others = sorted((p for p in ema if p is not main and p not in sweep), key=lambda p: -p["num_samples"])
     table = guidance_group(points)
+    choice = select_guidance(table)
+    # The w a conditional model is used with: its headline's (measured at the chosen w), else the table's choice.
+    w = main.get("guidance_scale") if main else None
+    w = choice["guidance_scale"] if w is None and choice else w
     return {"main": main, "raw": max(raw, key=lambda p: p["num_samples"]) if raw else None, "sweep": sweep,
-            "others": others, "guidance": table, "guidance_choice": select_guidance(table)}
+            "others": others, "guidance": table, "guidance_choice": choice, "guidance_scale": w}
 
 
 def guidance_group(points: list[dict[str, Any]]) -> list[dict[str, Any]]:

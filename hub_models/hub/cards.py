@@ -416,9 +416,7 @@ def _conditional_context(card_data: ModelCardData, context: dict[str, Any], unet
     card_data.pipeline_tag = None  # the Hub has no class-conditional generation task
     card_data.tags = [t for t in card_data.tags if t not in (PIPELINE_TAG, "diffusers:DDPMPipeline")] + [
         "class-conditional", "classifier-free-guidance"]
-    main = evaluation["main"]
-    choice = evaluation.get("guidance_choice")
-    guidance = main.get("guidance_scale") if main else choice["guidance_scale"] if choice else None
+    guidance = evaluation["guidance_scale"]
     context.update(
         _install_context(),
         conditional=True,

@@ -202,15 +202,13 @@ def ddpm_evaluation(files: RepoFiles) -> dict[str, Any]:
     folder = files.local if files.local is not None else files.path(EVALUATION_FILE).parent
     try:
         summary = evaluation_summary(folder)
-        main, choice = summary["main"], summary["guidance_choice"]
     except (OSError, KeyError, TypeError, ValueError):
         return {}
-    out = {"guidance_scale": choice["guidance_scale"]} if choice else {}
+    main = summary["main"]
+    out = {} if summary["guidance_scale"] is None else {"guidance_scale": summary["guidance_scale"]}
     if main and isinstance(main.get("fid"), dict):
         out.update(fid=main["fid"]["fid"], fid_n=main["fid"].get("n_gen"), fid_sampler=main.get("sampler"),
                    fid_steps=main.get("steps"))
-        if main.get("guidance_scale") is not None:
-            out["guidance_scale"] = main["guidance_scale"]  # the headline's w is the chosen one
     return out
 
 
