@@ -83,6 +83,20 @@ def save_pretrained_atomic(obj: Any, folder: str | os.PathLike, **kwargs: Any) -
     shutil.rmtree(tmp)
 
 
+def native_cpu_bf16() -> bool:
+    """Whether oneDNN runs bf16 on this CPU's own vector units (AVX512 BW/VL/DQ, AVX512-BF16, AMX). Without them
+    `torch.autocast("cpu", torch.bfloat16)` is emulated: the 3.3M U-Net's 16-digit call took 9.9 s in bf16 against
+    0.27 s in fp32 on an AVX2-only EPYC."""
+    import torch
+
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)  # private API: assume native if it goes
+    return True if check is None else bool(check())
+
+
+BF16_EMULATED = ("this CPU has no native bf16 (oneDNN reports none: no AVX512/AMX), so bf16 autocast is emulated "
+                 "and tens of times slower than fp32")
+
+
 def check_finite(loss: Any, step: int) -> None:
     """Stop a training run on a NaN/inf loss (a tensor), before it reaches the weights or a checkpoint."""
     if not bool(loss.isfinite().all()):

@@ -57,6 +57,21 @@ def test_every_point_has_fid_with_n_and_floor_and_a_timing(evaluated_run):
     assert (evaluated_run / "figures" / "sampler_sweep.png").stat().st_size > 0
 
 
+def test_a_bf16_point_warns_where_the_cpu_emulates_bf16(tmp_path, monkeypatch):
+    import hub_models.evaluation.ddpm as ddpm_eval
+
+    torch.manual_seed(0)
+    save_pipeline(make_unet("tiny"), make_train_scheduler(), tmp_path)
+    lines: list[str] = []
+    monkeypatch.setattr(ddpm_eval, "native_cpu_bf16", lambda: False)
+    generate(tmp_path, Point("ddpm", 1, 2, seed=0, precision="bf16"), batch_size=1, log=lines.append)
+    assert sum("no native bf16" in line for line in lines) == 1  # once per point, not per chunk
+    generate(tmp_path, Point("ddpm", 1, 2, seed=0), batch_size=1, log=lines.append)  # fp32: no warning
+    monkeypatch.setattr(ddpm_eval, "native_cpu_bf16", lambda: True)
+    generate(tmp_path, Point("ddpm", 1, 2, seed=1, precision="bf16"), batch_size=1, log=lines.append)
+    assert sum("no native bf16" in line for line in lines) == 1
+
+
 @pytest.mark.slow
 def test_an_interrupted_point_resumes_with_the_same_digits(evaluated_run):
     point = Point("ddpm", 25, 12, True, 1)

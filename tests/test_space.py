@@ -684,6 +684,20 @@ def test_the_unet_precision_on_the_cpu(space_models, monkeypatch):
     assert calls == [torch.bfloat16, None] and bf16.size == fp32.size
 
 
+def test_without_native_bf16_the_space_keeps_fp32_without_timing(monkeypatch):
+    """On a CPU where bf16 is emulated (no AVX512/AMX: one call of the full-size U-Net takes ~10 s) "auto" picks
+    fp32 without timing; an explicit GENLAB_DDPM_PRECISION still wins."""
+    from hub_models.space import logic as sl
+
+    class Untimed:
+        def __call__(self, *args, **kwargs):
+            raise AssertionError("the U-Net was timed")
+
+    monkeypatch.setattr(sl, "native_cpu_bf16", lambda: False)
+    assert sl.cpu_precision(Untimed(), "auto") is None
+    assert sl.cpu_precision(Untimed(), "bf16") is torch.bfloat16
+
+
 def test_an_unconditional_ddpm_refuses_a_digit(space):
     _, client = space
     with pytest.raises(_app_error(), match="unconditional: it cannot be asked for a digit"):

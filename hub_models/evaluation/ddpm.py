@@ -24,7 +24,7 @@ from hub_models.diffusion.pipeline import load_ddpm
 from hub_models.diffusion.sampling import make_scheduler, sample_images
 from hub_models.evaluation.metrics import as_uint8, classifier_metrics, fid, format_fid, is_standard_fid
 from hub_models.evaluation.schema import EVALUATION_FILE, Evaluation
-from hub_models.io import read_json, write_json_atomic
+from hub_models.io import BF16_EMULATED, native_cpu_bf16, read_json, write_json_atomic
 from hub_models.reference import NUM_DIGITS
 
 SWEEP_STEPS = (5, 10, 25, 50, 100, 250, 1000)
@@ -137,6 +137,8 @@ def generate(run_dir: str | os.PathLike, point: Point, batch_size: int = 500,
         n = min(batch_size, point.num_samples - start)
         path = folder / f"chunk-{i:05d}.npy"
         if not path.exists():
+            if draw is None and point.precision == "bf16" and not native_cpu_bf16():  # it samples on the CPU
+                log(f"[{point.key}] warning: {BF16_EMULATED}; this point will take very long here")
             draw = draw or point_sampler(run_dir, point)
             t0 = time.perf_counter()
             images = draw(n, point.seed * 1_000_003 + i, start)

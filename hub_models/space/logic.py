@@ -52,7 +52,7 @@ from hub_models.evaluation.ddpm import evaluation_summary
 from hub_models.figures import DIGIT_CMAP, figure_to_pil, manifold_grid, to_pil
 from hub_models.hub.load import RepoFiles, load
 from hub_models.hub.naming import release_repo_ids, vae_run_name
-from hub_models.io import atomic_path, cache_dir, log
+from hub_models.io import BF16_EMULATED, atomic_path, cache_dir, log, native_cpu_bf16
 from hub_models.models import ConvVAE, DenseVAE, DigitClassifier
 from hub_models.models.registry import kind_of
 from hub_models.models.vae import BetaVAE, bernoulli_bce, kl_to_standard_normal
@@ -844,6 +844,9 @@ def cpu_precision(unet: torch.nn.Module, setting: str | None = None, repeats: in
         raise SpaceError(f"{PRECISION_ENV} must be auto, bf16 or fp32, not {setting[:20]!r}.")
     if setting != "auto":
         return torch.bfloat16 if setting == "bf16" else None
+    if not native_cpu_bf16():  # timing it would cost ~10 s per call of the full-size U-Net
+        _log(f"U-Net on the CPU: fp32 ({BF16_EMULATED})")
+        return None
     size = unet.config.sample_size
     x = torch.zeros(16, unet.config.in_channels, size, size)
     t = torch.full((16,), 10)

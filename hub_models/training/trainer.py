@@ -18,7 +18,7 @@ from accelerate.utils import broadcast_object_list, set_seed
 
 from hub_models.data import MNISTUnavailableError, load_splits
 from hub_models.hub import push_run
-from hub_models.io import write_json_atomic
+from hub_models.io import BF16_EMULATED, native_cpu_bf16, write_json_atomic
 from hub_models.training.accelerate_utils import (
     CheckpointedGenerator,
     CheckpointLayoutError,
@@ -220,6 +220,8 @@ class Trainer:
             acc.init_trackers(self.name, config=tracker_config(args))
         logger.info(f"{self.describe()}; {self.max_steps} updates ({self.steps_per_epoch}/epoch); "
                     f"{acc.num_processes} process(es) on {acc.device}; mixed precision {acc.mixed_precision}")
+        if acc.device.type == "cpu" and acc.mixed_precision == "bf16" and not native_cpu_bf16():
+            logger.warning(f"--mixed_precision bf16: {BF16_EMULATED}; train with --mixed_precision no here")
 
     def _resume_source(self) -> str | None:
         """--resume_from_checkpoint, with a portable checkpoint (a run carried in git, written by
