@@ -83,6 +83,13 @@ def save_pretrained_atomic(obj: Any, folder: str | os.PathLike, **kwargs: Any) -
     shutil.rmtree(tmp)
 
 
+def compute_device() -> Any:
+    """CUDA when this process has a GPU (a GPU machine, a ZeroGPU `@spaces.GPU` call), else the CPU."""
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def native_cpu_bf16() -> bool:
     """Whether oneDNN runs bf16 on this CPU's own vector units (AVX512 BW/VL/DQ, AVX512-BF16, AMX). Without them
     `torch.autocast("cpu", torch.bfloat16)` is emulated: the 3.3M U-Net's 16-digit call took 9.9 s in bf16 against

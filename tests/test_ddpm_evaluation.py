@@ -54,6 +54,7 @@ def test_every_point_has_fid_with_n_and_floor_and_a_timing(evaluated_run):
         assert p["fid"]["n_gen"] == p["num_samples"] and p["fid"]["preprocessing"] == "tf1-bilinear"
         assert p["fid"]["floor"] is not None and p["fid"]["fid"] > p["fid"]["floor"]  # random UNet: far off
         assert p["seconds_per_16"] > 0 and sum(p["classifier"]["class_counts"]) == p["num_samples"]
+        assert p["device"] == ("cuda" if torch.cuda.is_available() else "cpu")  # where it was sampled and scored
     assert (evaluated_run / "figures" / "sampler_sweep.png").stat().st_size > 0
 
 

@@ -11,7 +11,8 @@ digits (seed 0); the main FID reports the chosen one once against the official 1
 seed (1). Every FID states N, the reference set and the real-vs-real floor at that N. Interrupted runs resume:
 digits are saved in chunks as they are generated, finished points are cached (keyed by the weights and the FID
 protocol, so more training or another resize invalidates them). `python training/run_study.py --report_only`
-then puts them in the report.
+then puts them in the report. On a machine with a GPU the digits are sampled and scored there (`device` in
+each point).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from hub_models.diffusion.pipeline import load_ddpm
 from hub_models.diffusion.sampling import make_scheduler, sample_images
 from hub_models.evaluation.metrics import as_uint8, classifier_metrics, fid, format_fid, is_standard_fid
 from hub_models.evaluation.schema import EVALUATION_FILE, Evaluation
-from hub_models.io import BF16_EMULATED, native_cpu_bf16, read_json, write_json_atomic
+from hub_models.io import BF16_EMULATED, compute_device, native_cpu_bf16, read_json, write_json_atomic
 from hub_models.reference import NUM_DIGITS
 
 SWEEP_STEPS = (5, 10, 25, 50, 100, 250, 1000)
@@ -103,14 +103,16 @@ def point_sampler(run_dir: str | os.PathLike, point: Point) -> Callable[..., tor
     """`draw(num_images, seed, first=0)` → digits `(N, 1, 28, 28)` in [0, 1] as `point` samples them from the run's
     weights: a pixel DDPM folder, or a latent one (`LatentDDPMPipeline`: the latent is sampled, then decoded).
     `first`: where the digits start in the point's N (the classes a conditional point requests)."""
+    device = compute_device()  # the noise is drawn on the CPU, so a seed gives the same starting noise anywhere
     if not is_latent_run(run_dir):
-        unet, scheduler = load_ddpm(run_dir, use_ema=point.ema)
+        unet, scheduler = load_ddpm(run_dir, use_ema=point.ema, device=device)
         return lambda n, seed, first=0: point.sample(unet, scheduler.config, n, seed, first)
     if point.overrides:
         raise ValueError("sampler overrides are for pixel DDPMs; a latent pipeline samples with its own settings")
     pipe = load_latent_pipeline(run_dir)
     if not point.ema:
         pipe.unet = UNet2DModel.from_pretrained(str(run_dir), subfolder="unet_non_ema", use_safetensors=True)
+    pipe.to(device)
 
     def draw(n: int, seed: int, first: int = 0) -> torch.Tensor:
         with torch.inference_mode():
@@ -137,7 +139,7 @@ def generate(run_dir: str | os.PathLike, point: Point, batch_size: int = 500,
         n = min(batch_size, point.num_samples - start)
         path = folder / f"chunk-{i:05d}.npy"
         if not path.exists():
-            if draw is None and point.precision == "bf16" and not native_cpu_bf16():  # it samples on the CPU
+            if draw is None and point.precision == "bf16" and compute_device().type == "cpu" and not native_cpu_bf16():
                 log(f"[{point.key}] warning: {BF16_EMULATED}; this point will take very long here")
             draw = draw or point_sampler(run_dir, point)
             t0 = time.perf_counter()
@@ -157,7 +159,7 @@ def seconds_per_16(run_dir: str | os.PathLike, point: Point, repeats: int = 1) -
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        draw(16, point.seed)
+        draw(16, point.seed).cpu()  # .cpu(): on a GPU, wait for the work to finish
         best = min(best, time.perf_counter() - t0)
     return best
 
@@ -194,6 +196,7 @@ def evaluate_point(run_dir: str | os.PathLike, point: Point, *, reference: str =
                                   images, reference=None,
                                   requested=None if point.guidance_scale is None else requested_labels(len(images)))}
     result["seconds_per_16"] = seconds_per_16(run_dir, point) if timing else None
+    result["device"] = compute_device().type
     result["torch_threads"] = torch.get_num_threads()
     result["load_average"] = os.getloadavg()[0]
     evaluation = load_evaluation(results_dir)  # re-read: keep what other points wrote meanwhile

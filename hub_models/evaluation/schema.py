@@ -56,6 +56,7 @@ class SamplePoint(TypedDict, total=False):
     fid: FIDResult
     classifier: dict[str, Any]  # `classifier_metrics`
     seconds_per_16: float | None
+    device: str  # "cpu" or "cuda": where the digits were sampled and scored (absent: the CPU)
     torch_threads: int
     load_average: float
 

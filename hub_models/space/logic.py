@@ -52,7 +52,7 @@ from hub_models.evaluation.ddpm import evaluation_summary
 from hub_models.figures import DIGIT_CMAP, figure_to_pil, manifold_grid, to_pil
 from hub_models.hub.load import RepoFiles, load
 from hub_models.hub.naming import release_repo_ids, vae_run_name
-from hub_models.io import BF16_EMULATED, atomic_path, cache_dir, log, native_cpu_bf16
+from hub_models.io import BF16_EMULATED, atomic_path, cache_dir, compute_device, log, native_cpu_bf16
 from hub_models.models import ConvVAE, DenseVAE, DigitClassifier
 from hub_models.models.registry import kind_of
 from hub_models.models.vae import BetaVAE, bernoulli_bce, kl_to_standard_normal
@@ -767,11 +767,6 @@ def interpolate(entry: VAEEntry, xa: torch.Tensor, xb: torch.Tensor, steps: Any 
 # ----------------------------------------------------------------------------------------------------
 class _Cancelled(Exception):
     pass
-
-
-def compute_device() -> torch.device:
-    """CUDA when this process has a GPU (inside a ZeroGPU `@spaces.GPU` call, or a GPU Space), else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @contextlib.contextmanager
