@@ -90,6 +90,14 @@ def compute_device() -> Any:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def no_tf32() -> contextlib.AbstractContextManager:
+    """CUDA convolutions in true fp32 inside (PyTorch lets cuDNN use TF32 by default): an evaluation's "fp32" means
+    the same on a GPU as on the CPU. No effect on the CPU."""
+    import torch
+
+    return torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False)
+
+
 def native_cpu_bf16() -> bool:
     """Whether oneDNN runs bf16 on this CPU's own vector units (AVX512 BW/VL/DQ, AVX512-BF16, AMX). Without them
     `torch.autocast("cpu", torch.bfloat16)` is emulated: the 3.3M U-Net's 16-digit call took 9.9 s in bf16 against

