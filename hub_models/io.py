@@ -1,5 +1,5 @@
-"""Files, caches and logging shared by every layer: atomic writes, the cache folder, fetching a PyPI wheel, and the
-guarded optimizer update every trainer makes.
+"""Files, caches and logging shared by every layer: atomic writes, the cache folder, fetching a PyPI wheel, the
+guarded optimizer update every trainer makes, and which device and precision this machine computes in.
 
 The lowest layer of the library: it imports nothing from `hub_models`, so every other module may use it.
 """
@@ -14,7 +14,10 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 CACHE_ENV = "MNIST_GENLAB_CACHE"
 DEFAULT_CACHE = "~/.cache/mnist-genlab"
@@ -83,7 +86,7 @@ def save_pretrained_atomic(obj: Any, folder: str | os.PathLike, **kwargs: Any) -
     shutil.rmtree(tmp)
 
 
-def compute_device() -> Any:
+def compute_device() -> torch.device:
     """CUDA when this process has a GPU (a GPU machine, a ZeroGPU `@spaces.GPU` call), else the CPU."""
     import torch
 
