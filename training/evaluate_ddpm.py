@@ -5,6 +5,7 @@
     python training/evaluate_ddpm.py --run_dir runs/ddpm-default           # report: 10k digits vs 10k test digits
     python training/evaluate_ddpm.py --run_dir release/ddpm --protocol --precision bf16 --batch_size 250 \
         --no_ema_samples 1000 --raw_run_dir runs/ddpm-full  # the whole of docs/PROTOCOL.md's sweep, resumable
+    python training/evaluate_ddpm.py --run_dir release/ddpm --check_card_snippet --batch_size 250  # the card check
 
 The protocol (docs/PROTOCOL.md): the sweep selects sampler, steps and precision on the study's 12,000 held-out
 digits (seed 0); the main FID reports the chosen one once against the official 10,000 test digits with a fresh
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hub_models.diffusion.pipeline import is_ddpm_run
 from hub_models.diffusion.sampling import DEFAULT_GUIDANCE_SCALE, SAMPLERS
 from hub_models.evaluation import REFERENCE_SETS
+from hub_models.evaluation.card_check import card_snippet_check
 from hub_models.evaluation.ddpm import (
     PRECISIONS,
     PROTOCOL_GUIDANCE,
@@ -89,6 +91,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "the missing sweep points (bf16, in the plan's order), the fp32 re-runs of the best three, "
                         "the selection, the raw-weights point (with --no_ema_samples), then the main FID of the "
                         "selected sampler, steps and precision (--num_samples, --reference, --seed).")
+    p.add_argument("--check_card_snippet", action="store_true",
+                   help="docs/PROTOCOL.md's card check: run the card's How-to-use snippet (README.md in --run_dir) "
+                        "for --card_check_samples digits and compare its FID with the evaluator's at the headline's "
+                        "settings over 5 seeds (passes within 3 σ); exit status 1 if it fails.")
+    p.add_argument("--card_check_samples", type=positive_int, default=1000, help="N of the card check.")
     p.add_argument("--raw_run_dir", default=None,
                    help="With --protocol: the run folder holding this model's raw weights (unet_non_ema/), when "
                         "--run_dir is a release (EMA only). Default: --run_dir.")
@@ -106,6 +113,16 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {run_dir} is an unconditional model: --guidance_scale and --guidance_sweep need a "
               "class-conditional one (`train_ddpm.py --class_conditional`)", file=sys.stderr)
         return 2
+    if args.check_card_snippet:
+        try:
+            check = card_snippet_check(run_dir, args.card_check_samples, batch_size=args.batch_size)
+        except ValueError as err:  # no headline yet, or a card this check cannot run
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(f"card snippet: FID {check['snippet_fid']:.2f} (N={check['num_samples']:,} vs {check['reference']}); "
+              f"evaluator over seeds {check['seeds']}: {check['mean']:.2f} ± {check['sigma']:.2f} → "
+              f"{'passes' if check['passes'] else 'FAILS'} (within {check['tolerance_sigmas']:g} σ)")
+        return 0 if check["passes"] else 1
     if args.protocol:
         if conditional:
             print("error: --protocol is the unconditional model's sweep; a class-conditional model gets a guidance "
