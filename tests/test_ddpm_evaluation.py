@@ -54,8 +54,35 @@ def test_every_point_has_fid_with_n_and_floor_and_a_timing(evaluated_run):
         assert p["fid"]["n_gen"] == p["num_samples"] and p["fid"]["preprocessing"] == "tf1-bilinear"
         assert p["fid"]["floor"] is not None and p["fid"]["fid"] > p["fid"]["floor"]  # random UNet: far off
         assert p["seconds_per_16"] > 0 and sum(p["classifier"]["class_counts"]) == p["num_samples"]
-        assert p["device"] == ("cuda" if torch.cuda.is_available() else "cpu")  # where it was sampled and scored
+        here = "cuda" if torch.cuda.is_available() else "cpu"
+        assert p["sampled_on"] == here and p["scored_on"] == here
     assert (evaluated_run / "figures" / "sampler_sweep.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_digits_sampled_on_one_machine_are_scored_on_another(tiny_mnist_cache, tmp_path):
+    """--generate_only samples and stops (on a GPU machine without the FID network, say); the same command without
+    it scores the saved digits, and each point says where its digits were sampled and where they were scored."""
+    from hub_models.evaluation.ddpm import SAMPLED_ON_FILE, chunk_folder
+
+    run = tmp_path / "run"
+    torch.manual_seed(0)
+    save_pipeline(make_unet("tiny"), make_train_scheduler(), run)
+    command = [sys.executable, str(SCRIPT), "--run_dir", str(run), "--sampler", "ddim", "--steps", "2",
+               "--num_samples", "6", "--batch_size", "3"]
+    subprocess.run([*command, "--generate_only"], check=True, timeout=300)
+    point = Point("ddim", 2, 6, True, 1)
+    folder = chunk_folder(run, point)
+    assert sorted(p.name for p in folder.glob("chunk-*.npy")) == ["chunk-00000.npy", "chunk-00001.npy"]
+    assert json.loads((folder / SAMPLED_ON_FILE).read_text()) == {"chunk-00000.npy": "cpu", "chunk-00001.npy": "cpu"}
+    assert not (run / EVALUATION_FILE).exists()  # nothing scored yet
+
+    (folder / SAMPLED_ON_FILE).write_text(json.dumps({"chunk-00000.npy": "cuda", "chunk-00001.npy": "cuda"}))
+    before = {p.name: p.stat().st_mtime_ns for p in folder.glob("chunk-*.npy")}
+    subprocess.run(command, check=True, timeout=600)
+    result = json.loads((run / EVALUATION_FILE).read_text())["points"][point.key]
+    assert result["sampled_on"] == "cuda" and result["scored_on"] == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert {p.name: p.stat().st_mtime_ns for p in folder.glob("chunk-*.npy")} == before  # the saved digits, reused
 
 
 def test_a_bf16_point_warns_where_the_cpu_emulates_bf16(tmp_path, monkeypatch):

@@ -12,8 +12,9 @@ digits (seed 0); the main FID reports the chosen one once against the official 1
 seed (1). Every FID states N, the reference set and the real-vs-real floor at that N. Interrupted runs resume:
 digits are saved in chunks as they are generated, finished points are cached (keyed by the weights and the FID
 protocol, so more training or another resize invalidates them). `python training/run_study.py --report_only`
-then puts them in the report. On a machine with a GPU the digits are sampled and scored there (`device` in
-each point).
+then puts them in the report. On a machine with a GPU the digits are sampled and scored there; `--generate_only`
+samples and stops, so digits made on a GPU machine can be scored on another (`sampled_on`/`scored_on` in each
+point).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from hub_models.evaluation.ddpm import (
     current_points,
     describe_point,
     evaluate_point,
+    generate,
     guidance_group,
     guidance_plot,
     is_conditional_run,
@@ -91,6 +93,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "the missing sweep points (bf16, in the plan's order), the fp32 re-runs of the best three, "
                         "the selection, the raw-weights point (with --no_ema_samples), then the main FID of the "
                         "selected sampler, steps and precision (--num_samples, --reference, --seed).")
+    p.add_argument("--generate_only", action="store_true",
+                   help="Only sample the digits of every point these flags plan (with --protocol: the sweep's "
+                        "missing points), saved in chunks; score them later, on this machine or another, by running "
+                        "the same command without it (e.g. sample on a GPU machine, score where the FID network is).")
     p.add_argument("--check_card_snippet", action="store_true",
                    help="docs/PROTOCOL.md's card check: run the card's How-to-use snippet (README.md in --run_dir) "
                         "for --card_check_samples digits and compare its FID with the evaluator's at the headline's "
@@ -139,6 +145,10 @@ def main(args: argparse.Namespace) -> int:
                       guidance_scale=g) for g in args.guidance_sweep or []]
     sweep = sweep_points(args.sweep_samplers, args.sweep_steps, args.sweep_samples, args.sweep_seed,
                          args.precision, w) if args.sweep else []
+    if args.generate_only:
+        for point in [*guidance, *sweep, *points]:
+            generate(run_dir, point, batch_size=args.batch_size)
+        return 0
     for point in [*guidance, *sweep, *points]:  # select first, then report
         reference = args.sweep_reference if point in sweep or point in guidance else args.reference
         evaluate_point(run_dir, point, reference=reference, batch_size=args.batch_size)
@@ -171,6 +181,11 @@ def run_protocol(run_dir: Path, args: argparse.Namespace) -> int:
                        batch_size=args.batch_size)
         print(f"sweep plot: {sweep_plot(sweep(), run_dir / 'figures' / 'sampler_sweep.png')}")
 
+    if args.generate_only:  # the re-runs and the headline depend on the sweep's FIDs: they come after scoring
+        for sampler, steps in missing_sweep_points(sweep()):
+            generate(run_dir, Point(sampler, steps, n, True, seed, PROTOCOL_SWEEP_PRECISION),
+                     batch_size=args.batch_size)
+        return 0
     for sampler, steps in missing_sweep_points(sweep()):
         measure(sampler, steps, PROTOCOL_SWEEP_PRECISION)
     for sampler, steps in protocol_reruns(sweep()):

@@ -28,6 +28,7 @@ from hub_models.io import BF16_EMULATED, compute_device, native_cpu_bf16, no_tf3
 from hub_models.reference import NUM_DIGITS
 
 SWEEP_STEPS = (5, 10, 25, 50, 100, 250, 1000)
+SAMPLED_ON_FILE = "sampled_on.json"  # beside a point's chunks: chunk file → the device it was sampled on
 # The sweep docs/PROTOCOL.md fixes for the full-recipe model, in its order: every point in bf16; the ODE solvers stop at
 # 250 steps (a 1,000-step point is ~1 CPU-hour here). Nothing is selected until all of it is measured.
 PROTOCOL_SWEEP: tuple[tuple[str, tuple[int, ...]], ...] = (
@@ -128,10 +129,11 @@ def generate(run_dir: str | os.PathLike, point: Point, batch_size: int = 500,
     """`point.num_samples` digits as uint8 `(N, 28, 28)`; chunks already on disk are reused (resumable).
 
     Chunk i is drawn with seed `point.seed * 1_000_003 + i`, so the digits do not depend on how often the
-    evaluation was interrupted.
+    evaluation was interrupted. Where each chunk was sampled is kept beside them (`sampled_on`): digits made on a
+    GPU machine can be scored on another.
     """
     run_dir = Path(run_dir)
-    folder = Path(results_dir or run_dir) / "evaluation" / f"{point.key}-{weights_digest(run_dir, point.ema)}"
+    folder = chunk_folder(run_dir, point, results_dir)
     folder.mkdir(parents=True, exist_ok=True)
     draw = None
     chunks = []
@@ -146,10 +148,25 @@ def generate(run_dir: str | os.PathLike, point: Point, batch_size: int = 500,
             images = draw(n, point.seed * 1_000_003 + i, start)
             tmp = path.with_name(f".{path.name}.tmp.npy")
             np.save(tmp, as_uint8(images).numpy())
+            devices = read_json(folder / SAMPLED_ON_FILE) if (folder / SAMPLED_ON_FILE).exists() else {}
+            write_json_atomic(folder / SAMPLED_ON_FILE, {**devices, path.name: compute_device().type})
             os.replace(tmp, path)
             log(f"[{point.key}] {start + n:,}/{point.num_samples:,} digits ({time.perf_counter() - t0:.0f} s)")
         chunks.append(torch.from_numpy(np.load(path)))
     return torch.cat(chunks)
+
+
+def chunk_folder(run_dir: str | os.PathLike, point: Point, results_dir: str | os.PathLike | None = None) -> Path:
+    """Where a point's digits are saved: `<results_dir or run_dir>/evaluation/<point key>-<weights digest>/`."""
+    return Path(results_dir or run_dir) / "evaluation" / f"{point.key}-{weights_digest(run_dir, point.ema)}"
+
+
+def sampled_on(folder: str | os.PathLike) -> str:
+    """Where a point's chunks were sampled: "cpu", "cuda", or both joined by "+" (chunks from before this was
+    recorded: the CPU, where every earlier point was sampled)."""
+    chunks = sorted(Path(folder).glob("chunk-*.npy"))
+    recorded = read_json(Path(folder) / SAMPLED_ON_FILE) if (Path(folder) / SAMPLED_ON_FILE).exists() else {}
+    return "+".join(sorted({recorded.get(chunk.name, "cpu") for chunk in chunks})) or "cpu"
 
 
 def seconds_per_16(run_dir: str | os.PathLike, point: Point, repeats: int = 1) -> float:
@@ -196,7 +213,8 @@ def evaluate_point(run_dir: str | os.PathLike, point: Point, *, reference: str =
                                   images, reference=None,
                                   requested=None if point.guidance_scale is None else requested_labels(len(images)))}
     result["seconds_per_16"] = seconds_per_16(run_dir, point) if timing else None
-    result["device"] = compute_device().type
+    result["sampled_on"] = sampled_on(chunk_folder(run_dir, point, results_dir))
+    result["scored_on"] = compute_device().type
     result["torch_threads"] = torch.get_num_threads()
     result["load_average"] = os.getloadavg()[0]
     evaluation = load_evaluation(results_dir)  # re-read: keep what other points wrote meanwhile
@@ -458,6 +476,7 @@ __all__ = [
     "PROTOCOL_TIE",
     "SWEEP_STEPS",
     "Point",
+    "chunk_folder",
     "current_points",
     "describe_point",
     "epsilon_error_by_timestep",
@@ -472,6 +491,7 @@ __all__ = [
     "point_sampler",
     "protocol_reruns",
     "requested_labels",
+    "sampled_on",
     "seconds_per_16",
     "select_guidance",
     "select_point",

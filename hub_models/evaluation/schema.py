@@ -56,7 +56,8 @@ class SamplePoint(TypedDict, total=False):
     fid: FIDResult
     classifier: dict[str, Any]  # `classifier_metrics`
     seconds_per_16: float | None
-    device: str  # "cpu" or "cuda": where the digits were sampled and scored (absent: the CPU)
+    sampled_on: str  # "cpu", "cuda" or "cpu+cuda": where the digits were sampled (absent: the CPU)
+    scored_on: str  # "cpu" or "cuda": where their Inception features were computed (absent: the CPU)
     torch_threads: int
     load_average: float
 
