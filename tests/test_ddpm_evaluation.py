@@ -83,6 +83,8 @@ def test_digits_sampled_on_one_machine_are_scored_on_another(tiny_mnist_cache, t
     result = json.loads((run / EVALUATION_FILE).read_text())["points"][point.key]
     assert result["sampled_on"] == "cuda" and result["scored_on"] == ("cuda" if torch.cuda.is_available() else "cpu")
     assert {p.name: p.stat().st_mtime_ns for p in folder.glob("chunk-*.npy")} == before  # the saved digits, reused
+    with pytest.raises(ValueError, match="saved with another batch size"):  # chunk i's seed depends on i
+        generate(run, point, batch_size=2)
 
 
 def test_a_bf16_point_warns_where_the_cpu_emulates_bf16(tmp_path, monkeypatch):

@@ -153,6 +153,9 @@ def generate(run_dir: str | os.PathLike, point: Point, batch_size: int = 500,
             os.replace(tmp, path)
             log(f"[{point.key}] {start + n:,}/{point.num_samples:,} digits ({time.perf_counter() - t0:.0f} s)")
         chunks.append(torch.from_numpy(np.load(path)))
+        if len(chunks[-1]) != n:  # chunk i's seed depends on i, so another batch size means other digits
+            raise ValueError(f"{path} holds {len(chunks[-1])} digits, not {n}: it was saved with another batch size; "
+                             f"pass the --batch_size it was made with")
     return torch.cat(chunks)
 
 
