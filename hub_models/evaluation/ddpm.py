@@ -148,8 +148,7 @@ def generate(run_dir: str | os.PathLike, point: Point, batch_size: int = 500,
             images = draw(n, point.seed * 1_000_003 + i, start)
             tmp = path.with_name(f".{path.name}.tmp.npy")
             np.save(tmp, as_uint8(images).numpy())
-            devices = read_json(folder / SAMPLED_ON_FILE) if (folder / SAMPLED_ON_FILE).exists() else {}
-            write_json_atomic(folder / SAMPLED_ON_FILE, {**devices, path.name: compute_device().type})
+            write_json_atomic(folder / SAMPLED_ON_FILE, {**_sampling_record(folder), path.name: compute_device().type})
             os.replace(tmp, path)
             log(f"[{point.key}] {start + n:,}/{point.num_samples:,} digits ({time.perf_counter() - t0:.0f} s)")
         chunks.append(torch.from_numpy(np.load(path)))
@@ -167,9 +166,13 @@ def chunk_folder(run_dir: str | os.PathLike, point: Point, results_dir: str | os
 def sampled_on(folder: str | os.PathLike) -> str:
     """Where a point's chunks were sampled: "cpu", "cuda", or both joined by "+" (chunks from before this was
     recorded: the CPU, where every earlier point was sampled)."""
-    chunks = sorted(Path(folder).glob("chunk-*.npy"))
-    recorded = read_json(Path(folder) / SAMPLED_ON_FILE) if (Path(folder) / SAMPLED_ON_FILE).exists() else {}
-    return "+".join(sorted({recorded.get(chunk.name, "cpu") for chunk in chunks})) or "cpu"
+    recorded = _sampling_record(folder)
+    return "+".join(sorted({recorded.get(chunk.name, "cpu") for chunk in Path(folder).glob("chunk-*.npy")})) or "cpu"
+
+
+def _sampling_record(folder: str | os.PathLike) -> dict[str, str]:
+    path = Path(folder) / SAMPLED_ON_FILE
+    return read_json(path) if path.exists() else {}
 
 
 def seconds_per_16(run_dir: str | os.PathLike, point: Point, repeats: int = 1) -> float:
