@@ -685,7 +685,7 @@ def test_the_unet_precision_on_the_cpu(space_models, monkeypatch):
 
 
 def test_without_native_bf16_the_space_keeps_fp32_without_timing(monkeypatch):
-    """On a CPU where bf16 is emulated (no AVX512/AMX: one call of the full-size U-Net takes ~10 s) "auto" picks
+    """On a CPU where bf16 is emulated (no AVX512/AMX: one call of the full-size U-Net takes seconds) "auto" picks
     fp32 without timing; an explicit GENLAB_DDPM_PRECISION still wins."""
     from hub_models.space import logic as sl
 

@@ -839,7 +839,7 @@ def cpu_precision(unet: torch.nn.Module, setting: str | None = None, repeats: in
         raise SpaceError(f"{PRECISION_ENV} must be auto, bf16 or fp32, not {setting[:20]!r}.")
     if setting != "auto":
         return torch.bfloat16 if setting == "bf16" else None
-    if not native_cpu_bf16():  # timing it would cost ~10 s per call of the full-size U-Net
+    if not native_cpu_bf16():  # timing it would cost seconds per call of the full-size U-Net
         _log(f"U-Net on the CPU: fp32 ({BF16_EMULATED})")
         return None
     size = unet.config.sample_size
