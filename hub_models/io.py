@@ -7,6 +7,7 @@ The lowest layer of the library: it imports nothing from `hub_models`, so every 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -101,18 +102,70 @@ def no_tf32() -> contextlib.AbstractContextManager:
     return torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False)
 
 
+@functools.lru_cache(maxsize=1)
 def native_cpu_bf16() -> bool:
     """Whether oneDNN runs bf16 on this CPU's own vector units (AVX512 BW/VL/DQ, AVX512-BF16, AMX). Without them
-    `torch.autocast("cpu", torch.bfloat16)` is emulated: the 3.3M U-Net's 16-digit call took 5.6 s in bf16 against
-    0.31 s in fp32 on an AVX2-only EPYC (docs/SPACE.md)."""
+    torch's bf16 convolution is a slow generic kernel: the 3.3M U-Net's 16-digit call took 5.6 s in bf16 against
+    0.31 s in fp32 on an AVX2-only EPYC (docs/SPACE.md), hence `autocast`."""
     import torch
 
     check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)  # private API: assume native if it goes
     return True if check is None else bool(check())
 
 
-BF16_EMULATED = ("this CPU has no native bf16 (oneDNN reports none: no AVX512/AMX), so bf16 autocast is emulated "
-                 "and tens of times slower than fp32")
+BF16_EMULATED = ("this CPU has no native bf16 (oneDNN reports none: no AVX512/AMX), so torch's bf16 convolutions "
+                 "are emulated and tens of times slower than fp32")
+# What `autocast` does instead on such a CPU; recorded with every digit it samples (docs/PROTOCOL.md).
+BF16_CONVOLUTIONS_IN_FP32 = "bf16 convolutions computed in fp32"
+
+
+def bf16_convolutions_in_fp32(device_type: str, dtype: Any) -> bool:
+    """Whether `autocast(device_type, dtype)` computes bf16 convolutions with fp32 kernels here (a CPU without
+    native bf16)."""
+    import torch
+
+    return device_type == "cpu" and dtype == torch.bfloat16 and not native_cpu_bf16()
+
+
+def autocast(device_type: str, dtype: Any = None) -> contextlib.AbstractContextManager:
+    """`torch.autocast(device_type, dtype)` for inference; off when `dtype` is None.
+
+    On a CPU without native bf16, bf16 autocast stays as it is (the same ops are cast, the activations stay bf16)
+    but each convolution, the one op torch emulates slowly there, is computed by the fp32 kernel on its bf16
+    inputs and its output rounded to bf16: the arithmetic of oneDNN's bf16 convolution (exact products of bf16
+    values, fp32 sums, a rounded output) up to the order of the sums, at fp32 speed instead of ~18x slower.
+    Inference only (no backward)."""
+    stack = contextlib.ExitStack()
+    import torch
+
+    stack.enter_context(torch.autocast(device_type, dtype=dtype, enabled=dtype is not None))
+    if bf16_convolutions_in_fp32(device_type, dtype):
+        stack.enter_context(_convolutions_in_fp32()())
+    return stack
+
+
+@functools.lru_cache(maxsize=1)
+def _convolutions_in_fp32() -> type:
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode  # torch's documented mode API lives here
+
+    convolution = torch.ops.aten.convolution.default
+    bf16 = torch.bfloat16
+
+    def fp32(x: Any) -> Any:
+        return x.float() if isinstance(x, torch.Tensor) and x.dtype == bf16 else x
+
+    class ConvolutionsInFp32(TorchDispatchMode):
+        """Below autocast (it sees the ops after autocast cast their inputs): a bf16 convolution → the fp32 kernel
+        on the same values, output rounded to bf16."""
+
+        def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+            kwargs = kwargs or {}
+            if func is convolution and args[0].dtype == bf16:
+                return func(*map(fp32, args), **kwargs).to(bf16)
+            return func(*args, **kwargs)
+
+    return ConvolutionsInFp32
 
 
 def check_finite(loss: Any, step: int) -> None:
@@ -163,12 +216,19 @@ def fetch_wheel(spec: str, glob: str, dest: str | os.PathLike) -> Path:
 
 
 __all__ = [
+    "BF16_CONVOLUTIONS_IN_FP32",
+    "BF16_EMULATED",
     "WheelUnavailableError",
     "atomic_path",
+    "autocast",
+    "bf16_convolutions_in_fp32",
     "cache_dir",
     "check_finite",
+    "compute_device",
     "fetch_wheel",
     "log",
+    "native_cpu_bf16",
+    "no_tf32",
     "optimizer_update",
     "read_json",
     "save_pretrained_atomic",

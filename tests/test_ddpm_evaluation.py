@@ -15,11 +15,13 @@ from hub_models.diffusion.pipeline import make_train_scheduler, save_pipeline
 from hub_models.evaluation.ddpm import (
     EVALUATION_FILE,
     Point,
+    chunk_folder,
     current_points,
     evaluate_point,
     evaluation_summary,
     generate,
     requested_labels,
+    sampled_on,
 )
 from hub_models.models.unet import make_unet
 
@@ -87,19 +89,24 @@ def test_digits_sampled_on_one_machine_are_scored_on_another(tiny_mnist_cache, t
         generate(run, point, batch_size=2)
 
 
-def test_a_bf16_point_warns_where_the_cpu_emulates_bf16(tmp_path, monkeypatch):
-    import hub_models.evaluation.ddpm as ddpm_eval
+def test_a_bf16_point_records_that_its_convolutions_ran_in_fp32_where_bf16_is_not_native(tmp_path, monkeypatch):
+    import hub_models.io as hub_io
 
     torch.manual_seed(0)
     save_pipeline(make_unet("tiny"), make_train_scheduler(), tmp_path)
     lines: list[str] = []
-    monkeypatch.setattr(ddpm_eval, "native_cpu_bf16", lambda: False)
-    generate(tmp_path, Point("ddpm", 1, 2, seed=0, precision="bf16"), batch_size=1, log=lines.append)
+    monkeypatch.setattr(hub_io, "native_cpu_bf16", lambda: False)
+    bf16 = Point("ddpm", 1, 2, seed=0, precision="bf16")
+    generate(tmp_path, bf16, batch_size=1, log=lines.append)
     assert sum("no native bf16" in line for line in lines) == 1  # once per point, not per chunk
-    generate(tmp_path, Point("ddpm", 1, 2, seed=0), batch_size=1, log=lines.append)  # fp32: no warning
-    monkeypatch.setattr(ddpm_eval, "native_cpu_bf16", lambda: True)
-    generate(tmp_path, Point("ddpm", 1, 2, seed=1, precision="bf16"), batch_size=1, log=lines.append)
-    assert sum("no native bf16" in line for line in lines) == 1
+    assert sampled_on(chunk_folder(tmp_path, bf16)) == "cpu (bf16 convolutions computed in fp32)"
+    fp32 = Point("ddpm", 1, 2, seed=0)
+    generate(tmp_path, fp32, batch_size=1, log=lines.append)  # fp32: nothing to say, nothing emulated
+    assert sampled_on(chunk_folder(tmp_path, fp32)) == "cpu" and sum("no native bf16" in line for line in lines) == 1
+    monkeypatch.setattr(hub_io, "native_cpu_bf16", lambda: True)
+    native = Point("ddpm", 1, 2, seed=1, precision="bf16")
+    generate(tmp_path, native, batch_size=1, log=lines.append)
+    assert sampled_on(chunk_folder(tmp_path, native)) == "cpu" and sum("no native bf16" in line for line in lines) == 1
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ import pytest
 import torch
 from diffusers import DDPMPipeline
 
+import hub_models.io as hub_io
 from hub_models.diffusion.pipeline import load_ddpm, make_train_scheduler, save_pipeline
 from hub_models.diffusion.sampling import SAMPLERS, make_scheduler, sample_images
 from hub_models.evaluation.ddpm import Point, epsilon_error_by_timestep
@@ -77,6 +78,50 @@ def test_bf16_autocast_runs_the_unet_in_bf16_and_stays_close_to_fp32(tiny_unet, 
     assert seen == [torch.float32] * 5 + [torch.bfloat16] * 10
     assert bf16.dtype == torch.float32 and torch.equal(bf16, again) and not torch.equal(bf16, fp32)
     assert (bf16 - fp32).abs().mean() < 0.02
+
+
+def _conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.conv2d(x, w, b, padding=1)
+
+
+def test_without_native_bf16_a_convolution_keeps_bf16_arithmetic_at_fp32_speed(monkeypatch):
+    """Where the CPU has no bf16 units, `autocast` computes bf16 autocast's convolutions as fp32 kernels on the
+    bf16-rounded inputs, rounding the output to bf16: torch's own bf16 kernel up to the order of its fp32 sums."""
+    torch.manual_seed(0)
+    x, w, b = torch.randn(4, 32, 14, 14), 0.1 * torch.randn(64, 32, 3, 3), torch.randn(64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        native = _conv(x, w, b)  # torch's own bf16 kernel (emulated, slowly, on such a CPU)
+    monkeypatch.setattr(hub_io, "native_cpu_bf16", lambda: False)
+    with hub_io.autocast("cpu", torch.bfloat16):
+        emulated = _conv(x, w, b)
+    rounded = _conv(*(t.bfloat16().float() for t in (x, w, b))).bfloat16()
+    assert emulated.dtype == torch.bfloat16 and torch.equal(emulated, rounded)
+    assert (emulated == native).float().mean() > 0.999  # bit for bit but where an fp32 sum's order flips a rounding
+    torch.testing.assert_close(emulated.float(), native.float(), rtol=2 ** -7, atol=1e-5)  # ≤ 2 bf16 ulps
+    assert (_conv(x, w, b).bfloat16() == native).float().mean() < 0.9  # fp32, rounded after, is another result
+
+    monkeypatch.setattr(hub_io, "native_cpu_bf16", lambda: True)  # a CPU with bf16 units: plain autocast
+    with hub_io.autocast("cpu", torch.bfloat16):
+        assert torch.equal(_conv(x, w, b), native)
+    with hub_io.autocast("cpu", None):
+        assert _conv(x, w, b).dtype == torch.float32
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_sampling_in_bf16_computes_convolutions_in_fp32_only_without_native_bf16(native, tiny_unet, monkeypatch):
+    entered = []
+    mode = hub_io._convolutions_in_fp32
+
+    def spy():
+        entered.append(1)
+        return mode()
+
+    monkeypatch.setattr(hub_io, "native_cpu_bf16", lambda: native)
+    monkeypatch.setattr(hub_io, "_convolutions_in_fp32", spy)
+    kwargs = dict(sampler="ddpm", num_inference_steps=3, num_images=2)
+    sample_images(tiny_unet, make_train_scheduler().config, **kwargs)  # fp32: never
+    images = sample_images(tiny_unet, make_train_scheduler().config, autocast_dtype=torch.bfloat16, **kwargs)
+    assert len(entered) == (0 if native else 3) and images.dtype == torch.float32
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)

@@ -33,6 +33,7 @@ from hub_models.diffusion.sampling import (
     check_guidance_scale,
     make_scheduler,
 )
+from hub_models.io import autocast
 
 # Defaults sized for a Space on a 2-core CPU: 25 steps with one resampling round every 5 steps is 45 UNet calls.
 DEFAULT_COMPLETION_STEPS = 25
@@ -190,7 +191,7 @@ def _reverse(
         for state, nxt in itertools.pairwise(walk):
             if nxt < state:  # one denoising step
                 t = _timestep(scheduler, state)
-                with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                with autocast(device.type, autocast_dtype):
                     out = guided(scheduler.scale_model_input(sample, t), t)
                 sample = scheduler.step(out.to(sample.dtype), t, sample, **step_kwargs).prev_sample
             else:  # one step of forward noise: q(x_next | x_state) = N(√(ᾱn/ᾱs)·x, (1 − ᾱn/ᾱs)·I)

@@ -28,7 +28,7 @@ from hub_models.diffusion.sampling import (
     make_train_scheduler,
     sample_images,
 )
-from hub_models.io import save_pretrained_atomic
+from hub_models.io import autocast, save_pretrained_atomic
 from hub_models.models.unet import named_config
 
 # 28 → 14 → 7 (diffusers' encoder pads and strides; the decoder upsamples ×2 twice): a 4×7×7 latent, 4× fewer
@@ -271,7 +271,7 @@ class LatentDDPMPipeline(DiffusionPipeline):
         if output_type == "latent":
             return ImagePipelineOutput(images=latents) if return_dict else (latents,)
         device = self.vae.device
-        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        with autocast(device.type, autocast_dtype):
             images = decode_latents(self.vae, latents)
         if output_type != "pt":
             images = images.cpu().permute(0, 2, 3, 1).numpy()

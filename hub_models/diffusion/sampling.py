@@ -28,6 +28,8 @@ from diffusers import (
 )
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
+from hub_models.io import autocast
+
 # The study: 4000 timesteps, cosine β_t schedule (Nichol & Dhariwal's "squaredcos_cap_v2"), ε-prediction.
 STUDY_NUM_TRAIN_TIMESTEPS = 4000
 STUDY_BETA_SCHEDULE = "squaredcos_cap_v2"
@@ -325,7 +327,7 @@ def sample_images(
     try:
         for i, t in enumerate(timesteps):
             model_input = scheduler.scale_model_input(sample, t)
-            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            with autocast(device.type, autocast_dtype):
                 model_output = guided(model_input, t)
             model_output = model_output.to(sample.dtype)
             out = scheduler.step(model_output, t, sample, **step_kwargs)

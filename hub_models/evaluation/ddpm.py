@@ -24,7 +24,15 @@ from hub_models.diffusion.pipeline import load_ddpm
 from hub_models.diffusion.sampling import make_scheduler, sample_images
 from hub_models.evaluation.metrics import as_uint8, classifier_metrics, fid, format_fid, is_standard_fid
 from hub_models.evaluation.schema import EVALUATION_FILE, Evaluation
-from hub_models.io import BF16_EMULATED, compute_device, native_cpu_bf16, no_tf32, read_json, write_json_atomic
+from hub_models.io import (
+    BF16_CONVOLUTIONS_IN_FP32,
+    autocast,
+    bf16_convolutions_in_fp32,
+    compute_device,
+    no_tf32,
+    read_json,
+    write_json_atomic,
+)
 from hub_models.reference import NUM_DIGITS
 
 SWEEP_STEPS = (5, 10, 25, 50, 100, 250, 1000)
@@ -141,14 +149,14 @@ def generate(run_dir: str | os.PathLike, point: Point, batch_size: int = 500,
         n = min(batch_size, point.num_samples - start)
         path = folder / f"chunk-{i:05d}.npy"
         if not path.exists():
-            if draw is None and point.precision == "bf16" and compute_device().type == "cpu" and not native_cpu_bf16():
-                log(f"[{point.key}] warning: {BF16_EMULATED}; this point will take very long here")
+            if draw is None and BF16_CONVOLUTIONS_IN_FP32 in sampling_device(point):
+                log(f"[{point.key}] no native bf16 on this CPU: {BF16_CONVOLUTIONS_IN_FP32} (docs/PROTOCOL.md)")
             draw = draw or point_sampler(run_dir, point)
             t0 = time.perf_counter()
             images = draw(n, point.seed * 1_000_003 + i, start)
             tmp = path.with_name(f".{path.name}.tmp.npy")
             np.save(tmp, as_uint8(images).numpy())
-            write_json_atomic(folder / SAMPLED_ON_FILE, {**_sampling_record(folder), path.name: compute_device().type})
+            write_json_atomic(folder / SAMPLED_ON_FILE, {**_sampling_record(folder), path.name: sampling_device(point)})
             os.replace(tmp, path)
             log(f"[{point.key}] {start + n:,}/{point.num_samples:,} digits ({time.perf_counter() - t0:.0f} s)")
         chunks.append(torch.from_numpy(np.load(path)))
@@ -163,11 +171,19 @@ def chunk_folder(run_dir: str | os.PathLike, point: Point, results_dir: str | os
     return Path(results_dir or run_dir) / "evaluation" / f"{point.key}-{weights_digest(run_dir, point.ema)}"
 
 
+def sampling_device(point: Point) -> str:
+    """Where and how `point` samples in this process: "cuda", "cpu", or, for bf16 on a CPU without native bf16,
+    "cpu (bf16 convolutions computed in fp32)" (`hub_models.io.autocast`)."""
+    device = compute_device().type
+    emulated = bf16_convolutions_in_fp32(device, PRECISIONS[point.precision])
+    return f"{device} ({BF16_CONVOLUTIONS_IN_FP32})" if emulated else device
+
+
 def sampled_on(folder: str | os.PathLike) -> str:
-    """Where a point's chunks were sampled: "cpu", "cuda", or both joined by "+" (chunks from before this was
-    recorded: the CPU, where every earlier point was sampled)."""
+    """Where a point's chunks were sampled (`sampling_device` of each), the distinct ones joined by " + " (chunks
+    from before this was recorded: the CPU, where every earlier point was sampled)."""
     recorded = _sampling_record(folder)
-    return "+".join(sorted({recorded.get(chunk.name, "cpu") for chunk in Path(folder).glob("chunk-*.npy")})) or "cpu"
+    return " + ".join(sorted({recorded.get(chunk.name, "cpu") for chunk in Path(folder).glob("chunk-*.npy")})) or "cpu"
 
 
 def _sampling_record(folder: str | os.PathLike) -> dict[str, str]:
@@ -219,6 +235,7 @@ def evaluate_point(run_dir: str | os.PathLike, point: Point, *, reference: str =
                                   images, reference=None,
                                   requested=None if point.guidance_scale is None else requested_labels(len(images)))}
     result["seconds_per_16"] = seconds_per_16(run_dir, point) if timing else None
+    result["timed_on"] = sampling_device(point) if timing else None
     result["sampled_on"] = sampled_on(chunk_folder(run_dir, point, results_dir))
     result["scored_on"] = compute_device().type
     result["torch_threads"] = torch.get_num_threads()
@@ -465,7 +482,7 @@ def epsilon_error_by_timestep(unet: UNet2DModel, scheduler_config: Mapping[str, 
             clean, eps = x0[start:start + batch_size], noise[start:start + batch_size]
             step = torch.full((len(clean),), int(t), dtype=torch.long)
             noisy = noise_scheduler.add_noise(clean, eps, step).to(device, unet.dtype)
-            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            with autocast(device.type, autocast_dtype):
                 pred = unet(noisy, step.to(device)).sample
             total += (pred.float().cpu() - eps).pow(2).mean(dim=(1, 2, 3)).sum().item()
         errors[int(t)] = total / len(x0)
@@ -498,6 +515,7 @@ __all__ = [
     "protocol_reruns",
     "requested_labels",
     "sampled_on",
+    "sampling_device",
     "seconds_per_16",
     "select_guidance",
     "select_point",

@@ -56,7 +56,10 @@ class SamplePoint(TypedDict, total=False):
     fid: FIDResult
     classifier: dict[str, Any]  # `classifier_metrics`
     seconds_per_16: float | None
-    sampled_on: str  # "cpu", "cuda" or "cpu+cuda": where the digits were sampled (absent: the CPU)
+    # Where the digits were sampled: "cpu", "cuda", "cpu (bf16 convolutions computed in fp32)" (a bf16 point on a
+    # CPU without native bf16), several joined by " + " (absent: the CPU).
+    sampled_on: str
+    timed_on: str | None  # the same for `seconds_per_16` (absent: the CPU, native bf16)
     scored_on: str  # "cpu" or "cuda": where their Inception features were computed (absent: the CPU)
     torch_threads: int
     load_average: float
