@@ -356,3 +356,24 @@ def test_protocol_mode_runs_the_sweep_reruns_raw_point_and_headline_in_order(eva
     before = (run / EVALUATION_FILE).read_bytes()
     assert script.main(script.parse_args(argv)) == 0  # all cached: nothing is measured again
     assert (run / EVALUATION_FILE).read_bytes() == before
+
+
+def _sweep_point(sampler: str, steps: int, timed_on: str | None) -> dict:
+    fid = {"fid": 12.0 + steps, "floor": 3.0, "n_gen": 1000, "reference": "study-test", "preprocessing": "tf1-bilinear"}
+    return {"sampler": sampler, "steps": steps, "num_samples": 1000, "precision": "bf16", "fid": fid,
+            "classifier": {"confident_share": 0.9}, "seconds_per_16": 0.1 * steps, "torch_threads": 1,
+            "timed_on": timed_on}
+
+
+@pytest.mark.parametrize("emulated", [False, True])
+def test_seconds_timed_without_native_bf16_are_marked_in_the_report_and_the_plot(emulated, tmp_path):
+    from hub_models.evaluation.ddpm import sweep_plot
+    from hub_models.study.report import FP32_SPEED_MARK, _ddpm_section
+
+    sweep = [_sweep_point("ddpm", 5, "cpu"),
+             _sweep_point("ddim", 5, "cpu (bf16 convolutions computed in fp32)" if emulated else None)]
+    text = "\n".join(_ddpm_section({"parameters": 1, "history": [], "sweep": sweep, "sweep_plot": "plot.png"}))
+    rows = [line for line in text.splitlines() if line.startswith(("| ddpm |", "| ddim |"))]
+    assert [row.endswith(f"0.50{FP32_SPEED_MARK} |") for row in rows] == [False, emulated]
+    assert ("fp32-speed seconds of another CPU" in text) == emulated
+    assert sweep_plot(sweep, tmp_path / "sweep.png").stat().st_size > 0

@@ -179,6 +179,12 @@ def sampling_device(point: Point) -> str:
     return f"{device} ({BF16_CONVOLUTIONS_IN_FP32})" if emulated else device
 
 
+def timed_at_fp32_speed(point: Mapping[str, Any]) -> bool:
+    """Whether a bf16 point's seconds come from a CPU without native bf16 (convolutions in fp32: fp32 speed),
+    not comparable with native-bf16 timings."""
+    return BF16_CONVOLUTIONS_IN_FP32 in (point.get("timed_on") or "")
+
+
 def sampled_on(folder: str | os.PathLike) -> str:
     """Where a point's chunks were sampled (`sampling_device` of each), the distinct ones joined by " + " (chunks
     from before this was recorded: the CPU, where every earlier point was sampled)."""
@@ -418,12 +424,17 @@ def sweep_plot(points: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     for sampler in sorted({p["sampler"] for p in points}):
         ps = sorted((p for p in points if p["sampler"] == sampler), key=lambda p: p["steps"])
         xs, ys = [p["seconds_per_16"] for p in ps], [p["fid"]["fid"] for p in ps]
-        ax.plot(xs, ys, marker="o", label=sampler)
+        (line,) = ax.plot(xs, ys, marker="o", label=sampler)
+        for p, x, y in zip(ps, xs, ys, strict=True):
+            if timed_at_fp32_speed(p):
+                ax.plot(x, y, marker="o", mfc="white", mec=line.get_color(), ls="none")
         for p, x, y in zip(ps, xs, ys, strict=True):
             ax.annotate(str(p["steps"]), (x, y), textcoords="offset points", xytext=(3, 4), fontsize=7)
     floors = [p["fid"]["floor"] for p in points if p["fid"].get("floor") is not None]
     if floors:
         ax.axhline(floors[0], color="grey", ls="--", lw=1, label=f"real-vs-real floor ({floors[0]:.1f})")
+    if any(map(timed_at_fp32_speed, points)):
+        ax.plot([], [], marker="o", mfc="white", mec="grey", ls="none", label="timed without native bf16 (fp32 speed)")
     n = points[0]["fid"]["n_gen"] if points else 0
     ax.set(xscale="log", yscale="log", xlabel="CPU seconds per 16 digits (log)", ylabel=f"FID, N={n:,} (log)",
            title="DDPM samplers: quality vs time (labels: steps)")
@@ -522,5 +533,6 @@ __all__ = [
     "sweep_plot",
     "sweep_points",
     "sweep_results",
+    "timed_at_fp32_speed",
     "weights_digest",
 ]

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hub_models.evaluation.ddpm import describe_point, evaluation_summary, missing_sweep_points, sweep_plot
+from hub_models.evaluation.ddpm import (
+    describe_point,
+    evaluation_summary,
+    missing_sweep_points,
+    sweep_plot,
+    timed_at_fp32_speed,
+)
 from hub_models.evaluation.metrics import is_standard_fid
 from hub_models.evaluation.schema import Evaluation
 from hub_models.evaluation.vae import EvalSettings, evaluate_vae_run
@@ -274,6 +280,7 @@ def _copy_figures(runs: dict[str, Run], figures_dir: Path) -> None:
 
 
 LEGACY_MARK = "†"
+FP32_SPEED_MARK = "‡"  # seconds of a bf16 point timed where bf16 is not native (fp32 speed)
 RERENDER_NOTE = "The claims, the DDPM section and the result rows of the runs found there were re-rendered"
 RESULTS_HEADING = "## All runs"
 CLAIMS_HEADING = "## Claims of the study, checked"
@@ -584,7 +591,8 @@ def _ddpm_section(ddpm: dict[str, Any]) -> list[str]:
                   "| sampler | steps | FID | recognisable | s per 16 digits |", "|---|---:|---:|---:|---:|"]
         lines += [f"| {p['sampler']} | {p['steps']} | {p['fid']['fid']:.2f}"
                   f"{'' if is_standard_fid(p['fid']) else LEGACY_MARK} | "
-                  f"{p['classifier']['confident_share']:.1%} | {p['seconds_per_16']:.2f} |" for p in sweep]
+                  f"{p['classifier']['confident_share']:.1%} | {p['seconds_per_16']:.2f}"
+                  f"{FP32_SPEED_MARK if timed_at_fp32_speed(p) else ''} |" for p in sweep]
         if any(not is_standard_fid(p["fid"]) for p in sweep):
             lines += ["", f"{LEGACY_MARK} measured with the old torch-bilinear resize, pending re-measurement."]
         if any(p["fid"].get("reference") != "study-test" for p in sweep):
@@ -600,4 +608,8 @@ def _ddpm_section(ddpm: dict[str, Any]) -> list[str]:
         lines += ["", f"Seconds: wall time for 16 digits with {sweep[0]['torch_threads']} torch thread(s) on this "
                       "machine's CPU (other jobs may have shared it: the load average is in evaluation.json), the UNet "
                       f"in {sweep[0].get('precision', 'fp32')}."]
+        if any(map(timed_at_fp32_speed, sweep)):
+            lines += ["", f"{FP32_SPEED_MARK} sampled and timed on a CPU without native bf16, its bf16 convolutions "
+                          "computed in fp32 ([PROTOCOL.md](PROTOCOL.md)): these seconds are fp32-speed seconds of "
+                          "another CPU, not comparable with the rest."]
     return [*lines, ""]
