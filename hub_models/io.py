@@ -147,22 +147,26 @@ def autocast(device_type: str, dtype: Any = None) -> contextlib.AbstractContextM
 @functools.lru_cache(maxsize=1)
 def _convolutions_in_fp32() -> type:
     import torch
-    from torch.utils._python_dispatch import TorchDispatchMode  # torch's documented mode API lives here
+    from torch.overrides import TorchFunctionMode
 
-    convolution = torch.ops.aten.convolution.default
+    # The convolutions bf16 autocast casts to bf16; seen as calls, before autocast casts their inputs (a dispatch-level
+    # mode would be simpler, but under inference_mode its fp32 call lands in torch's slow generic kernel).
+    convolutions = {getattr(torch, name) for name in
+                    ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d")}
     bf16 = torch.bfloat16
 
-    def fp32(x: Any) -> Any:
-        return x.float() if isinstance(x, torch.Tensor) and x.dtype == bf16 else x
+    def rounded(x: Any) -> Any:  # what autocast hands the kernel, held in fp32 (exact)
+        return x.to(bf16).float() if isinstance(x, torch.Tensor) and x.is_floating_point() else x
 
-    class ConvolutionsInFp32(TorchDispatchMode):
-        """Below autocast (it sees the ops after autocast cast their inputs): a bf16 convolution → the fp32 kernel
-        on the same values, output rounded to bf16."""
+    class ConvolutionsInFp32(TorchFunctionMode):
+        """A convolution under bf16 autocast → the fp32 kernel on its inputs rounded to bf16, output rounded to
+        bf16; every other call as autocast makes it."""
 
-        def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
             kwargs = kwargs or {}
-            if func is convolution and args[0].dtype == bf16:
-                return func(*map(fp32, args), **kwargs).to(bf16)
+            if func in convolutions and torch.is_autocast_enabled("cpu"):
+                with torch.autocast("cpu", enabled=False):
+                    return func(*map(rounded, args), **{k: rounded(v) for k, v in kwargs.items()}).to(bf16)
             return func(*args, **kwargs)
 
     return ConvolutionsInFp32

@@ -94,6 +94,8 @@ def test_without_native_bf16_a_convolution_keeps_bf16_arithmetic_at_fp32_speed(m
     monkeypatch.setattr(hub_io, "native_cpu_bf16", lambda: False)
     with hub_io.autocast("cpu", torch.bfloat16):
         emulated = _conv(x, w, b)
+    with torch.inference_mode(), hub_io.autocast("cpu", torch.bfloat16):  # as the evaluator samples
+        assert torch.equal(_conv(x, w, b), emulated)
     rounded = _conv(*(t.bfloat16().float() for t in (x, w, b))).bfloat16()
     assert emulated.dtype == torch.bfloat16 and torch.equal(emulated, rounded)
     assert (emulated == native).float().mean() > 0.999  # bit for bit but where an fp32 sum's order flips a rounding
