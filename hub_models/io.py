@@ -133,11 +133,11 @@ def autocast(device_type: str, dtype: Any = None) -> contextlib.AbstractContextM
     On a CPU without native bf16, bf16 autocast stays as it is (the same ops are cast, the activations stay bf16)
     but each convolution, the one op torch emulates slowly there, is computed by the fp32 kernel on its bf16
     inputs and its output rounded to bf16: the arithmetic of oneDNN's bf16 convolution (exact products of bf16
-    values, fp32 sums, a rounded output) up to the order of the sums, at fp32 speed instead of ~18x slower.
+    values, fp32 sums, a rounded output) up to the order of the sums, at fp32 speed instead of ~18× slower.
     Inference only (no backward)."""
-    stack = contextlib.ExitStack()
     import torch
 
+    stack = contextlib.ExitStack()
     stack.enter_context(torch.autocast(device_type, dtype=dtype, enabled=dtype is not None))
     if bf16_convolutions_in_fp32(device_type, dtype):
         stack.enter_context(_convolutions_in_fp32()())
