@@ -428,7 +428,6 @@ def sweep_plot(points: list[dict[str, Any]], path: str | os.PathLike) -> Path:
         for p, x, y in zip(ps, xs, ys, strict=True):
             if timed_at_fp32_speed(p):
                 ax.plot(x, y, marker="o", mfc="white", mec=line.get_color(), ls="none")
-        for p, x, y in zip(ps, xs, ys, strict=True):
             ax.annotate(str(p["steps"]), (x, y), textcoords="offset points", xytext=(3, 4), fontsize=7)
     floors = [p["fid"]["floor"] for p in points if p["fid"].get("floor") is not None]
     if floors:
