@@ -420,14 +420,14 @@ def _save(fig: Any, path: str | os.PathLike) -> Path:
 def sweep_plot(points: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     """FID vs seconds per 16 digits, one line per sampler, step counts labelled, the real-vs-real floor drawn."""
 
-    fig, ax = _subplots(figsize=(7.5, 4.8))
+    fig, ax = _subplots(figsize=(9, 4.8))
     for sampler in sorted({p["sampler"] for p in points}):
         ps = sorted((p for p in points if p["sampler"] == sampler), key=lambda p: p["steps"])
         xs, ys = [p["seconds_per_16"] for p in ps], [p["fid"]["fid"] for p in ps]
         (line,) = ax.plot(xs, ys, marker="o", label=sampler)
         for p, x, y in zip(ps, xs, ys, strict=True):
             if timed_at_fp32_speed(p):
-                ax.plot(x, y, marker="o", mfc="white", mec=line.get_color(), ls="none")
+                ax.plot(x, y, marker="o", color=line.get_color(), mfc="white", ls="none")  # color: keep the cycle
             ax.annotate(str(p["steps"]), (x, y), textcoords="offset points", xytext=(3, 4), fontsize=7)
     floors = [p["fid"]["floor"] for p in points if p["fid"].get("floor") is not None]
     if floors:
@@ -438,7 +438,7 @@ def sweep_plot(points: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     ax.set(xscale="log", yscale="log", xlabel="CPU seconds per 16 digits (log)", ylabel=f"FID, N={n:,} (log)",
            title="DDPM samplers: quality vs time (labels: steps)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # off the points
     return _save(fig, path)
 
 
