@@ -246,6 +246,17 @@ def test_guidance_sweep_of_a_conditional_model(conditional_ddpm_run, trained_ddp
     assert refused.returncode == 2 and "unconditional" in refused.stderr
 
 
+def test_a_conditional_sweep_plots_only_its_own_guidance(conditional_ddpm_run):
+    """The sampler sweep of a class-conditional model is at one w: the guidance table's other w are not drawn as
+    if they were steps of its `ddpm` line."""
+    from hub_models.evaluation.ddpm import sweep_results
+
+    for w in (0.0, 2.0):
+        points = sweep_results(conditional_ddpm_run, 20, w)
+        assert [p["guidance_scale"] for p in points] == [w]
+    assert sweep_results(conditional_ddpm_run, 20) == []  # an unconditional sweep: none of these points
+
+
 def test_a_conditional_ddpm_opens_on_the_guidance_its_table_chose(conditional_ddpm_run, copy_run):
     """The guidance slider starts at the w of the model's headline, else at the w its guidance table chose
     (docs/PROTOCOL.md), else at 1 (the model as trained)."""

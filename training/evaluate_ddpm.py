@@ -153,7 +153,7 @@ def main(args: argparse.Namespace) -> int:
         reference = args.sweep_reference if point in sweep or point in guidance else args.reference
         evaluate_point(run_dir, point, reference=reference, batch_size=args.batch_size)
         if point in sweep:  # redraw as points land
-            done = sweep_results(run_dir, args.sweep_samples)
+            done = sweep_results(run_dir, args.sweep_samples, w)
             print(f"sweep plot: {sweep_plot(done, run_dir / 'figures' / 'sampler_sweep.png')}")
         if point in guidance and len(table := guidance_group(current_points(run_dir))) > 1:
             print(f"guidance plot: {guidance_plot(table, run_dir / 'figures' / 'guidance.png')}")

@@ -390,10 +390,13 @@ def select_point(sweep: list[dict[str, Any]]) -> dict[str, Any] | None:
     return min(tied, key=lambda p: (p["steps"], p.get("precision", "fp32") != "bf16", _fid(p)))
 
 
-def sweep_results(run_dir: str | os.PathLike, num_samples: int) -> list[dict[str, Any]]:
-    """The current EMA points of one N that have a timing: the sweep as measured so far."""
+def sweep_results(run_dir: str | os.PathLike, num_samples: int,
+                  guidance_scale: float | None = None) -> list[dict[str, Any]]:
+    """The current EMA points of one N (and, for a class-conditional model, one guidance w) that have a timing:
+    the sweep as measured so far. Points of other w (the guidance table) are another axis, never on this one."""
     return sorted((p for p in current_points(run_dir)
-                   if p["num_samples"] == num_samples and p["ema"] and p.get("seconds_per_16") is not None),
+                   if p["num_samples"] == num_samples and p["ema"] and p.get("seconds_per_16") is not None
+                   and p.get("guidance_scale") == guidance_scale),
                   key=lambda p: (p["sampler"], p["steps"]))
 
 
