@@ -109,6 +109,42 @@ def test_a_bf16_point_records_that_its_convolutions_ran_in_fp32_where_bf16_is_no
     assert sampled_on(chunk_folder(tmp_path, native)) == "cpu" and sum("no native bf16" in line for line in lines) == 1
 
 
+@pytest.mark.parametrize("other_process", ["saves its chunk", "is killed"])
+def test_processes_make_one_point_together(other_process, tmp_path):
+    """A chunk another process is making (its lock held) is skipped, then waited for; if that process dies without
+    saving it, the waiting one makes it. Either way the digits are those of one process alone."""
+    import threading
+
+    from filelock import FileLock
+
+    run = tmp_path / "run"
+    torch.manual_seed(0)
+    save_pipeline(make_unet("tiny"), make_train_scheduler(), run)
+    point = Point("ddpm", 1, 6, seed=0)
+    alone = generate(run, point, batch_size=2, results_dir=tmp_path / "alone", log=lambda _: None)
+    folder = chunk_folder(run, point)
+    folder.mkdir(parents=True)
+    other = FileLock(folder / ".chunk-00001.lock")
+    other.acquire()  # the other process is making chunk 1
+    lines: list[str] = []
+    result: list[torch.Tensor] = []
+    worker = threading.Thread(target=lambda: result.append(generate(run, point, batch_size=2, log=lines.append)))
+    worker.start()
+    for _ in range(600):
+        if any("waiting for chunk 1" in line for line in lines):
+            break
+        worker.join(0.1)
+    assert any("waiting for chunk 1" in line for line in lines)
+    assert sorted(p.name for p in folder.glob("chunk-*.npy")) == ["chunk-00000.npy", "chunk-00002.npy"]
+    if other_process == "saves its chunk":
+        shutil.copy(chunk_folder(run, point, tmp_path / "alone") / "chunk-00001.npy", folder / "chunk-00001.npy")
+    other.release()  # done, or its process died (a dead process's lock is released with it)
+    worker.join(60)
+    assert torch.equal(result[0], alone)
+    made = [line for line in lines if "digits (" in line]
+    assert len(made) == (2 if other_process == "saves its chunk" else 3)
+
+
 @pytest.mark.slow
 def test_an_interrupted_point_resumes_with_the_same_digits(evaluated_run):
     point = Point("ddpm", 25, 12, True, 1)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from diffusers import UNet2DModel
+from filelock import FileLock, Timeout
 
 from hub_models.diffusion.latent import is_latent_run, load_latent_pipeline
 from hub_models.diffusion.pipeline import load_ddpm
@@ -137,33 +138,66 @@ def generate(run_dir: str | os.PathLike, point: Point, batch_size: int = 500,
     """`point.num_samples` digits as uint8 `(N, 28, 28)`; chunks already on disk are reused (resumable).
 
     Chunk i is drawn with seed `point.seed * 1_000_003 + i`, so the digits do not depend on how often the
-    evaluation was interrupted. Where each chunk was sampled is kept beside them (`sampled_on`): digits made on a
-    GPU machine can be scored on another.
+    evaluation was interrupted. Several processes may make one point together: each chunk is made under a file
+    lock, a process skips the chunks others are making and then waits for them (a lock dies with its process, so
+    a killed process's chunk is made again by a waiting one). Where each chunk was sampled is kept beside them
+    (`sampled_on`): digits made on a GPU machine can be scored on another.
     """
     run_dir = Path(run_dir)
     folder = chunk_folder(run_dir, point, results_dir)
     folder.mkdir(parents=True, exist_ok=True)
+    sizes = [min(batch_size, point.num_samples - start) for start in range(0, point.num_samples, batch_size)]
     draw = None
-    chunks = []
-    for i, start in enumerate(range(0, point.num_samples, batch_size)):
-        n = min(batch_size, point.num_samples - start)
-        path = folder / f"chunk-{i:05d}.npy"
-        if not path.exists():
-            if draw is None and BF16_CONVOLUTIONS_IN_FP32 in sampling_device(point):
-                log(f"[{point.key}] no native bf16 on this CPU: {BF16_CONVOLUTIONS_IN_FP32} (docs/PROTOCOL.md)")
-            draw = draw or point_sampler(run_dir, point)
-            t0 = time.perf_counter()
-            images = draw(n, point.seed * 1_000_003 + i, start)
-            tmp = path.with_name(f".{path.name}.tmp.npy")
-            np.save(tmp, as_uint8(images).numpy())
+
+    def make(i: int) -> None:
+        nonlocal draw
+        path, start, n = folder / f"chunk-{i:05d}.npy", i * batch_size, sizes[i]
+        if draw is None and BF16_CONVOLUTIONS_IN_FP32 in sampling_device(point):
+            log(f"[{point.key}] no native bf16 on this CPU: {BF16_CONVOLUTIONS_IN_FP32} (docs/PROTOCOL.md)")
+        draw = draw or point_sampler(run_dir, point)
+        t0 = time.perf_counter()
+        images = draw(n, point.seed * 1_000_003 + i, start)
+        tmp = path.with_name(f".{path.name}.tmp.npy")
+        np.save(tmp, as_uint8(images).numpy())
+        with FileLock(folder / f".{SAMPLED_ON_FILE}.lock"):
             write_json_atomic(folder / SAMPLED_ON_FILE, {**_sampling_record(folder), path.name: sampling_device(point)})
-            os.replace(tmp, path)
-            log(f"[{point.key}] {start + n:,}/{point.num_samples:,} digits ({time.perf_counter() - t0:.0f} s)")
-        chunks.append(torch.from_numpy(np.load(path)))
-        if len(chunks[-1]) != n:  # chunk i's seed depends on i, so another batch size means other digits
-            raise ValueError(f"{path} holds {len(chunks[-1])} digits, not {n}: it was saved with another batch size; "
-                             f"pass the --batch_size it was made with")
-    return torch.cat(chunks)
+        os.replace(tmp, path)
+        log(f"[{point.key}] {start + n:,}/{point.num_samples:,} digits ({time.perf_counter() - t0:.0f} s)")
+
+    def missing(i: int) -> bool:
+        return not (folder / f"chunk-{i:05d}.npy").exists()
+
+    def load(i: int, mmap_mode: str | None = None) -> np.ndarray:
+        path = folder / f"chunk-{i:05d}.npy"
+        chunk = np.load(path, mmap_mode=mmap_mode)
+        if len(chunk) != sizes[i]:  # chunk i's seed depends on i, so another batch size means other digits
+            raise ValueError(f"{path} holds {len(chunk)} digits, not {sizes[i]}: it was saved with another batch "
+                             f"size; pass the --batch_size it was made with")
+        return chunk
+
+    for i in range(len(sizes)):  # before any sampling: a wrong --batch_size costs nothing
+        if not missing(i):
+            load(i, mmap_mode="r")
+    made_elsewhere = []
+    for i in filter(missing, range(len(sizes))):
+        lock = FileLock(folder / f".chunk-{i:05d}.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:  # another process is making it
+            made_elsewhere.append(i)
+            continue
+        try:
+            if missing(i):
+                make(i)
+        finally:
+            lock.release()
+    for i in filter(missing, made_elsewhere):
+        log(f"[{point.key}] waiting for chunk {i}, which another process is making")
+        with FileLock(folder / f".chunk-{i:05d}.lock"):
+            if missing(i):  # its process stopped before saving it
+                make(i)
+
+    return torch.cat([torch.from_numpy(load(i)) for i in range(len(sizes))])
 
 
 def chunk_folder(run_dir: str | os.PathLike, point: Point, results_dir: str | os.PathLike | None = None) -> Path:
@@ -226,13 +260,28 @@ def evaluate_point(run_dir: str | os.PathLike, point: Point, *, reference: str =
     run_dir = Path(run_dir)
     results_dir = Path(results_dir or run_dir)
     digest = weights_digest(run_dir, point.ema)
-    cached = load_evaluation(results_dir).get("points", {}).get(point.key)
-    if cached and cached.get("weights") == digest and cached.get("reference") == reference and not force \
-            and cached.get("n_ref") == n_ref \
-            and is_standard_fid(cached.get("fid") or {}) \
-            and (cached.get("seconds_per_16") is not None or not timing):
-        return cached
+
+    def cached() -> dict[str, Any] | None:
+        hit = load_evaluation(results_dir).get("points", {}).get(point.key)
+        if hit and hit.get("weights") == digest and hit.get("reference") == reference and not force \
+                and hit.get("n_ref") == n_ref and is_standard_fid(hit.get("fid") or {}) \
+                and (hit.get("seconds_per_16") is not None or not timing):
+            return hit
+        return None
+
+    if hit := cached():
+        return hit
     images = generate(run_dir, point, batch_size, log, results_dir)
+    # Processes that made the point's digits together score it once; the others wait and read the result.
+    with FileLock(chunk_folder(run_dir, point, results_dir) / ".scoring.lock"):
+        if hit := cached():
+            return hit
+        return _score_point(run_dir, point, images, digest=digest, reference=reference, timing=timing, log=log,
+                            n_ref=n_ref, results_dir=results_dir)
+
+
+def _score_point(run_dir: Path, point: Point, images: torch.Tensor, *, digest: str, reference: str, timing: bool,
+                 log: Callable[[str], None], n_ref: int | None, results_dir: Path) -> dict[str, Any]:
     log(f"[{point.key}] Inception features of {len(images):,} digits …")
     result: dict[str, Any] = {**asdict(point), "weights": digest, "reference": reference,
                               **({"n_ref": n_ref} if n_ref is not None else {}),
@@ -246,10 +295,11 @@ def evaluate_point(run_dir: str | os.PathLike, point: Point, *, reference: str =
     result["scored_on"] = compute_device().type
     result["torch_threads"] = torch.get_num_threads()
     result["load_average"] = os.getloadavg()[0]
-    evaluation = load_evaluation(results_dir)  # re-read: keep what other points wrote meanwhile
-    evaluation.setdefault("points", {})[point.key] = result
-    results_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(results_dir / EVALUATION_FILE, evaluation)
+    (results_dir / "evaluation").mkdir(parents=True, exist_ok=True)  # the lock lives beside the digits, not published
+    with FileLock(results_dir / "evaluation" / f".{EVALUATION_FILE}.lock"):  # other processes write other points
+        evaluation = load_evaluation(results_dir)  # re-read: keep what other points wrote meanwhile
+        evaluation.setdefault("points", {})[point.key] = result
+        write_json_atomic(results_dir / EVALUATION_FILE, evaluation)
     log(f"[{point.key}] FID {result['fid']['fid']:.2f} (N={result['fid']['n_gen']:,}, floor "
         f"{result['fid']['floor']:.2f}); {result['classifier']['confident_share']:.1%} recognisable")
     return result
