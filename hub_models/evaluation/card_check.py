@@ -19,10 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from hub_models.evaluation.ddpm import Point, evaluate_point, evaluation_summary, load_evaluation
+from hub_models.evaluation.ddpm import Point, evaluate_point, evaluation_summary, update_evaluation
 from hub_models.evaluation.metrics import fid
-from hub_models.evaluation.schema import EVALUATION_FILE
-from hub_models.io import write_json_atomic
 from hub_models.reference import NUM_DIGITS
 
 CARD_CHECK_SEEDS = (1, 2, 3, 4, 5)
@@ -100,9 +98,8 @@ def card_snippet_check(run_dir: str | os.PathLike, num_samples: int = 1000, seed
               "tolerance_sigmas": TOLERANCE_SIGMAS, "headline": {k: main.get(k) for k in
                                                                  ("sampler", "steps", "precision", "guidance_scale")},
               "passes": abs(snippet["fid"] - mean) <= TOLERANCE_SIGMAS * sigma}
-    evaluation = load_evaluation(run_dir)
-    evaluation.setdefault("settings", {})["card_snippet_check"] = result
-    write_json_atomic(Path(run_dir) / EVALUATION_FILE, evaluation)
+    update_evaluation(run_dir, lambda evaluation: evaluation.setdefault("settings", {}).update(
+        {"card_snippet_check": result}))
     return result
 
 

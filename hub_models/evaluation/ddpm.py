@@ -249,6 +249,17 @@ def load_evaluation(run_dir: str | os.PathLike) -> dict[str, Any]:
     return evaluation.to_dict()
 
 
+def update_evaluation(run_dir: str | os.PathLike, change: Callable[[dict[str, Any]], Any]) -> None:
+    """Re-read the run's evaluation.json, `change` it in place and write it back, under a lock: other processes may
+    be writing other points meanwhile."""
+    lock_dir = Path(run_dir) / "evaluation"  # beside the digits: not a file of the published run
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(lock_dir / f".{EVALUATION_FILE}.lock"):
+        evaluation = load_evaluation(run_dir)
+        change(evaluation)
+        write_json_atomic(Path(run_dir) / EVALUATION_FILE, evaluation)
+
+
 def evaluate_point(run_dir: str | os.PathLike, point: Point, *, reference: str = "mnist-test",
                    timing: bool = True, batch_size: int = 500, force: bool = False,
                    log: Callable[[str], None] = print, n_ref: int | None = None,
@@ -295,11 +306,7 @@ def _score_point(run_dir: Path, point: Point, images: torch.Tensor, *, digest: s
     result["scored_on"] = compute_device().type
     result["torch_threads"] = torch.get_num_threads()
     result["load_average"] = os.getloadavg()[0]
-    (results_dir / "evaluation").mkdir(parents=True, exist_ok=True)  # the lock lives beside the digits, not published
-    with FileLock(results_dir / "evaluation" / f".{EVALUATION_FILE}.lock"):  # other processes write other points
-        evaluation = load_evaluation(results_dir)  # re-read: keep what other points wrote meanwhile
-        evaluation.setdefault("points", {})[point.key] = result
-        write_json_atomic(results_dir / EVALUATION_FILE, evaluation)
+    update_evaluation(results_dir, lambda evaluation: evaluation.setdefault("points", {}).update({point.key: result}))
     log(f"[{point.key}] FID {result['fid']['fid']:.2f} (N={result['fid']['n_gen']:,}, floor "
         f"{result['fid']['floor']:.2f}); {result['classifier']['confident_share']:.1%} recognisable")
     return result
@@ -586,5 +593,6 @@ __all__ = [
     "sweep_points",
     "sweep_results",
     "timed_at_fp32_speed",
+    "update_evaluation",
     "weights_digest",
 ]
