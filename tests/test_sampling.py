@@ -58,6 +58,36 @@ def test_sampler_shape_range_determinism_and_callback(sampler, tiny_unet):
     assert calls == [(i, 4) for i in range(4)]
 
 
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_a_run_resumed_from_a_step_gives_the_same_digits(sampler, tiny_unet):
+    """What a callback sees after step k, with the generator's state then, resumes the run at step k + 1 exactly
+    (a long chunk can then survive its process); a multistep solver, which keeps earlier outputs, refuses."""
+    config = make_train_scheduler().config
+    kwargs = dict(sampler=sampler, num_inference_steps=6, num_images=3)
+    saved = {}
+
+    def callback(i, n, sample_t, pred_x0):
+        if i == 2:
+            saved.update(sample=sample_t.clone(), state=generator.get_state())
+
+    generator = torch.Generator().manual_seed(7)
+    whole = sample_images(tiny_unet, config, generator=generator, callback=callback, **kwargs)
+    resumed_generator = torch.Generator()
+    resumed_generator.set_state(saved["state"])
+    resumed = sample_images(tiny_unet, config, generator=resumed_generator, latents=saved["sample"], first_step=3,
+                            **kwargs)
+    assert torch.equal(resumed, whole)
+    assert not torch.equal(sample_images(tiny_unet, config, generator=torch.Generator().manual_seed(7),
+                                         latents=saved["sample"], first_step=2, **kwargs), whole)
+    with pytest.raises(ValueError, match="outside the schedule"):
+        sample_images(tiny_unet, config, latents=saved["sample"], first_step=7, **kwargs)
+    with pytest.raises(ValueError, match="expected"):
+        sample_images(tiny_unet, config, latents=saved["sample"][:2], first_step=3, **kwargs)
+    with pytest.raises(ValueError, match="cannot start at step 3"):
+        sample_images(tiny_unet, config, latents=saved["sample"], first_step=3,
+                      **{**kwargs, "sampler": "dpmsolver++"})
+
+
 def test_bf16_autocast_runs_the_unet_in_bf16_and_stays_close_to_fp32(tiny_unet, monkeypatch):
     seen = []
     forward = tiny_unet.forward

@@ -269,6 +269,8 @@ def sample_images(
     autocast_dtype: torch.dtype | None = None,
     class_labels: ClassLabels | None = None,
     guidance_scale: float | None = None,
+    latents: torch.Tensor | None = None,
+    first_step: int = 0,
 ) -> torch.Tensor:
     """Generate digits, unconditionally or of chosen classes with classifier-free guidance.
 
@@ -290,13 +292,18 @@ def sample_images(
             all); None generates unconditionally (the null class). An unconditional UNet takes none.
         guidance_scale: w of classifier-free guidance, ε = ε_∅ + w·(ε_c − ε_∅): 0 = unconditional, 1 = the
             conditional model as trained, > 1 = stronger class adherence. None: `DEFAULT_GUIDANCE_SCALE`.
+        latents: the starting batch instead of fresh noise (as diffusers pipelines take `latents`): with
+            `first_step`, a sample resumed where a `callback` saw it (then restore `generator`'s state too).
+        first_step: skip the schedule's first steps; only for samplers without state between steps (ancestral
+            `ddpm`, `ddim`), where `latents` after step k − 1 and the generator then resume the run exactly.
 
     Returns:
         `(num_images, channels, height, width)` float images in [0, 1], on the UNet's device.
 
     Raises:
         ValueError: labels outside the UNet's classes or not one per image, a negative or non-numeric guidance
-            scale, or labels/guidance for an unconditional UNet.
+            scale, labels/guidance for an unconditional UNet, `latents` of another shape than the batch, or a
+            `first_step` outside the schedule or for a multistep sampler.
     """
     model, scheduler_config = _resolve(unet, scheduler_config)
     w = DEFAULT_GUIDANCE_SCALE
@@ -316,16 +323,26 @@ def sample_images(
     size = model.config.sample_size
     height, width = (size, size) if isinstance(size, int) else size
     shape = (num_images, model.config.in_channels, height, width)
-    # Noise drawn on CPU so a seed gives the same images on CPU and GPU.
-    sample = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, dtype)
-    sample = sample * scheduler.init_noise_sigma
+    if not 0 <= first_step <= len(scheduler.timesteps):
+        raise ValueError(f"first_step {first_step} is outside the schedule's {len(scheduler.timesteps)} steps")
+    if first_step and not isinstance(scheduler, (DDPMScheduler, DDIMScheduler)):
+        raise ValueError(f"{type(scheduler).__name__} keeps earlier steps' outputs: it cannot start at step "
+                         f"{first_step}; resume only ancestral `ddpm` or `ddim`")
+    if latents is None:
+        # Noise drawn on CPU so a seed gives the same images on CPU and GPU.
+        sample = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, dtype)
+        sample = sample * scheduler.init_noise_sigma
+    elif tuple(latents.shape) != shape:
+        raise ValueError(f"latents of shape {tuple(latents.shape)}, expected {shape}")
+    else:
+        sample = latents.to(device, dtype)
 
     step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
     timesteps = scheduler.timesteps
     was_training = model.training
     model.eval()
     try:
-        for i, t in enumerate(timesteps):
+        for i, t in enumerate(timesteps[first_step:], start=first_step):
             model_input = scheduler.scale_model_input(sample, t)
             with autocast(device.type, autocast_dtype):
                 model_output = guided(model_input, t)
