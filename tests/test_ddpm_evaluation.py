@@ -145,6 +145,47 @@ def test_processes_make_one_point_together(other_process, tmp_path):
     assert len(made) == (2 if other_process == "saves its chunk" else 3)
 
 
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_a_chunk_killed_midway_resumes_from_its_saved_step_with_the_same_digits(sampler, tmp_path, monkeypatch):
+    """A long chunk saves its progress as it goes; the process making it next starts from there, not from step 0,
+    and the digits are those of an uninterrupted run. A multistep solver saves nothing (it could not resume)."""
+    import hub_models.evaluation.ddpm as ddpm_eval
+
+    run = tmp_path / "run"
+    torch.manual_seed(0)
+    save_pipeline(make_unet("tiny"), make_train_scheduler(), run)
+    point = Point(sampler, 8, 4, seed=0)
+    alone = generate(run, point, batch_size=2, results_dir=tmp_path / "alone", log=lambda _: None)
+    monkeypatch.setattr(ddpm_eval, "CHECKPOINT_SECONDS", 0.0)  # save after every step
+    sample_images, started_at = ddpm_eval.sample_images, []
+
+    def killed_after_step_5(*args, **kwargs):
+        started_at.append(kwargs.get("first_step", 0))
+
+        def callback(i, *rest):
+            kwargs["callback"](i, *rest)
+            if i == 5 and len(started_at) == 2:  # the second chunk dies midway
+                raise KeyboardInterrupt
+
+        return sample_images(*args, **{**kwargs, "callback": callback})
+
+    monkeypatch.setattr(ddpm_eval, "sample_images", killed_after_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        generate(run, point, batch_size=2, log=lambda _: None)
+    folder = chunk_folder(run, point)
+    assert [p.name for p in folder.glob("*.progress.safetensors")] == [".chunk-00001-n2.progress.safetensors"]
+    lines: list[str] = []
+    assert torch.equal(generate(run, point, batch_size=2, log=lines.append), alone)
+    assert started_at == [0, 0, 6]
+    assert "chunk 1: resuming from step 6" in "\n".join(lines)
+    assert not list(folder.glob("*.progress*"))  # gone once its chunk is saved
+
+    multistep = Point("dpmsolver++", 8, 2, seed=0)
+    monkeypatch.setattr(ddpm_eval, "sample_images", sample_images)
+    generate(run, multistep, batch_size=2, log=lambda _: None)
+    assert not list(chunk_folder(run, multistep).glob("*.progress*"))
+
+
 @pytest.mark.slow
 def test_an_interrupted_point_resumes_with_the_same_digits(evaluated_run):
     point = Point("ddpm", 25, 12, True, 1)

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from diffusers import UNet2DModel
 from filelock import FileLock, Timeout
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from hub_models.diffusion.latent import is_latent_run, load_latent_pipeline
 from hub_models.diffusion.pipeline import load_ddpm
@@ -49,6 +51,10 @@ PROTOCOL_TIE = 0.05  # FIDs within 5 % of the lowest are tied: fewest U-Net pass
 PROTOCOL_GUIDANCE = (0.0, 1.0, 2.0, 3.0, 5.0)
 # What `Point.precision` names: the dtype the UNet runs in while sampling (the scheduler stays in fp32).
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+# Samplers with no state between steps: a chunk of theirs saves its progress every few minutes and resumes there
+# (a 1,000-step chunk is hours of one core, longer than a process may live).
+RESUMABLE_SAMPLERS = ("ddpm", "ddim")
+CHECKPOINT_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -87,15 +93,40 @@ class Point:
         return {"class_labels": requested_labels(num_images, first), "guidance_scale": self.guidance_scale}
 
     def sample(self, unet: UNet2DModel, scheduler_config: Mapping[str, Any], num_images: int,
-               seed: int, first: int = 0) -> torch.Tensor:
+               seed: int, first: int = 0, progress: str | os.PathLike | None = None) -> torch.Tensor:
         """`num_images` digits `(N, 1, 28, 28)` in [0, 1] the way this point samples them, from `seed`; `first`:
-        where they start in the N (which classes a conditional point requests)."""
+        where they start in the N (which classes a conditional point requests); `progress`: a file where a
+        `RESUMABLE_SAMPLERS` run saves its state every `CHECKPOINT_SECONDS` and resumes from (same digits)."""
         sampler = make_scheduler(self.sampler, scheduler_config, **dict(self.overrides)) if self.overrides \
             else self.sampler
+        generator = torch.Generator().manual_seed(seed)
+        resume = _resume(Path(progress), generator) if progress and self.sampler in RESUMABLE_SAMPLERS else {}
         with torch.inference_mode(), no_tf32():
-            return sample_images(unet, scheduler_config, sampler, self.steps, num_images,
-                                 generator=torch.Generator().manual_seed(seed),
-                                 autocast_dtype=PRECISIONS[self.precision], **self.labels(num_images, first))
+            return sample_images(unet, scheduler_config, sampler, self.steps, num_images, generator=generator,
+                                 autocast_dtype=PRECISIONS[self.precision], **resume,
+                                 **self.labels(num_images, first))
+
+
+def _resume(path: Path, generator: torch.Generator) -> dict[str, Any]:
+    """`sample_images` arguments that continue a run from `path` (if saved) and keep saving it there."""
+    resume: dict[str, Any] = {}
+    if path.exists():
+        with safe_open(path, "pt") as saved:
+            resume = {"latents": saved.get_tensor("sample"), "first_step": int(saved.metadata()["next_step"])}
+            generator.set_state(saved.get_tensor("generator_state"))
+    last = time.monotonic()
+
+    def save(i: int, num_steps: int, sample: torch.Tensor, pred_x0: torch.Tensor) -> None:
+        nonlocal last
+        if time.monotonic() - last < CHECKPOINT_SECONDS or i + 1 == num_steps:
+            return
+        tmp = path.with_name(f".{path.name}.tmp")
+        save_file({"sample": sample.cpu().contiguous(), "generator_state": generator.get_state()}, tmp,
+                  metadata={"next_step": str(i + 1)})
+        os.replace(tmp, path)
+        last = time.monotonic()
+
+    return {**resume, "callback": save}
 
 
 def requested_labels(num_images: int, first: int = 0) -> torch.Tensor:
@@ -110,13 +141,15 @@ def weights_digest(run_dir: str | os.PathLike, ema: bool = True) -> str:
 
 
 def point_sampler(run_dir: str | os.PathLike, point: Point) -> Callable[..., torch.Tensor]:
-    """`draw(num_images, seed, first=0)` → digits `(N, 1, 28, 28)` in [0, 1] as `point` samples them from the run's
-    weights: a pixel DDPM folder, or a latent one (`LatentDDPMPipeline`: the latent is sampled, then decoded).
-    `first`: where the digits start in the point's N (the classes a conditional point requests)."""
+    """`draw(num_images, seed, first=0, progress=None)` → digits `(N, 1, 28, 28)` in [0, 1] as `point` samples
+    them from the run's weights: a pixel DDPM folder, or a latent one (`LatentDDPMPipeline`: the latent is sampled,
+    then decoded). `first`: where the digits start in the point's N (the classes a conditional point requests);
+    `progress`: where a long pixel run saves its state and resumes from (`Point.sample`)."""
     device = compute_device()  # the noise is drawn on the CPU, so a seed gives the same starting noise anywhere
     if not is_latent_run(run_dir):
         unet, scheduler = load_ddpm(run_dir, use_ema=point.ema, device=device)
-        return lambda n, seed, first=0: point.sample(unet, scheduler.config, n, seed, first)
+        return lambda n, seed, first=0, progress=None: point.sample(unet, scheduler.config, n, seed, first,
+                                                                    progress)
     if point.overrides:
         raise ValueError("sampler overrides are for pixel DDPMs; a latent pipeline samples with its own settings")
     pipe = load_latent_pipeline(run_dir)
@@ -124,8 +157,8 @@ def point_sampler(run_dir: str | os.PathLike, point: Point) -> Callable[..., tor
         pipe.unet = UNet2DModel.from_pretrained(str(run_dir), subfolder="unet_non_ema", use_safetensors=True)
     pipe.to(device)
 
-    def draw(n: int, seed: int, first: int = 0) -> torch.Tensor:
-        with torch.inference_mode(), no_tf32():
+    def draw(n: int, seed: int, first: int = 0, progress: str | os.PathLike | None = None) -> torch.Tensor:
+        with torch.inference_mode(), no_tf32():  # a latent run is short: no progress to save
             return pipe(batch_size=n, num_inference_steps=point.steps, sampler=point.sampler, output_type="pt",
                         generator=torch.Generator().manual_seed(seed),
                         autocast_dtype=PRECISIONS[point.precision], **point.labels(n, first)).images
@@ -138,9 +171,11 @@ def generate(run_dir: str | os.PathLike, point: Point, batch_size: int = 500,
     """`point.num_samples` digits as uint8 `(N, 28, 28)`; chunks already on disk are reused (resumable).
 
     Chunk i is drawn with seed `point.seed * 1_000_003 + i`, so the digits do not depend on how often the
-    evaluation was interrupted. Several processes may make one point together: each chunk is made under a file
-    lock, a process skips the chunks others are making and then waits for them (a lock dies with its process, so
-    a killed process's chunk is made again by a waiting one). Where each chunk was sampled is kept beside them
+    evaluation was interrupted; a long chunk of a stateless sampler also saves its progress every few minutes
+    (`Point.sample`), so a killed process loses minutes, not hours. Several processes may make one point together:
+    each chunk is made under a file lock, a process skips the chunks others are making and then waits for them (a
+    lock dies with its process, so a killed process's chunk is made again by a waiting one). Where each chunk was
+    sampled is kept beside them
     (`sampled_on`): digits made on a GPU machine can be scored on another.
     """
     run_dir = Path(run_dir)
@@ -152,16 +187,20 @@ def generate(run_dir: str | os.PathLike, point: Point, batch_size: int = 500,
     def make(i: int) -> None:
         nonlocal draw
         path, start, n = folder / f"chunk-{i:05d}.npy", i * batch_size, sizes[i]
+        progress = folder / f".chunk-{i:05d}-n{n}.progress.safetensors"  # n: another batch size, other digits
+        if progress.exists():
+            log(f"[{point.key}] chunk {i}: resuming from step {_saved_step(progress)}")
         if draw is None and BF16_CONVOLUTIONS_IN_FP32 in sampling_device(point):
             log(f"[{point.key}] no native bf16 on this CPU: {BF16_CONVOLUTIONS_IN_FP32} (docs/PROTOCOL.md)")
         draw = draw or point_sampler(run_dir, point)
         t0 = time.perf_counter()
-        images = draw(n, point.seed * 1_000_003 + i, start)
+        images = draw(n, point.seed * 1_000_003 + i, start, progress)
         tmp = path.with_name(f".{path.name}.tmp.npy")
         np.save(tmp, as_uint8(images).numpy())
         with FileLock(folder / f".{SAMPLED_ON_FILE}.lock"):
             write_json_atomic(folder / SAMPLED_ON_FILE, {**_sampling_record(folder), path.name: sampling_device(point)})
         os.replace(tmp, path)
+        progress.unlink(missing_ok=True)
         log(f"[{point.key}] {start + n:,}/{point.num_samples:,} digits ({time.perf_counter() - t0:.0f} s)")
 
     def missing(i: int) -> bool:
@@ -198,6 +237,11 @@ def generate(run_dir: str | os.PathLike, point: Point, batch_size: int = 500,
                 make(i)
 
     return torch.cat([torch.from_numpy(load(i)) for i in range(len(sizes))])
+
+
+def _saved_step(progress: Path) -> int:
+    with safe_open(progress, "pt") as saved:
+        return int(saved.metadata()["next_step"])
 
 
 def chunk_folder(run_dir: str | os.PathLike, point: Point, results_dir: str | os.PathLike | None = None) -> Path:
