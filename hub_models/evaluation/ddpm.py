@@ -175,8 +175,7 @@ def generate(run_dir: str | os.PathLike, point: Point, batch_size: int = 500,
     (`Point.sample`), so a killed process loses minutes, not hours. Several processes may make one point together:
     each chunk is made under a file lock, a process skips the chunks others are making and then waits for them (a
     lock dies with its process, so a killed process's chunk is made again by a waiting one). Where each chunk was
-    sampled is kept beside them
-    (`sampled_on`): digits made on a GPU machine can be scored on another.
+    sampled is kept beside them (`sampled_on`): digits made on a GPU machine can be scored on another.
     """
     run_dir = Path(run_dir)
     folder = chunk_folder(run_dir, point, results_dir)
