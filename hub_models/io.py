@@ -102,6 +102,28 @@ def no_tf32() -> contextlib.AbstractContextManager:
     return torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False)
 
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc's malloc keep freed memory for reuse: the one-call form of starting the process with
+    `MALLOC_MMAP_THRESHOLD_` set (PyTorch's CPU tuning guide preloads jemalloc or tcmalloc for the same reason).
+
+    By default every block above a few MB (a batch's activations) is mapped and unmapped per call, and faulting its
+    pages back in cost 25-35 % of a long CPU sampling or Inception run (`benchmarks/cpu_allocator.py`). The digits
+    are bitwise the same. For long batch jobs (evaluation); a no-op returning False where libc is not glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl without mallopt)
+        return False
+    largest = 2**31 - 1  # mallopt takes an int; every block of a batch on this project's models is smaller
+    return bool(mallopt(_M_MMAP_THRESHOLD, largest)) and bool(mallopt(_M_TRIM_THRESHOLD, largest))
+
+
 @functools.lru_cache(maxsize=1)
 def native_cpu_bf16() -> bool:
     """Whether oneDNN runs bf16 on this CPU's own vector units (AVX512 BW/VL/DQ, AVX512-BF16, AMX). Without them

@@ -51,6 +51,7 @@ from hub_models.evaluation.ddpm import (
     sweep_points,
     sweep_results,
 )
+from hub_models.io import keep_freed_memory
 from hub_models.training import non_negative_float, positive_int
 
 
@@ -207,4 +208,5 @@ def run_protocol(run_dir: Path, args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
+    keep_freed_memory()  # hours of sampling and Inception on a CPU: 1.4× faster (hub_models/io.py)
     sys.exit(main(parse_args()))
