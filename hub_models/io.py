@@ -110,8 +110,9 @@ def keep_freed_memory() -> bool:
     `MALLOC_MMAP_THRESHOLD_` set (PyTorch's CPU tuning guide preloads jemalloc or tcmalloc for the same reason).
 
     By default every block above a few MB (a batch's activations) is mapped and unmapped per call, and faulting its
-    pages back in cost 25-35 % of a long CPU sampling or Inception run (`benchmarks/cpu_allocator.py`). The digits
-    are bitwise the same. For long batch jobs (evaluation); a no-op returning False where libc is not glibc."""
+    pages back in took about 27 % of the CPU time of sampling and of Inception on a 2-core CPU
+    (`benchmarks/cpu_allocator.py`: 1.3-1.4× faster with this). The digits are bitwise the same. For long batch jobs
+    (evaluation); a no-op returning False where libc is not glibc."""
     import ctypes
     import ctypes.util
 

@@ -208,5 +208,5 @@ def run_protocol(run_dir: Path, args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    keep_freed_memory()  # hours of sampling and Inception on a CPU: 1.4× faster (hub_models/io.py)
+    keep_freed_memory()  # hours of CPU sampling and Inception: 1.3-1.4× faster (benchmarks/cpu_allocator.py)
     sys.exit(main(parse_args()))
