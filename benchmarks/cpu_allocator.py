@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/...` from a checkout
@@ -39,14 +40,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model_config", default="default", help="UNet config when no --model.")
     p.add_argument("--unet_batch", type=positive_int, default=250, help="Digits per UNet call (evaluate_ddpm's chunk).")
     p.add_argument("--unet_calls", type=positive_int, default=3)
-    p.add_argument("--inception_images", type=positive_int, default=100, help="0 skips Inception.")
+    p.add_argument("--inception_images", type=positive_int, default=100, help="Digits of the Inception job.")
     p.add_argument("--rounds", type=positive_int, default=3)
     p.add_argument("--job", choices=["unet", "inception"], help=argparse.SUPPRESS)  # one measurement (a child)
     p.add_argument("--keep", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
-def _timed(work) -> dict:
+def _timed(work: Callable[[], torch.Tensor]) -> dict:
     work()  # warm-up: weights, kernels, first allocations
     before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     out = work()
@@ -86,7 +87,7 @@ def main(args: argparse.Namespace) -> int:
     if args.job:
         print(json.dumps(measure(args)))
         return 0
-    jobs = ["unet"] + (["inception"] if args.inception_images else [])
+    jobs = ["unet", "inception"]
     runs: dict[tuple[str, str], list[dict]] = {}
     for r in range(args.rounds):
         for job in jobs:
