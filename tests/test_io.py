@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -36,7 +37,7 @@ PROGRAM = textwrap.dedent("""
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
 def test_keep_freed_memory_stops_refaulting_large_blocks_and_changes_no_result():
     out = subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True, check=True,
-                         env={"OMP_NUM_THREADS": "1", "PATH": ""}).stdout
+                         env={**os.environ, "OMP_NUM_THREADS": "1"}).stdout
     result = json.loads(out.strip().splitlines()[-1])
     (faults_default, sum_default), (faults_kept, sum_kept) = result["default"], result["after"]
     assert result["kept"] is True
