@@ -136,6 +136,21 @@ def native_cpu_bf16() -> bool:
     return True if check is None else bool(check())
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_name() -> str:
+    """This machine's CPU model as the kernel names it ("AMD EPYC 9B14", "Intel(R) Xeon(R) Processor"): timings are
+    only comparable on one model."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 BF16_EMULATED = ("this CPU has no native bf16 (oneDNN reports none: no AVX512/AMX), so torch's bf16 convolutions "
                  "are emulated and tens of times slower than fp32")
 # What `autocast` does instead on such a CPU; recorded with every digit it samples (docs/PROTOCOL.md).
@@ -252,6 +267,7 @@ __all__ = [
     "cache_dir",
     "check_finite",
     "compute_device",
+    "cpu_name",
     "fetch_wheel",
     "log",
     "native_cpu_bf16",

@@ -89,6 +89,39 @@ def test_digits_sampled_on_one_machine_are_scored_on_another(tiny_mnist_cache, t
         generate(run, point, batch_size=2)
 
 
+def test_retime_re_measures_every_timed_ema_point_on_this_machine_and_keeps_the_fids(tmp_path):
+    """A sweep sampled over several machines mixes their speeds: --retime times every EMA point again here."""
+    from hub_models.evaluation.ddpm import retime_points, sampling_device, weights_digest
+    from hub_models.io import cpu_name
+
+    torch.manual_seed(0)
+    save_pipeline(make_unet("tiny"), make_train_scheduler(), tmp_path)
+    digest = weights_digest(tmp_path, True)
+
+    def point(sampler: str, steps: int, ema: bool, seconds: float | None) -> tuple[str, dict]:
+        p = Point(sampler, steps, 8, ema, 0, "bf16" if sampler == "ddim" else "fp32")
+        return p.key, {**vars(p), "overrides": [], "weights": digest if ema else "raw",
+                       "reference": "study-test", "fid": {"fid": 42.0 + steps}, "seconds_per_16": seconds,
+                       "timed_on": "cpu (bf16 convolutions computed in fp32)"}
+
+    points = dict([point("ddim", 2, True, 1e6), point("ddpm", 3, True, 1e6), point("ddpm", 3, False, 1e6),
+                   point("dpmsolver++", 2, True, None)])
+    (tmp_path / EVALUATION_FILE).write_text(json.dumps({"schema_version": 2, "kind": "ddpm", "points": points}))
+    lines: list[str] = []
+    assert retime_points(tmp_path, log=lines.append) == 2
+    after = json.loads((tmp_path / EVALUATION_FILE).read_text())["points"]
+    for key, before in points.items():
+        retimed = before["ema"] and before["seconds_per_16"] is not None
+        assert after[key]["fid"] == before["fid"]  # the FIDs are untouched
+        if retimed:
+            assert 0 < after[key]["seconds_per_16"] < 1e6 and after[key]["timed_cpu"] == cpu_name()
+            how = Point(before["sampler"], before["steps"], precision=before["precision"])
+            assert after[key]["timed_on"] == sampling_device(how)  # this machine's bf16 (native or not) or fp32
+        else:  # raw weights (none in a release) and untimed points keep what they had
+            assert after[key] == before
+    assert len(lines) == 2 and all("was 1000000.00" in line for line in lines)
+
+
 def test_a_bf16_point_records_that_its_convolutions_ran_in_fp32_where_bf16_is_not_native(tmp_path, monkeypatch):
     import hub_models.io as hub_io
 

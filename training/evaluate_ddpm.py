@@ -45,13 +45,14 @@ from hub_models.evaluation.ddpm import (
     is_conditional_run,
     missing_sweep_points,
     protocol_reruns,
+    retime_points,
     select_guidance,
     select_point,
     sweep_plot,
     sweep_points,
     sweep_results,
 )
-from hub_models.io import keep_freed_memory
+from hub_models.io import cpu_name, keep_freed_memory
 from hub_models.training import non_negative_float, positive_int
 
 
@@ -102,6 +103,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="docs/PROTOCOL.md's card check: run the card's How-to-use snippet (README.md in --run_dir) "
                         "for --card_check_samples digits and compare its FID with the evaluator's at the headline's "
                         "settings over 5 seeds (passes within 3 σ); exit status 1 if it fails.")
+    p.add_argument("--retime", action="store_true",
+                   help="Re-measure the seconds per 16 digits of every cached point on this machine (a quiet one) "
+                        "and redraw the sweep plot: a sweep sampled on several machines then has one machine's "
+                        "timings. FIDs are untouched.")
     p.add_argument("--card_check_samples", type=positive_int, default=1000, help="N of the card check.")
     p.add_argument("--raw_run_dir", default=None,
                    help="With --protocol: the run folder holding this model's raw weights (unet_non_ema/), when "
@@ -130,13 +135,18 @@ def main(args: argparse.Namespace) -> int:
               f"evaluator over seeds {check['seeds']}: {check['mean']:.2f} ± {check['sigma']:.2f} → "
               f"{'passes' if check['passes'] else 'FAILS'} (within {check['tolerance_sigmas']:g} σ)")
         return 0 if check["passes"] else 1
+    w = (DEFAULT_GUIDANCE_SCALE if args.guidance_scale is None else args.guidance_scale) if conditional else None
+    if args.retime:
+        print(f"re-timed {retime_points(run_dir)} points on {cpu_name()}")
+        if done := sweep_results(run_dir, args.sweep_samples, w):  # the sweep at --sweep_samples (and w)
+            print(f"sweep plot: {sweep_plot(done, run_dir / 'figures' / 'sampler_sweep.png')}")
+        return 0
     if args.protocol:
         if conditional:
             print("error: --protocol is the unconditional model's sweep; a class-conditional model gets a guidance "
                   "table instead (--guidance_sweep)", file=sys.stderr)
             return 2
         return run_protocol(run_dir, args)
-    w = (DEFAULT_GUIDANCE_SCALE if args.guidance_scale is None else args.guidance_scale) if conditional else None
     points = [] if args.sweep_only else [Point(args.sampler, args.steps, args.num_samples, True, args.seed,
                                                args.precision, guidance_scale=w)]
     if args.no_ema_samples:

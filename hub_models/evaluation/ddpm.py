@@ -11,7 +11,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from hub_models.io import (
     autocast,
     bf16_convolutions_in_fp32,
     compute_device,
+    cpu_name,
     no_tf32,
     read_json,
     write_json_atomic,
@@ -345,6 +346,7 @@ def _score_point(run_dir: Path, point: Point, images: torch.Tensor, *, digest: s
                                   requested=None if point.guidance_scale is None else requested_labels(len(images)))}
     result["seconds_per_16"] = seconds_per_16(run_dir, point) if timing else None
     result["timed_on"] = sampling_device(point) if timing else None
+    result["timed_cpu"] = cpu_name() if timing and compute_device().type == "cpu" else None
     result["sampled_on"] = sampled_on(chunk_folder(run_dir, point, results_dir))
     result["scored_on"] = compute_device().type
     result["torch_threads"] = torch.get_num_threads()
@@ -353,6 +355,31 @@ def _score_point(run_dir: Path, point: Point, images: torch.Tensor, *, digest: s
     log(f"[{point.key}] FID {result['fid']['fid']:.2f} (N={result['fid']['n_gen']:,}, floor "
         f"{result['fid']['floor']:.2f}); {result['classifier']['confident_share']:.1%} recognisable")
     return result
+
+
+def retime_points(run_dir: str | os.PathLike, repeats: int = 1, log: Callable[[str], None] = print) -> int:
+    """Re-measure `seconds_per_16` of every timed EMA point of the run in this process, so that a sweep sampled
+    over several machines has all its seconds from one (CPU models differ 2x and more in speed). The FIDs are
+    untouched; raw-weight points keep theirs (a release has no raw weights to time). Returns how many points were
+    re-timed."""
+    names = {f.name for f in fields(Point)}
+    timings: dict[str, dict[str, Any]] = {}
+    for p in current_points(run_dir):
+        if not p["ema"] or p.get("seconds_per_16") is None:
+            continue
+        point = Point(**{k: tuple(map(tuple, v)) if k == "overrides" else v for k, v in p.items() if k in names})
+        seconds = seconds_per_16(run_dir, point, repeats)
+        timings[point.key] = {"seconds_per_16": seconds, "timed_on": sampling_device(point),
+                              "timed_cpu": cpu_name() if compute_device().type == "cpu" else None,
+                              "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()[0]}
+        log(f"[{point.key}] {seconds:.2f} s per 16 digits (was {p['seconds_per_16']:.2f})")
+
+    def change(evaluation: dict[str, Any]) -> None:
+        for key, timing in timings.items():
+            evaluation["points"][key].update(timing)
+
+    update_evaluation(run_dir, change)
+    return len(timings)
 
 
 def current_points(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
@@ -627,6 +654,7 @@ __all__ = [
     "point_sampler",
     "protocol_reruns",
     "requested_labels",
+    "retime_points",
     "sampled_on",
     "sampling_device",
     "seconds_per_16",

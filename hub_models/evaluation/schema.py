@@ -60,6 +60,7 @@ class SamplePoint(TypedDict, total=False):
     # CPU without native bf16), several joined by " + " (absent: the CPU).
     sampled_on: str
     timed_on: str | None  # the same for `seconds_per_16` (absent: the CPU, native bf16)
+    timed_cpu: str | None  # the CPU model `seconds_per_16` was measured on (absent: not recorded)
     scored_on: str  # "cpu" or "cuda": where their Inception features were computed (absent: the CPU)
     torch_threads: int
     load_average: float
