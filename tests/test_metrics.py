@@ -225,3 +225,33 @@ def test_vae_nll_module(tiny_vae):
     out = evaluate.load("hub_models/evaluation/modules/vae_nll").compute(predictions=test.images[:32], model=model,
                                                             nll_samples=50)
     assert out == pytest.approx(vae_metrics(model, test.images[:32], nll_samples=50))
+
+
+def test_processes_asking_for_the_same_statistics_compute_them_once(tmp_path, monkeypatch):
+    """A reference set's statistics cost ~25 min of a core: two scorers that need them at once share one pass."""
+    import threading
+    import time
+
+    import hub_models.evaluation.metrics as metrics
+
+    calls = []
+
+    def slow_features(images, batch_size=50, progress=False):
+        calls.append(len(images))
+        time.sleep(0.5)  # long enough for the other caller to arrive while this one computes
+        return np.random.default_rng(len(calls)).normal(size=(len(images), 8))
+
+    monkeypatch.setattr(metrics, "inception_features", slow_features)
+    monkeypatch.setattr(metrics, "_stats_dir", lambda: tmp_path)
+    images = torch.zeros(20, 28, 28, dtype=torch.uint8)
+    results = []
+    workers = [threading.Thread(target=lambda: results.append(metrics.inception_stats(images, "ref-x")))
+               for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert calls == [20]  # one pass; the second caller read the cache
+    assert np.array_equal(results[0].mu, results[1].mu) and np.array_equal(results[0].sigma, results[1].sigma)
+    metrics.inception_stats(images[:10], "ref-x")  # other pixels: their own statistics
+    assert calls == [20, 10]

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from filelock import FileLock
 from safetensors.numpy import load_file, save_file
 
 from hub_models.data import ImageSplit, load_splits
@@ -167,16 +168,19 @@ def _protocol_tag() -> str:
 
 def inception_stats(images: torch.Tensor, cache_key: str | None = None, batch_size: int = 50,
                     progress: bool = False) -> FeatureStats:
-    """Inception statistics of uint8 images, cached on disk under `cache_key` + a digest of the pixels."""
-    path = None
-    if cache_key is not None:
-        path = _stats_dir() / f"{cache_key}-n{len(images)}-{_digest(images)}-{_protocol_tag()}.safetensors"
+    """Inception statistics of uint8 images, cached on disk under `cache_key` + a digest of the pixels. Processes
+    asking for the same statistics at once compute them once: the others wait and read the cache (a reference set
+    of 10,000 digits is ~25 min of one CPU core)."""
+    if cache_key is None:
+        return FeatureStats.from_features(inception_features(images, batch_size=batch_size, progress=progress))
+    path = _stats_dir() / f"{cache_key}-n{len(images)}-{_digest(images)}-{_protocol_tag()}.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(path.with_name(f".{path.name}.lock")):
         if path.exists():
             return FeatureStats.load(path)
-    stats = FeatureStats.from_features(inception_features(images, batch_size=batch_size, progress=progress))
-    if path is not None:
+        stats = FeatureStats.from_features(inception_features(images, batch_size=batch_size, progress=progress))
         stats.save(path)
-    return stats
+        return stats
 
 
 def reference_stats(reference: str = "mnist-test", n: int | None = None, batch_size: int = 50,
