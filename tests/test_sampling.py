@@ -248,6 +248,26 @@ def test_a_point_with_overrides_samples_with_them_and_has_its_own_key(tiny_unet)
     assert not torch.equal(plain.sample(tiny_unet, config, 4, 5), expected)  # thresholding acts on a random UNet
 
 
+def test_a_step_option_reaches_every_step_of_the_loop(tiny_unet):
+    """`use_clipped_model_output` is an argument of DDIM's step(), not of its config: as an override it must reach
+    every step (ε re-derived from the clipped x0), which is what diffusers' own step gives with it."""
+    config = make_train_scheduler().config
+    option = make_scheduler("ddim", config, use_clipped_model_output=True)
+    ours = sample_images(tiny_unet, config, option, 3, 2, generator=torch.Generator().manual_seed(2))
+    reference = make_scheduler("ddim", config)
+    reference.set_timesteps(3)
+    sample = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(2)) * reference.init_noise_sigma
+    with torch.no_grad():
+        for t in reference.timesteps:
+            eps = tiny_unet(sample, t).sample
+            sample = reference.step(eps, t, sample, use_clipped_model_output=True).prev_sample
+    torch.testing.assert_close(ours, (sample / 2 + 0.5).clamp(0, 1), rtol=0, atol=1e-6)
+    plain = sample_images(tiny_unet, config, "ddim", 3, 2, generator=torch.Generator().manual_seed(2))
+    assert (ours - plain).abs().max() > 1e-3  # clipping acts on a random UNet: the option changes the digits
+    with pytest.raises(ValueError, match=r"DPMSolverMultistepScheduler\.step takes no use_clipped_model_output"):
+        make_scheduler("dpmsolver++", config, use_clipped_model_output=True)
+
+
 class BatchedEpsilonOracle(EpsilonOracle):
     def forward(self, x, t):
         a = self.alphas_cumprod[t].view(-1, 1, 1, 1)

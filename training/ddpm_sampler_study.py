@@ -49,6 +49,10 @@ CAUSES: list[tuple[str, str, dict]] = [
      {"overrides": (("final_sigmas_type", "sigma_min"),)}),
     ("unipc", "UniPC (2nd order, library settings) instead", {"sampler": "unipc"}),
     ("karras", "Karras σ spacing", {"overrides": (("use_karras_sigmas", True),)}),
+    # DDIM worsens with more steps on the full-recipe model (docs/DDPM.md): its step clips x0 but keeps the raw ε.
+    ("ddim", "DDIM (first order, library settings) instead", {"sampler": "ddim"}),
+    ("ddim-clipped-eps", "DDIM with ε re-derived from the clipped x0 (`use_clipped_model_output=True`)",
+     {"sampler": "ddim", "overrides": (("use_clipped_model_output", True),)}),
 ]
 CAUSE_NAMES = [name for name, _, _ in CAUSES]
 

@@ -82,6 +82,10 @@ _SAMPLER_SETTINGS: dict[str, tuple[type[SchedulerMixin], dict[str, Any]]] = {
     ),
 }
 
+# Options of a scheduler's `step()` rather than of its config (diffusers keeps them out of scheduler_config.json).
+# `make_scheduler` takes them as overrides too, for the sampler study, and `sample_images` passes them to every step.
+STEP_OPTIONS = ("use_clipped_model_output",)
+
 StepCallback = Callable[[int, int, torch.Tensor, "torch.Tensor | None"], None]
 ClassLabels = int | Sequence[int] | torch.Tensor
 
@@ -129,14 +133,21 @@ def make_scheduler(name: str, train_scheduler_config: Mapping[str, Any] | None =
     so the noise schedule (β's, T, prediction type) is exactly the one the UNet was trained with.
 
     `train_scheduler_config=None` uses the study's schedule (4000 steps, cosine). `overrides` replace single
-    settings of the sampler (e.g. `thresholding=False`), for studies of what each one does.
+    settings of the sampler (e.g. `thresholding=False`) or set an option of its step (`STEP_OPTIONS`, e.g.
+    `use_clipped_model_output=True`), for studies of what each one does.
     """
     if name not in _SAMPLER_SETTINGS:
         raise ValueError(f"unknown sampler {name!r}: choose one of {SAMPLERS}")
     if train_scheduler_config is None:
         train_scheduler_config = make_train_scheduler().config
     cls, settings = _SAMPLER_SETTINGS[name]
-    return cls.from_config(dict(train_scheduler_config), **{**settings, **overrides})
+    step_options = {key: overrides.pop(key) for key in STEP_OPTIONS if key in overrides}
+    unknown = [key for key in step_options if key not in inspect.signature(cls.step).parameters]
+    if unknown:
+        raise ValueError(f"{cls.__name__}.step takes no {', '.join(unknown)}")
+    scheduler = cls.from_config(dict(train_scheduler_config), **{**settings, **overrides})
+    scheduler.step_options = step_options  # read by `sample_images`
+    return scheduler
 
 
 def is_class_conditional(unet: torch.nn.Module) -> bool:
@@ -338,6 +349,7 @@ def sample_images(
         sample = latents.to(device, dtype)
 
     step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
+    step_kwargs.update(getattr(scheduler, "step_options", {}))
     timesteps = scheduler.timesteps
     was_training = model.training
     model.eval()
@@ -364,6 +376,7 @@ def sample_images(
 __all__ = [
     "DEFAULT_GUIDANCE_SCALE",
     "SAMPLERS",
+    "STEP_OPTIONS",
     "STUDY_BETA_SCHEDULE",
     "STUDY_NUM_TRAIN_TIMESTEPS",
     "GuidedModel",
