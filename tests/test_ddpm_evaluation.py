@@ -498,3 +498,51 @@ def test_seconds_timed_without_native_bf16_are_marked_in_the_report_and_the_plot
     assert [row.endswith(f"0.50{FP32_SPEED_MARK} |") for row in rows] == [False, emulated]
     assert ("fp32-speed seconds of another CPU" in text) == emulated
     assert sweep_plot(sweep, tmp_path / "sweep.png").stat().st_size > 0
+
+
+def test_processes_scoring_one_point_share_its_inception_features_chunk_by_chunk(tmp_path, monkeypatch):
+    """Each chunk's features are computed once, by whichever process gets there first, saved beside the digits,
+    and reused by a later (resumed) scoring."""
+    import threading
+    import time
+
+    import numpy as np
+
+    import hub_models.evaluation.ddpm as ddpm
+
+    calls = []
+
+    def fake_features(images, batch_size=50, device=None, progress=False):
+        calls.append(len(images))
+        time.sleep(0.2)  # long enough for the other scorer to find this chunk taken
+        return images.reshape(len(images), -1)[:, :4].double().numpy()
+
+    monkeypatch.setattr(ddpm, "inception_features", fake_features)
+    images = torch.arange(7 * 28 * 28, dtype=torch.int64).remainder(256).to(torch.uint8).reshape(7, 28, 28)
+    results = []
+    scorers = [threading.Thread(target=lambda: results.append(ddpm.chunk_features(tmp_path, images, 3, log=print)))
+               for _ in range(2)]
+    for scorer in scorers:
+        scorer.start()
+    for scorer in scorers:
+        scorer.join()
+    expected = images.reshape(7, -1)[:, :4].double().numpy()
+    assert sorted(calls) == [1, 3, 3]  # three chunks (3 + 3 + 1 digits), each computed once
+    assert all(np.array_equal(r, expected) for r in results) and len(results) == 2
+    assert sorted(p.name for p in tmp_path.glob("features-*.npy")) == [f"features-0000{i}.npy" for i in range(3)]
+    (tmp_path / "features-00001.npy").unlink()  # a scoring killed before its second chunk was saved
+    assert np.array_equal(ddpm.chunk_features(tmp_path, images, 3, log=print), expected)
+    assert sorted(calls) == [1, 3, 3, 3]  # only the missing chunk again
+
+
+@pytest.mark.slow
+def test_chunked_features_are_those_of_one_pass_bit_for_bit(tiny_mnist_cache, tmp_path):
+    """Chunks of a multiple of Inception's batch of 50 feed it the same batches as one pass over all the digits."""
+    import numpy as np
+
+    from hub_models.evaluation import reference_images
+    from hub_models.evaluation.ddpm import chunk_features
+    from hub_models.evaluation.inception import inception_features
+
+    digits = reference_images("study-test", 100)
+    assert np.array_equal(chunk_features(tmp_path, digits, 50), inception_features(digits))

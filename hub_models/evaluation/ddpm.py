@@ -25,6 +25,7 @@ from safetensors.torch import save_file
 from hub_models.diffusion.latent import is_latent_run, load_latent_pipeline
 from hub_models.diffusion.pipeline import load_ddpm
 from hub_models.diffusion.sampling import make_scheduler, sample_images
+from hub_models.evaluation.inception import inception_features
 from hub_models.evaluation.metrics import as_uint8, classifier_metrics, fid, format_fid, is_standard_fid
 from hub_models.evaluation.schema import EVALUATION_FILE, Evaluation
 from hub_models.io import (
@@ -217,26 +218,65 @@ def generate(run_dir: str | os.PathLike, point: Point, batch_size: int = 500,
     for i in range(len(sizes)):  # before any sampling: a wrong --batch_size costs nothing
         if not missing(i):
             load(i, mmap_mode="r")
-    made_elsewhere = []
-    for i in filter(missing, range(len(sizes))):
-        lock = FileLock(folder / f".chunk-{i:05d}.lock")
+    _make_shared(folder, "chunk", len(sizes), missing, make,
+                 lambda i: log(f"[{point.key}] waiting for chunk {i}, which another process is making"))
+    return torch.cat([torch.from_numpy(load(i)) for i in range(len(sizes))])
+
+
+def _make_shared(folder: Path, name: str, count: int, missing: Callable[[int], bool], make: Callable[[int], None],
+                 waiting: Callable[[int], None]) -> None:
+    """Make the missing ones of `count` chunks, several processes together: each under its file lock
+    (`.<name>-<i>.lock`); a process skips the chunks others are making, then waits for them (a lock dies with its
+    process, so a killed process's chunk is made again by a waiting one)."""
+    elsewhere = []
+    for i in filter(missing, range(count)):
+        lock = FileLock(folder / f".{name}-{i:05d}.lock")
         try:
             lock.acquire(timeout=0)
         except Timeout:  # another process is making it
-            made_elsewhere.append(i)
+            elsewhere.append(i)
             continue
         try:
             if missing(i):
                 make(i)
         finally:
             lock.release()
-    for i in filter(missing, made_elsewhere):
-        log(f"[{point.key}] waiting for chunk {i}, which another process is making")
-        with FileLock(folder / f".chunk-{i:05d}.lock"):
+    for i in filter(missing, elsewhere):
+        waiting(i)
+        with FileLock(folder / f".{name}-{i:05d}.lock"):
             if missing(i):  # its process stopped before saving it
                 make(i)
 
-    return torch.cat([torch.from_numpy(load(i)) for i in range(len(sizes))])
+
+def chunk_features(folder: str | os.PathLike, images: torch.Tensor, batch_size: int,
+                   log: Callable[[str], None] = print, key: str = "") -> np.ndarray:
+    """Inception features `(N, 2048)` of a point's digits (`generate`'s chunks of `batch_size`), saved per chunk
+    beside them (`features-<i>.npy`): processes scoring one point share the work as they share its sampling, and a
+    killed scoring resumes. With chunks a multiple of Inception's batch of 50 (the protocol's 250) the features are
+    the ones of one pass over all the digits, bit for bit."""
+    folder = Path(folder)
+    starts = range(0, len(images), batch_size)
+
+    def path(i: int) -> Path:
+        return folder / f"features-{i:05d}.npy"
+
+    def make(i: int) -> None:
+        t0 = time.perf_counter()
+        features = inception_features(images[starts[i]:starts[i] + batch_size])
+        tmp = folder / f".{path(i).name}.tmp.npy"
+        np.save(tmp, features)
+        os.replace(tmp, path(i))
+        done = starts[i] + len(features)
+        log(f"[{key}] Inception features {done:,}/{len(images):,} ({time.perf_counter() - t0:.0f} s)")
+
+    def missing(i: int) -> bool:
+        if not path(i).exists():
+            return True
+        return len(np.load(path(i), mmap_mode="r")) != len(images[starts[i]:starts[i] + batch_size])
+
+    _make_shared(folder, "features", len(starts), missing, make,
+                 lambda i: log(f"[{key}] waiting for the features of chunk {i}, which another process computes"))
+    return np.concatenate([np.load(path(i)) for i in range(len(starts))])
 
 
 def _saved_step(progress: Path) -> int:
@@ -327,20 +367,23 @@ def evaluate_point(run_dir: str | os.PathLike, point: Point, *, reference: str =
     if hit := cached():
         return hit
     images = generate(run_dir, point, batch_size, log, results_dir)
+    folder = chunk_folder(run_dir, point, results_dir)
+    features = chunk_features(folder, images, batch_size, log, point.key)
     # Processes that made the point's digits together score it once; the others wait and read the result.
-    with FileLock(chunk_folder(run_dir, point, results_dir) / ".scoring.lock"):
+    with FileLock(folder / ".scoring.lock"):
         if hit := cached():
             return hit
-        return _score_point(run_dir, point, images, digest=digest, reference=reference, timing=timing, log=log,
-                            n_ref=n_ref, results_dir=results_dir)
+        return _score_point(run_dir, point, images, features, digest=digest, reference=reference, timing=timing,
+                            log=log, n_ref=n_ref, results_dir=results_dir)
 
 
-def _score_point(run_dir: Path, point: Point, images: torch.Tensor, *, digest: str, reference: str, timing: bool,
-                 log: Callable[[str], None], n_ref: int | None, results_dir: Path) -> dict[str, Any]:
-    log(f"[{point.key}] Inception features of {len(images):,} digits …")
+def _score_point(run_dir: Path, point: Point, images: torch.Tensor, features: np.ndarray, *, digest: str,
+                 reference: str, timing: bool, log: Callable[[str], None], n_ref: int | None,
+                 results_dir: Path) -> dict[str, Any]:
+    log(f"[{point.key}] FID against {reference} …")
     result: dict[str, Any] = {**asdict(point), "weights": digest, "reference": reference,
                               **({"n_ref": n_ref} if n_ref is not None else {}),
-                              "fid": fid(images, reference=reference, n_ref=n_ref),
+                              "fid": fid(features=features, reference=reference, n_ref=n_ref),
                               "classifier": classifier_metrics(
                                   images, reference=None,
                                   requested=None if point.guidance_scale is None else requested_labels(len(images)))}
@@ -639,6 +682,7 @@ __all__ = [
     "PROTOCOL_TIE",
     "SWEEP_STEPS",
     "Point",
+    "chunk_features",
     "chunk_folder",
     "current_points",
     "describe_point",
