@@ -387,9 +387,7 @@ def _score_point(run_dir: Path, point: Point, images: torch.Tensor, features: np
                               "classifier": classifier_metrics(
                                   images, reference=None,
                                   requested=None if point.guidance_scale is None else requested_labels(len(images)))}
-    result["seconds_per_16"] = seconds_per_16(run_dir, point) if timing else None
-    result["timed_on"] = sampling_device(point) if timing else None
-    result["timed_cpu"] = cpu_name() if timing and compute_device().type == "cpu" else None
+    result.update(_timing(run_dir, point) if timing else dict.fromkeys(("seconds_per_16", "timed_on", "timed_cpu")))
     result["sampled_on"] = sampled_on(chunk_folder(run_dir, point, results_dir))
     result["scored_on"] = compute_device().type
     result["torch_threads"] = torch.get_num_threads()
@@ -398,6 +396,12 @@ def _score_point(run_dir: Path, point: Point, images: torch.Tensor, features: np
     log(f"[{point.key}] FID {result['fid']['fid']:.2f} (N={result['fid']['n_gen']:,}, floor "
         f"{result['fid']['floor']:.2f}); {result['classifier']['confident_share']:.1%} recognisable")
     return result
+
+
+def _timing(run_dir: str | os.PathLike, point: Point, repeats: int = 1) -> dict[str, Any]:
+    """`seconds_per_16` of `point` here, with where it was timed (`timed_on`, and the CPU model `timed_cpu`)."""
+    return {"seconds_per_16": seconds_per_16(run_dir, point, repeats), "timed_on": sampling_device(point),
+            "timed_cpu": cpu_name() if compute_device().type == "cpu" else None}
 
 
 def retime_points(run_dir: str | os.PathLike, repeats: int = 1, log: Callable[[str], None] = print) -> int:
@@ -411,11 +415,10 @@ def retime_points(run_dir: str | os.PathLike, repeats: int = 1, log: Callable[[s
         if not p["ema"] or p.get("seconds_per_16") is None:
             continue
         point = Point(**{k: tuple(map(tuple, v)) if k == "overrides" else v for k, v in p.items() if k in names})
-        seconds = seconds_per_16(run_dir, point, repeats)
-        timings[point.key] = {"seconds_per_16": seconds, "timed_on": sampling_device(point),
-                              "timed_cpu": cpu_name() if compute_device().type == "cpu" else None,
-                              "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()[0]}
-        log(f"[{point.key}] {seconds:.2f} s per 16 digits (was {p['seconds_per_16']:.2f})")
+        timings[point.key] = {**_timing(run_dir, point, repeats), "torch_threads": torch.get_num_threads(),
+                              "load_average": os.getloadavg()[0]}
+        log(f"[{point.key}] {timings[point.key]['seconds_per_16']:.2f} s per 16 digits "
+            f"(was {p['seconds_per_16']:.2f})")
 
     def change(evaluation: dict[str, Any]) -> None:
         for key, timing in timings.items():
