@@ -4,6 +4,7 @@ FID at the headline's settings over several seeds."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from hub_models.evaluation.card_check import (
     snippet_digits,
     snippet_program,
 )
+from hub_models.evaluation.ddpm import evaluation_summary
 from hub_models.hub.cards import render_model_card
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +50,11 @@ def test_the_card_check_runs_the_cards_own_snippet(ddpm_run):
     assert keys <= {k.removesuffix("-bf16") for k in headline["points"]}  # the evaluator's points, cached
     assert len(result["evaluator_fids"]) == 2 and result["sigma"] > 0 and result["snippet_fid"] > 0
     assert result["passes"] == (abs(result["snippet_fid"] - result["mean"]) <= 3 * result["sigma"])
+    summary = evaluation_summary(run)  # the check is one line of the card, not its evaluator points
+    assert summary["card_check"] == result and all(p["num_samples"] != 12 for p in summary["others"])
+    card = str(render_model_card(run, "me/ddpm"))
+    assert f"scores FID {result['snippet_fid']:.2f} against {result['reference']}" in card
+    assert len(re.findall(r"^- FID \d", card, re.M)) == 1  # the headline only (the tiny run's has N = 12, seed 1)
 
     digits = snippet_digits(run, 12, batch_size=6)
     assert digits.shape == (12, 28, 28) and digits.dtype == np.uint8

@@ -269,6 +269,38 @@ def test_a_finalist_rescored_on_the_held_out_digits_is_never_the_headline(evalua
 
 
 @pytest.mark.slow
+def test_the_headline_is_the_selected_sampler_and_other_seeds_stay_off_the_sweep(evaluated_run, tmp_path):
+    """Other paths reported at the headline's N (the Space's default, the best point) never become the headline, and
+    the card check's evaluator points (other seeds, same N) never join the sweep."""
+    from hub_models.evaluation.ddpm import PROTOCOL_SWEEP, select_point
+
+    run = tmp_path / "run"
+    shutil.copytree(evaluated_run, run)
+    data = json.loads((run / EVALUATION_FILE).read_text())
+    template = next(p for p in data["points"].values() if p["sampler"] == "ddim" and p["ema"])
+    headline = next(p for p in data["points"].values() if p["reference"] == "mnist-test" and p["ema"])
+
+    def point(sampler: str, steps: int, fid: float, **how) -> dict:
+        p = {**template, "sampler": sampler, "steps": steps, "precision": "bf16", **how}
+        return {**p, "fid": {**template["fid"], "fid": fid, "reference": p["reference"]}}
+
+    plan = [point(s, k, 40.0 - k / 100 if s == "ddpm" else 60.0) for s, steps in PROTOCOL_SWEEP for k in steps]
+    # fp32 re-runs of the best three (ancestral 1000, 250, 100): 100 steps within 5 % of the best, so it is chosen
+    plan += [point("ddpm", k, f, precision="fp32") for k, f in ((1000, 20.0), (250, 20.5), (100, 20.9))]
+    plan += [point("ddpm", 50, 10.0 + s, reference="mnist-test", seed=s) for s in (1, 2, 3)]  # a card check's seeds
+    chosen = select_point([p for p in plan if p["reference"] == "study-test"])
+    assert (chosen["sampler"], chosen["steps"], chosen["precision"]) == ("ddpm", 100, "fp32")
+    best = {**headline, "sampler": "ddpm", "steps": 1000, "precision": "fp32"}  # scored first, lower FID
+    selected = {**headline, "sampler": "ddpm", "steps": 100, "precision": "fp32"}
+    data["points"] = {f"p{i}": p for i, p in enumerate([best, *plan, selected])}
+    (run / EVALUATION_FILE).write_text(json.dumps(data))
+    summary = evaluation_summary(run)
+    assert (summary["main"]["steps"], summary["main"]["precision"]) == (100, "fp32")
+    assert best in summary["others"]
+    assert len(summary["sweep"]) == len(plan) - 3 and {p["seed"] for p in summary["sweep"]} == {template["seed"]}
+
+
+@pytest.mark.slow
 def test_report_shows_the_ddpm_fid_claim_and_the_sweep(evaluated_run, tmp_path):
     from hub_models.study.report import write_report
 

@@ -121,10 +121,11 @@ def test_one_student_ddim_step_lands_where_two_teacher_ddim_steps_land():
                 lambda x, s: teacher(x, s).sample, z, t, n, alphas, "epsilon", teacher_clip(config)
             )
             a, s = alphas[t].view(-1, 1, 1, 1).sqrt(), (1 - alphas[t]).view(-1, 1, 1, 1).sqrt()
-            one_step = student_ddim.step((a * z - target) / s, t0, z).prev_sample
+            one_step = student_ddim.step((a * z - target) / s, t0, z, **student_ddim.step_options).prev_sample
             two_steps = z
             for tt in teacher_ddim.timesteps[2 * i : 2 * i + 2]:
-                two_steps = teacher_ddim.step(teacher(two_steps, tt).sample, tt, two_steps).prev_sample
+                out = teacher(two_steps, tt).sample  # the library's DDIM step, its step options too
+                two_steps = teacher_ddim.step(out, tt, two_steps, **teacher_ddim.step_options).prev_sample
             torch.testing.assert_close(one_step, two_steps, atol=1e-5, rtol=0)
             z = two_steps
 

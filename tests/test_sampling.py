@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from diffusers import DDPMPipeline
+from diffusers import DDIMPipeline, DDIMScheduler, DDPMPipeline
 
 import hub_models.io as hub_io
 from hub_models.diffusion.pipeline import load_ddpm, make_train_scheduler, save_pipeline
@@ -249,23 +249,42 @@ def test_a_point_with_overrides_samples_with_them_and_has_its_own_key(tiny_unet)
 
 
 def test_a_step_option_reaches_every_step_of_the_loop(tiny_unet):
-    """`use_clipped_model_output` is an argument of DDIM's step(), not of its config: as an override it must reach
-    every step (ε re-derived from the clipped x0), which is what diffusers' own step gives with it."""
+    """`use_clipped_model_output` is an argument of DDIM's step(), not of its config: the library's DDIM sets it
+    (ε re-derived from the clipped x0, docs/DDPM.md) at every step, which is what diffusers' own step gives with
+    it; as an override (False: diffusers' default) it reaches every step too."""
     config = make_train_scheduler().config
-    option = make_scheduler("ddim", config, use_clipped_model_output=True)
-    ours = sample_images(tiny_unet, config, option, 3, 2, generator=torch.Generator().manual_seed(2))
-    reference = make_scheduler("ddim", config)
-    reference.set_timesteps(3)
-    sample = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(2)) * reference.init_noise_sigma
-    with torch.no_grad():
-        for t in reference.timesteps:
-            eps = tiny_unet(sample, t).sample
-            sample = reference.step(eps, t, sample, use_clipped_model_output=True).prev_sample
-    torch.testing.assert_close(ours, (sample / 2 + 0.5).clamp(0, 1), rtol=0, atol=1e-6)
-    plain = sample_images(tiny_unet, config, "ddim", 3, 2, generator=torch.Generator().manual_seed(2))
+
+    def diffusers_loop(**step_kwargs) -> torch.Tensor:
+        reference = make_scheduler("ddim", config)
+        reference.set_timesteps(3)
+        sample = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(2)) * reference.init_noise_sigma
+        with torch.no_grad():
+            for t in reference.timesteps:
+                eps = tiny_unet(sample, t).sample
+                sample = reference.step(eps, t, sample, **step_kwargs).prev_sample
+        return (sample / 2 + 0.5).clamp(0, 1)
+
+    ours = sample_images(tiny_unet, config, "ddim", 3, 2, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(ours, diffusers_loop(use_clipped_model_output=True), rtol=0, atol=1e-6)
+    raw_eps = make_scheduler("ddim", config, use_clipped_model_output=False)
+    plain = sample_images(tiny_unet, config, raw_eps, 3, 2, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(plain, diffusers_loop(), rtol=0, atol=1e-6)
     assert (ours - plain).abs().max() > 1e-3  # clipping acts on a random UNet: the option changes the digits
     with pytest.raises(ValueError, match=r"DPMSolverMultistepScheduler\.step takes no use_clipped_model_output"):
         make_scheduler("dpmsolver++", config, use_clipped_model_output=True)
+
+
+def test_the_cards_ddim_hint_gives_the_librarys_ddim(tiny_unet):
+    """A DDPM card tells diffusers users to run DDIM as `DDIMPipeline(unet, DDIMScheduler.from_config(<scheduler/>
+    config))` with `use_clipped_model_output=True`: that gives the library's DDIM digits."""
+    train = make_train_scheduler().config
+    published = make_scheduler("ddpm", train).config  # what a release's scheduler/ holds
+    pipe = DDIMPipeline(tiny_unet, DDIMScheduler.from_config(published))
+    pipe.set_progress_bar_config(disable=True)
+    theirs = pipe(batch_size=2, num_inference_steps=3, generator=torch.Generator().manual_seed(0),
+                  use_clipped_model_output=True, output_type="np").images
+    ours = sample_images(tiny_unet, train, "ddim", 3, 2, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(theirs[..., 0], ours[:, 0].numpy(), rtol=0, atol=1e-6)
 
 
 class BatchedEpsilonOracle(EpsilonOracle):

@@ -49,8 +49,10 @@ CAUSES: list[tuple[str, str, dict]] = [
      {"overrides": (("final_sigmas_type", "sigma_min"),)}),
     ("unipc", "UniPC (2nd order, library settings) instead", {"sampler": "unipc"}),
     ("karras", "Karras σ spacing", {"overrides": (("use_karras_sigmas", True),)}),
-    # DDIM worsens with more steps on the full-recipe model (docs/DDPM.md): its step clips x0 but keeps the raw ε.
-    ("ddim", "DDIM (first order, library settings) instead", {"sampler": "ddim"}),
+    # DDIM worsened with more steps on the full-recipe model (docs/DDPM.md): diffusers' step clips x0 but keeps the
+    # raw ε. These two rows made the library's DDIM re-derive ε from the clipped x0 (2026-12-02).
+    ("ddim", "DDIM with diffusers' default step (raw ε, `use_clipped_model_output=False`) instead",
+     {"sampler": "ddim", "overrides": (("use_clipped_model_output", False),)}),
     ("ddim-clipped-eps", "DDIM with ε re-derived from the clipped x0 (`use_clipped_model_output=True`)",
      {"sampler": "ddim", "overrides": (("use_clipped_model_output", True),)}),
 ]

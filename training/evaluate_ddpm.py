@@ -138,7 +138,8 @@ def main(args: argparse.Namespace) -> int:
     w = (DEFAULT_GUIDANCE_SCALE if args.guidance_scale is None else args.guidance_scale) if conditional else None
     if args.retime:
         print(f"re-timed {retime_points(run_dir)} points on {cpu_name()}")
-        if done := sweep_results(run_dir, args.sweep_samples, w):  # the sweep at --sweep_samples (and w)
+        if done := sweep_results(run_dir, args.sweep_samples, w, seed=args.sweep_seed,
+                                 reference=args.sweep_reference):  # the sweep these flags name
             print(f"sweep plot: {sweep_plot(done, run_dir / 'figures' / 'sampler_sweep.png')}")
         return 0
     if args.protocol:
@@ -164,7 +165,8 @@ def main(args: argparse.Namespace) -> int:
         reference = args.sweep_reference if point in sweep or point in guidance else args.reference
         evaluate_point(run_dir, point, reference=reference, batch_size=args.batch_size)
         if point in sweep:  # redraw as points land
-            done = sweep_results(run_dir, args.sweep_samples, w)
+            done = sweep_results(run_dir, args.sweep_samples, w, seed=args.sweep_seed,
+                                 reference=args.sweep_reference)
             print(f"sweep plot: {sweep_plot(done, run_dir / 'figures' / 'sampler_sweep.png')}")
         if point in guidance and len(table := guidance_group(current_points(run_dir))) > 1:
             print(f"guidance plot: {guidance_plot(table, run_dir / 'figures' / 'guidance.png')}")
@@ -185,7 +187,7 @@ def run_protocol(run_dir: Path, args: argparse.Namespace) -> int:
     n, seed, reference = args.sweep_samples, args.sweep_seed, args.sweep_reference
 
     def sweep() -> list[dict]:
-        return [p for p in sweep_results(run_dir, n) if p["seed"] == seed and p["reference"] == reference]
+        return sweep_results(run_dir, n, seed=seed, reference=reference)
 
     def measure(sampler: str, steps: int, precision: str) -> None:
         evaluate_point(run_dir, Point(sampler, steps, n, True, seed, precision), reference=reference,

@@ -16,8 +16,9 @@ The target (the paper's Algorithm 2): from z_t = α_t·x + σ_t·ε the teacher 
     x̃ = (z_t'' − (σ_t''/σ_t)·z_t) / (α_t'' − (σ_t''/σ_t)·α_t).
 The student's loss is the MSE between its v and ṽ = (α_t·z_t − x̃)/σ_t ("SNR + 1" weighting of the x0 error).
 
-A teacher step is exactly diffusers' DDIM step: x0 from the raw output, clipped to ±`clip` when the teacher's
-scheduler clips (`clip_sample`), the ε direction from the raw output. Students do not clip (their scheduler says
+A teacher step is exactly the library's DDIM step (diffusers' with `use_clipped_model_output=True`): x0 from the
+raw output, clipped to ±`clip` when the teacher's scheduler clips (`clip_sample`), and the ε direction re-derived
+from that x0. Students do not clip (their scheduler says
 `clip_sample=False`): x̃ may lie outside [−1, 1], and clipping it would break the one-step = two-steps identity.
 
 Class-conditional teachers: the labels go to teacher and student alike, and a share of them (`label_dropout`) is
@@ -89,8 +90,9 @@ def x0_and_eps(
     prediction_type: str,
     clip: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x0, ε) implied by a raw model output at z = α·x0 + σ·ε, as diffusers' DDIM step computes them: x0 is
-    clipped to ±`clip` (None: not clipped), ε is taken from the raw output."""
+    """(x0, ε) implied by a raw model output at z = α·x0 + σ·ε, as the library's DDIM step computes them: x0 is
+    clipped to ±`clip` (None: not clipped) and ε re-derived from the clipped x0 (`use_clipped_model_output=True`,
+    `make_scheduler("ddim")`'s default: docs/DDPM.md, "Why DDIM gets worse with more steps")."""
     model_output = model_output.to(z.dtype)
     if prediction_type == "epsilon":
         eps = model_output
@@ -105,6 +107,7 @@ def x0_and_eps(
         raise ValueError(f"unknown prediction_type {prediction_type!r}")
     if clip is not None:
         x0 = x0.clamp(-clip, clip)
+        eps = (z - alpha * x0) / sigma
     return x0, eps
 
 

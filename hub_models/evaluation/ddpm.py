@@ -443,31 +443,50 @@ def current_points(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
 def evaluation_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
     """The current evaluation of a run: `main` (the headline: the EMA point against the official test digits with
     the most digits, fp32 ancestral DDPM first; None before there is one),
-    `raw` (the non-EMA point with the most digits), `sweep` (the EMA points of the most common N, if there are
-    several), `others` (the remaining EMA points, most digits first), a conditional model's guidance table, its
-    choice and the w to use it with (`guidance_scale`); None/[] if absent."""
-    points = current_points(run_dir)
+    `raw` (the non-EMA point with the most digits), `sweep` (the EMA points of the most common N, seed and
+    reference, if there are several), `others` (the remaining EMA points, most digits first), a conditional model's
+    guidance table, its choice and the w to use it with (`guidance_scale`), and `card_check` (the card snippet
+    check of this headline, whose evaluator points are not in `others`); None/[] if absent."""
+    # Points sampled with settings other than the library's (`overrides`: the sampler study's, or DDIM's raw-ε step
+    # before the library changed it) are kept in evaluation.json but are not the model's evaluation.
+    points = [p for p in current_points(run_dir) if not p.get("overrides")]
     guided = {id(p) for p in guidance_group(points)}
     ema = [p for p in points if p["ema"] and id(p) not in guided]
     raw = [p for p in points if not p["ema"]]
-    sizes = [p["num_samples"] for p in ema]
-    sweep_n = max(set(sizes), key=sizes.count) if sizes else None
-    sweep = [p for p in ema if p["num_samples"] == sweep_n and p.get("seconds_per_16") is not None]
-    sweep = sorted(sweep, key=lambda p: (p["sampler"], p["steps"])) if len(sweep) > 1 else []
+    # The sweep: the timed points of the most common N, seed and reference (a card check's other seeds at the same
+    # N are not sweep points).
+    groups = [_sweep_group(p) for p in ema if p.get("seconds_per_16") is not None]
+    group = max(set(groups), key=groups.count) if groups else None
+    sweep = [p for p in ema if p.get("seconds_per_16") is not None and _sweep_group(p) == group]
+    sweep = sorted(sweep, key=_how) if len(sweep) > 1 else []
     # The headline is never a selection point (docs/PROTOCOL.md): not a sweep point and never scored against the
     # held-out split that selects (a finalist re-scored at N = 2,000 is one); points older than the reference
     # field were all against the official test digits.
     candidates = [p for p in ema if not any(p is q for q in sweep) and p.get("reference", "mnist-test") == "mnist-test"]
-    main = max(candidates, key=lambda p: (p["num_samples"], p["sampler"] == "ddpm",
+    # Other paths reported at the headline's N (the Space's default, the best point) never displace the sampler
+    # the protocol selected on the held-out split.
+    chosen = select_point([p for p in sweep if p.get("reference") == "study-test"])
+    selected = (chosen["sampler"], chosen["steps"], chosen.get("precision", "fp32")) if chosen else None
+    main = max(candidates, key=lambda p: (p["num_samples"], _how(p) == selected, p["sampler"] == "ddpm",
                                           p.get("precision", "fp32") == "fp32")) if candidates else None
-    others = sorted((p for p in ema if p is not main and p not in sweep), key=lambda p: -p["num_samples"])
+    # The card check (evaluation/card_check.py) of this headline: its evaluator points are one line, not five.
+    check = load_evaluation(run_dir).get("settings", {}).get("card_snippet_check")
+    if main is None or check is None or any(main.get(k) != v for k, v in check["headline"].items()):
+        check = None
+
+    def checked(p: dict[str, Any]) -> bool:
+        return check is not None and p["num_samples"] == check["num_samples"] and p["seed"] in check["seeds"] \
+            and p.get("reference") == check["reference"] and all(p.get(k) == v for k, v in check["headline"].items())
+
+    others = sorted((p for p in ema if p is not main and p not in sweep and not checked(p)),
+                    key=lambda p: -p["num_samples"])
     table = guidance_group(points)
     choice = select_guidance(table)
     # The w a conditional model is used with: its headline's (measured at the chosen w), else the table's choice.
     w = main.get("guidance_scale") if main else None
     w = choice["guidance_scale"] if w is None and choice else w
     return {"main": main, "raw": max(raw, key=lambda p: p["num_samples"]) if raw else None, "sweep": sweep,
-            "others": others, "guidance": table, "guidance_choice": choice, "guidance_scale": w}
+            "others": others, "guidance": table, "guidance_choice": choice, "guidance_scale": w, "card_check": check}
 
 
 def guidance_group(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -526,14 +545,19 @@ def is_conditional_run(run_dir: str | os.PathLike) -> bool:
 
 def missing_sweep_points(sweep: list[dict[str, Any]]) -> list[tuple[str, int]]:
     """The (sampler, steps) of `PROTOCOL_SWEEP` that `sweep` lacks in its precision, in the protocol's order."""
-    done = {(p["sampler"], p["steps"]) for p in sweep if p.get("precision", "fp32") == PROTOCOL_SWEEP_PRECISION}
+    done = {(p["sampler"], p["steps"]) for p in sweep
+            if p.get("precision", "fp32") == PROTOCOL_SWEEP_PRECISION and not p.get("overrides")}
     return [(sampler, k) for sampler, steps in PROTOCOL_SWEEP for k in steps if (sampler, k) not in done]
 
 
 def _plan_points(sweep: list[dict[str, Any]], precision: str) -> list[dict[str, Any]]:
     plan = {(sampler, k) for sampler, steps in PROTOCOL_SWEEP for k in steps}
     return [p for p in sweep if (p["sampler"], p["steps"]) in plan and p.get("precision", "fp32") == precision
-            and p.get("guidance_scale") is None]
+            and p.get("guidance_scale") is None and not p.get("overrides")]
+
+
+def _how(point: Mapping[str, Any]) -> tuple[str, int, str]:
+    return point["sampler"], point["steps"], point.get("precision", "fp32")
 
 
 def _fid(point: dict[str, Any]) -> float:
@@ -563,14 +587,20 @@ def select_point(sweep: list[dict[str, Any]]) -> dict[str, Any] | None:
     return min(tied, key=lambda p: (p["steps"], p.get("precision", "fp32") != "bf16", _fid(p)))
 
 
-def sweep_results(run_dir: str | os.PathLike, num_samples: int,
-                  guidance_scale: float | None = None) -> list[dict[str, Any]]:
-    """The current EMA points of one N (and, for a class-conditional model, one guidance w) that have a timing:
-    the sweep as measured so far. Points of other w (the guidance table) are another axis, never on this one."""
+def _sweep_group(point: Mapping[str, Any]) -> tuple[int, int, str]:
+    return point["num_samples"], point["seed"], point.get("reference", "mnist-test")
+
+
+def sweep_results(run_dir: str | os.PathLike, num_samples: int, guidance_scale: float | None = None, *,
+                  seed: int | None = None, reference: str | None = None) -> list[dict[str, Any]]:
+    """The current EMA points of one N (and, for a class-conditional model, one guidance w; if given, one seed and
+    reference) that have a timing: the sweep as measured so far. Points of other w (the guidance table) are another
+    axis, never on this one."""
     return sorted((p for p in current_points(run_dir)
                    if p["num_samples"] == num_samples and p["ema"] and p.get("seconds_per_16") is not None
-                   and p.get("guidance_scale") == guidance_scale),
-                  key=lambda p: (p["sampler"], p["steps"]))
+                   and p.get("guidance_scale") == guidance_scale and not p.get("overrides")
+                   and seed in (None, p["seed"]) and reference in (None, p.get("reference", "mnist-test"))),
+                  key=_how)
 
 
 def _subplots(figsize: tuple[float, float]) -> tuple[Any, Any]:

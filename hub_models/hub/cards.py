@@ -397,6 +397,7 @@ def _ddpm_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict]:
         "recipe_rows": _recipe_rows(train_cfg),
         "results": results,
         "evaluation_lines": [describe_point(p) for p in (main, evaluation["raw"], *evaluation["others"]) if p],
+        "card_check": _card_check_text(evaluation["card_check"]),
         "figures": _figures(run_dir, _sampler_text(metrics.get("sampler"))),
         "study_recipe": ref["recipe"],
         "study_parameters": ref["parameters"],
@@ -442,6 +443,19 @@ def _n_suffix(key: str, main: dict[str, Any] | None, n_loss: Any) -> str:
     if key.startswith("test_loss") and isinstance(n_loss, int):
         return f" (N={n_loss:,})"
     return ""
+
+
+def _card_check_text(check: dict[str, Any] | None) -> str | None:
+    """One sentence on docs/PROTOCOL.md's card check of the headline, or None before it ran."""
+    if check is None:
+        return None
+    seeds = check["seeds"]
+    return (f"Checked (`python training/evaluate_ddpm.py --run_dir <this folder> --check_card_snippet`): the snippet "
+            f"above, run as written for {check['num_samples']:,} digits (one seed per batch), scores FID "
+            f"{check['snippet_fid']:.2f} against {check['reference']}; the evaluator at the same settings over seeds "
+            f"{seeds[0]}–{seeds[-1]} scores {check['mean']:.2f} ± {check['sigma']:.2f}, so the snippet "
+            f"{'reproduces' if check['passes'] else 'does NOT reproduce'} it (the rule: within "
+            f"{check['tolerance_sigmas']:g} σ).")
 
 
 def published_sampler(run_dir: str | os.PathLike) -> dict[str, Any]:

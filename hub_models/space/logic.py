@@ -73,7 +73,7 @@ MAX_IMAGES = 64
 MAX_DDPM_STEPS = 1000
 # The default path of docs/PROTOCOL.md's rule (issue 15) on the candidates measured so far: of the paths within
 # 1.0 s for 16 digits, SDE-DPM-Solver++ at 10 steps has the lowest held-out FID (10.75 at N=2,000 vs 12.81 for
-# ancestral 10 steps), 1.35× the best point's (7.96): docs/DDPM.md ("The frontier of the full-recipe model").
+# ancestral 10 steps), 1.54× the best point's (7.00): docs/DDPM.md ("The frontier of the full-recipe model").
 DEFAULT_SAMPLER = "sde-dpmsolver++"
 DEFAULT_DDPM_STEPS = 10  # one UNet call per step: 16 digits of the 3.3M UNet in 0.87 s of one bf16 CPU thread
 DEFAULT_COUNT = 16  # digits per grid, VAE and DDPM alike

@@ -588,8 +588,8 @@ def _ddpm_section(ddpm: dict[str, Any]) -> list[str]:
         lines += ["", f"### Sampler sweep: FID vs CPU time (N = {sweep[0]['num_samples']:,} per point, "
                       f"floor {sweep[0]['fid']['floor']:.2f})", "",
                   f"![sampler sweep]({ddpm['sweep_plot']})", "",
-                  "| sampler | steps | FID | recognisable | s per 16 digits |", "|---|---:|---:|---:|---:|"]
-        lines += [f"| {p['sampler']} | {p['steps']} | {p['fid']['fid']:.2f}"
+                  "| sampler | steps | U-Net | FID | recognisable | s per 16 digits |", "|---|---:|---|---:|---:|---:|"]
+        lines += [f"| {p['sampler']} | {p['steps']} | {p.get('precision', 'fp32')} | {p['fid']['fid']:.2f}"
                   f"{'' if is_standard_fid(p['fid']) else LEGACY_MARK} | "
                   f"{p['classifier']['confident_share']:.1%} | {p['seconds_per_16']:.2f}"
                   f"{FP32_SPEED_MARK if timed_at_fp32_speed(p) else ''} |" for p in sweep]
@@ -607,7 +607,7 @@ def _ddpm_section(ddpm: dict[str, Any]) -> list[str]:
                           "partial sweep: the report FID at N = 10,000 waits for the last point."]
         lines += ["", f"Seconds: wall time for 16 digits with {sweep[0]['torch_threads']} torch thread(s) on this "
                       "machine's CPU (other jobs may have shared it: the load average is in evaluation.json), the UNet "
-                      f"in {sweep[0].get('precision', 'fp32')}."]
+                      "in the precision of its row."]
         if any(map(timed_at_fp32_speed, sweep)):
             lines += ["", f"{FP32_SPEED_MARK} sampled and timed on a CPU without native bf16, its bf16 convolutions "
                           "computed in fp32 ([PROTOCOL.md](PROTOCOL.md)): these seconds are fp32-speed seconds of "
