@@ -442,7 +442,7 @@ def current_points(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
 
 def evaluation_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
     """The current evaluation of a run: `main` (the headline: the EMA point against the official test digits with
-    the most digits, fp32 ancestral DDPM first; None before there is one),
+    the most digits, the sweep's selected sampler first, then fp32 ancestral DDPM; None before there is one),
     `raw` (the non-EMA point with the most digits), `sweep` (the EMA points of the most common N, seed and
     reference, if there are several), `others` (the remaining EMA points, most digits first), a conditional model's
     guidance table, its choice and the w to use it with (`guidance_scale`), and `card_check` (the card snippet
