@@ -4,6 +4,7 @@
     python benchmarks/space_latency.py                 # the models of release/ (or $GENLAB_MODELS)
     python benchmarks/space_latency.py --dummy         # random-init models of the real sizes (no release needed)
     python benchmarks/space_latency.py --url http://127.0.0.1:7860   # a server that is already running
+    python benchmarks/space_latency.py --dummy --ddpm_model ddpm-conditional --digit 7   # a chosen digit
 
 Targets (server side, this 2-vCPU machine): a slider decode ≤ 20 ms; a 16-digit DDPM grid with the default
 sampler ≤ 3 s. For each endpoint it prints the compute time (the `hub_models.space.logic` call alone) and the
@@ -40,6 +41,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--decode_calls", type=int, default=60, help="Slider decodes to time.")
     p.add_argument("--ddpm_runs", type=int, default=3, help="DDPM grids to time (0 skips the DDPM).")
     p.add_argument("--ddpm_steps", type=int, default=None, help="Denoising steps (default: the Space's default).")
+    p.add_argument("--ddpm_model", default=None,
+                   help="DDPM to time (default: the Space's default one); with --dummy: ddpm or ddpm-conditional.")
+    p.add_argument("--digit", default="any",
+                   help="The Generate tab's digit: 'any', 0-9 or 'every' (a row per digit; class-conditional "
+                        "models), at the Space's default guidance.")
     p.add_argument("--vae", default=None, help="VAE name for the slider (default: the first loaded).")
     p.add_argument("--json", default=None, help="Also write the figures to this JSON file.")
     return p.parse_args(argv)
@@ -57,7 +63,10 @@ def make_dummy_models(root: Path) -> dict[str, str]:
     torch.manual_seed(0)
     ConvVAE(latent_dim=2).save_pretrained(root / "vae-conv-z2-beta1")
     save_pipeline(UNet2DModel(**unet_config("default")), make_train_scheduler(), root / "ddpm")
-    return {"vae-conv-z2-beta1": str(root / "vae-conv-z2-beta1"), "ddpm": str(root / "ddpm")}
+    # the class-conditional release's shape: 10 digits + the null class
+    save_pipeline(UNet2DModel(**unet_config("default"), num_class_embeds=11), make_train_scheduler(),
+                  root / "ddpm-conditional")
+    return {name: str(root / name) for name in ("vae-conv-z2-beta1", "ddpm", "ddpm-conditional")}
 
 
 def summary(times: list[float]) -> dict[str, float]:
@@ -96,6 +105,8 @@ def clear_traces(url: str) -> None:
 def main(args: argparse.Namespace) -> dict:
     from gradio_client import Client
 
+    from hub_models.space import logic as sl
+
     demo = None
     tmp = None
     if args.url is None:
@@ -114,6 +125,7 @@ def main(args: argparse.Namespace) -> dict:
     else:
         url, startup = args.url, None
     client = Client(url, verbose=False, download_files=False)
+    digit = sl.EVERY_DIGIT if args.digit == "every" else args.digit
     results: dict = {"url": url, "startup_s": startup}
     try:
         if demo is not None:
@@ -143,8 +155,6 @@ def main(args: argparse.Namespace) -> dict:
         if demo is not None:
             import torch
 
-            from hub_models.space import logic as sl
-
             entry = demo.registry.vaes[vae]
             compute = []
             for v in values:
@@ -152,36 +162,40 @@ def main(args: argparse.Namespace) -> dict:
                 sl.decode_latent(entry, v[1:])
                 compute.append(time.perf_counter() - t)
             results["decode_compute"] = summary(compute)
-            if demo.registry.ddpm is not None and args.ddpm_runs > 0:
+            if demo.registry.ddpms and args.ddpm_runs > 0:
                 # CPU time of the sampling alone (one thread): what an idle core needs, whatever the load.
                 from hub_models.diffusion.sampling import sample_images
 
-                d = demo.registry.ddpm
+                d = demo.registry.require_ddpm(args.ddpm_model)
+                req = sl.ddpm_request(d, sl.DEFAULT_SAMPLER, args.ddpm_steps or sl.DEFAULT_DDPM_STEPS, 16, 0, digit,
+                                      d.default_guidance)
                 cpu = []
                 for run in range(2):
                     c = time.thread_time()
-                    sample_images(d.unet, d.scheduler_config, sampler=sl.DEFAULT_SAMPLER,
-                                  num_inference_steps=args.ddpm_steps or sl.DEFAULT_DDPM_STEPS, num_images=16,
-                                  generator=torch.Generator().manual_seed(run), autocast_dtype=d.cpu_dtype)
+                    sample_images(d.unet, d.scheduler_config, sampler=req.sampler, num_inference_steps=req.steps,
+                                  num_images=req.count, generator=torch.Generator().manual_seed(run),
+                                  autocast_dtype=d.cpu_dtype, class_labels=req.class_labels,
+                                  guidance_scale=req.guidance)
                     cpu.append(time.thread_time() - c)
                 results["ddpm_compute_cpu"] = summary(cpu)
 
         # DDPM grid with the defaults -----------------------------------------------------------------------
-        from hub_models.space import logic as sl
-
         steps = args.ddpm_steps or sl.DEFAULT_DDPM_STEPS
         if "/ddpm_generate" in info and args.ddpm_runs > 0:
+            entry = demo.registry.require_ddpm(args.ddpm_model) if demo is not None else None
+            w = entry.default_guidance if entry is not None else sl.DEFAULT_GUIDANCE_SCALE
             totals, firsts, grids, status = [], [], [], ""
             for run in range(args.ddpm_runs + 1):  # run 0 warms up
                 if run == 1:
                     clear_traces(url)
                 if demo is not None:  # side by side: the same grid without the UI (no streaming, no PNGs)
                     t = time.perf_counter()
-                    sl.ddpm_grid(demo.registry.ddpm, sl.DEFAULT_SAMPLER, steps, 16, run)
+                    sl.ddpm_grid(entry, sl.DEFAULT_SAMPLER, steps, 16, run, digit, w)
                     if run > 0:
                         grids.append(time.perf_counter() - t)
                 t = time.perf_counter()
-                job = client.submit(sl.DEFAULT_SAMPLER, steps, 16, run, api_name="/ddpm_generate")
+                job = client.submit(sl.DEFAULT_SAMPLER, steps, 16, run, digit, w,
+                                    args.ddpm_model, api_name="/ddpm_generate")
                 first = None
                 for _ in job:
                     first = first or time.perf_counter() - t
@@ -197,7 +211,8 @@ def main(args: argparse.Namespace) -> dict:
                 results["ddpm_round_trip_over_grid"] = statistics.median(totals) / statistics.median(grids)
             results["ddpm_server"] = server_side(url, "ddpm_generate")
             results["ddpm_first_update"] = summary(firsts)
-            results["ddpm_settings"] = {"sampler": sl.DEFAULT_SAMPLER, "steps": steps,
+            results["ddpm_settings"] = {"model": args.ddpm_model, "digit": digit, "guidance": w,
+                                        "sampler": sl.DEFAULT_SAMPLER, "steps": steps,
                                         "digits": 16, "last_status": status}
     finally:
         if demo is not None:
