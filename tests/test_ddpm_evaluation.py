@@ -399,6 +399,23 @@ def test_a_conditional_sweep_plots_only_its_own_guidance(conditional_ddpm_run):
     assert sweep_results(conditional_ddpm_run, 20) == []  # an unconditional sweep: none of these points
 
 
+def test_another_path_reported_on_the_test_digits_never_displaces_a_conditional_headline(conditional_ddpm_run,
+                                                                                          copy_run):
+    """A class-conditional model has no sampler sweep: a second path reported at its headline's N (the Space's
+    default, say) is another point, not a 'sweep' of the test digits that would push the headline out."""
+    from hub_models.evaluation.ddpm import evaluation_summary
+
+    run = copy_run(conditional_ddpm_run)
+    data = json.loads((run / EVALUATION_FILE).read_text())
+    headline = evaluation_summary(run)["main"]
+    assert headline is not None and headline["reference"] == "mnist-test"
+    other = {**headline, "sampler": "sde-dpmsolver++", "steps": headline["steps"] + 1}
+    data["points"]["default-path"] = other
+    (run / EVALUATION_FILE).write_text(json.dumps(data))
+    summary = evaluation_summary(run)
+    assert summary["main"] == headline and other in summary["others"] and summary["sweep"] == []
+
+
 def test_a_conditional_ddpm_opens_on_the_guidance_its_table_chose(conditional_ddpm_run, copy_run):
     """The guidance slider starts at the w of the model's headline, else at the w its guidance table chose
     (docs/PROTOCOL.md), else at 1 (the model as trained)."""

@@ -453,20 +453,23 @@ def evaluation_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
     guided = {id(p) for p in guidance_group(points)}
     ema = [p for p in points if p["ema"] and id(p) not in guided]
     raw = [p for p in points if not p["ema"]]
-    # The sweep: the timed points of the most common N, seed and reference (a card check's other seeds at the same
-    # N are not sweep points).
-    groups = [_sweep_group(p) for p in ema if p.get("seconds_per_16") is not None]
+    # The sweep: the timed points on the selection split of the most common N, seed and reference (a card check's
+    # other seeds at the same N are not sweep points, nor are the paths reported on the test digits).
+    timed = [p for p in ema if p.get("seconds_per_16") is not None and p.get("reference") == "study-test"]
+    groups = [_sweep_group(p) for p in timed]
     group = max(set(groups), key=groups.count) if groups else None
-    sweep = [p for p in ema if p.get("seconds_per_16") is not None and _sweep_group(p) == group]
+    sweep = [p for p in timed if _sweep_group(p) == group]
     sweep = sorted(sweep, key=_how) if len(sweep) > 1 else []
     # The headline is never a selection point (docs/PROTOCOL.md): not a sweep point and never scored against the
     # held-out split that selects (a finalist re-scored at N = 2,000 is one); points older than the reference
     # field were all against the official test digits.
     candidates = [p for p in ema if not any(p is q for q in sweep) and p.get("reference", "mnist-test") == "mnist-test"]
     # Other paths reported at the headline's N (the Space's default, the best point) never displace the sampler
-    # the protocol selected on the held-out split.
-    chosen = select_point([p for p in sweep if p.get("reference") == "study-test"])
-    selected = (chosen["sampler"], chosen["steps"], chosen.get("precision", "fp32")) if chosen else None
+    # the protocol selected on the held-out split (a class-conditional model's: its guidance table's).
+    table = guidance_group(points)
+    choice = select_guidance(table)
+    chosen = select_point(sweep) or choice
+    selected = _how(chosen) if chosen else None
     main = max(candidates, key=lambda p: (p["num_samples"], _how(p) == selected, p["sampler"] == "ddpm",
                                           p.get("precision", "fp32") == "fp32")) if candidates else None
     # The card check (evaluation/card_check.py) of this headline: its evaluator points are one line, not five.
@@ -480,8 +483,6 @@ def evaluation_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
 
     others = sorted((p for p in ema if p is not main and p not in sweep and not checked(p)),
                     key=lambda p: -p["num_samples"])
-    table = guidance_group(points)
-    choice = select_guidance(table)
     # The w a conditional model is used with: its headline's (measured at the chosen w), else the table's choice.
     w = main.get("guidance_scale") if main else None
     w = choice["guidance_scale"] if w is None and choice else w
