@@ -311,6 +311,11 @@ def test_report_shows_the_ddpm_fid_claim_and_the_sweep(evaluated_run, tmp_path):
     assert "N=12 vs 256 of mnist-test" in claim and "floor" in claim and "**not comparable**" in claim
     assert "Sampler sweep" in text and (tmp_path / "docs" / "figures" / "ddpm" / "sampler_sweep.png").exists()
     assert "raw (non-EMA) weights" in text
+    from hub_models.evaluation.ddpm import evaluation_summary
+
+    timed = evaluation_summary(evaluated_run)["sweep"]
+    seconds = next(line for line in text.splitlines() if line.startswith("Seconds:"))  # where and how loaded
+    assert timed[0]["timed_cpu"] in seconds and f"load average {min(p['load_average'] for p in timed):.1f}" in seconds
 
 
 @pytest.mark.slow

@@ -605,9 +605,13 @@ def _ddpm_section(ddpm: dict[str, Any]) -> list[str]:
             lines += ["", f"Not measured yet ({len(missing)} of the points [PROTOCOL.md](PROTOCOL.md) fixes, in its "
                           "order): " + ", ".join(f"{s} {k}" for s, k in missing) + ". Nothing is selected from a "
                           "partial sweep: the report FID at N = 10,000 waits for the last point."]
-        lines += ["", f"Seconds: wall time for 16 digits with {sweep[0]['torch_threads']} torch thread(s) on this "
-                      "machine's CPU (other jobs may have shared it: the load average is in evaluation.json), the UNet "
-                      "in the precision of its row."]
+        cpus = sorted({p["timed_cpu"] for p in sweep if p.get("timed_cpu")})
+        loads = [p["load_average"] for p in sweep if p.get("load_average") is not None]
+        where = f"on {' and '.join(cpus)}" if cpus else "on this machine's CPU"
+        load = f"load average {min(loads):.1f}–{max(loads):.1f} while timing" if loads else \
+            "other jobs may have shared it"
+        lines += ["", f"Seconds: wall time for 16 digits with {sweep[0]['torch_threads']} torch thread(s) {where} "
+                      f"({load}; per point in evaluation.json), the UNet in the precision of its row."]
         if any(map(timed_at_fp32_speed, sweep)):
             lines += ["", f"{FP32_SPEED_MARK} sampled and timed on a CPU without native bf16, its bf16 convolutions "
                           "computed in fp32 ([PROTOCOL.md](PROTOCOL.md)): these seconds are fp32-speed seconds of "
