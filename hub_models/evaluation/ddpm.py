@@ -624,18 +624,33 @@ def _save(fig: Any, path: str | os.PathLike) -> Path:
     return path
 
 
+def _mark_points(ax: Any, points: list[dict[str, Any]], xs: list[float], ys: list[float], color: str) -> None:
+    """Label each point with its step count; hollow markers for seconds timed without native bf16."""
+    for p, x, y in zip(points, xs, ys, strict=True):
+        if timed_at_fp32_speed(p):
+            ax.plot(x, y, marker="o", color=color, mfc="white", ls="none")
+        ax.annotate(str(p["steps"]), (x, y), textcoords="offset points", xytext=(3, 4), fontsize=7)
+
+
 def sweep_plot(points: list[dict[str, Any]], path: str | os.PathLike) -> Path:
-    """FID vs seconds per 16 digits, one line per sampler, step counts labelled, the real-vs-real floor drawn."""
+    """FID vs seconds per 16 digits, one line per sampler and U-Net precision (a sampler's colour, fp32 dashed when
+    the sweep has both), step counts labelled, the real-vs-real floor drawn."""
 
     fig, ax = _subplots(figsize=(9, 4.8))
+    precisions = sorted({p.get("precision", "fp32") for p in points})
     for sampler in sorted({p["sampler"] for p in points}):
-        ps = sorted((p for p in points if p["sampler"] == sampler), key=lambda p: p["steps"])
-        xs, ys = [p["seconds_per_16"] for p in ps], [p["fid"]["fid"] for p in ps]
-        (line,) = ax.plot(xs, ys, marker="o", label=sampler)
-        for p, x, y in zip(ps, xs, ys, strict=True):
-            if timed_at_fp32_speed(p):
-                ax.plot(x, y, marker="o", color=line.get_color(), mfc="white", ls="none")  # color: keep the cycle
-            ax.annotate(str(p["steps"]), (x, y), textcoords="offset points", xytext=(3, 4), fontsize=7)
+        color = None
+        for precision in precisions:
+            ps = sorted((p for p in points if p["sampler"] == sampler and p.get("precision", "fp32") == precision),
+                        key=lambda p: p["steps"])
+            if not ps:
+                continue
+            xs, ys = [p["seconds_per_16"] for p in ps], [p["fid"]["fid"] for p in ps]
+            label = sampler if len(precisions) == 1 else f"{sampler} ({precision})"
+            (line,) = ax.plot(xs, ys, marker="o", label=label, color=color,
+                              ls="--" if precision == "fp32" and len(precisions) > 1 else "-")
+            color = line.get_color()
+            _mark_points(ax, ps, xs, ys, color)
     floors = [p["fid"]["floor"] for p in points if p["fid"].get("floor") is not None]
     if floors:
         ax.axhline(floors[0], color="grey", ls="--", lw=1, label=f"real-vs-real floor ({floors[0]:.1f})")
