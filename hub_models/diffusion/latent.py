@@ -109,9 +109,11 @@ def make_latent_train_scheduler(
     num_train_timesteps: int = STUDY_NUM_TRAIN_TIMESTEPS,
     beta_schedule: str = STUDY_BETA_SCHEDULE,
     prediction_type: str = "epsilon",
+    rescale_betas_zero_snr: bool = False,
 ) -> DDPMScheduler:
     """The study's noise schedule without clipping x0 to [-1, 1] (latents are unit-variance, not bounded)."""
-    return make_train_scheduler(num_train_timesteps, beta_schedule, prediction_type, clip_sample=False)
+    return make_train_scheduler(num_train_timesteps, beta_schedule, prediction_type, clip_sample=False,
+                                rescale_betas_zero_snr=rescale_betas_zero_snr)
 
 
 def load_autoencoder(path_or_repo: str | os.PathLike, **hub_kwargs: Any) -> AutoencoderKL:

@@ -98,15 +98,21 @@ def make_train_scheduler(
     beta_schedule: str = STUDY_BETA_SCHEDULE,
     prediction_type: str = "epsilon",
     clip_sample: bool = True,
+    rescale_betas_zero_snr: bool = False,
 ) -> DDPMScheduler:
     """The noise schedule used for training; its config is what every sampler is built from. `clip_sample`: x0
-    clipped to [-1, 1] (pixels); off for unbounded inputs such as latents."""
+    clipped to [-1, 1] (pixels); off for unbounded inputs such as latents. `rescale_betas_zero_snr`: the last
+    step's SNR made exactly 0 (Lin et al. 2024), which only a v- or x0-predicting UNet can learn."""
+    if rescale_betas_zero_snr and prediction_type == "epsilon":
+        raise ValueError("rescale_betas_zero_snr needs prediction_type 'v_prediction' or 'sample': at SNR 0 the "
+                         "noisy input is pure noise, so predicting ε says nothing about the image")
     return DDPMScheduler(
         num_train_timesteps=num_train_timesteps,
         beta_schedule=beta_schedule,
         prediction_type=prediction_type,
         clip_sample=clip_sample,
         clip_sample_range=1.0,
+        rescale_betas_zero_snr=rescale_betas_zero_snr,
     )
 
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import extract_model_from_parallel
 from diffusers import UNet2DModel
-from diffusers.training_utils import EMAModel
+from diffusers.training_utils import EMAModel, compute_snr
 
 from hub_models.diffusion.sampling import num_classes
 from hub_models.io import optimizer_update
@@ -43,6 +43,20 @@ def drop_labels(labels: torch.Tensor, p: float, null_class: int, generator: torc
     return torch.where(drop.to(labels.device), torch.full_like(labels, null_class), labels)
 
 
+def min_snr_weights(noise_scheduler, timesteps: torch.Tensor, snr_gamma: float) -> torch.Tensor:
+    """Per-image loss weights of min-SNR-γ (Hang et al. 2023), `(batch,)`: min(SNR_t, γ) divided by what the
+    target's MSE already carries (ε: SNR_t; v: SNR_t + 1; x0: 1). Where SNR_t = 0 (a zero-terminal-SNR schedule's
+    last step) an ε-target's weight is 1, as in diffusers' examples."""
+    snr = compute_snr(noise_scheduler, timesteps)
+    clipped = snr.clamp(max=snr_gamma)
+    kind = noise_scheduler.config.prediction_type
+    if kind == "epsilon":
+        return torch.where(snr > 0, clipped / snr.clamp(min=torch.finfo(snr.dtype).tiny), torch.ones_like(snr))
+    if kind == "v_prediction":
+        return clipped / (snr + 1)
+    return clipped
+
+
 def diffusion_loss(
     model: torch.nn.Module,
     noise_scheduler,
@@ -50,10 +64,11 @@ def diffusion_loss(
     generator: torch.Generator,
     class_labels: torch.Tensor | None = None,
     label_dropout: float = 0.0,
+    snr_gamma: float | None = None,
 ) -> torch.Tensor:
     """The DDPM loss of one batch of uint8 digits `(batch, 28, 28)`: noise them at random timesteps, MSE to the
     target. With `class_labels` (a conditional UNet), labels are first dropped to the null class with probability
-    `label_dropout`."""
+    `label_dropout`. With `snr_gamma`, each image's MSE is weighted by min-SNR-γ (`min_snr_weights`)."""
     x0 = to_model_range(images)
     noise = torch.randn(x0.shape, generator=generator, device=x0.device)
     timesteps = torch.randint(
@@ -64,7 +79,11 @@ def diffusion_loss(
         null = num_classes(extract_model_from_parallel(model))  # the last embedding
         kwargs["class_labels"] = drop_labels(class_labels, label_dropout, null, generator)
     pred = model(noise_scheduler.add_noise(x0, noise, timesteps), timesteps, **kwargs).sample
-    return F.mse_loss(pred.float(), target_for(noise_scheduler, x0, noise, timesteps).float())
+    target = target_for(noise_scheduler, x0, noise, timesteps).float()
+    if snr_gamma is None:
+        return F.mse_loss(pred.float(), target)
+    per_image = F.mse_loss(pred.float(), target, reduction="none").mean(dim=tuple(range(1, pred.ndim)))
+    return (per_image * min_snr_weights(noise_scheduler, timesteps, snr_gamma).to(per_image)).mean()
 
 
 def training_step(
@@ -81,11 +100,12 @@ def training_step(
     step: int = 0,
     class_labels: torch.Tensor | None = None,
     label_dropout: float = 0.0,
+    snr_gamma: float | None = None,
 ) -> torch.Tensor:
     """One micro-batch: loss, backward, then clipping + optimizer/lr/EMA updates when gradients sync.
     Returns the (detached) loss. Raises FloatingPointError on a NaN/inf loss, before anything is updated."""
     with accelerator.accumulate(model):
-        loss = diffusion_loss(model, noise_scheduler, images, generator, class_labels, label_dropout)
+        loss = diffusion_loss(model, noise_scheduler, images, generator, class_labels, label_dropout, snr_gamma)
         optimizer_update(accelerator, model, loss, optimizer, step=step, max_grad_norm=max_grad_norm,
                          lr_scheduler=lr_scheduler, ema=ema)
     return loss.detach()
@@ -127,4 +147,12 @@ def held_out_loss(
     return (total[0] / total[1]).item()
 
 
-__all__ = ["diffusion_loss", "drop_labels", "held_out_loss", "target_for", "to_model_range", "training_step"]
+__all__ = [
+    "diffusion_loss",
+    "drop_labels",
+    "held_out_loss",
+    "min_snr_weights",
+    "target_for",
+    "to_model_range",
+    "training_step",
+]

@@ -133,6 +133,9 @@ def add_ddpm_args(parser: argparse.ArgumentParser, model_config_help: str) -> No
                        choices=["squaredcos_cap_v2", "linear", "scaled_linear"], help="β_t schedule (cosine).")
     model.add_argument("--prediction_type", choices=["epsilon", "v_prediction", "sample"], default="epsilon",
                        help="What the UNet predicts; the study predicts ε.")
+    model.add_argument("--rescale_betas_zero_snr", action="store_true",
+                       help="Rescale the β's so the last step has SNR exactly 0 (Lin et al. 2024); needs "
+                            "--prediction_type v_prediction or sample.")
     model.add_argument("--class_conditional", action="store_true",
                        help="Condition on the digit: num_class_embeds = 10 digits + a null class (index 10) for "
                             "classifier-free guidance.")
@@ -143,6 +146,8 @@ def add_ddpm_args(parser: argparse.ArgumentParser, model_config_help: str) -> No
                        choices=["constant", "constant_with_warmup", "cosine", "linear"],
                        help="Learning-rate schedule (the study: constant).")
     optim.add_argument("--lr_warmup_steps", type=int, default=0, help="Warm-up updates of the lr schedule.")
+    optim.add_argument("--snr_gamma", type=float, default=None,
+                       help="Min-SNR-γ loss weighting (Hang et al. 2023; 5.0 is the paper's). Default: plain MSE.")
     optim.add_argument("--adam_beta1", type=float, default=0.9, help="Adam β1.")
     optim.add_argument("--adam_beta2", type=float, default=0.999, help="Adam β2.")
     optim.add_argument("--adam_weight_decay", type=float, default=0.0, help="Adam weight decay.")
@@ -173,6 +178,11 @@ def add_ddpm_args(parser: argparse.ArgumentParser, model_config_help: str) -> No
 def parse_training_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
     """Parse, then check what no single flag can (argparse exits with one clear line)."""
     args = parser.parse_args(argv)
+    if getattr(args, "rescale_betas_zero_snr", False) and args.prediction_type == "epsilon":
+        parser.error("--rescale_betas_zero_snr needs --prediction_type v_prediction or sample (ε is undefined at "
+                     "SNR 0)")
+    if getattr(args, "snr_gamma", None) is not None and not args.snr_gamma > 0:
+        parser.error(f"--snr_gamma must be > 0, got {args.snr_gamma}")
     if getattr(args, "push_to_hub", False) and not args.hub_model_id:
         parser.error("--push_to_hub needs --hub_model_id")
     missing = [f"--{k}" for k in ("output_dir", "num_epochs", "train_batch_size", "learning_rate")

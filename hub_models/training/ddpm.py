@@ -45,8 +45,7 @@ class DDPMTrainer(Trainer):
     def build(self) -> tuple[torch.nn.Module, torch.optim.Optimizer, DataLoader]:
         args = self.args
         model = self.make_unet()
-        self.noise_scheduler = make_train_scheduler(args.num_train_timesteps, args.beta_schedule,
-                                                    args.prediction_type)
+        self.noise_scheduler = self.make_noise_scheduler()
         self.ema = None
         if args.use_ema:
             self.ema = EMAModel(
@@ -74,6 +73,12 @@ class DDPMTrainer(Trainer):
     def make_unet(self) -> UNet2DModel:
         """The UNet to train (`LDMTrainer` builds one for its autoencoder's latents instead)."""
         return make_ddpm_unet(self.args.model_config, self.args.class_conditional)
+
+    def make_noise_scheduler(self):
+        """The training noise schedule of the flags (its config is saved with the pipeline)."""
+        args = self.args
+        return make_train_scheduler(args.num_train_timesteps, args.beta_schedule, args.prediction_type,
+                                    rescale_betas_zero_snr=args.rescale_betas_zero_snr)
 
     def make_lr_scheduler(self, optimizer: torch.optim.Optimizer, max_steps: int) -> Any:
         return get_scheduler(self.args.lr_scheduler, optimizer,
@@ -103,6 +108,7 @@ class DDPMTrainer(Trainer):
             self.accelerator, self.model, self.optimizer, self.lr_scheduler, self.noise_scheduler, images,
             self.noise.generator, max_grad_norm=self.args.max_grad_norm, ema=self.ema, step=self.global_step,
             class_labels=labels if self.args.class_conditional else None, label_dropout=self.args.label_dropout,
+            snr_gamma=self.args.snr_gamma,
         )  # fmt: skip
         return loss, {}
 
@@ -164,6 +170,11 @@ class DDPMTrainer(Trainer):
             "num_train_timesteps": args.num_train_timesteps,
             "beta_schedule": args.beta_schedule,
             "prediction_type": args.prediction_type,
+            "rescale_betas_zero_snr": args.rescale_betas_zero_snr,
+            "snr_gamma": args.snr_gamma,
+            "lr_scheduler": args.lr_scheduler,
+            "lr_warmup_steps": args.lr_warmup_steps,
+            "learning_rate": args.learning_rate,
             "class_conditional": args.class_conditional,
             **({"num_class_embeds": NUM_DIGITS + 1, "label_dropout": args.label_dropout}
                if args.class_conditional else {}),

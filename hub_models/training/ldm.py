@@ -76,7 +76,8 @@ class LDMTrainer(DDPMTrainer):
 
     def pipeline(self, unet: UNet2DModel) -> LatentDDPMPipeline:
         scheduler = make_latent_train_scheduler(
-            self.args.num_train_timesteps, self.args.beta_schedule, self.args.prediction_type
+            self.args.num_train_timesteps, self.args.beta_schedule, self.args.prediction_type,
+            self.args.rescale_betas_zero_snr,
         )
         return LatentDDPMPipeline(vae=self.vae, unet=unet, scheduler=scheduler)
 
