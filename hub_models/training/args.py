@@ -92,14 +92,14 @@ def _loop_flags(parser: argparse.ArgumentParser) -> None:
                         help="Keep the newest K checkpoints (default: %(default)s).")
     parser.add_argument("--resume_from_checkpoint", default=None,
                         help="'latest' or a checkpoint folder: continue exactly where that run stopped.")
-    parser.add_argument("--logger", choices=["tensorboard", "none"], default="tensorboard",
-                        help="Experiment tracker (logs/ in the run folder).")
+    parser.add_argument("--report_to", "--logger", dest="logger", choices=["tensorboard", "none"],
+                        default="tensorboard", help="Experiment tracker (logs/ in the run folder).")
     parser.add_argument("--log_every", type=positive_int, default=50,
                         help="When stderr is not a terminal, log a progress line every N updates instead of a "
                              "progress bar.")
     parser.add_argument("--push_to_hub", action="store_true", help="Push the finished run to the Hub.")
     parser.add_argument("--hub_model_id", default=None, help="Repo id for --push_to_hub (user/name).")
-    parser.add_argument("--hub_private", action="store_true", help="Create the Hub repo as private.")
+    parser.add_argument("--hub_private_repo", "--hub_private", dest="hub_private", action="store_true", help="Create the Hub repo as private.")
     parser.add_argument("--write_rank_fingerprints", action="store_true",
                         help="Each process writes a hash of its final weights (checks data-parallel sync).")
 
