@@ -45,7 +45,7 @@ case "${1:-}" in
   train) mkdir -p runs; for name in "${!RECIPE[@]}"; do train_one "$name" & done; wait ;;
   eval)
     for name in "${!RECIPE[@]}"; do
-      for e in 1 2 3; do
+      for e in 3 2 1; do
         dir=runs/pilot-$name/snapshots/epoch_$e
         [ -d "$dir" ] || continue
         evaluate "$dir" ddpm 50
