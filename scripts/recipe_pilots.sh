@@ -45,11 +45,11 @@ case "${1:-}" in
   train) mkdir -p runs; for name in "${!RECIPE[@]}"; do train_one "$name" & done; wait ;;
   eval)
     for name in "${!RECIPE[@]}"; do
-      for e in 3 2 1; do
+      for e in 2 1 3; do
         dir=runs/pilot-$name/snapshots/epoch_$e
         [ -d "$dir" ] || continue
         evaluate "$dir" ddpm 50
-        if [ "$e" = 3 ]; then evaluate "$dir" sde-dpmsolver++ 10; evaluate "$dir" dpmsolver++ 10; fi
+        if [ "$e" = 2 ]; then evaluate "$dir" sde-dpmsolver++ 10; evaluate "$dir" dpmsolver++ 10; fi
       done
     done ;;
   *) echo "usage: $0 train|eval" >&2; exit 2 ;;
