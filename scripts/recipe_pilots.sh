@@ -44,8 +44,8 @@ evaluate() {  # folder, sampler, steps: one protocol point (N = 2,000, seed 0, s
 case "${1:-}" in
   train) mkdir -p runs; for name in "${!RECIPE[@]}"; do train_one "$name" & done; wait ;;
   eval)
-    for name in "${!RECIPE[@]}"; do
-      for e in 2 1 3; do
+    for e in 2 1 3; do  # the selecting snapshot (update 750) of both pilots first
+      for name in "${!RECIPE[@]}"; do
         dir=runs/pilot-$name/snapshots/epoch_$e
         [ -d "$dir" ] || continue
         evaluate "$dir" ddpm 50
