@@ -196,7 +196,7 @@ def load_mnist_arrays(cache_dir: str | os.PathLike | None = None) -> dict[str, t
 # --------------------------------------------------------------------------------------------------------------
 @dataclass
 class ImageSplit:
-    """Images kept in memory as uint8 (N, 28, 28) with their labels (N,)."""
+    """Images kept in memory as uint8, (N, 28, 28) for MNIST or (N, C, H, W), with their labels (N,) (-1: none)."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -205,7 +205,7 @@ class ImageSplit:
         return len(self.labels)
 
     def as_float(self) -> torch.Tensor:
-        """(N, 1, 28, 28) floats in [0, 1]."""
+        """(N, C, H, W) floats in [0, 1]."""
         return uint8_to_unit(self.images)
 
     def subset(self, n: int | None) -> ImageSplit:
@@ -213,8 +213,8 @@ class ImageSplit:
 
 
 def uint8_to_unit(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 28, 28) → float (N, 1, 28, 28) in [0, 1] (÷255, as the study)."""
-    return images.unsqueeze(1).float().div_(255.0)
+    """uint8 (N, H, W) or (N, C, H, W) → float (N, C, H, W) in [0, 1] (÷255, as the study)."""
+    return (images.unsqueeze(1) if images.dim() == 3 else images).float().div_(255.0)
 
 
 def study_split_indices(n: int, seed: int = STUDY_SPLIT_SEED,
