@@ -4,7 +4,7 @@
     python benchmarks/ldm_sampling_speed.py --pixel release/ddpm --latent release/ldm
     python benchmarks/ldm_sampling_speed.py --pixel release/ddpm --latent runs/ldm --rounds 5 --precision fp32 bf16
 
-Both models sample the same way (sampler, steps, precision: docs/PROTOCOL.md fixes ancestral `ddpm`, 25 steps,
+Both models sample the same way (sampler, steps, precision: docs/lab/PROTOCOL.md fixes ancestral `ddpm`, 25 steps,
 bf16) through `hub_models.evaluation.ddpm.point_sampler`, the code that generates their FID digits. After one
 warm-up call each, the rounds alternate pixel, latent, pixel, latent… so machine load hits both alike; each
 round records CPU seconds (`time.process_time`: what this process computed) and wall seconds. Prints the medians

@@ -7,7 +7,7 @@
     python benchmarks/space_latency.py --dummy --ddpm_model ddpm-conditional --digit 7   # a chosen digit
 
 Targets (server side, this 2-vCPU machine): a slider decode ≤ 20 ms; a 16-digit DDPM grid with the default
-sampler ≤ 3 s. For each endpoint it prints the compute time (the `hub_models.space.logic` call alone) and the
+sampler ≤ 3 s. For each endpoint it prints the compute time (the `hub_models.space` call alone) and the
 round trip through gradio_client (queue, PNG encoding, HTTP on loopback; the image is not downloaded), then the
 ratio to the target.
 """
@@ -23,12 +23,22 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 # Gradio's own per-request timings (queue wait, preprocess, fn call, postprocess incl. PNG encoding): the
 # server-side figure. Must be set before gradio is imported.
 os.environ.setdefault("GRADIO_PROFILING", "1")
+
+from hub_models.diffusion.sampling import DEFAULT_GUIDANCE_SCALE  # noqa: E402
+from hub_models.space.diffusion import (  # noqa: E402
+    DEFAULT_DDPM_STEPS,
+    DEFAULT_SAMPLER,
+    EVERY_DIGIT,
+    ddpm_grid,
+    ddpm_request,
+)
 
 DECODE_TARGET_S, DDPM_TARGET_S = 0.020, 3.0
 
@@ -102,126 +112,116 @@ def clear_traces(url: str) -> None:
         pass
 
 
-def main(args: argparse.Namespace) -> dict:
-    from gradio_client import Client
-
-    from hub_models.space import logic as sl
-
-    demo = None
+def launch(args: argparse.Namespace) -> tuple[Any, str, float | None, Any]:
+    """(demo or None, url, start-up seconds, temporary folder or None): the app launched in-process (with dummy
+    models if asked), or the running server of `--url`."""
+    if args.url is not None:
+        return None, args.url, None, None
     tmp = None
-    if args.url is None:
-        if args.dummy:
-            tmp = tempfile.TemporaryDirectory(prefix="space-bench-")
-            sources = make_dummy_models(Path(tmp.name))
-            os.environ["GENLAB_MODELS"] = ",".join(f"{k}={v}" for k, v in sources.items())
-        spec = importlib.util.spec_from_file_location("space_app", REPO_ROOT / "spaces_app" / "app.py")
-        app = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(app)
-        t0 = time.perf_counter()
-        demo = app.create_demo()
-        startup = time.perf_counter() - t0
-        demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **app.launch_kwargs())
-        url = demo.local_url
-    else:
-        url, startup = args.url, None
-    client = Client(url, verbose=False, download_files=False)
-    digit = sl.EVERY_DIGIT if args.digit == "every" else args.digit
-    results: dict = {"url": url, "startup_s": startup}
-    try:
-        if demo is not None:
-            reg = demo.registry
-            results["models"] = {"vaes": list(reg.vaes), "ddpm": reg.ddpm is not None,
-                                 "calibration_digits": 0 if reg.test is None else len(reg.test.labels)}
-        info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-        n_sliders = len(info["/decode_latent"]["parameters"]) - 1
-        vae = args.vae or info["/decode_latent"]["parameters"][0].get("example_input")
-        if demo is not None:
-            vae = args.vae or next(iter(demo.registry.vaes))
+    if args.dummy:
+        tmp = tempfile.TemporaryDirectory(prefix="space-bench-")
+        sources = make_dummy_models(Path(tmp.name))
+        os.environ["GENLAB_MODELS"] = ",".join(f"{k}={v}" for k, v in sources.items())
+    spec = importlib.util.spec_from_file_location("space_app", REPO_ROOT / "spaces_app" / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    t0 = time.perf_counter()
+    demo = app.create_demo()
+    startup = time.perf_counter() - t0
+    demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **app.launch_kwargs())
+    return demo, demo.local_url, startup, tmp
 
-        # Slider decode --------------------------------------------------------------------------------------
-        import numpy as np
 
-        rng = np.random.default_rng(0)
-        values = [[vae, *np.round(rng.uniform(-2, 2, n_sliders), 2).tolist()] for _ in range(args.decode_calls)]
-        client.predict(*values[0], api_name="/decode_latent")  # warm-up
-        clear_traces(url)
-        round_trips = []
+def time_decode(client: Any, url: str, demo: Any, vae: str, n_sliders: int, calls: int) -> dict:
+    """The slider decode: round trip, gradio's server-side time and (in-process) the library call alone."""
+    import numpy as np
+
+    from hub_models.space.latent import decode_latent
+
+    rng = np.random.default_rng(0)
+    values = [[vae, *np.round(rng.uniform(-2, 2, n_sliders), 2).tolist()] for _ in range(calls)]
+    client.predict(*values[0], api_name="/decode_latent")  # warm-up
+    clear_traces(url)
+    round_trips = []
+    for v in values:
+        t = time.perf_counter()
+        client.predict(*v, api_name="/decode_latent")
+        round_trips.append(time.perf_counter() - t)
+    out = {"decode_round_trip": summary(round_trips), "decode_server": server_side(url, "decode_latent")}
+    if demo is not None:
+        entry = demo.registry.vaes[vae]
+        compute = []
         for v in values:
             t = time.perf_counter()
-            client.predict(*v, api_name="/decode_latent")
-            round_trips.append(time.perf_counter() - t)
-        results["decode_round_trip"] = summary(round_trips)
-        results["decode_server"] = server_side(url, "decode_latent")
-        if demo is not None:
-            import torch
+            decode_latent(entry, v[1:])
+            compute.append(time.perf_counter() - t)
+        out["decode_compute"] = summary(compute)
+    return out
 
-            entry = demo.registry.vaes[vae]
-            compute = []
-            for v in values:
-                t = time.perf_counter()
-                sl.decode_latent(entry, v[1:])
-                compute.append(time.perf_counter() - t)
-            results["decode_compute"] = summary(compute)
-            if demo.registry.ddpms and args.ddpm_runs > 0:
-                # CPU time of the sampling alone (one thread): what an idle core needs, whatever the load.
-                from hub_models.diffusion.sampling import sample_images
 
-                d = demo.registry.require_ddpm(args.ddpm_model)
-                req = sl.ddpm_request(d, sl.DEFAULT_SAMPLER, args.ddpm_steps or sl.DEFAULT_DDPM_STEPS, 16, 0, digit,
-                                      d.default_guidance)
-                cpu = []
-                for run in range(2):
-                    c = time.thread_time()
-                    sample_images(d.unet, d.scheduler_config, sampler=req.sampler, num_inference_steps=req.steps,
-                                  num_images=req.count, generator=torch.Generator().manual_seed(run),
-                                  autocast_dtype=d.cpu_dtype, class_labels=req.class_labels,
-                                  guidance_scale=req.guidance)
-                    cpu.append(time.thread_time() - c)
-                results["ddpm_compute_cpu"] = summary(cpu)
+def time_ddpm_cpu(entry: Any, args: argparse.Namespace, digit: str) -> dict:
+    """CPU time of the sampling alone (one thread): what an idle core needs, whatever the load."""
+    import torch
 
-        # DDPM grid with the defaults -----------------------------------------------------------------------
-        steps = args.ddpm_steps or sl.DEFAULT_DDPM_STEPS
-        if "/ddpm_generate" in info and args.ddpm_runs > 0:
-            entry = demo.registry.require_ddpm(args.ddpm_model) if demo is not None else None
-            w = entry.default_guidance if entry is not None else sl.DEFAULT_GUIDANCE_SCALE
-            totals, firsts, grids, status = [], [], [], ""
-            for run in range(args.ddpm_runs + 1):  # run 0 warms up
-                if run == 1:
-                    clear_traces(url)
-                if demo is not None:  # side by side: the same grid without the UI (no streaming, no PNGs)
-                    t = time.perf_counter()
-                    sl.ddpm_grid(entry, sl.DEFAULT_SAMPLER, steps, 16, run, digit, w)
-                    if run > 0:
-                        grids.append(time.perf_counter() - t)
-                t = time.perf_counter()
-                job = client.submit(sl.DEFAULT_SAMPLER, steps, 16, run, digit, w,
-                                    args.ddpm_model, api_name="/ddpm_generate")
-                first = None
-                for _ in job:
-                    first = first or time.perf_counter() - t
-                _, status = job.result()
-                if run > 0:
-                    totals.append(time.perf_counter() - t)
-                    firsts.append(first)
-                if "done" not in status:
-                    raise RuntimeError(f"DDPM run did not finish: {status}")
-            results["ddpm_round_trip"] = summary(totals)
-            if grids:
-                results["ddpm_grid_wall"] = summary(grids)
-                results["ddpm_round_trip_over_grid"] = statistics.median(totals) / statistics.median(grids)
-            results["ddpm_server"] = server_side(url, "ddpm_generate")
-            results["ddpm_first_update"] = summary(firsts)
-            results["ddpm_settings"] = {"model": args.ddpm_model, "digit": digit, "guidance": w,
-                                        "sampler": sl.DEFAULT_SAMPLER, "steps": steps,
-                                        "digits": 16, "last_status": status}
-    finally:
-        if demo is not None:
-            demo.close()
-        if tmp is not None:
-            tmp.cleanup()
+    from hub_models.diffusion.sampling import sample_images
 
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    results["load_average_1min"] = load
+    req = ddpm_request(entry, DEFAULT_SAMPLER, args.ddpm_steps or DEFAULT_DDPM_STEPS, 16, 0, digit,
+                       entry.default_guidance)
+    cpu = []
+    for run in range(2):
+        c = time.thread_time()
+        sample_images(entry.unet, entry.scheduler_config, sampler=req.sampler, num_inference_steps=req.steps,
+                      num_images=req.count, generator=torch.Generator().manual_seed(run),
+                      autocast_dtype=entry.cpu_dtype, class_labels=req.class_labels, guidance_scale=req.guidance)
+        cpu.append(time.thread_time() - c)
+    return {"ddpm_compute_cpu": summary(cpu)}
+
+
+def _ddpm_job(client: Any, args: argparse.Namespace, steps: int, run: int, digit: str, w: float
+              ) -> tuple[float, float | None, str]:
+    """(round trip, first streamed update, final status) of one /ddpm_generate call."""
+    t = time.perf_counter()
+    job = client.submit(DEFAULT_SAMPLER, steps, 16, run, digit, w, args.ddpm_model, api_name="/ddpm_generate")
+    first = None
+    for _ in job:
+        first = first or time.perf_counter() - t
+    _, status = job.result()
+    if "done" not in status:
+        raise RuntimeError(f"DDPM run did not finish: {status}")
+    return time.perf_counter() - t, first, status
+
+
+def time_ddpm(client: Any, url: str, demo: Any, args: argparse.Namespace, digit: str) -> dict:
+    """The 16-digit grid with the defaults through the UI, alternating (in-process) with the same grid without it."""
+    steps = args.ddpm_steps or DEFAULT_DDPM_STEPS
+    entry = demo.registry.require_ddpm(args.ddpm_model) if demo is not None else None
+    w = entry.default_guidance if entry is not None else DEFAULT_GUIDANCE_SCALE
+    totals, firsts, grids, status = [], [], [], ""
+    for run in range(args.ddpm_runs + 1):  # run 0 warms up
+        if run == 1:
+            clear_traces(url)
+        if demo is not None:  # side by side: the same grid without the UI (no streaming, no PNGs)
+            t = time.perf_counter()
+            ddpm_grid(entry, DEFAULT_SAMPLER, steps, 16, run, digit, w)
+            if run > 0:
+                grids.append(time.perf_counter() - t)
+        total, first, status = _ddpm_job(client, args, steps, run, digit, w)
+        if run > 0:
+            totals.append(total)
+            firsts.append(first)
+    out = {"ddpm_round_trip": summary(totals)}
+    if grids:
+        out["ddpm_grid_wall"] = summary(grids)
+        out["ddpm_round_trip_over_grid"] = statistics.median(totals) / statistics.median(grids)
+    out["ddpm_server"] = server_side(url, "ddpm_generate")
+    out["ddpm_first_update"] = summary(firsts)
+    out["ddpm_settings"] = {"model": args.ddpm_model, "digit": digit, "guidance": w, "sampler": DEFAULT_SAMPLER,
+                            "steps": steps, "digits": 16, "last_status": status}
+    return out
+
+
+def print_report(results: dict, url: str, startup: float | None) -> None:
+    load = results["load_average_1min"]
     print(f"\nSpace latency on {url}" + (f" (start-up {startup:.1f} s)" if startup else "")
           + f"; load average {load:.1f} on {os.cpu_count()} CPUs")
     rows = [("slider decode, compute", results.get("decode_compute"), DECODE_TARGET_S),
@@ -247,6 +247,37 @@ def main(args: argparse.Namespace) -> dict:
               f"{results['ddpm_round_trip_over_grid']:.2f}×")
     if "ddpm_settings" in results:
         print(f"DDPM defaults: {results['ddpm_settings']}")
+
+
+def main(args: argparse.Namespace) -> dict:
+    from gradio_client import Client
+
+    demo, url, startup, tmp = launch(args)
+    client = Client(url, verbose=False, download_files=False)
+    digit = EVERY_DIGIT if args.digit == "every" else args.digit
+    results: dict = {"url": url, "startup_s": startup}
+    try:
+        if demo is not None:
+            reg = demo.registry
+            results["models"] = {"vaes": list(reg.vaes), "ddpm": reg.ddpm is not None,
+                                 "calibration_digits": 0 if reg.test is None else len(reg.test.labels)}
+        info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+        n_sliders = len(info["/decode_latent"]["parameters"]) - 1
+        vae = args.vae or info["/decode_latent"]["parameters"][0].get("example_input")
+        if demo is not None:
+            vae = args.vae or next(iter(demo.registry.vaes))
+        results.update(time_decode(client, url, demo, vae, n_sliders, args.decode_calls))
+        if demo is not None and demo.registry.ddpms and args.ddpm_runs > 0:
+            results.update(time_ddpm_cpu(demo.registry.require_ddpm(args.ddpm_model), args, digit))
+        if "/ddpm_generate" in info and args.ddpm_runs > 0:
+            results.update(time_ddpm(client, url, demo, args, digit))
+    finally:
+        if demo is not None:
+            demo.close()
+        if tmp is not None:
+            tmp.cleanup()
+    results["load_average_1min"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print_report(results, url, startup)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return results

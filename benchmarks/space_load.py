@@ -26,7 +26,7 @@ costs 75–100 ms, which made the clients, not the server, the bottleneck) and r
 For the DDPM it also shows that requests queue instead of running side by side: the app sets
 `concurrency_limit=1` on that event (read from the app), and the table's `in-flight max` is the largest
 number of DDPM requests that the server was computing at once. The launched app is spaces_app/app.py run
-unchanged, with `hub_models.space.logic.ddpm_stream` wrapped to log when each request's computation began and
+unchanged, with `hub_models.space.diffusion.ddpm_stream` wrapped to log when each request's computation began and
 ended (server-side times; client-side times would blur the edges by the network and polling delays).
 
 Models (`--models`): `release` loads the VAEs of release/ (and release/ddpm if there is one, else a
@@ -136,21 +136,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-# Runs spaces_app/app.py unchanged, with `hub_models.space.logic.ddpm_stream` wrapped to log, for every DDPM request,
-# when its computation began (the generator's first step: gradio runs it when the queue lets it start) and
+# Runs spaces_app/app.py unchanged, with `hub_models.space.diffusion.ddpm_stream` wrapped to log, for every DDPM
+# request, when its computation began (the generator's first step: gradio runs it when the queue lets it start) and
 # ended, on the monotonic clock that this process shares with the server's.
 SERVER_WRAPPER = """
 import json, os, runpy, sys, time
-from hub_models.space import logic as sl
+from hub_models.space import diffusion
 log = open(os.environ["SPACE_LOAD_DDPM_LOG"], "a", buffering=1)
-stream = sl.ddpm_stream
+stream = diffusion.ddpm_stream
 def logged_stream(*args, **kwargs):
     start = time.monotonic()
     try:
         yield from stream(*args, **kwargs)
     finally:
         log.write(json.dumps([start, time.monotonic()]) + "\\n")
-sl.ddpm_stream = logged_stream
+diffusion.ddpm_stream = logged_stream
 if os.environ.get("SPACE_LOAD_DECODE_LIMIT") or os.environ.get("SPACE_LOAD_DECODE_BATCH"):
     # experiment: another concurrency limit / batch size on /decode_latent than the app's own
     from gradio.blocks import BlocksConfig
@@ -362,12 +362,12 @@ def ddpm_concurrency_limit() -> int | None:
     read from the app built with no models."""
     import importlib.util
 
-    from hub_models.space import logic as sl
+    from hub_models.space.registry import Registry
 
     spec = importlib.util.spec_from_file_location("space_app", REPO_ROOT / "spaces_app" / "app.py")
     app = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app)
-    demo = app.build_demo(sl.Registry())
+    demo = app.build_demo(Registry())
     for fn in demo.fns.values():
         if fn.api_name == "ddpm_generate":
             return fn.concurrency_limit
@@ -409,6 +409,45 @@ def api_info(url: str) -> tuple[str, int, dict[str, int]]:
     return params[0].get("parameter_default"), len(params) - 1, {e: ids[a] for e, a in API_NAMES.items()}
 
 
+def pass_or_fail(results: list[Result], protocols: list[str], ddpm_limit: int | None) -> list[str]:
+    """One verdict line per decode protocol (p95 of the most users against the target) and one for the DDPM
+    (requests never computed side by side beyond the app's concurrency limit)."""
+    decode = [r for r in results if r.endpoint == "decode"]
+    ddpm = [r for r in results if r.endpoint == "ddpm"]
+    verdicts = []
+    for protocol in protocols:
+        runs = [r for r in decode if r.protocol == protocol]
+        if not runs:
+            continue
+        worst = max(runs, key=lambda r: r.clients)
+        ok = worst.quantile(0.95) is not None and worst.quantile(0.95) < DECODE_P95_TARGET_S and not worst.errors
+        verdicts.append(f"decode ({protocol}), {worst.clients} users: p95 "
+                        f"{worst.quantile(0.95) or float('nan'):.3f} s, {len(worst.errors)} errors → "
+                        f"{'PASS' if ok else 'FAIL'} (target p95 < {DECODE_P95_TARGET_S:g} s, 0 errors)")
+    if ddpm:
+        peaks = [r.max_in_flight() for r in ddpm if r.max_in_flight() is not None]
+        peak = max(peaks) if peaks else None
+        ok = None not in (ddpm_limit, peak) and peak <= ddpm_limit and not any(r.errors for r in ddpm)
+        verdicts.append(f"DDPM: at most {peak} request(s) computing at once (concurrency limit {ddpm_limit}), "
+                        f"{sum(len(r.errors) for r in ddpm)} errors → {'PASS' if ok else 'FAIL'}")
+    return verdicts
+
+
+def write_json(path: Path, args: argparse.Namespace, description: str, ddpm_limit: int | None,
+               results: list[Result], verdicts: list[str]) -> None:
+    rows = [{"endpoint": r.endpoint, "protocol": r.protocol, "clients": r.clients, "requests": len(r.latencies),
+             "seconds": r.seconds, "throughput": r.throughput, "p50": r.quantile(0.5), "p95": r.quantile(0.95),
+             "max": max(r.latencies) if r.latencies else None, "errors": r.errors,
+             "max_in_flight": r.max_in_flight() if r.endpoint == "ddpm" else None, "server_cpu_cores": r.cpu_cores,
+             "load_before": r.load_before, "load_after": r.load_after, "client_cpu_cores": r.client_cpu_cores,
+             "ddpm_intervals": r.intervals} for r in results]
+    path.write_text(json.dumps({
+        "models": description, "cpus": os.cpu_count(), "duration": args.duration,
+        "ddpm": {"count": args.ddpm_count, "steps": args.ddpm_steps, "sampler": args.sampler,
+                 "concurrency_limit": ddpm_limit},
+        "results": rows, "verdicts": verdicts}, indent=2))
+
+
 def main(args: argparse.Namespace) -> int:
     counts = [int(n) for n in args.clients.split(",") if n.strip()]
     endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()]
@@ -430,8 +469,8 @@ def main(args: argparse.Namespace) -> int:
             os.nice(args.client_nice)  # the app keeps its own priority
         vae, n_sliders, fn_index = api_info(url)
         decode_args = (vae, *[0.0] * n_sliders)
-        ddpm_args = (args.sampler, args.ddpm_steps, args.ddpm_count, 0, "any", 1.0)  # sampler, steps, count, seed,
-        # digit, guidance: the app's /ddpm_generate inputs
+        # The app's /ddpm_generate inputs: sampler, steps, count, seed, digit, guidance, model (None: the default)
+        ddpm_args = (args.sampler, args.ddpm_steps, args.ddpm_count, 0, "any", 1.0, None)
         ddpm_limit = ddpm_concurrency_limit()
         # Warm-up: the first decode and DDPM requests pay one-off costs (model pages, PNG encoder, scheduler).
         call_args = {"decode": decode_args, "ddpm": ddpm_args}
@@ -458,40 +497,11 @@ def main(args: argparse.Namespace) -> int:
         print()
         print(f"Models: {description}.")
         print(table(results, ddpm_limit))
-        decode = [r for r in results if r.endpoint == "decode"]
-        ddpm = [r for r in results if r.endpoint == "ddpm"]
-        verdicts = []
-        for protocol in protocols:
-            runs = [r for r in decode if r.protocol == protocol]
-            if not runs:
-                continue
-            worst = max(runs, key=lambda r: r.clients)
-            ok = worst.quantile(0.95) is not None and worst.quantile(0.95) < DECODE_P95_TARGET_S and not worst.errors
-            verdicts.append(f"decode ({protocol}), {worst.clients} users: p95 "
-                            f"{worst.quantile(0.95) or float('nan'):.3f} s, {len(worst.errors)} errors → "
-                            f"{'PASS' if ok else 'FAIL'} (target p95 < {DECODE_P95_TARGET_S:g} s, 0 errors)")
-        if ddpm:
-            peaks = [r.max_in_flight() for r in ddpm if r.max_in_flight() is not None]
-            peak = max(peaks) if peaks else None
-            ok = None not in (ddpm_limit, peak) and peak <= ddpm_limit and not any(r.errors for r in ddpm)
-            verdicts.append(f"DDPM: at most {peak} request(s) computing at once (concurrency limit {ddpm_limit}), "
-                            f"{sum(len(r.errors) for r in ddpm)} errors → {'PASS' if ok else 'FAIL'}")
+        verdicts = pass_or_fail(results, protocols, ddpm_limit)
         for v in verdicts:
             print(v)
         if args.json:
-            Path(args.json).write_text(json.dumps({
-                "models": description, "cpus": os.cpu_count(), "duration": args.duration,
-                "ddpm": {"count": args.ddpm_count, "steps": args.ddpm_steps, "sampler": args.sampler,
-                         "concurrency_limit": ddpm_limit},
-                "results": [{"endpoint": r.endpoint, "protocol": r.protocol, "clients": r.clients,
-                             "requests": len(r.latencies),
-                             "seconds": r.seconds, "throughput": r.throughput, "p50": r.quantile(0.5),
-                             "p95": r.quantile(0.95), "max": max(r.latencies) if r.latencies else None,
-                             "errors": r.errors, "max_in_flight": r.max_in_flight() if r.endpoint == "ddpm"
-                             else None, "server_cpu_cores": r.cpu_cores, "load_before": r.load_before,
-                             "load_after": r.load_after, "client_cpu_cores": r.client_cpu_cores,
-                             "ddpm_intervals": r.intervals} for r in results],
-                "verdicts": verdicts}, indent=2))
+            write_json(Path(args.json), args, description, ddpm_limit, results, verdicts)
         return 0 if all("PASS" in v for v in verdicts) else 1
     finally:
         if proc is not None:

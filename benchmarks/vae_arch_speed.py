@@ -2,7 +2,7 @@
 """Conv vs Dense VAE training speed, side by side in one process: the study's claim "Conv trains faster".
 
     OMP_NUM_THREADS=1 python benchmarks/vae_arch_speed.py --output runs/bench/vae_arch_speed.json
-    python training/run_study.py --report_only --speed_benchmark runs/bench/vae_arch_speed.json   # the verdict
+    python scripts/run_study.py --report_only --speed_benchmark runs/bench/vae_arch_speed.json   # the verdict
 
 Both architectures (z=2, β=1, the study's recipe: batch 64, Adam 1e-3) take the library's own training step
 (`hub_models.training.vae.training_step`: uint8 → [0, 1], BCE(sum) + β·KLD, backward, update, through accelerate) on

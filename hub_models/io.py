@@ -61,7 +61,15 @@ def write_json_atomic(path: str | os.PathLike, payload: Any) -> None:
 
 
 def read_json(path: str | os.PathLike) -> dict:
+    """The JSON object in `path`; FileNotFoundError when there is no such file (use `read_json_or_empty` where a
+    missing file means "nothing recorded")."""
     return json.loads(Path(path).read_text())
+
+
+def read_json_or_empty(path: str | os.PathLike) -> dict:
+    """The JSON object in `path`, or {} when the file does not exist (a run that did not record it)."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _jsonable(value: Any) -> Any:
@@ -153,7 +161,7 @@ def cpu_name() -> str:
 
 BF16_EMULATED = ("this CPU has no native bf16 (oneDNN reports none: no AVX512/AMX), so torch's bf16 convolutions "
                  "are emulated and tens of times slower than fp32")
-# What `autocast` does instead on such a CPU; recorded with every digit it samples (docs/PROTOCOL.md).
+# What `autocast` does instead on such a CPU; recorded with every digit it samples (docs/lab/PROTOCOL.md).
 BF16_CONVOLUTIONS_IN_FP32 = "bf16 convolutions computed in fp32"
 
 
@@ -274,6 +282,7 @@ __all__ = [
     "no_tf32",
     "optimizer_update",
     "read_json",
+    "read_json_or_empty",
     "save_pretrained_atomic",
     "write_json_atomic",
     "write_text_atomic",

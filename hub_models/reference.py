@@ -1,4 +1,4 @@
-"""The facts of the project, each in one place: what the reference study states (../shared/STUDY.md) and which
+"""The facts of the project, each in one place: what the reference study states (docs/STUDY.md) and which
 runs the project releases. Plain data, no code: every layer may read it (cards, report, scripts, the Space).
 """
 
@@ -13,7 +13,7 @@ STUDY_BETAS = (1e-3, 1.0, 20.0)
 STUDY_ARCHS = ("conv", "dense")
 STUDY_LATENT_DIMS = (2, 4)
 
-# What the study states (../shared/STUDY.md). The VAE part is qualitative; the DDPM part has numbers.
+# What the study states (docs/STUDY.md). The VAE part is qualitative; the DDPM part has numbers.
 STUDY: dict[str, Any] = {
     "vae": {
         "parameters_at_z2": {"conv": 59_525, "dense": 1_068_820},
@@ -91,8 +91,5 @@ PUBLISHED: tuple[str, ...] = (*RELEASE, *RELEASE_NOT_IN_SPACE)
 HUB_PREFIX = "mnist-genlab"
 DEFAULT_NAMESPACE = "mnist-genlab"
 
-# Where the library is published: the VAE and classifier cards tell users to install it from here (their repos
-# declare `library_name: mnist-genlab`; the DDPM repos need only diffusers).
+# The package's name: a card's install line names it only with a real source (`--source_url` or its Homepage).
 PROJECT_NAME = "mnist-genlab"
-PROJECT_GIT_URL = "https://github.com/mnist-genlab/mnist-genlab"
-PROJECT_INSTALL = f'pip install "{PROJECT_NAME} @ git+{PROJECT_GIT_URL}"'

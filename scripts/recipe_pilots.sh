@@ -37,7 +37,7 @@ snapshot() {  # the pipeline folder as it stood when an epoch's sample grid appe
 }
 
 evaluate() {  # folder, sampler, steps: one protocol point (N = 2,000, seed 0, study-test, fp32: this CPU has no native bf16), cached per folder
-  $PY training/evaluate_ddpm.py --run_dir "$1" --sweep --sweep_only --sweep_samplers "$2" --sweep_steps "$3" \
+  $PY scripts/evaluate_ddpm.py --run_dir "$1" --sweep --sweep_only --sweep_samplers "$2" --sweep_steps "$3" \
     --sweep_samples 2000 --sweep_seed 0 --sweep_reference study-test --precision fp32 --batch_size 250
 }
 

@@ -276,7 +276,7 @@ def run_makers(request, tiny_mnist_cache: Path, tmp_path_factory) -> Iterator[Ru
 @pytest.fixture(scope="session")
 def vae_study(run_makers: RunMakers) -> Path:
     """A study folder of six VAE runs (`TINY_STUDY`: the release's five and `vae-dense-z4-beta20-warmup`), each
-    trained for 8 updates by training/train_vae.py as training/run_study.py runs it. Read-only: copy a run before
+    trained for 8 updates by training/train_vae.py as scripts/run_study.py runs it. Read-only: copy a run before
     changing it."""
     return run_makers.start("vae_study").wait()
 
@@ -284,7 +284,7 @@ def vae_study(run_makers: RunMakers) -> Path:
 @pytest.fixture(scope="session")
 def trained_ddpm_run(run_makers: RunMakers) -> Path:
     """A tiny-UNet DDPM run of training/train_ddpm.py (2 epochs, seed 3) with the evaluation.json of
-    training/evaluate_ddpm.py (one DPM-Solver++ point, N=12). Read-only: copy it before changing it."""
+    scripts/evaluate_ddpm.py (one DPM-Solver++ point, N=12). Read-only: copy it before changing it."""
     return run_makers.start("trained_ddpm_run").wait()
 
 

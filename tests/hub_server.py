@@ -1,6 +1,6 @@
 """An offline Hugging Face Hub for tests: the subset of the Hub HTTP API that `huggingface_hub` 2.4 and
 diffusers 0.42 use to create repos, upload (regular + LFS basic transfer), commit, list, download and curate
-collections. Facts about the wire format are in ../shared/HUB_API.md.
+collections. Its routes follow what huggingface_hub sends.
 
 Storage is content-addressed: git blobs by sha1 (`blob <size>\\0<bytes>`), LFS objects by sha256. A commit
 is an immutable file table `{path: FileEntry}` keyed by a 40-hex sha; branches, tags and PR refs point at

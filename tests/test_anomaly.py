@@ -16,7 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def test_auroc_per_held_out_digit(tiny_mnist_cache):
     from hub_models.data import load_splits
-    from hub_models.evaluation.anomaly import anomaly_auroc, anomaly_scores
+    from hub_models.study.anomaly import anomaly_auroc, anomaly_scores
 
     train, test = load_splits("official")
     record, model = anomaly_auroc(train, test, digit=0, epochs=2, elbo_samples=2)
@@ -33,7 +33,7 @@ def test_auroc_per_held_out_digit(tiny_mnist_cache):
 
 @pytest.mark.slow
 def test_anomaly_study_script(tiny_mnist_cache, tmp_run_dir):
-    cmd = [sys.executable, str(REPO_ROOT / "training" / "anomaly_study.py"), "--output_dir", str(tmp_run_dir),
+    cmd = [sys.executable, str(REPO_ROOT / "scripts" / "anomaly_study.py"), "--output_dir", str(tmp_run_dir),
            "--digits", "0", "7", "--epochs", "1", "--split", "official", "--elbo_samples", "1", "--save_models"]
     subprocess.run(cmd, check=True, cwd=REPO_ROOT, capture_output=True, timeout=300)
     out = json.loads((tmp_run_dir / "anomaly.json").read_text())
@@ -60,7 +60,7 @@ def test_anomaly_study_script(tiny_mnist_cache, tmp_run_dir):
 def test_a_study_recorded_under_the_old_flag_names_is_resumed(tmp_path):
     """anomaly.json written before the flags took the diffusers names still counts as the same settings."""
     from hub_models.io import write_json_atomic
-    from hub_models.training.anomaly import finished_records
+    from hub_models.study.anomaly import finished_records
 
     record = {"digit": 3, "auroc_reconstruction": 0.9}
     old = {"digits": [3], "arch": "conv", "epochs": 10, "batch_size": 64, "learning_rate": 1e-3, "limit": None}

@@ -1,11 +1,14 @@
-"""The library's layering (docs/ARCHITECTURE.md): imports go one way, the models layer stays light, and a plain
-(non-editable) install ships what it needs, the model-card templates included."""
+"""The library's layering (docs/ARCHITECTURE.md): imports go one way, packages that share a layer do not import each
+other (the top layer's `study`, `space` and `training` above all), one table dispatches on the kind of a model, the
+models layer stays light, and a plain (non-editable) install ships what it needs, the model-card templates
+included."""
 
 from __future__ import annotations
 
 import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +26,7 @@ LAYERS = {
     "models": 1,
     "diffusion": 2,
     "data": 3,
+    "image_datasets": 3,
     "figures": 3,
     "evaluation": 4,
     "hub": 5,
@@ -30,6 +34,11 @@ LAYERS = {
     "space": 6,
     "training": 6,
 }
+# Packages of one layer that must not import each other (docs/ARCHITECTURE.md, "Rules"): each is a room of its own.
+SIBLINGS = ({"io", "reference"}, {"data", "figures"}, {"study", "space", "training"})
+# The modules that once switched on the kind string: they look the kind up in `hub_models.hub.kinds` instead.
+KIND_DISPATCHERS = ("hub/cards.py", "hub/push.py", "hub/load.py")
+ARCHITECTURE_MD = REPO / "docs" / "ARCHITECTURE.md"
 HEAVY = {"datasets", "evaluate", "gradio", "matplotlib", "sklearn", "scipy"}
 
 
@@ -71,6 +80,55 @@ def test_imports_only_go_down_the_layers() -> None:
             elif target in LAYERS and LAYERS[target] > LAYERS[me]:
                 upward.append(f"{path.relative_to(REPO)}:{node.lineno}: {me} imports {target}")
     assert not upward, "imports against the layer order:\n" + "\n".join(upward)
+
+
+def test_packages_sharing_a_layer_do_not_import_each_other() -> None:
+    """The rule as docs/ARCHITECTURE.md states it, not only the numbers: e.g. the Space never imports the study (its
+    About tab reads the report's files, not `hub_models.study`), and neither imports the trainers."""
+    crossing = []
+    for path in _modules():
+        me = _layer(path)
+        group = next((g for g in SIBLINGS if me in g), set())
+        for node, target in _project_imports(ast.parse(path.read_text())):
+            if target in group and target != me:
+                crossing.append(f"{path.relative_to(REPO)}:{node.lineno}: {me} imports {target}")
+    assert not crossing, "imports between packages of one layer:\n" + "\n".join(crossing)
+
+
+def test_the_docs_state_the_rules_this_test_checks() -> None:
+    text = ARCHITECTURE_MD.read_text()
+    assert "`study`, `space` and `training` share the top layer and do not import each other" in text
+    for package in LAYERS:
+        assert f"hub_models.{package}" in text, f"docs/ARCHITECTURE.md does not place hub_models.{package}"
+
+
+def test_no_module_switches_on_the_kind_string() -> None:
+    """cards, push and load ask `hub_models.hub.kinds` for a folder's kind; none compares a kind name
+    (`kind == "vae"`, `kind in ("ddpm", "ldm")`, a `match` on it)."""
+    from hub_models.hub.kinds import KINDS
+
+    found = []
+    for rel in KIND_DISPATCHERS:
+        tree = ast.parse((LIBRARY / rel).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Match):
+                found.append(f"{rel}:{node.lineno}: match statement")
+            if isinstance(node, ast.Compare):
+                names = {c.value for c in ast.walk(node) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+                found += [f"{rel}:{node.lineno}: compares with {n!r}" for n in names & set(KINDS)]
+    assert not found, "kind dispatch outside hub_models/hub/kinds.py:\n" + "\n".join(found)
+
+
+def test_the_kinds_table_of_the_docs_lists_every_kind() -> None:
+    from hub_models.hub.kinds import KINDS
+
+    section = ARCHITECTURE_MD.read_text().split("## One table per model kind", 1)
+    assert len(section) == 2, "docs/ARCHITECTURE.md has no section on the kinds table"
+    rows = set(re.findall(r"^\| `([a-z-]+)` \|", section[1].split("\n## ", 1)[0], re.M))
+    assert rows == set(KINDS), f"docs list {sorted(rows)}, hub_models.hub.kinds has {sorted(KINDS)}"
+    for kind in KINDS.values():
+        for cls in kind.classes:
+            assert cls in section[1], f"the docs' kinds table does not name {cls}"
 
 
 def test_no_project_import_hides_inside_a_function() -> None:

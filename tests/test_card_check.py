@@ -1,4 +1,4 @@
-"""docs/PROTOCOL.md's card check on tiny DDPMs: the card's own snippet, run for N digits, against the evaluator's
+"""docs/lab/PROTOCOL.md's card check on tiny DDPMs: the card's own snippet, run for N digits, against the evaluator's
 FID at the headline's settings over several seeds."""
 
 from __future__ import annotations
@@ -80,6 +80,6 @@ def test_a_changed_card_or_a_missing_headline_is_said_plainly(ddpm_run):
     with pytest.raises(CardSnippetError, match="no ```python block"):
         card_snippet(card.split("## How to use")[0])
     (run / "evaluation.json").unlink()
-    out = subprocess.run([sys.executable, str(ROOT / "training" / "evaluate_ddpm.py"), "--run_dir", str(run),
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate_ddpm.py"), "--run_dir", str(run),
                           "--check_card_snippet"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and "error:" in out.stderr and "has no headline FID yet" in out.stderr

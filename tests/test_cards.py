@@ -19,7 +19,6 @@ from hub_models import ConvVAE, DenseVAE
 from hub_models.evaluation.vae import EvalSettings, evaluate_vae_run
 from hub_models.hub.cards import published_scheduler, render_model_card
 from hub_models.hub.naming import beta_tag
-from hub_models.reference import PROJECT_INSTALL
 from hub_models.reference import STUDY as STUDY_REFERENCE
 
 REPO = "mnist-tester/mnist-genlab-vae-conv-z2-beta1"
@@ -52,7 +51,7 @@ def test_vae_card_metadata_and_body_come_from_the_run(vae_study):
     assert_complete(text)
 
     meta = yaml.safe_load(text.split("---\n")[1])
-    assert meta["library_name"] == "mnist-genlab" and meta["license"] == "mit"  # diffusers cannot load a VAE
+    assert meta["library_name"] == "diffusers" and meta["license"] == "mit"  # AutoModel + the shipped module
     assert meta["datasets"] == ["ylecun/mnist"]
     assert meta["pipeline_tag"] == "unconditional-image-generation"
     assert {"vae", "beta-vae", "mnist", "conv-vae", "latent-dim-2"} <= set(meta["tags"])
@@ -61,7 +60,7 @@ def test_vae_card_metadata_and_body_come_from_the_run(vae_study):
     got = {m["type"]: m["value"] for m in entry["results"][0]["metrics"]}
     assert got == {k: round(metrics["test"][k], 6) for k in ("bce", "kld", "elbo")}
     assert entry["results"][0]["dataset"]["type"] == "ylecun/mnist"
-    assert entry["results"][0]["dataset"]["split"] == "train[held-out 20%]"  # the study's held-out digits
+    assert entry["results"][0]["dataset"]["split"] == "study-test"  # the study's held-out digits, by name
     n_test = metrics["test_samples"]  # 102: 20 % of the 512 tiny training digits
     assert all(f"(held-out, N={n_test})" in m["name"] for m in entry["results"][0]["metrics"])
 
@@ -84,8 +83,9 @@ def test_vae_card_metadata_and_body_come_from_the_run(vae_study):
     assert sorted(links) == sorted(f"figures/{p.name}" for p in (run / "figures").glob("*.png"))
     assert all((run / link).is_file() for link in links)
     usage = body["## How to use"]
-    assert f'ConvVAE.from_pretrained("{REPO}")' in usage and "vae.sample(16" in usage
-    assert f"```bash\n{PROJECT_INSTALL}\n```" in usage  # how to get `hub_models`
+    assert f'AutoModel.from_pretrained("{REPO}", trust_remote_code=True)' in usage.split("```python", 2)[1]  # first
+    assert f'ConvVAE.from_pretrained("{REPO}")' in usage and "vae.sample(16" in usage  # then the library's class
+    assert "pip install" not in usage  # no published source: no install line, never a placeholder
     assert "@inproceedings" in body["## Citation"] and body["## Limitations"].count("\n- ") >= 3
 
 
@@ -132,8 +132,8 @@ def test_ddpm_card_metadata_and_body(trained_ddpm_run):
     assert results["fid"][0]["name"] == f"FID (N={fid['n_gen']} vs {fid['n_ref']})"  # 12 vs 256
     n_loss = metrics["test_loss_samples"]
     assert results["test_loss"][0]["name"] == f"Held-out loss (N={n_loss})"
-    assert results["test_loss"][1] == "train[held-out 20%]"
-    assert results["train_loss"][1] == "train[80%]"
+    assert results["test_loss"][1] == "study-test"  # the study's seeded split, named as the card's text does
+    assert results["train_loss"][1] == "study-train"
     body = sections(text)
     study = STUDY_REFERENCE["ddpm"]
     assert (
@@ -153,7 +153,7 @@ def test_ddpm_card_metadata_and_body(trained_ddpm_run):
     n_params = sum(p.numel() for p in UNet2DModel.from_pretrained(run / "unet").parameters())
     assert f"**U-Net parameters:** {n_params:,}" in body["## Model details"]
     assert f"with seed {config['seed']}" in body["## Training"] and config["seed"] == 3
-    assert 'DDPMPipeline.from_pretrained("me/mnist-genlab-ddpm", use_safetensors=True)' in body["## How to use"]
+    assert 'DiffusionPipeline.from_pretrained("me/mnist-genlab-ddpm", trust_remote_code=True)' in body["## How to use"]
     assert "figures/samples_epoch_002.png" in body["## Figures"]
 
 

@@ -1,4 +1,5 @@
-"""The completion study (hub_models.evaluation.completion, training/completion_study.py) at tiny size."""
+"""The completion study (hub_models.study.completion, its blocks in hub_models.evaluation.completion,
+scripts/completion_study.py) at tiny size."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from hub_models.evaluation.completion import REGIONS, half_mask, vae_complete
 from hub_models.models import ConvVAE, DigitClassifier
 from hub_models.models.unet import unet_config
 
-SCRIPT = Path(__file__).resolve().parents[1] / "training" / "completion_study.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "completion_study.py"
 
 
 def test_half_masks_hide_one_half():
@@ -47,7 +48,7 @@ def tiny_models(tmp_path) -> dict[str, Path]:
 
 
 def test_completion_study_script_end_to_end(tiny_mnist_cache, tiny_models, tmp_path, load_script):
-    script = load_script("training/completion_study.py")
+    script = load_script("scripts/completion_study.py")
     out = tmp_path / "out"
     args = script.parse_args(
         [

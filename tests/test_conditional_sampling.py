@@ -287,7 +287,7 @@ def test_hub_load_accepts_only_our_class_by_its_exact_name(tmp_path, cond_unet):
                                              generator=gen()))
     index_path = tmp_path / "model_index.json"
     index = json.loads(index_path.read_text())
-    for name in ("ClassConditionalDDPMPipelin", ["pipeline", "ClassConditionalDDPMPipeline"]):
+    for name in ("ClassConditionalDDPMPipelin", ["pipeline", "OtherPipeline"]):
         index_path.write_text(json.dumps({**index, "_class_name": name}))
         with pytest.raises(HubLoadError, match="unknown pipeline class"):
             load(tmp_path)

@@ -142,7 +142,7 @@ def test_conditional_runs_get_their_own_repo_names(tmp_path):
 
 def test_the_space_loads_the_released_conditional_vae_as_conditional():
     """The Space's latent explorer takes a digit for a conditional VAE (tests/test_space.py drives it)."""
-    from hub_models.space.logic import load_registry
+    from hub_models.space.sources import load_registry
 
     reg = load_registry({"cvae": str(REPO / "release" / "vae-conv-z2-beta1-conditional")}, calibration_digits=0)
     assert not reg.errors and reg.vaes["cvae"].model.is_conditional

@@ -26,7 +26,7 @@ from hub_models.evaluation.ddpm import (
 from hub_models.models.unet import make_unet
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "training" / "evaluate_ddpm.py"
+SCRIPT = ROOT / "scripts" / "evaluate_ddpm.py"
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_every_point_has_fid_with_n_and_floor_and_a_timing(evaluated_run):
         ("ddim", 2, 6, True, 0), ("ddim", 3, 6, True, 0), ("ddpm", 25, 6, False, 1), ("ddpm", 25, 12, True, 1),
         ("dpmsolver++", 2, 6, True, 0), ("dpmsolver++", 3, 6, True, 0)]
     for p in points.values():
-        # docs/PROTOCOL.md: the sweep selects on the held-out digits, the main FID reports on the test digits.
+        # docs/lab/PROTOCOL.md: the sweep selects on the held-out digits, the main FID reports on the test digits.
         assert p["fid"]["reference"] == ("mnist-test" if p["sampler"] == "ddpm" else "study-test")
         assert p["fid"]["n_gen"] == p["num_samples"] and p["fid"]["preprocessing"] == "tf1-bilinear"
         assert p["fid"]["floor"] is not None and p["fid"]["fid"] > p["fid"]["floor"]  # random UNet: far off
@@ -182,7 +182,7 @@ def test_processes_make_one_point_together(other_process, tmp_path):
 def test_a_chunk_killed_midway_resumes_from_its_saved_step_with_the_same_digits(sampler, tmp_path, monkeypatch):
     """A long chunk saves its progress as it goes; the process making it next starts from there, not from step 0,
     and the digits are those of an uninterrupted run. A multistep solver saves nothing (it could not resume)."""
-    import hub_models.evaluation.ddpm as ddpm_eval
+    import hub_models.evaluation.ddpm.point as ddpm_eval  # where Point.sample looks them up
 
     run = tmp_path / "run"
     torch.manual_seed(0)
@@ -423,12 +423,13 @@ def test_another_path_reported_on_the_test_digits_never_displaces_a_conditional_
 
 def test_a_conditional_ddpm_opens_on_the_guidance_its_table_chose(conditional_ddpm_run, copy_run):
     """The guidance slider starts at the w of the model's headline, else at the w its guidance table chose
-    (docs/PROTOCOL.md), else at 1 (the model as trained)."""
+    (docs/lab/PROTOCOL.md), else at 1 (the model as trained)."""
+    from hub_models.diffusion.sampling import DEFAULT_GUIDANCE_SCALE
     from hub_models.evaluation.ddpm import PROTOCOL_GUIDANCE
-    from hub_models.space import logic as sl
+    from hub_models.space.sources import load_registry
 
     run = copy_run(conditional_ddpm_run)
-    assert sl.load_registry({"c": str(run)}, calibration_digits=0).ddpm.default_guidance == 2.0  # its headline's w
+    assert load_registry({"c": str(run)}, calibration_digits=0).ddpm.default_guidance == 2.0  # its headline's w
     path = run / "evaluation.json"
     data = json.loads(path.read_text())
     points = data["points"]
@@ -437,12 +438,12 @@ def test_a_conditional_ddpm_opens_on_the_guidance_its_table_chose(conditional_dd
         del points[key]  # no headline yet, and a partial table (w = 0 and 2)
     points.update({f"table-w{p['guidance_scale']:g}": p for p in table})
     path.write_text(json.dumps(data))
-    assert sl.load_registry({"c": str(run)}, calibration_digits=0).ddpm.default_guidance == sl.DEFAULT_GUIDANCE_SCALE
+    assert load_registry({"c": str(run)}, calibration_digits=0).ddpm.default_guidance == DEFAULT_GUIDANCE_SCALE
     for i, w in enumerate(PROTOCOL_GUIDANCE):  # the whole table: w = 3 has the lowest FID by far
         fid = {**table[0]["fid"], "fid": 50.0 - 10 * (i == 3)}
         points[f"table-w{w:g}"] = {**table[0], "guidance_scale": w, "fid": fid}
     path.write_text(json.dumps(data))
-    entry = sl.load_registry({"c": str(run)}, calibration_digits=0).ddpm
+    entry = load_registry({"c": str(run)}, calibration_digits=0).ddpm
     assert entry.default_guidance == 3.0 and "fid" not in entry.metrics
 
 
@@ -493,7 +494,7 @@ def test_the_protocols_selection_ties_within_5_percent_go_to_the_fewest_passes_t
 def test_protocol_mode_runs_the_sweep_reruns_raw_point_and_headline_in_order(evaluated_run, tmp_path, monkeypatch,
                                                                            load_script):
 
-    import hub_models.evaluation.ddpm as ddpm_eval
+    import hub_models.evaluation.ddpm.protocol as ddpm_eval
 
     run = tmp_path / "release-ddpm"  # a release folder (EMA only); the raw weights stay in the run it came from
     run.mkdir()
@@ -505,7 +506,7 @@ def test_protocol_mode_runs_the_sweep_reruns_raw_point_and_headline_in_order(eva
             shutil.copy(src, run / part)
     monkeypatch.setattr(ddpm_eval, "PROTOCOL_SWEEP", (("ddim", (2, 3)), ("ddpm", (2,))))
     monkeypatch.setattr(ddpm_eval, "PROTOCOL_RERUNS", 1)
-    script = load_script("training/evaluate_ddpm.py")
+    script = load_script("scripts/evaluate_ddpm.py")
     argv = ["--run_dir", str(run), "--protocol", "--precision", "bf16", "--sweep_samples", "6", "--num_samples", "12",
             "--batch_size", "5", "--no_ema_samples", "6", "--raw_run_dir", str(evaluated_run)]
     assert script.main(script.parse_args(argv)) == 0
@@ -562,7 +563,7 @@ def test_processes_scoring_one_point_share_its_inception_features_chunk_by_chunk
 
     import numpy as np
 
-    import hub_models.evaluation.ddpm as ddpm
+    import hub_models.evaluation.ddpm.chunks as ddpm
 
     calls = []
 

@@ -158,7 +158,7 @@ def test_resumes_a_checkpoint_of_the_self_contained_script(whole_run, tmp_path):
 
 @pytest.mark.slow
 def test_resumes_from_a_portable_checkpoint(whole_run, tmp_path):
-    """A checkpoint carried in git as safetensors + JSON (training/export_training_state.py) resumes exactly in a
+    """A checkpoint carried in git as safetensors + JSON (scripts/export_training_state.py) resumes exactly in a
     fresh run folder: `--resume_from_checkpoint <portable folder>`."""
     portable = export_checkpoint(whole_run / "checkpoints" / "checkpoint-12", tmp_path / "training-state", 12)
     assert not [p for p in portable.iterdir() if p.suffix in (".pkl", ".bin")]

@@ -156,7 +156,7 @@ def test_model_card_on_the_hub_holds_the_metrics(hub, vae_run, ddpm_run):
 
     card = ModelCard.load(f"{USER}/vae")
     card.validate()  # against the offline Hub's /api/validate-yaml
-    assert card.data.library_name == "mnist-genlab" and card.data.license == "mit"  # diffusers cannot load a VAE
+    assert card.data.library_name == "diffusers" and card.data.license == "mit"  # AutoModel + the shipped module
     assert card.data.datasets == ["ylecun/mnist"]
     assert card.data.pipeline_tag == "unconditional-image-generation"
     assert {"vae", "beta-vae", "mnist"} <= set(card.data.tags)
@@ -418,7 +418,7 @@ def test_load_from_a_local_run_folder(vae_run, ddpm_run):
 # A whole study
 # ----------------------------------------------------------------------------------------------------------
 def test_publish_study_is_idempotent_and_fills_a_collection(hub, vae_study, trained_ddpm_run):
-    """The layouts of training/run_study.py (a folder of VAE runs) and train_ddpm.py; publishing only reads them."""
+    """The layouts of scripts/run_study.py (a folder of VAE runs) and train_ddpm.py; publishing only reads them."""
     expected = {f"{USER}/mnist-genlab-{run.name}" for run in vae_study.iterdir()} | {f"{USER}/mnist-genlab-ddpm"}
     assert len(expected) == 7 and f"{USER}/mnist-genlab-vae-dense-z4-beta20-warmup" in expected
 
@@ -535,18 +535,17 @@ def test_conditional_ddpm_card_shows_guidance_and_its_snippet_draws_the_requeste
     """A class-conditional run with its guidance table and main point: its card declares this library, tabulates
     guidance, and its snippet, copied verbatim, runs against the offline Hub with the measured sampler and w."""
     from hub_models.hub.cards import render_model_card
-    from hub_models.reference import PROJECT_INSTALL
 
     run = copy_run(conditional_ddpm_run)
     card = render_model_card(run, f"{USER}/snippet-cond")
-    assert card.data.library_name == "mnist-genlab" and card.data.pipeline_tag is None
+    assert card.data.library_name == "diffusers" and card.data.pipeline_tag is None
     assert "class-conditional" in card.data.tags and "diffusers:DDPMPipeline" not in card.data.tags
     results = card.text.split("## Results", 1)[1].split("\n## ", 1)[0]
     assert "| guidance w | FID | read as the requested digit | recognisable |" in results
     rows = re.findall(r"^\| (\d) \| FID .*\| \d+\.\d% \| \d+\.\d% \|$", results, re.MULTILINE)
     assert rows == ["0", "2"]
     assert "guidance w = 2, seed 1" in results  # the main FID's label
-    assert PROJECT_INSTALL in card.text.split("## How to use", 1)[1]
+    assert "pip install" not in card.text  # no published source given: no install line, never a placeholder
 
     repo_id = f"{USER}/snippet-cond"
     push_run(run, repo_id, **FAST)
@@ -563,16 +562,14 @@ def test_conditional_ddpm_card_shows_guidance_and_its_snippet_draws_the_requeste
 def test_classifier_card_declares_the_library_and_its_snippet_runs(hub, tmp_path, monkeypatch):
     import shutil
 
-    from hub_models.reference import PROJECT_INSTALL
-
     run = tmp_path / "digit-classifier"
     shutil.copytree(REPO_ROOT / "release" / "digit-classifier", run)
     repo_id = f"{USER}/mnist-genlab-digit-classifier"
     push_run(run, repo_id, **FAST)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
     card = ModelCard.load(repo_id)
-    assert card.data.library_name == "mnist-genlab" and card.data.pipeline_tag == "image-classification"
-    assert f"```bash\n{PROJECT_INSTALL}\n```" in card.text
+    assert card.data.library_name == "diffusers" and card.data.pipeline_tag == "image-classification"
+    assert "pip install" not in card.text
     (result,) = card.data.eval_results
     assert result.dataset_split == "test" and "N=10,000" in result.metric_name
     scope: dict = {}
@@ -645,9 +642,9 @@ def test_latent_prior_publishes_with_its_vae_and_the_card_snippet_runs(hub, vae_
     prior = load(prior_repo)
     assert isinstance(prior, LatentPrior) and prior.config.vae_name_or_path == vae_repo
     card = ModelCard.load(prior_repo)
-    assert card.data.library_name == "mnist-genlab" and card.data.base_model == vae_repo
+    assert card.data.library_name == "diffusers" and card.data.base_model == vae_repo
     assert "| z ~ N(0, I) (the VAE alone) |" in card.text and "| z from this prior |" in card.text
     scope: dict = {}
-    exec(compile(_snippet(card.text), "card-snippet", "exec"), scope)
-    digits = scope["digits"]
+    exec(compile(_snippet(card.text), "card-snippet", "exec"), scope)  # diffusers alone: latents of the VAE
+    digits = load(vae_repo).decode(scope["z"])
     assert digits.shape == (16, 1, 28, 28) and 0 <= digits.min() and digits.max() <= 1

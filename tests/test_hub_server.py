@@ -1,4 +1,4 @@
-"""The offline Hub itself: the wire format the huggingface_hub client relies on (see ../shared/HUB_API.md)."""
+"""The offline Hub itself: the wire format the huggingface_hub client relies on (the Hub API this server speaks)."""
 
 from __future__ import annotations
 

@@ -172,7 +172,7 @@ def test_bad_input_fails_with_one_clear_line(runs: dict[str, Path], tmp_path: Pa
 
 def test_the_hybrid_study_scores_both_models_alike_and_writes_its_tables(runs: dict[str, Path], trained_ddpm_run: Path,
                                                                          tmp_path: Path) -> None:
-    """training/hybrid_study.py's library call on tiny models: the same point for the pixel and the latent model
+    """scripts/hybrid_study.py's library call on tiny models: the same point for the pixel and the latent model
     (the pixel one stored outside its run folder, so it never becomes the run's headline), the codec table with
     PNG beside it, and the report's markdown."""
     from hub_models.models import ConvVAE

@@ -1,4 +1,4 @@
-"""training/make_release.py: what goes into release/, what is skipped, and what a re-render keeps."""
+"""scripts/make_release.py: what goes into release/, what is skipped, and what a re-render keeps."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 @pytest.fixture()
 def make_release(load_script):
-    return load_script("training/make_release.py")
+    return load_script("scripts/make_release.py")
 
 
 def _release(module, tmp_path: Path, ddpm_dir: Path, *extra: str) -> Path:
@@ -50,3 +50,8 @@ def test_a_finished_run_is_released_and_a_refresh_keeps_the_sample_cache(make_re
     assert chunk.read_bytes() == b"samples"  # hours of sampling survive the re-render
     assert not (folder / "stray.txt").exists()  # everything else is re-staged
     assert (folder / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == weights
+
+
+def test_source_url_reaches_the_cards_install_line(make_release, ddpm_run: Path, tmp_path: Path) -> None:
+    release = _release(make_release, tmp_path, ddpm_run, "--source_url", "https://example.org/you/mnist-genlab")
+    assert "git+https://example.org/you/mnist-genlab" in (release / "ddpm" / "README.md").read_text()

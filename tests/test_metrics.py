@@ -186,7 +186,7 @@ def test_digit_metrics_module(tiny_mnist_cache):
 @pytest.fixture(scope="module")
 def tiny_vae(tiny_mnist_cache):
     from hub_models.data import load_splits
-    from hub_models.evaluation.anomaly import train_vae
+    from hub_models.study.anomaly import train_vae
 
     train, test = load_splits("official")
     return train_vae(train.as_float(), "conv", latent_dim=2, epochs=2), test

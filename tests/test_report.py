@@ -32,7 +32,7 @@ def tiny_study(vae_study, tmp_path_factory) -> Path:
 
 
 def test_runs_are_skipped_when_complete(tiny_study):
-    result = subprocess.run([sys.executable, str(ROOT / "training" / "run_study.py"), "--study_dir", str(tiny_study),
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_study.py"), "--study_dir", str(tiny_study),
                              "--no_report", "--only", "vae-conv-z2-beta1"], capture_output=True, text=True,
                             check=True, timeout=120)
     assert "vae-conv-z2-beta1: complete, skipped" in result.stdout

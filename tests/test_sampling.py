@@ -162,7 +162,7 @@ def test_few_step_schedules_start_from_pure_noise(sampler):
     scheduler.set_timesteps(10)
     timesteps = scheduler.timesteps.tolist()
     assert len(timesteps) == 10 and timesteps == sorted(timesteps, reverse=True)
-    assert timesteps[0] == 3999  # DPM-Solver++ too: no lambda_min_clipped (docs/DDPM.md#why-the-ode-samplers-stall)
+    assert timesteps[0] == 3999  # DPM-Solver++ too: no lambda_min_clipped (docs/lab/DDPM.md#why-the-ode-samplers-stall)
     assert scheduler.config.num_train_timesteps == 4000
     assert scheduler.config.beta_schedule == "squaredcos_cap_v2"
 

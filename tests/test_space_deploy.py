@@ -1,4 +1,4 @@
-"""The Space on the Hub, for real: `training/publish_space.py` builds it and uploads it to the offline Hub
+"""The Space on the Hub, for real: `scripts/publish_space.py` builds it and uploads it to the offline Hub
 (tests/hub_server.py), and the snapshot a Space would run is started on its own and driven through `gradio_client`.
 
 The end-to-end test publishes the release models (`release/`, the real weights) and the Space, downloads the Space
@@ -108,7 +108,9 @@ def test_build_space_is_allow_listed_pinned_and_self_contained(tmp_path):
                      if p.is_file())
     assert on_disk == files
     assert {"app.py", "README.md", "requirements.txt", "models.json", "docs/REPORT.md",
-            "docs/figures/rate_distortion.png", "hub_models/__init__.py", "hub_models/space/logic.py",
+            "docs/figures/rate_distortion.png", "hub_models/__init__.py", "hub_models/space/sources.py",
+            "tabs/__init__.py", "tabs/generate.py", "tabs/latent.py", "tabs/reconstruct.py", "tabs/interpolate.py",
+            "tabs/complete.py", "tabs/about.py", "tabs/common.py",
             "hub_models/model_cards/vae.md", "examples/photo_7.jpg"} <= set(files)
     assert not [f for f in files if re.search(r"__pycache__|\.pyc$|(^|/)\.|flagged|runs/|token|safetensors", f)]
     assert not [f for f in files if f.startswith("hub_models/") and not f.endswith((".py", ".md"))]
@@ -173,7 +175,7 @@ def test_publish_space_refuses_missing_models_and_bad_tokens(hub, tmp_path):
 # The end-to-end test
 # ------------------------------------------------------------------------------------------------------------
 def _publish_release_models(namespace: str) -> dict[str, str]:
-    """The release folders published the way `training/publish_study.py --study_dir release` does it."""
+    """The release folders published the way `scripts/publish_study.py --study_dir release` does it."""
     repos = release_repo_ids(namespace)  # what the Space loads
     published = publish_study(REPO_ROOT / "release", namespace, max_retries=0)["repos"]
     assert set(published) == set(published_repo_ids(namespace).values()) >= set(repos.values())

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python training
 
 from hub_models.diffusion import DEFAULT_GUIDANCE_SCALE
 from hub_models.training import non_negative_float, parse_training_args, positive_int, training_parser
-from hub_models.training.args import probability
+from hub_models.training.args import add_ema_flags, probability
 from hub_models.training.distill import DistillTrainer
 
 
@@ -78,9 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     optim.add_argument(
         "--max_grad_norm", type=non_negative_float, default=1.0, help="Gradient clipping norm (0 = off)."
     )
-    optim.add_argument(
-        "--no_ema", dest="use_ema", action="store_false", help="Keep no EMA: the raw student is handed on and saved."
-    )
+    add_ema_flags(optim, "Keep no EMA: the raw student is handed on and saved.")
     optim.add_argument(
         "--ema_max_decay",
         type=float,

@@ -43,7 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument(
         "--max_grad_norm", type=non_negative_float, default=1.0, help="Gradient clipping norm (0 = off)."
     )
-    model.add_argument("--num_workers", type=int, default=0, help="DataLoader workers.")
+    model.add_argument("--dataloader_num_workers", "--num_workers", dest="num_workers", type=int, default=0,
+                       help="DataLoader workers.")
     evals = parser.add_argument_group("per-epoch evaluation")
     evals.add_argument("--eval_batch_size", type=positive_int, default=256, help="Batch size of the evaluation.")
     evals.add_argument(

@@ -10,7 +10,7 @@ posterior means of the training digits under the study's cosine schedule (1,000 
 scheduler and decoded by the VAE.
 Writes the prior folder (config.json + safetensors + scheduler/, `load_latent_prior`), metrics.json (with
 `--fid_samples N`: the VAE's prior-sample FID with z ~ N(0, I) and with the learned prior, same protocol) and
-figures. The loop is `hub_models.training.latent_prior.LatentPriorTrainer`; docs/HYBRID.md has the results.
+figures. The loop is `hub_models.training.latent_prior.LatentPriorTrainer`; docs/lab/HYBRID.md has the results.
 """
 
 from __future__ import annotations

@@ -30,16 +30,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     vae = parser.add_argument_group("model and loss")
     add_vae_args(vae)
     vae.add_argument(
-        "--beta_schedule",
+        "--kl_schedule",
+        "--beta_schedule",  # its first name; the DDPM's --beta_schedule is the noise schedule
+        dest="beta_schedule",  # the key released runs' metrics.json and training_config.json hold
         choices=["constant", "linear-warmup"],
         default="constant",
-        help="constant β, or β-annealing: β grows linearly from 0 over --beta_warmup_epochs.",
+        help="KL weight schedule: constant β, or β-annealing: β grows linearly from 0 over --beta_warmup_epochs.",
     )
     vae.add_argument(
         "--beta_warmup_epochs",
         type=non_negative_float,
         default=10.0,
-        help="Epochs of the linear β warm-up (with --beta_schedule linear-warmup).",
+        help="Epochs of the linear β warm-up (with --kl_schedule linear-warmup).",
     )
     vae.add_argument("--num_figure_samples", type=positive_int, default=64, help="Prior samples in samples.png.")
     vae.add_argument(

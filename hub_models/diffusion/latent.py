@@ -18,7 +18,7 @@ import torch
 from diffusers import AutoencoderKL, DDPMScheduler, DiffusionPipeline, ImagePipelineOutput, UNet2DModel
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-from hub_models.diffusion.pipeline import OUTPUT_TYPES
+from hub_models.diffusion.pipeline import OUTPUT_TYPES, read_index_as
 from hub_models.diffusion.sampling import (
     STUDY_BETA_SCHEDULE,
     STUDY_NUM_TRAIN_TIMESTEPS,
@@ -209,6 +209,11 @@ class LatentDDPMPipeline(DiffusionPipeline):
         self.register_modules(vae=vae, unet=unet, scheduler=scheduler)
 
     @classmethod
+    def _dict_from_json_file(cls, json_file: str | os.PathLike) -> dict:
+        # how diffusers reads model_index.json: a repo's shipped code is ignored (`read_index_as`)
+        return read_index_as(cls, super()._dict_from_json_file(json_file))
+
+    @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> LatentDDPMPipeline:
         """diffusers' loader, with a one-line error when a local folder lacks one of vae/, unet/, scheduler/."""
         path = Path(pretrained_model_name_or_path)
@@ -297,7 +302,9 @@ def save_latent_pipeline(
 def is_latent_run(path: str | os.PathLike) -> bool:
     """True for a folder whose model_index.json names `LatentDDPMPipeline`."""
     index = Path(path) / "model_index.json"
-    return index.is_file() and json.loads(index.read_text()).get("_class_name") == LatentDDPMPipeline.__name__
+    if not index.is_file():
+        return False
+    return read_index_as(LatentDDPMPipeline, json.loads(index.read_text())).get("_class_name") == "LatentDDPMPipeline"
 
 
 def load_latent_pipeline(

@@ -8,7 +8,7 @@ The network predicts v (`prediction_type="v_prediction"`) by default rather than
 x0 implied by an ε prediction divides its error by √ᾱ_t (a ×1,000–2,000 blow-up on this schedule), which pixel
 DDPMs survive by clipping x0 to [-1, 1]; standardised latents have no such bound, and unclipped ε samples of a
 toy 2-D Gaussian came out with standard deviations in the hundreds with all four samplers, while v samples
-matched it (docs/HYBRID.md). `prediction_type="epsilon"` is kept, with x0 clipped to ±`EPSILON_CLIP` σ.
+matched it (docs/lab/HYBRID.md). `prediction_type="epsilon"` is kept, with x0 clipped to ±`EPSILON_CLIP` σ.
 
 A prior folder is `config.json` + safetensors (the `LatentPrior`) and `scheduler/` (its training scheduler);
 `LatentPrior.from_pretrained(folder)` and `load_latent_prior(folder)` read it.

@@ -2,10 +2,11 @@
 
 An unconditional UNet is saved as diffusers' own `DDPMPipeline`. A class-conditional one (`num_class_embeds` set:
 ten digits + the null class of classifier-free guidance) is saved as `ClassConditionalDDPMPipeline`, because
-`DDPMPipeline` takes no labels. Its `model_index.json` names that class as a plain string and the folder ships no
-code: `ClassConditionalDDPMPipeline.from_pretrained(folder_or_repo)` loads it without running anything from the
-repo, while `DiffusionPipeline.from_pretrained` fails at once naming the class it cannot find in diffusers
-(shipping a `pipeline.py` for `trust_remote_code` would mean running repo code, and a copy of this library).
+`DDPMPipeline` takes no labels. A run's `model_index.json` names that class as a plain string; a pushed repo also
+ships the class's code, generated from this library (`hub_models.hub.remote_code`), and names it
+`["<module>", "ClassConditionalDDPMPipeline"]` for diffusers' `trust_remote_code`. The installed class reads only the
+class name of that list (`read_index_as`), so `ClassConditionalDDPMPipeline.from_pretrained(folder_or_repo)` never
+imports the repo's file.
 """
 
 from __future__ import annotations
@@ -32,6 +33,16 @@ from hub_models.io import save_pretrained_atomic
 OUTPUT_TYPES = ("pil", "np", "pt")
 
 
+def read_index_as(cls: type, config: dict) -> dict:
+    """A model_index.json as the installed `cls` reads it: `["<module>", "<cls name>"]` (a repo's shipped code, for
+    diffusers' `trust_remote_code`) becomes the class name, so diffusers does not import the repo's module; any other
+    list is left for diffusers to refuse without `trust_remote_code`."""
+    name = config.get("_class_name")
+    if isinstance(name, list) and len(name) == 2 and name[1] == cls.__name__:
+        config["_class_name"] = name[1]
+    return config
+
+
 class ClassConditionalDDPMPipeline(DiffusionPipeline):
     """Digits of chosen classes from a class-conditional `UNet2DModel`, with classifier-free guidance.
 
@@ -50,6 +61,11 @@ class ClassConditionalDDPMPipeline(DiffusionPipeline):
     def __init__(self, unet: UNet2DModel, scheduler: SchedulerMixin) -> None:
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler)
+
+    @classmethod
+    def _dict_from_json_file(cls, json_file: str | os.PathLike) -> dict:
+        # how diffusers reads model_index.json, in from_pretrained and in download: the repo's own code is ignored
+        return read_index_as(cls, super()._dict_from_json_file(json_file))
 
     @torch.no_grad()
     def __call__(
@@ -138,5 +154,6 @@ __all__ = [
     "load_ddpm",
     "make_train_scheduler",
     "pipeline_class",
+    "read_index_as",
     "save_pipeline",
 ]

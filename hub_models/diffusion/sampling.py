@@ -56,7 +56,7 @@ _SAMPLER_SETTINGS: dict[str, tuple[type[SchedulerMixin], dict[str, Any]]] = {
             "sample_max_value": 1.0,
             # No lambda_min_clipped (diffusers suggests -5.1 for the cosine schedule): with x0 thresholded the
             # start at t = 3999 is stable, and starting there instead of at λ = -5.1 (t ≈ 3975) took release/ddpm
-            # from FID 41.7 to 35.1 (docs/DDPM.md#why-the-ode-samplers-stall).
+            # from FID 41.7 to 35.1 (docs/lab/DDPM.md#why-the-ode-samplers-stall).
         },
     ),
     # DPM-Solver++(2M) made stochastic: fresh noise each step like the ancestral sampler, second order like the

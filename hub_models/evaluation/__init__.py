@@ -1,10 +1,9 @@
-"""Evaluation: the Inception FID, VAE and classifier metrics, the DDPM evaluation, the anomaly study, and the one
-`evaluation.json` schema every run writes (`schema.py`).
+"""Evaluation: the Inception FID, VAE and classifier metrics, the DDPM evaluation, and the one `evaluation.json`
+schema every run writes (`schema.py`). The studies that use them live in `hub_models.study`.
 
 The `evaluate` modules in `hub_models/evaluation/modules/` are thin wrappers of these functions.
 """
 
-from hub_models.evaluation.completion import completion_study, run_completion_study
 from hub_models.evaluation.metrics import (
     CONFIDENCE_THRESHOLD,
     REFERENCE_SETS,
@@ -32,7 +31,6 @@ __all__ = [
     "Evaluation",
     "FeatureStats",
     "classifier_metrics",
-    "completion_study",
     "fid",
     "fid_floor",
     "floor_images",
@@ -45,6 +43,5 @@ __all__ = [
     "read_evaluation",
     "reference_images",
     "reference_stats",
-    "run_completion_study",
     "vae_metrics",
 ]

@@ -1,4 +1,4 @@
-"""Does a DDPM card's "How to use" snippet reproduce the card's FID? (docs/PROTOCOL.md, "Cards that reproduce
+"""Does a DDPM card's "How to use" snippet reproduce the card's FID? (docs/lab/PROTOCOL.md, "Cards that reproduce
 themselves".)
 
 The snippet is taken from the card (`<run>/README.md`) as written and run with three edits, each of which must

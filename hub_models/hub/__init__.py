@@ -1,4 +1,5 @@
-"""The Hub: pushing runs (`push_run`, `publish_study`), loading them back (`load`), their cards and names."""
+"""The Hub: pushing runs (`push_run`, `publish_study`), loading them back (`load`), their cards and names; what each
+kind of model gets is the one table `hub_models.hub.kinds.KINDS`."""
 
 from hub_models.hub.load import HubLoadError, RepoFiles, check_safetensors, load
 from hub_models.hub.push import (

@@ -1,10 +1,25 @@
-"""One naming scheme for run folders, Hub repos and the Space: `vae-conv-z2-beta1`, `vae-dense-z4-beta1e-3`."""
+"""One naming scheme for run folders, Hub repos and the Space: `vae-conv-z2-beta1`, `vae-dense-z4-beta1e-3`.
+
+The `*_repo_name(run_dir)` functions are the repo naming of each kind (`hub_models.hub.kinds` names one per kind);
+they agree with `published_repo_ids` for the release."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
-from hub_models.reference import DEFAULT_NAMESPACE, HUB_PREFIX, PUBLISHED, RELEASE
+from hub_models.hub.hub_api import HubPushError
+from hub_models.io import read_json_or_empty
+from hub_models.models.registry import arch_of
+from hub_models.reference import (
+    CLASSIFIER_RUN,
+    CONDITIONAL_DDPM_RUN,
+    DDPM_RUN,
+    DEFAULT_NAMESPACE,
+    HUB_PREFIX,
+    PUBLISHED,
+    RELEASE,
+)
 
 
 def beta_tag(beta: float) -> str:
@@ -36,3 +51,61 @@ def release_repo_ids(namespace: str = DEFAULT_NAMESPACE, names: Sequence[str] = 
 def published_repo_ids(namespace: str = DEFAULT_NAMESPACE) -> dict[str, str]:
     """Every folder of `release/` and its repo id: the Space's models and those it does not show yet."""
     return release_repo_ids(namespace, PUBLISHED)
+
+
+def published_vae_id(vae_name_or_path: str, repo_id: str) -> str:
+    """The repo id a latent prior's VAE is published under: a `release/<name>` folder becomes
+    `<namespace of repo_id>/mnist-genlab-<name>`; a repo id or another path is kept."""
+    name = Path(vae_name_or_path).name
+    if Path(vae_name_or_path).parent.name == "release" and "/" in repo_id:
+        return f"{repo_id.split('/')[0]}/{hub_repo_name(name)}"
+    return vae_name_or_path
+
+
+def vae_repo_name(run_dir: Path) -> str:
+    """`mnist-genlab-vae-conv-z2-beta1e-3` (`…-warmup` for a β warm-up, `…-conditional` for a conditional VAE)."""
+    config, metrics = read_json_or_empty(run_dir / "config.json"), read_json_or_empty(run_dir / "metrics.json")
+    train_cfg = read_json_or_empty(run_dir / "training_config.json")
+    arch = arch_of(config.get("_class_name")) or metrics.get("arch")
+    latent = config.get("latent_dim", metrics.get("latent_dim"))
+    beta = metrics.get("beta", train_cfg.get("beta"))
+    if arch is None or latent is None or beta is None:
+        raise HubPushError(f"{run_dir}: cannot name the repo (need the architecture, latent_dim and beta)")
+    schedule = metrics.get("beta_schedule", train_cfg.get("beta_schedule", "constant"))
+    return hub_repo_name(vae_run_name(arch, int(latent), float(beta), schedule or "constant",
+                                      conditional=bool(config.get("num_classes"))))
+
+
+def ddpm_repo_name(run_dir: Path) -> str:
+    """`mnist-genlab-ddpm`; a class-conditional U-Net gets its own repo, `mnist-genlab-ddpm-conditional`."""
+    unet_config = read_json_or_empty(run_dir / "unet" / "config.json")
+    return hub_repo_name(CONDITIONAL_DDPM_RUN if unet_config.get("num_class_embeds") else DDPM_RUN)
+
+
+def student_repo_name(run_dir: Path) -> str:
+    """A distilled student beside its teacher's repo: `mnist-genlab-ddpm-distilled-4steps`
+    (`mnist-genlab-ddpm-conditional-distilled-5steps` for a class-conditional teacher)."""
+    steps = (read_json_or_empty(run_dir / "metrics.json").get("distillation") or {}).get("student_steps")
+    if not isinstance(steps, int):
+        raise HubPushError(f"{run_dir}: cannot name the repo (metrics.json records no distillation.student_steps)")
+    return f"{ddpm_repo_name(run_dir)}-distilled-{steps}steps"
+
+
+def latent_prior_repo_name(run_dir: Path) -> str:
+    """After its VAE: a prior over vae-conv-z4-beta1 is `mnist-genlab-latent-prior-conv-z4-beta1`."""
+    vae = Path(read_json_or_empty(run_dir / "config.json").get("vae_name_or_path") or "").name
+    if not vae:
+        raise HubPushError(f"{run_dir}: cannot name the repo (config.json names no vae_name_or_path)")
+    return hub_repo_name("latent-prior-" + vae.removeprefix(hub_repo_name("")).removeprefix("vae-"))
+
+
+def fixed_repo_name(run_name: str):
+    """The naming of a kind with one repo: `fixed_repo_name("ldm")(run_dir)` → `mnist-genlab-ldm`."""
+    def name(run_dir: Path) -> str:
+        return hub_repo_name(run_name)
+
+    name.__doc__ = f"Always `{hub_repo_name(run_name)}`."
+    return name
+
+
+classifier_repo_name = fixed_repo_name(CLASSIFIER_RUN)

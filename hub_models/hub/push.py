@@ -9,78 +9,41 @@ re-pushing an unchanged run creates no commit.
 from __future__ import annotations
 
 import fnmatch
-import json
 import logging
 import os
-import re
 import shutil
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx2
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
-from hub_models.evaluation.schema import EVALUATION_FILE, Evaluation
-from hub_models.hub.cards import published_scheduler, published_vae_id, read_json, render_model_card, run_kind
-from hub_models.hub.load import HubLoadError, check_safetensors
-from hub_models.hub.naming import hub_repo_name, published_repo_ids, vae_run_name
-from hub_models.models.registry import arch_of
-from hub_models.reference import CLASSIFIER_RUN, CONDITIONAL_DDPM_RUN, DDPM_RUN
+from hub_models.evaluation.schema import EVALUATION_FILE
+from hub_models.hub.cards import render_model_card
+from hub_models.hub.hub_api import (
+    HubPushError,
+    _check_token,
+    _describe,
+    _is_transient,
+    _require_token,
+    _with_retries,
+)
+from hub_models.hub.kinds import KINDS, Kind, kind_of_folder
+from hub_models.hub.naming import published_repo_ids
+from hub_models.hub.remote_code import SAMPLER_FOLDER, SOLVER_FOLDER
+from hub_models.hub.repo_files import HubLoadError, check_safetensors
 
 logger = logging.getLogger(__name__)
 
-# What a repo may hold, per run kind (relative paths, fnmatch patterns). Never checkpoints/, logs/, optimizer
-# state, unet_non_ema/ (training-only weights) or pickles.
-PUBLISHED_FILES = {
-    "vae": (
-        "config.json",
-        "diffusion_pytorch_model.safetensors",
-        "metrics.json",
-        "evaluation.json",
-        "training_config.json",
-        "figures/*.png",
-    ),
-    "ddpm": (
-        "model_index.json",
-        "unet/config.json",
-        "unet/diffusion_pytorch_model.safetensors",
-        "scheduler/scheduler_config.json",
-        "metrics.json",
-        "evaluation.json",
-        "training_config.json",
-        "figures/*.png",
-    ),
-    "classifier": (
-        "config.json",
-        "diffusion_pytorch_model.safetensors",
-        "metrics.json",
-        "training_config.json",
-        "figures/*.png",
-    ),
-}
-# A latent diffusion pipeline: the DDPM's files and the autoencoder in vae/.
-PUBLISHED_FILES["ldm"] = (*PUBLISHED_FILES["ddpm"], "vae/config.json", "vae/diffusion_pytorch_model.safetensors")
-# A learned latent prior: the MLP and its training scheduler (the VAE it decodes with is its own repo).
-PUBLISHED_FILES["latent-prior"] = (*PUBLISHED_FILES["classifier"], "scheduler/scheduler_config.json")
-REQUIRED_FILES = {
-    "vae": ("config.json", "diffusion_pytorch_model.safetensors"),
-    "classifier": ("config.json", "diffusion_pytorch_model.safetensors"),
-    "ddpm": (
-        "model_index.json",
-        "unet/config.json",
-        "unet/diffusion_pytorch_model.safetensors",
-        "scheduler/scheduler_config.json",
-    ),
-}
-REQUIRED_FILES["ldm"] = (*REQUIRED_FILES["ddpm"], "vae/config.json", "vae/diffusion_pytorch_model.safetensors")
-REQUIRED_FILES["latent-prior"] = (*REQUIRED_FILES["classifier"], "scheduler/scheduler_config.json", "metrics.json")
+# What a repo may hold, per kind (`hub_models.hub.kinds`): never checkpoints/, logs/, optimizer state,
+# unet_non_ema/ (training-only weights) or pickles.
+PUBLISHED_FILES = {name: kind.published for name, kind in KINDS.items()}
 # Remote paths a push owns: stale files there (e.g. a figure a new run no longer makes) are deleted.
 MANAGED_REMOTE = (
     "README.md",
@@ -94,149 +57,101 @@ MANAGED_REMOTE = (
     "unet/*",
     "scheduler/*",
     "vae/*",
+    "*.py",  # the shipped remote code and the sampler settings a card's hint loads (hub_models.hub.remote_code)
+    f"{SAMPLER_FOLDER}/*",
+    f"{SOLVER_FOLDER}/*",
 )
-SECRET_KEYS = re.compile(r"token|secret|password|api_key", re.IGNORECASE)
 DEFAULT_COLLECTION_TITLE = "mnist-genlab: β-VAEs and DDPMs on MNIST"
 NO_CHANGES = "no changes"
 
 T = TypeVar("T")
 
 
-class HubPushError(RuntimeError):
-    """A push that could not be done; the message says why and what to do (it never contains the token)."""
+def _matches(rel: str, patterns: Sequence[str]) -> bool:
+    # a pattern without a folder matches top-level files only
+    return any(fnmatch.fnmatchcase(rel, pat) and ("/" in pat or "/" not in rel) for pat in patterns)
 
 
-# ----------------------------------------------------------------------------------------------------------
-# Pushing one run
-# ----------------------------------------------------------------------------------------------------------
-def _is_transient(err: Exception) -> bool:
-    if isinstance(err, httpx2.TransportError):
-        return True
-    if isinstance(err, HfHubHTTPError) and err.response is not None:
-        # 412: the branch moved between reading its head and committing (a concurrent push); a retry re-reads it.
-        return err.response.status_code >= 500 or err.response.status_code in (408, 412, 429)
-    return False
-
-
-def _describe(err: Exception) -> str:
-    if isinstance(err, HfHubHTTPError) and err.response is not None:
-        return f"HTTP {err.response.status_code} from {err.response.request.method} {err.response.url.path}"
-    return f"{type(err).__name__}: {err}"
-
-
-def _with_retries(what: str, fn: Callable[[], T], max_retries: int, backoff: float) -> T:
-    """`fn()` retried on connection errors and 5xx/429 with exponential backoff (backoff · 2^attempt)."""
-    for attempt in range(max_retries + 1):
-        try:
-            return fn()
-        except Exception as err:
-            if not _is_transient(err) or attempt == max_retries:
-                raise
-            delay = backoff * 2**attempt
-            logger.warning(
-                "%s failed (%s); retry %d/%d in %.1fs", what, _describe(err), attempt + 1, max_retries, delay
-            )
-            time.sleep(delay)
-    raise AssertionError("unreachable")
-
-
-def _require_token(token: str | None) -> str:
-    """The explicit token or the one from HF_TOKEN / `hf auth login`; HubPushError (no network) if none."""
-    token = token or get_token()
-    if not token:
-        raise HubPushError(
-            "No Hugging Face token found: set HF_TOKEN or run `hf auth login` "
-            "(a token with the 'write' role), then push again."
-        )
-    return token
-
-
-def _check_token(api: HfApi, token: str, max_retries: int, backoff: float) -> str:
-    """The user name behind a write token; HubPushError (before any upload work) otherwise."""
-    try:
-        info = _with_retries("whoami", lambda: api.whoami(token=token), max_retries, backoff)
-    except HfHubHTTPError as err:
-        status = err.response.status_code if err.response is not None else None
-        if status == 401:
-            raise HubPushError(
-                "The Hub rejected the token (HTTP 401): it is invalid or expired; "
-                "create a new 'write' token and set HF_TOKEN."
-            ) from None
-        raise HubPushError(f"Could not check the token with the Hub: {_describe(err)}") from None
-    except httpx2.TransportError as err:
-        raise HubPushError(f"Could not reach the Hub to check the token: {_describe(err)}") from None
-    role = ((info.get("auth") or {}).get("accessToken") or {}).get("role")
-    if role == "read":
-        raise HubPushError(
-            f"The token of {info.get('name')!r} is read-only: pushing needs a token with the "
-            "'write' role (https://huggingface.co/settings/tokens)."
-        )
-    return info.get("name", "")
+def _published(run_dir: Path, kind: Kind) -> list[str]:
+    found = [rel for path in sorted(p for p in run_dir.rglob("*") if p.is_file())
+             if _matches(rel := path.relative_to(run_dir).as_posix(), kind.published)]
+    missing = [f for f in kind.required if f not in found]
+    if missing:
+        raise HubPushError(f"{run_dir} is not a finished {kind.name.upper()} run: missing {', '.join(missing)}")
+    return found
 
 
 def published_files(run_dir: str | os.PathLike) -> list[str]:
     """Relative paths of `run_dir` that a push publishes (besides the generated README.md)."""
     run_dir = Path(run_dir)
-    kind = run_kind(run_dir)
-    found = []
-    for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
-        rel = path.relative_to(run_dir).as_posix()
-        if any(fnmatch.fnmatchcase(rel, pat) and ("/" in pat or "/" not in rel) for pat in PUBLISHED_FILES[kind]):
-            found.append(rel)
-    missing = [f for f in REQUIRED_FILES[kind] if f not in found]
-    if missing:
-        raise HubPushError(f"{run_dir} is not a finished {kind.upper()} run: missing {', '.join(missing)}")
-    return found
+    return _published(run_dir, kind_of_folder(run_dir))
 
 
-def stage_run(run_dir: str | os.PathLike, repo_id: str, staging: str | os.PathLike) -> list[str]:
-    """Write what a push of `run_dir` as `repo_id` publishes into the empty folder `staging`: the publishable
-    files, `evaluation.json` in the current schema, a DDPM's `scheduler/` set to the sampler its card reports, and
-    the rendered card as README.md. Returns the relative paths. `make_release.py` builds `release/` with it."""
-    run_dir, staging = Path(run_dir), Path(staging)
-    files = published_files(run_dir)
-    kind = run_kind(run_dir)
-    for rel in files:  # a kill while the run saved its weights leaves them truncated: never publish those
+def _check_weights(run_dir: Path, files: list[str]) -> None:
+    """A kill while the run saved its weights leaves them truncated: never publish those."""
+    for rel in files:
         if rel.endswith(".safetensors"):
             try:
                 check_safetensors(run_dir / rel)
             except HubLoadError as err:
                 raise HubPushError(f"{run_dir} cannot be published: {err}. Resume or retrain the run.") from None
+
+
+def stage_run(run_dir: str | os.PathLike, repo_id: str, staging: str | os.PathLike,
+              source_url: str | None = None) -> list[str]:
+    """Write what a push of `run_dir` as `repo_id` publishes into the empty folder `staging`: the publishable
+    files (some rewritten on the way, e.g. no secrets in training_config.json), the kind's extra steps (a DDPM's
+    `scheduler/` set to the sampler its card reports) and the rendered card as README.md (its install line for
+    `source_url`). Returns the relative paths. `make_release.py` builds `release/` with it."""
+    run_dir, staging = Path(run_dir), Path(staging)
+    kind = kind_of_folder(run_dir)
+    files = _published(run_dir, kind)
+    _check_weights(run_dir, files)
     for rel in files:
         dest = staging / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if rel == "training_config.json":
-            # CLI args may include a hub token or other secrets: never publish them.
-            config = {k: v for k, v in read_json(run_dir / rel).items() if not SECRET_KEYS.search(k)}
-            dest.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        elif rel == "config.json" and kind == "latent-prior":  # name the VAE as users will find it: its repo id
-            config = read_json(run_dir / rel)
-            config["vae_name_or_path"] = published_vae_id(config.get("vae_name_or_path", ""), repo_id)
-            dest.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        elif rel == EVALUATION_FILE:
-            evaluation = Evaluation.read(run_dir / rel, kind="ddpm" if kind in ("ddpm", "ldm") else "vae")
-            dest.write_text(json.dumps(evaluation.to_dict(), indent=2) + "\n")
-        else:
+        rewrite = kind.rewrites.get(rel)
+        if rewrite is None:
             shutil.copyfile(run_dir / rel, dest)
-    if kind == "ddpm":  # the scheduler the card's snippet and FID use (trailing spacing, its step count in the card)
-        scheduler = published_scheduler(run_dir)
-        scheduler.save_pretrained(str(staging / "scheduler"))
-        index = read_json(run_dir / "model_index.json")
-        index["scheduler"] = ["diffusers", type(scheduler).__name__]
-        (staging / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
-    (staging / "README.md").write_text(str(render_model_card(run_dir, repo_id)))
+        else:
+            rewrite(run_dir / rel, dest, repo_id)
+    for step in kind.steps:
+        files += [rel for rel in step(run_dir, staging, repo_id) if rel not in files]
+    (staging / "README.md").write_text(str(render_model_card(run_dir, repo_id, source_url)))
     files.append("README.md")
     return files
 
 
-def _stage(run_dir: Path, repo_id: str, staging: Path, token: str) -> list[str]:
+def _stage(run_dir: Path, repo_id: str, staging: Path, token: str, source_url: str | None) -> list[str]:
     """`stage_run`, then refuse to publish anything that contains the token."""
-    files = stage_run(run_dir, repo_id, staging)
+    files = stage_run(run_dir, repo_id, staging, source_url)
     needle = token.encode()
     for rel in files:
         if needle in (staging / rel).read_bytes():
             raise HubPushError(f"{rel} contains the Hub token: refusing to publish it.")
     return files
+
+
+def _prepare_repo(api: HfApi, repo_id: str, private: bool, branch: str | None, retries: tuple[int, float]) -> None:
+    """Create the repo (and the branch) if missing."""
+    _with_retries("create_repo", lambda: api.create_repo(repo_id, private=private, exist_ok=True), *retries)
+    if branch:
+        _with_retries("create_branch", lambda: api.create_branch(repo_id, branch=branch, exist_ok=True), *retries)
+
+
+def _commit_once(api: HfApi, repo_id: str, staging: Path, files: list[str], *, branch: str | None,
+                 create_pr: bool, message: str, heads: list[str]) -> Any:
+    """One commit of the staged `files` on the current head, deleting the stale files a push owns; the head it
+    read is appended to `heads` (the first tells whether anything changed)."""
+    head = api.repo_info(repo_id, revision="main" if create_pr else (branch or "main")).sha
+    heads.append(head)
+    deletions = [CommitOperationDelete(path) for path in api.list_repo_files(repo_id, revision=head)
+                 if path not in files and any(fnmatch.fnmatchcase(path, pat) for pat in MANAGED_REMOTE)]
+    # Fresh operations on each attempt: a CommitOperationAdd cannot be reused after a commit.
+    additions = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(staging / rel)) for rel in files]
+    return api.create_commit(
+        repo_id, operations=deletions + additions, revision=branch, create_pr=create_pr, commit_message=message,
+        commit_description="Model, metrics, figures and model card pushed by mnist-genlab.", parent_commit=head)
 
 
 def push_run(
@@ -250,69 +165,37 @@ def push_run(
     create_pr: bool = False,
     max_retries: int = 5,
     backoff: float = 1.0,
+    source_url: str | None = None,
 ) -> str:
     """Publish a finished run folder as `repo_id` in one commit; returns the commit URL or "no changes".
 
     Args:
-        run_dir: a VAE run (config.json + safetensors) or a DDPM run (model_index.json, unet/, scheduler/).
+        run_dir: a run folder of any kind of `hub_models.hub.kinds` (config.json or model_index.json).
         repo_id: `user/name` or `org/name`; created (with `private`) if it does not exist.
         token: a 'write' token; defaults to HF_TOKEN / the `hf auth login` token.
         revision: branch to commit to (created from main if missing); default main.
         create_pr: open a pull request instead of committing to the branch.
         max_retries, backoff: retries of each Hub call on connection errors and 5xx, waiting backoff·2^n s.
+        source_url: where the project's source is published, for the card's install line (else none).
 
     Raises:
         HubPushError: missing/read-only/invalid token (before any upload), incomplete run, or a Hub failure
             that persisted through the retries. The run folder is never modified.
     """
-    run_dir = Path(run_dir)
-    token = _require_token(token)
-    api = HfApi(token=token)
+    run_dir, token = Path(run_dir), _require_token(token)
+    api, retries = HfApi(token=token), (max_retries, backoff)
     branch = revision if revision not in (None, "main") and not create_pr else None
-    heads: list[str] = []  # head before each attempt: the first tells whether anything changed
+    message = commit_message or f"Upload {kind_of_folder(run_dir).name.upper()} run {run_dir.name}"
+    heads: list[str] = []
     try:
         with tempfile.TemporaryDirectory(prefix="hub-push-") as tmp:
             staging = Path(tmp)
-            files = _stage(run_dir, repo_id, staging, token)  # local problems surface before any network call
-            _check_token(api, token, max_retries, backoff)
-            _with_retries(
-                "create_repo",
-                lambda: api.create_repo(repo_id, private=private, exist_ok=True),
-                max_retries,
-                backoff,
-            )
-            if branch:
-                _with_retries(
-                    "create_branch",
-                    lambda: api.create_branch(repo_id, branch=branch, exist_ok=True),
-                    max_retries,
-                    backoff,
-                )
-
-            def commit() -> Any:
-                target = "main" if create_pr else (branch or "main")
-                head = api.repo_info(repo_id, revision=target).sha
-                heads.append(head)
-                remote = api.list_repo_files(repo_id, revision=head)
-                deletions = [
-                    CommitOperationDelete(path)
-                    for path in remote
-                    if path not in files and any(fnmatch.fnmatchcase(path, pat) for pat in MANAGED_REMOTE)
-                ]
-                # Fresh operations on each attempt: a CommitOperationAdd cannot be reused after a commit.
-                additions = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(staging / rel)) for rel in files]
-                info = api.create_commit(
-                    repo_id,
-                    operations=deletions + additions,
-                    revision=branch,
-                    create_pr=create_pr,
-                    commit_message=commit_message or f"Upload {run_kind(run_dir).upper()} run {run_dir.name}",
-                    commit_description="Model, metrics, figures and model card pushed by mnist-genlab.",
-                    parent_commit=head,
-                )
-                return info
-
-            info = _with_retries("commit", commit, max_retries, backoff)
+            files = _stage(run_dir, repo_id, staging, token, source_url)  # local problems before any network call
+            _check_token(api, token, *retries)
+            _prepare_repo(api, repo_id, private, branch, retries)
+            info = _with_retries("commit", lambda: _commit_once(
+                api, repo_id, staging, files, branch=branch, create_pr=create_pr, message=message, heads=heads),
+                *retries)
     except HubPushError:
         raise
     except (HfHubHTTPError, httpx2.TransportError) as err:
@@ -364,34 +247,53 @@ def find_runs(study_dir: str | os.PathLike | Sequence[str | os.PathLike]) -> lis
 
 
 def repo_name_for_run(run_dir: str | os.PathLike) -> str:
-    """`mnist-genlab-vae-conv-z2-beta1e-3` for a VAE run (`…-conditional` for a conditional one),
-    `mnist-genlab-ddpm` for the DDPM run (`mnist-genlab-ddpm-conditional` class-conditional, `mnist-genlab-ldm` latent),
-    `mnist-genlab-digit-classifier` for the classifier, `mnist-genlab-latent-prior-conv-z4-beta1` for a learned prior
-    over that VAE (`hub_models.hub.naming.published_repo_ids` names the same)."""
+    """The repo name of a run, by its kind's naming (`hub_models.hub.kinds`, `hub_models.hub.naming`):
+    `mnist-genlab-vae-conv-z2-beta1e-3`, `mnist-genlab-ddpm-conditional`, `mnist-genlab-latent-prior-conv-z4-beta1`,
+    … (`hub_models.hub.naming.published_repo_ids` names the release the same)."""
     run_dir = Path(run_dir)
-    kind = run_kind(run_dir)
-    if kind == "ddpm":  # a class-conditional UNet gets its own repo beside the unconditional one
-        unet_config = read_json(run_dir / "unet" / "config.json")
-        return hub_repo_name(CONDITIONAL_DDPM_RUN if unet_config.get("num_class_embeds") else DDPM_RUN)
-    if kind == "ldm":
-        return hub_repo_name("ldm")
-    if kind == "classifier":
-        return hub_repo_name(CLASSIFIER_RUN)
-    if kind == "latent-prior":  # after its VAE: vae-conv-z4-beta1 → mnist-genlab-latent-prior-conv-z4-beta1
-        vae = Path(read_json(run_dir / "config.json").get("vae_name_or_path") or "").name
-        if not vae:
-            raise HubPushError(f"{run_dir}: cannot name the repo (config.json names no vae_name_or_path)")
-        return hub_repo_name("latent-prior-" + vae.removeprefix(hub_repo_name("")).removeprefix("vae-"))
-    config, metrics = read_json(run_dir / "config.json"), read_json(run_dir / "metrics.json")
-    train_cfg = read_json(run_dir / "training_config.json")
-    arch = arch_of(config.get("_class_name")) or metrics.get("arch")
-    latent = config.get("latent_dim", metrics.get("latent_dim"))
-    beta = metrics.get("beta", train_cfg.get("beta"))
-    if arch is None or latent is None or beta is None:
-        raise HubPushError(f"{run_dir}: cannot name the repo (need the architecture, latent_dim and beta)")
-    schedule = metrics.get("beta_schedule", train_cfg.get("beta_schedule", "constant"))
-    return hub_repo_name(vae_run_name(arch, int(latent), float(beta), schedule or "constant",
-                                      conditional=bool(config.get("num_classes"))))
+    try:
+        kind = kind_of_folder(run_dir)
+    except ValueError as err:
+        raise HubPushError(str(err)) from None
+    return kind.repo_name(run_dir)
+
+
+def _study_repo_ids(runs: list[Path], namespace: str) -> dict[str, Path]:
+    """{repo id: run} for the runs of a study; HubPushError when two runs would share a repo or a release folder
+    would not keep its release name."""
+    names: dict[str, Path] = {}
+    release = published_repo_ids(namespace)
+    for run in runs:
+        repo_id = f"{namespace}/{repo_name_for_run(run)}"
+        if run.name in release and release[run.name] != repo_id:  # a release folder must keep its release name
+            raise HubPushError(f"{run} would be published as {repo_id}, but the release names it {release[run.name]}")
+        if repo_id in names:
+            raise HubPushError(f"{names[repo_id]} and {run} would both be published as {repo_id}")
+        names[repo_id] = run
+    return names
+
+
+def _collect(api: HfApi, namespace: str, title: str, repo_ids: Sequence[str], private: bool,
+             retries: tuple[int, float]) -> str:
+    """Find or create the collection `title` of `namespace`, add the repos it lacks; returns its slug."""
+    def find_or_create() -> Any:
+        for found in api.list_collections(owner=namespace, limit=100):
+            if found.title == title:
+                return api.get_collection(found.slug)
+        return api.create_collection(title, namespace=namespace, private=private, exists_ok=True,
+                                     description="β-VAEs (conv/dense, z=2/4, β=1e-3/1/20) and a DDPM on MNIST")
+
+    try:
+        collection = _with_retries("collection", find_or_create, *retries)
+        present = {item.item_id for item in collection.items}
+        for repo_id in (r for r in repo_ids if r not in present):
+            _with_retries("add to collection", lambda r=repo_id: api.add_collection_item(
+                collection.slug, item_id=r, item_type="model", exists_ok=True), *retries)
+    except (HfHubHTTPError, httpx2.TransportError) as err:
+        raise HubPushError(
+            f"The runs were pushed but updating the collection failed: {_describe(err)}; run publish_study again."
+        ) from None
+    return collection.slug
 
 
 def publish_study(
@@ -403,9 +305,10 @@ def publish_study(
     private: bool = False,
     max_retries: int = 5,
     backoff: float = 1.0,
+    source_url: str | None = None,
 ) -> dict[str, Any]:
     """Push every run under `study_dir` (a folder or a list of folders) to `namespace/<consistent name>` and
-    gather them in a collection.
+    gather them in a collection (`source_url`: the cards' install line, as in `push_run`).
 
     Idempotent: unchanged runs create no commit and items already in the collection are not added again.
     Returns `{"repos": {repo_id: commit url or "no changes"}, "collection": slug}`.
@@ -413,54 +316,17 @@ def publish_study(
     runs = find_runs(study_dir)
     if not runs:
         raise HubPushError(f"No finished run (metrics.json + config.json/model_index.json) under {study_dir}")
-    names: dict[str, Path] = {}
-    release = published_repo_ids(namespace)
-    for run in runs:
-        repo_id = f"{namespace}/{repo_name_for_run(run)}"
-        if run.name in release and release[run.name] != repo_id:  # a release folder must keep its release name
-            raise HubPushError(f"{run} would be published as {repo_id}, but the release names it {release[run.name]}")
-        if repo_id in names:
-            raise HubPushError(f"{names[repo_id]} and {run} would both be published as {repo_id}")
-        names[repo_id] = run
+    names = _study_repo_ids(runs, namespace)
     token = _require_token(token)
     api = HfApi(token=token)
     _check_token(api, token, max_retries, backoff)
-
     results = {
-        repo_id: push_run(run, repo_id, token=token, private=private, max_retries=max_retries, backoff=backoff)
+        repo_id: push_run(run, repo_id, token=token, private=private, max_retries=max_retries, backoff=backoff,
+                          source_url=source_url)
         for repo_id, run in names.items()
     }
-
-    def find_or_create():
-        for found in api.list_collections(owner=namespace, limit=100):
-            if found.title == collection_title:
-                return api.get_collection(found.slug)
-        return api.create_collection(
-            collection_title,
-            namespace=namespace,
-            private=private,
-            exists_ok=True,
-            description="β-VAEs (conv/dense, z=2/4, β=1e-3/1/20) and a DDPM on MNIST",
-        )
-
-    try:
-        collection = _with_retries("collection", find_or_create, max_retries, backoff)
-        present = {item.item_id for item in collection.items}
-        for repo_id in names:
-            if repo_id not in present:
-                _with_retries(
-                    "add to collection",
-                    lambda r=repo_id: api.add_collection_item(
-                        collection.slug, item_id=r, item_type="model", exists_ok=True
-                    ),
-                    max_retries,
-                    backoff,
-                )
-    except (HfHubHTTPError, httpx2.TransportError) as err:
-        raise HubPushError(
-            f"The runs were pushed but updating the collection failed: {_describe(err)}; run publish_study again."
-        ) from None
-    return {"repos": results, "collection": collection.slug}
+    slug = _collect(api, namespace, collection_title, list(names), private, (max_retries, backoff))
+    return {"repos": results, "collection": slug}
 
 
 def run_publish_cli(publish: Callable[[], T], show: Callable[[T], None]) -> int:

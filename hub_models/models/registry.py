@@ -1,7 +1,9 @@
 """The one map of the project's model classes: architecture name ↔ class ↔ kind of run.
 
 Everything that turns a `config.json`'s `_class_name` into a class (loading from the Hub, cards, the Space, the
-`evaluate` modules) asks here, so an unknown class is refused in one place and a new model is added in one place.
+`evaluate` modules) asks here, so an unknown class is refused in one place. What is done with each kind (its loader,
+card, repo name, push extras, Space handler) is the table `hub_models.hub.kinds.KINDS`, a layer up: a new model is
+its class here and one entry there.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ MODEL_CLASSES: dict[str, type[ModelMixin] | str] = {
     "UNet2DModel": "diffusers.models.unets.unet_2d",
     "AutoencoderKL": "diffusers.models.autoencoders.autoencoder_kl",  # latent diffusion's autoencoder
 }
+#: the kind of a run whose `config.json` (or `unet/config.json`) names the class; each is a `hub_models.hub.kinds` entry
 KINDS: dict[str, str] = {"ConvVAE": "vae", "DenseVAE": "vae", "DigitClassifier": "classifier", "UNet2DModel": "ddpm",
                         "LatentPrior": "latent-prior", "AutoencoderKL": "autoencoder"}
 VAE_CLASS_NAMES: tuple[str, ...] = tuple(cls.__name__ for cls in VAE_CLASSES.values())
@@ -67,7 +70,10 @@ def arch_of(class_name: str | None) -> str | None:
 
 
 def kind_of(class_name: str | None) -> str:
-    """`"vae"`, `"classifier"`, `"ddpm"` or `"unknown"`."""
+    """The kind a class belongs to (`KINDS`): `"vae"` (ConvVAE, DenseVAE), `"classifier"` (DigitClassifier),
+    `"latent-prior"` (LatentPrior), `"ddpm"` (UNet2DModel: a pixel or latent DDPM's U-Net), `"autoencoder"`
+    (AutoencoderKL), or `"unknown"`. A pipeline folder is told apart further by `hub_models.hub.kinds` ("ddpm",
+    "student", "ldm") from its model_index.json."""
     return KINDS.get(class_name or "", "unknown")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,21 +19,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from hub_models.hub.naming import beta_tag, vae_run_name
 from hub_models.reference import STUDY_BETAS
-from hub_models.space.logic import Registry
-from hub_models.study.verdicts import (
-    CONFIRMED,
-    INCONCLUSIVE,
-    NOT_COMPARABLE,
-    NOT_MEASURED,
-    PARTLY,
-    PENDING,
-    REFUTED,
-)
+from hub_models.space.registry import Registry
 
 CLAIMS_HEADING = "## Claims of the study, checked"
-# A mark per verdict of `hub_models.study.verdicts` (glyphs every common font has, unlike emoji).
-VERDICT_MARKS = {CONFIRMED: "✔", REFUTED: "✘", PARTLY: "◐", INCONCLUSIVE: "≈", NOT_COMPARABLE: "≠", PENDING: "…",
-                 NOT_MEASURED: "–"}
 # The β side-by-side figure: the Conv VAE with z = 2 at each β of the study, three of each run's figures.
 BETA_FIGURES = (("reconstructions", "reconstructions (top: test digits)"), ("samples", "prior samples"),
                 ("latent_scatter", "latent space"))
@@ -47,7 +36,7 @@ class ReportClaim:
 
     claim: str
     measured: str
-    verdict: str  # one of hub_models.study.verdicts.VERDICTS
+    verdict: str  # as the report writes it (`hub_models.study.verdicts` names them)
     rule: str = ""  # how the verdict follows from the measurement (fixed before scoring)
 
 
@@ -91,12 +80,17 @@ def report_figures(report: str | os.PathLike) -> list[str]:
     return sorted(set(LINK_RE.findall(path.read_text(encoding="utf-8")))) if path.is_file() else []
 
 
-def claims_markdown(claims: list[ReportClaim], report_url: str | None = None) -> str:
+def claims_markdown(claims: list[ReportClaim], report_url: str | None = None,
+                    marks: Mapping[str, str] | None = None) -> str:
     """The claims as a markdown table with a mark per verdict (and the rule of each, when the report has them),
-    and a count of each verdict."""
+    and a count of each verdict.
+
+    `marks` maps each verdict to its mark, in the order the counts list them. The Space passes them in: the verdicts
+    belong to `hub_models.study`, which shares this layer and is not imported from here."""
+    marks = dict(marks or {})
     if not claims:
         return "*The study's report (docs/REPORT.md) is not available here.*"
-    counts = {v: sum(c.verdict == v for c in claims) for v in dict.fromkeys([*VERDICT_MARKS, *(c.verdict for c in
+    counts = {v: sum(c.verdict == v for c in claims) for v in dict.fromkeys([*marks, *(c.verdict for c in
                                                                                              claims)])}
     summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
     link = f" — [the full report]({report_url})" if report_url else ""
@@ -105,7 +99,7 @@ def claims_markdown(claims: list[ReportClaim], report_url: str | None = None) ->
              "| claim of the study | measured here |" + (" rule |" if rules else "") + " verdict |",
              "|---|---|" + ("---|" if rules else "") + "---|"]
     lines += [f"| {c.claim} | {c.measured} |" + (f" {c.rule} |" if rules else "")
-              + f" {VERDICT_MARKS.get(c.verdict, '')} **{c.verdict}** |" for c in claims]
+              + f" {marks.get(c.verdict, '')} **{c.verdict}** |" for c in claims]
     return "\n".join(lines)
 
 

@@ -1,8 +1,8 @@
 """The live latent slider, decoded in the browser: no server round trip while a visitor drags a slider.
 
-`hub_models.space.logic.browser_decoder` turns a VAE's decoder into data (layers, base64 float32 weights in
+`hub_models.space.latent.browser_decoder` turns a VAE's decoder into data (layers, base64 float32 weights in
 PyTorch's layout); `DECODER_JS` runs it in plain JavaScript. `live_decode_js` wraps it into the sliders' `js=`
-event of spaces_app/app.py; tests/test_space_js_decoder.py runs it in node against the Python decoder. When the
+event of spaces_app/tabs/latent.py; tests/test_space_js_decoder.py runs it in node against the Python decoder. When the
 model has no browser decoder (or anything fails), `liveDecode` bumps a counter instead, whose change makes the
 server decode through `/decode_latent` (the fallback, and what API clients call).
 

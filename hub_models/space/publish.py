@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 LIBRARY = Path(__file__).resolve().parents[1]  # the hub_models package the Space imports
 LIBRARY_SUFFIXES = (".py", ".md")  # modules, and the model-card templates shipped as package data
 APP_FILE = "app.py"
+TABS_DIR = "tabs"  # one module per tab, next to app.py
 EXAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 # A CPU Space takes torch from the CPU-only index (5× smaller wheels); ZeroGPU needs the CUDA build from PyPI.
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -59,14 +60,14 @@ MAX_SPACE_MB = 20  # the library, the report's figures and the examples come to 
 class SpaceSources:
     """Where the parts of the Space come from (a checkout's `spaces_app/` and `docs/`)."""
 
-    app_dir: Path  # app.py, README.md (the card template), requirements.txt (names), examples/
+    app_dir: Path  # app.py, tabs/, README.md (the card template), requirements.txt (names), examples/
     docs_dir: Path  # REPORT.md and the figures it shows
 
 
 def pinned_requirements(template: str | os.PathLike, *, hardware: str = "cpu") -> str:
     """`requirements.txt` of the Space: every package named in `template` pinned to the version installed here
     (the one the tests ran with), gradio left to the card's `sdk_version`; the CPU torch index for a CPU Space."""
-    lines = ["# Pinned by training/publish_space.py to the versions its tests ran with; gradio comes from",
+    lines = ["# Pinned by scripts/publish_space.py to the versions its tests ran with; gradio comes from",
              "# sdk_version in README.md."]
     if hardware == "cpu":
         lines.append(f"--extra-index-url {CPU_INDEX}")
@@ -131,6 +132,7 @@ def build_space(dest: str | os.PathLike, sources: SpaceSources, *, space_id: str
     app_dir, docs_dir = Path(sources.app_dir), Path(sources.docs_dir)
     models = release_repo_ids(models_namespace)
     copies: list[tuple[Path, str]] = [(app_dir / APP_FILE, APP_FILE), *_library_files()]
+    copies += [(p, f"{TABS_DIR}/{p.name}") for p in sorted((app_dir / TABS_DIR).glob("*.py"))]
     copies += [(p, f"examples/{p.name}") for p in sorted((app_dir / "examples").glob("*"))
                if p.suffix.lower() in EXAMPLE_SUFFIXES]
     report = docs_dir / "REPORT.md"
@@ -164,6 +166,18 @@ def _check_no_token(folder: Path, files: list[str], token: str) -> None:
             raise HubPushError(f"{rel} contains the Hub token: refusing to publish it.")
 
 
+def _check_models_exist(api: HfApi, models: dict[str, str], namespace: str, max_retries: int, backoff: float
+                        ) -> None:
+    """Every model repo the app will load exists, else a HubPushError naming the missing ones."""
+    missing = [r for r in models.values()
+               if not _with_retries("repo_exists", lambda r=r: api.repo_exists(r), max_retries, backoff)]
+    if missing:
+        raise HubPushError(
+            f"the Space would load {len(missing)} model repo(s) that do not exist: {', '.join(missing)}. "
+            f"Publish the models first (python scripts/publish_study.py --namespace {namespace}"
+            " ...), or pass another --models_namespace.")
+
+
 def publish_space(repo_id: str, sources: SpaceSources, *, models_namespace: str = DEFAULT_NAMESPACE,
                   hardware: str = "cpu", token: str | None = None, private: bool = False,
                   check_models: bool = True, max_retries: int = 5, backoff: float = 1.0) -> dict[str, Any]:
@@ -171,7 +185,7 @@ def publish_space(repo_id: str, sources: SpaceSources, *, models_namespace: str 
 
     Files the Space repo holds that the build no longer makes are deleted in the same commit. An unchanged Space
     makes no commit. With `check_models`, every model repo the app will load must exist first (publish them with
-    `training/publish_study.py`).
+    `scripts/publish_study.py`).
 
     Returns:
         `{"commit": commit URL or "no changes", "url": the Space's page, "files": [paths], "models": {...}}`.
@@ -192,13 +206,7 @@ def publish_space(repo_id: str, sources: SpaceSources, *, models_namespace: str 
             _check_no_token(staging, files, token)  # local problems surface before any network call
             _check_token(api, token, max_retries, backoff)
             if check_models:
-                missing = [r for r in models.values()
-                           if not _with_retries("repo_exists", lambda r=r: api.repo_exists(r), max_retries, backoff)]
-                if missing:
-                    raise HubPushError(
-                        f"the Space would load {len(missing)} model repo(s) that do not exist: {', '.join(missing)}. "
-                        f"Publish the models first (python training/publish_study.py --namespace {models_namespace}"
-                        " ...), or pass another --models_namespace.")
+                _check_models_exist(api, models, models_namespace, max_retries, backoff)
             _with_retries("create_repo", lambda: api.create_repo(
                 repo_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True),
                 max_retries, backoff)
@@ -213,7 +221,7 @@ def publish_space(repo_id: str, sources: SpaceSources, *, models_namespace: str 
                 return api.create_commit(
                     repo_id, repo_type="space", operations=deletions + additions, parent_commit=head,
                     commit_message="Update the mnist-genlab Space",
-                    commit_description=f"Built by training/publish_space.py; models from {models_namespace}.")
+                    commit_description=f"Built by scripts/publish_space.py; models from {models_namespace}.")
 
             info = _with_retries("commit", commit, max_retries, backoff)
     except HubPushError:

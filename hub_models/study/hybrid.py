@@ -1,6 +1,6 @@
 """The study's hybrid, measured (issue 16): latent diffusion against the pixel DDPM, and the VAEs as codecs.
 
-`run_hybrid_study` scores both diffusion models under docs/PROTOCOL.md's "Latent diffusion against the pixel
+`run_hybrid_study` scores both diffusion models under docs/lab/PROTOCOL.md's "Latent diffusion against the pixel
 DDPM" (one sampler, steps and precision for both, N = 10,000 against the official test digits, seed 1), reads the
 side-by-side sampling benchmark (`benchmarks/ldm_sampling_speed.py`), measures every released VAE and the latent
 autoencoder as a codec on the official test digits, and writes `hybrid.json`, `hybrid.md` (the report includes it)
@@ -28,7 +28,7 @@ from hub_models.models.registry import config_class_name, model_class
 from hub_models.models.unet import count_parameters
 
 HYBRID_HEADING = "## Latent diffusion and compression (the study's hybrid)"
-# docs/PROTOCOL.md, "Latent diffusion against the pixel DDPM": fixed before either model was scored.
+# docs/lab/PROTOCOL.md, "Latent diffusion against the pixel DDPM": fixed before either model was scored.
 COMPARISON_POINT = Point("ddpm", 25, 10_000, ema=True, seed=1, precision="bf16")
 COMPARISON_REFERENCE = "mnist-test"
 # Quantisation steps of the codec table (in standard deviations of the latent): coarse to fine.
@@ -86,7 +86,7 @@ def hybrid_markdown(result: dict[str, Any]) -> str:
     """The report's section body: the two tables, the plot, and the commands that produced them."""
     fids, speed, codec = result.get("fids", {}), result.get("speed"), result.get("codec")
     point = result["point"]
-    lines = [f"`{result['command']}`, following docs/PROTOCOL.md (\"Latent diffusion against the pixel DDPM\", "
+    lines = [f"`{result['command']}`, following docs/lab/PROTOCOL.md (\"Latent diffusion against the pixel DDPM\", "
              "fixed before the runs): both models sample with "
              f"{point['sampler']} in {point['steps']} steps, {point['precision']}, EMA weights, seed {point['seed']}; "
              "sampling time from "
@@ -124,7 +124,7 @@ def hybrid_markdown(result: dict[str, Any]) -> str:
 
 def run_hybrid_study(output_dir: str | Path, *, pixel_dir: str | Path, latent_dir: str | Path,
                      vaes: dict[str, str | Path], speed_json: str | Path | None = None,
-                     num_codec_digits: int = 10_000, command: str = "python training/hybrid_study.py",
+                     num_codec_digits: int = 10_000, command: str = "python scripts/hybrid_study.py",
                      point: Point = COMPARISON_POINT, n_ref: int | None = None) -> Path:
     """Measure everything (cached: re-running after an interruption resumes) and write hybrid.json + hybrid.md.
     `point` and `n_ref` are the protocol's; other values are for tests on tiny models."""

@@ -1,9 +1,9 @@
-"""The verdict rules of the report, fixed in one table before any number is re-scored (docs/PROTOCOL.md).
+"""The verdict rules of the report, fixed in one table before any number is re-scored (docs/lab/PROTOCOL.md).
 
-Each claim of the study (../shared/STUDY.md, `hub_models.reference.STUDY`) has exactly one rule here: what is
+Each claim of the study (docs/STUDY.md, `hub_models.reference.STUDY`) has exactly one rule here: what is
 measured, the tolerance, and which verdict each outcome gives. The report only gathers numbers and calls
 `judge`; it never decides a verdict itself. Changing a tolerance after seeing results is not allowed: a change
-goes through docs/PROTOCOL.md first.
+goes through docs/lab/PROTOCOL.md first.
 
 Verdicts:
 - **confirmed** / **refuted**: the measurement falls on one side of the rule's threshold;
@@ -26,7 +26,7 @@ CONFIRMED, PARTLY, REFUTED = "confirmed", "partly", "refuted"
 INCONCLUSIVE, NOT_COMPARABLE, PENDING, NOT_MEASURED = "inconclusive", "not comparable", "pending", "not measured"
 VERDICTS = (CONFIRMED, PARTLY, REFUTED, INCONCLUSIVE, NOT_COMPARABLE, PENDING, NOT_MEASURED)
 
-# ---- tolerances (fixed before re-scoring; docs/PROTOCOL.md) ----------------------------------------------------
+# ---- tolerances (fixed before re-scoring; docs/lab/PROTOCOL.md) ----------------------------------------------------
 BCE_MARGIN = 0.01  # relative: two test BCEs differ when the gap exceeds 1 % of the larger
 KNN_MARGIN = 0.02  # absolute: 2 points of 5-NN accuracy (≈ 2 standard errors on 2,500 scored digits)
 FID_MARGIN = 0.05  # relative: two FIDs at N = 1,000 differ when the gap exceeds 5 % of the larger
@@ -48,7 +48,7 @@ class Rule:
 
     key: str
     claim: str  # the study's claim as the report prints it
-    rule: str  # the rule in words (printed in the report and docs/PROTOCOL.md)
+    rule: str  # the rule in words (printed in the report and docs/lab/PROTOCOL.md)
     judge: Callable[..., str]  # numbers → verdict
 
 

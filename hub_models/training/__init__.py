@@ -1,6 +1,6 @@
 """Trainers: the accelerate plumbing (accelerator, checkpoints, exact resume), the shared flags, and the loops the
 training scripts call (`trainer.Trainer` and its subclasses in vae.py, ddpm.py, classifier.py, autoencoder.py,
-ldm.py; anomaly.py).
+ldm.py).
 
 The top layer beside `study` and `space`: a trainer may use every layer below (data, models, diffusion, evaluation
 for its per-epoch numbers, hub for `--push_to_hub`). This package exports the light plumbing only; import a

@@ -99,7 +99,8 @@ def _loop_flags(parser: argparse.ArgumentParser) -> None:
                              "progress bar.")
     parser.add_argument("--push_to_hub", action="store_true", help="Push the finished run to the Hub.")
     parser.add_argument("--hub_model_id", default=None, help="Repo id for --push_to_hub (user/name).")
-    parser.add_argument("--hub_private_repo", "--hub_private", dest="hub_private", action="store_true", help="Create the Hub repo as private.")
+    parser.add_argument("--hub_private_repo", "--hub_private", dest="hub_private", action="store_true",
+                        help="Create the Hub repo as private.")
     parser.add_argument("--write_rank_fingerprints", action="store_true",
                         help="Each process writes a hash of its final weights (checks data-parallel sync).")
 
@@ -121,6 +122,13 @@ def training_parser(doc: str | None, *, loop: bool = True, **defaults: Any) -> a
                                      parents=[parent_parser(loop=loop)])
     parser.set_defaults(**defaults)
     return parser
+
+
+def add_ema_flags(parser: argparse.ArgumentParser, off_help: str) -> None:
+    """`--use_ema` (the default here, unlike diffusers') and `--no_use_ema`, with the first name `--no_ema`."""
+    parser.add_argument("--use_ema", dest="use_ema", action="store_true", default=True,
+                        help="Keep an EMA of the weights (the default; the diffusers examples' name).")
+    parser.add_argument("--no_use_ema", "--no_ema", dest="use_ema", action="store_false", help=off_help)
 
 
 def add_ddpm_args(parser: argparse.ArgumentParser, model_config_help: str) -> None:
@@ -154,10 +162,9 @@ def add_ddpm_args(parser: argparse.ArgumentParser, model_config_help: str) -> No
     optim.add_argument("--adam_epsilon", type=float, default=1e-8, help="Adam ε.")
     optim.add_argument("--max_grad_norm", type=non_negative_float, default=1.0,
                        help="Gradient clipping norm (0 = off).")
-    optim.add_argument("--num_workers", type=int, default=0,
+    optim.add_argument("--dataloader_num_workers", "--num_workers", dest="num_workers", type=int, default=0,
                        help="DataLoader workers (0 is fastest here: batches are slices of an in-memory tensor).")
-    optim.add_argument("--no_ema", dest="use_ema", action="store_false",
-                       help="Do not keep an EMA of the weights (unet/ then holds the raw weights).")
+    add_ema_flags(optim, "Do not keep an EMA of the weights (unet/ then holds the raw weights).")
     optim.add_argument("--ema_max_decay", type=float, default=0.9999, help="Maximum EMA decay.")
     optim.add_argument("--ema_inv_gamma", type=float, default=1.0, help="EMA warm-up inverse gamma.")
     optim.add_argument("--ema_power", type=float, default=3 / 4, help="EMA warm-up power.")
@@ -194,6 +201,7 @@ def parse_training_args(parser: argparse.ArgumentParser, argv: list[str] | None 
 
 __all__ = [
     "add_ddpm_args",
+    "add_ema_flags",
     "checkpoint_every",
     "non_negative_float",
     "parent_parser",

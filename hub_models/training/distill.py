@@ -203,7 +203,7 @@ class DistillTrainer(Trainer):
 
     def end_of_epoch(self, epoch: int) -> dict[str, Any]:
         """The epoch's mean training loss and the round it ended in (no teacher calls: the student's quality is
-        scored by FID afterwards, `training/evaluate_ddpm.py`)."""
+        scored by FID afterwards, `scripts/evaluate_ddpm.py`)."""
         r = self.current_round(max(self.global_step - 1, 0))
         entry = {
             "epoch": epoch + 1,

@@ -4,7 +4,7 @@ The VAE's posterior means of the training digits are computed once, standardised
 denoise them under the study's cosine schedule (1,000 steps, `hub_models.diffusion.latent_prior`). The run folder
 is a prior folder (`config.json` + safetensors + `scheduler/`, loaded by `load_latent_prior`) with metrics.json,
 history.json and figures; with `--fid_samples N` it also measures the VAE's prior-sample FID with z ~ N(0, I) and
-with the learned prior under the same protocol (`hub_models.evaluation.hybrid.prior_sample_point`).
+with the learned prior under the same protocol (`hub_models.evaluation.vae.prior_sample_point`).
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ from hub_models.diffusion.latent_prior import (
     sample_latents,
     save_latent_prior,
 )
-from hub_models.evaluation.hybrid import prior_sample_point
 from hub_models.evaluation.metrics import format_fid, load_digit_classifier
-from hub_models.evaluation.vae import EvalSettings
+from hub_models.evaluation.vae import EvalSettings, prior_sample_point
 from hub_models.figures import latent_scatter, save_png, to_pil
 from hub_models.hub import load
 from hub_models.io import optimizer_update, write_json_atomic
@@ -211,7 +210,7 @@ class LatentPriorTrainer(Trainer):
             "epochs": self.num_epochs,
             **self.run_summary(),
         }
-        # The same N, seed and reference for z ~ N(0, I) and the learned prior (docs/HYBRID.md's protocol); the
+        # The same N, seed and reference for z ~ N(0, I) and the learned prior (docs/lab/HYBRID.md's protocol); the
         # cheap classifier points first, metrics.json rewritten after each: a long FID cut short loses nothing else.
         for key, n, inception in (
             ("prior_samples_classifier", args.classifier_samples, False),

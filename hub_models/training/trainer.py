@@ -225,7 +225,7 @@ class Trainer:
 
     def _resume_source(self) -> str | None:
         """--resume_from_checkpoint, with a portable checkpoint (a run carried in git, written by
-        training/export_training_state.py) first recreated as an accelerate checkpoint of this run."""
+        scripts/export_training_state.py) first recreated as an accelerate checkpoint of this run."""
         which = self.args.resume_from_checkpoint
         if not which or which == "latest" or not is_portable_checkpoint(which):
             return which
@@ -265,7 +265,7 @@ class Trainer:
                 print(f"Pushed to {self.push()}", flush=True)
             except Exception as err:
                 print(f"warning: push to the Hub failed ({type(err).__name__}: {err}); the run is in "
-                      f"{self.output_dir}: retry with `python training/push_to_hub.py --run_dir {self.output_dir} "
+                      f"{self.output_dir}: retry with `python scripts/push_to_hub.py --run_dir {self.output_dir} "
                       f"--repo_id {args.hub_model_id}`", flush=True)
         end_training(acc)
         return metrics

@@ -1,7 +1,7 @@
 """The β-VAE trainer: loss per image = BCE (summed over the 784 pixels) + β·KLD, Adam, the study's recipe.
 
 The model, metrics.json and figures are written when the run finishes (metrics.json marks a finished run for
-`training/run_study.py`); history.json is rewritten after every epoch. With `--conditional` the model is a
+`scripts/run_study.py`); history.json is rewritten after every epoch. With `--conditional` the model is a
 conditional VAE (`num_classes=10`): the labels travel with the images, and the run also measures the class
 accuracy of generated digits by requested class and draws the "digit × style" grid.
 """
@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from hub_models.data import ImageSplit, uint8_to_unit
 from hub_models.evaluation import vae_metrics
-from hub_models.evaluation.hybrid import conditional_class_accuracy
+from hub_models.evaluation.vae import conditional_class_accuracy
 from hub_models.figures import latent_scatter, manifold_grid, pca_2d, reconstruction_grid, save_png, to_pil
 from hub_models.io import optimizer_update, save_pretrained_atomic, write_json_atomic
 from hub_models.models import VAE_CLASSES, VAELoss

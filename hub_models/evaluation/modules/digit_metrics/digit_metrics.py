@@ -8,7 +8,8 @@ The computation lives in `hub_models.evaluation.classifier_metrics`; this module
 
 import evaluate
 
-from hub_models.evaluation.metrics import classifier_metrics, load_digit_classifier, module_features, module_images
+from hub_models.evaluation import module_base
+from hub_models.evaluation.metrics import classifier_metrics, load_digit_classifier, module_images
 
 _DESCRIPTION = """\
 What the project's MNIST digit classifier (release/digit-classifier, ≥ 99 % test accuracy) says about generated
@@ -32,19 +33,8 @@ Returns:
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class DigitMetrics(evaluate.Metric):
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            module_type="metric",
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=module_features(),
-        )
-
-    def add_batch(self, *, predictions=None, references=None, **kwargs):
-        """Add generated/test images (uint8 or floats in [0, 1]); stored as floats in [0, 1]."""
-        super().add_batch(predictions=module_images(predictions), **kwargs)
+class DigitMetrics(module_base.ImagesMetric):
+    DESCRIPTION, INPUTS = _DESCRIPTION, _KWARGS_DESCRIPTION
 
     def _compute(self, predictions, classifier=None, reference="mnist-test", n_ref=None, threshold=0.9):
         if classifier is not None and not hasattr(classifier, "predict"):

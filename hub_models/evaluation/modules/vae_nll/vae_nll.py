@@ -8,7 +8,8 @@ The computation lives in `hub_models.evaluation.vae_metrics`; this module only w
 
 import evaluate
 
-from hub_models.evaluation.metrics import module_features, module_images, vae_metrics
+from hub_models.evaluation import module_base
+from hub_models.evaluation.metrics import module_images, vae_metrics
 from hub_models.models.registry import VAE_CLASSES
 
 _DESCRIPTION = """\
@@ -33,19 +34,8 @@ Returns:
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class VaeNll(evaluate.Metric):
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            module_type="metric",
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=module_features(),
-        )
-
-    def add_batch(self, *, predictions=None, references=None, **kwargs):
-        """Add generated/test images (uint8 or floats in [0, 1]); stored as floats in [0, 1]."""
-        super().add_batch(predictions=module_images(predictions), **kwargs)
+class VaeNll(module_base.ImagesMetric):
+    DESCRIPTION, INPUTS = _DESCRIPTION, _KWARGS_DESCRIPTION
 
     def _compute(self, predictions, model=None, nll_samples=1000, nll_limit=None, batch_size=1000, seed=0):
         if model is None:

@@ -1,0 +1,103 @@
+"""The card of latent diffusion's autoencoder (`training/train_autoencoder.py`): diffusers' `AutoencoderKL`, so it
+loads with diffusers alone; no template file, its card is this module's `TEMPLATE`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import ModelCardData
+
+from hub_models.hub.card_parts.common import (
+    DATASET_ID,
+    eval_result,
+    figures,
+    fmt,
+    num,
+    recipe_rows,
+    split_text,
+    trained_sentence,
+)
+from hub_models.io import read_json_or_empty
+
+TEMPLATE = """---
+{{ card_data }}
+---
+
+# {{ model_name }}
+
+The autoencoder of mnist-genlab's latent diffusion model: diffusers' `AutoencoderKL` ({{ parameters }} parameters)
+that maps a 28×28 MNIST digit to a {{ latent_shape }} latent and back. Loss: L1 reconstruction on [-1, 1] pixels
+plus {{ kl_weight }} × KL of the posterior; `scaling_factor` = {{ scaling_factor }} (1 / std of the training latents).
+
+## How to use
+
+```python
+{{ usage_snippet }}
+```
+
+The same with diffusers' class, encoding and decoding apart:
+
+```python
+import torch
+from diffusers import AutoencoderKL
+
+vae = AutoencoderKL.from_pretrained("{{ repo_id }}", use_safetensors=True)
+images = torch.rand(4, 1, 28, 28) * 2 - 1  # digits in [-1, 1], white on black like MNIST
+latents = vae.encode(images).latent_dist.mean * vae.config.scaling_factor
+reconstructions = vae.decode(latents / vae.config.scaling_factor).sample  # (4, 1, 28, 28) in about [-1, 1]
+```
+
+## Training
+
+{{ trained }}
+
+| flag | value |
+|---|---|
+{% for flag, value in recipe_rows %}| `{{ flag }}` | {{ value }} |
+{% endfor %}
+
+## Results
+
+Held-out reconstruction ({{ scored }} digits, posterior mean decoded, pixels in [0, 1]): {{ results }}.
+
+{% for fig in figures %}**{{ fig.caption }}**
+
+![{{ fig.name }}]({{ fig.path }})
+
+{% endfor %}"""
+
+
+# The card's first "How to use" block (hub_models.hub.kinds): diffusers alone. AutoencoderKL is diffusers' own class,
+# so the repo ships no code, and AutoModel refuses `trust_remote_code=True` on a repo without code.
+SNIPPET = """import torch
+from diffusers import AutoModel
+
+model = AutoModel.from_pretrained("{{ repo_id }}")
+reconstructions = model(torch.rand(4, 1, 28, 28) * 2 - 1).sample  # 4 digits in [-1, 1], encoded and decoded"""
+
+
+def autoencoder_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict[str, Any]]:
+    """The card data and template context of an autoencoder run."""
+    config, metrics = read_json_or_empty(run_dir / "config.json"), read_json_or_empty(run_dir / "metrics.json")
+    train_cfg = read_json_or_empty(run_dir / "training_config.json")
+    split_id, split_words = split_text(train_cfg.get("split"), metrics)
+    measured = {k: v for k in ("test_l1", "test_mse") if (v := num(metrics.get(k))) is not None}
+    evals = [eval_result(k.removeprefix("test_"), f"Held-out {k.removeprefix('test_').upper()}", v, split_id,
+                         task="image-to-image") for k, v in measured.items()]
+    model_name = repo_id.split("/")[-1]
+    data = ModelCardData(library_name="diffusers", license="mit", datasets=[DATASET_ID], model_name=model_name,
+                         tags=["autoencoder", "autoencoder-kl", "latent-diffusion", "mnist", "mnist-genlab"],
+                         eval_results=evals or None)
+    context = {
+        "repo_id": repo_id, "model_name": model_name, "parameters": f"{metrics.get('parameters', 0):,}",
+        "latent_shape": "×".join(str(n) for n in metrics.get("latent_shape", [])) or "small",
+        "kl_weight": metrics.get("kl_weight", "a small weight"),
+        "scaling_factor": fmt(config.get("scaling_factor", 1.0)),
+        "trained": trained_sentence(metrics, train_cfg, split_words), "recipe_rows": recipe_rows(train_cfg),
+        "scored": metrics.get("test_samples_scored", "the"),
+        "results": ", ".join(f"{k.removeprefix('test_').upper()} {fmt(v)}" for k, v in measured.items())
+        or "not measured",
+        "figures": figures(run_dir, "reconstructions"),
+    }
+    return data, context

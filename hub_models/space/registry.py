@@ -1,0 +1,181 @@
+"""The models the Space has loaded (`Registry`, one entry per model) and the lookups every tab shares: a VAE or
+DDPM by name, the VAEs that need no digit, a test digit, the classifier's reading of a digit."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from hub_models.diffusion.sampling import DEFAULT_GUIDANCE_SCALE, is_class_conditional
+from hub_models.evaluation import Evaluation
+from hub_models.hub.naming import vae_run_name
+from hub_models.models.vae import BetaVAE
+from hub_models.reference import STUDY_BETAS
+from hub_models.space.checks import SpaceError, as_int, as_seed, shown
+
+
+@dataclass
+class TestDigits:
+    """Held-out digits used for the latent maps, the anomaly calibration and the test-set picks."""
+
+    images: torch.Tensor  # (N, 1, 28, 28) in [0, 1]
+    labels: np.ndarray  # (N,)
+
+
+@dataclass
+class VAEEntry:
+    name: str
+    source: str
+    model: BetaVAE
+    beta: float | None
+    metrics: dict[str, Any]
+    evaluation: Evaluation | None = None  # its evaluation.json (FID of prior samples, held-out metrics)
+    means: np.ndarray | None = None  # (N, latent_dim) posterior means of the test digits
+    calibration: np.ndarray | None = None  # sorted −ELBO (nats) of the test digits
+    labels: np.ndarray | None = None  # (N,) their digits
+    limit: float = 3.0  # latent range shown by the sliders and the map
+    # `hub_models.space.latent.LatentMap` per pair of dims, drawn once
+    maps: dict[tuple[int, int], Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.model.config.latent_dim)
+
+    @property
+    def conditional(self) -> bool:
+        """A conditional VAE: every decode takes a digit (the sliders move style within it)."""
+        return bool(getattr(self.model, "is_conditional", False))
+
+    @property
+    def arch(self) -> str:
+        return "Conv" if type(self.model).__name__ == "ConvVAE" else "Dense"
+
+    @property
+    def label(self) -> str:
+        beta = "?" if self.beta is None else f"{self.beta:g}"
+        return f"{self.name} — {self.arch} VAE, z={self.latent_dim}, β={beta}"
+
+
+@dataclass
+class DDPMEntry:
+    name: str
+    source: str
+    unet: Any
+    scheduler_config: dict[str, Any]
+    metrics: dict[str, Any]
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # one sampling call at a time
+    cpu_dtype: torch.dtype | None = None  # the U-Net's autocast dtype on the CPU (None: fp32), `cpu_precision`
+
+    @property
+    def conditional(self) -> bool:
+        """A class-conditional UNet (a digit can be asked for, with classifier-free guidance)."""
+        return is_class_conditional(self.unet)
+
+    @property
+    def default_guidance(self) -> float:
+        """The w its evaluation chose (docs/lab/PROTOCOL.md's guidance table), else the model as trained (1)."""
+        w = self.metrics.get("guidance_scale")
+        return float(w) if isinstance(w, (int, float)) and not isinstance(w, bool) else DEFAULT_GUIDANCE_SCALE
+
+
+@dataclass
+class Registry:
+    """All models, loaded once at start-up, and the errors of those that could not be."""
+
+    vaes: dict[str, VAEEntry] = field(default_factory=dict)
+    ddpms: dict[str, DDPMEntry] = field(default_factory=dict)  # in the order of the sources: the first is the default
+    classifier: Any = None
+    test: TestDigits | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    load_seconds: float = 0.0
+
+    def vae(self, name: str | None) -> VAEEntry:
+        if not self.vaes:
+            raise SpaceError("No VAE is loaded. " + self.describe_errors("vae"))
+        # Checked as a string first: an API call may send a list or dict (unhashable: a TypeError in `in`).
+        if not isinstance(name, str) or name not in self.vaes:
+            raise SpaceError(f"Unknown VAE {shown(name)}; choose one of: {', '.join(self.vaes)}.")
+        return self.vaes[name]
+
+    @property
+    def ddpm(self) -> DDPMEntry | None:
+        """The default DDPM (the first loaded), or None."""
+        return next(iter(self.ddpms.values()), None)
+
+    def require_ddpm(self, name: Any = None) -> DDPMEntry:
+        """The DDPM called `name` (None: the default one)."""
+        if not self.ddpms:
+            raise SpaceError("The DDPM is not loaded. " + self.describe_errors("ddpm"))
+        if name is None:
+            return self.ddpm
+        if not isinstance(name, str) or name not in self.ddpms:
+            raise SpaceError(f"Unknown DDPM {shown(name)}; choose one of: {', '.join(self.ddpms)}.")
+        return self.ddpms[name]
+
+    def describe_errors(self, about: str = "") -> str:
+        """The load errors of the models whose name contains `about` (all of them if none does)."""
+        errors = {n: e for n, e in self.errors.items() if about in n} or self.errors
+        return " ".join(f"{name}: {err}." for name, err in errors.items())
+
+
+def study_series(reg: Registry) -> list[str]:
+    """The loaded VAEs of the study's β comparison (Conv, z = 2, β = 1e-3 / 1 / 20), else the first three."""
+    picks = [name for name in (vae_run_name("conv", 2, beta) for beta in STUDY_BETAS) if name in reg.vaes]
+    return picks or unconditional_vaes(reg)[:3]
+
+
+def vae_digit(entry: VAEEntry, digit: Any) -> int | None:
+    """The digit a conditional VAE decodes (checked; a missing one is 0); None for an unconditional VAE."""
+    if not entry.conditional:
+        return None
+    if digit is None or digit == "":
+        return 0
+    if isinstance(digit, bool):
+        raise SpaceError(f"The digit must be a whole number 0–{entry.model.num_classes - 1}.")
+    return as_int(digit, "The digit", 0, entry.model.num_classes - 1)
+
+
+def require_unconditional(entry: VAEEntry, what: str) -> VAEEntry:
+    """`entry`, or a SpaceError for a conditional VAE in a tab that cannot give it the digit."""
+    if entry.conditional:
+        raise SpaceError(f"{entry.name} is a conditional VAE: {what} needs an unconditional one (the conditional "
+                         "VAE is in Generate and the latent explorer).")
+    return entry
+
+
+def unconditional_vaes(reg: Registry) -> list[str]:
+    """The VAEs that need no digit: those of Reconstruct, Interpolate and Complete (which have no digit to give)."""
+    return [name for name, e in reg.vaes.items() if not e.conditional]
+
+
+def classify(registry: Registry, x: torch.Tensor) -> tuple[int, float] | None:
+    if registry.classifier is None:
+        return None
+    probs, _, labels = registry.classifier.predict(x)
+    return int(labels[0]), float(probs[0].max())
+
+
+def test_digit(registry: Registry, digit: Any = None, seed: Any = None) -> tuple[torch.Tensor, int, int]:
+    """A test digit `(1, 1, 28, 28)`, its label and index: of class `digit` (or any), chosen by `seed`."""
+    if registry.test is None:
+        raise SpaceError("The MNIST test set is not available on this server.")
+    labels = registry.test.labels
+    if digit in (None, "", "any"):
+        pool = np.arange(len(labels))
+    else:
+        d = as_int(digit, "The digit", 0, 9)
+        pool = np.nonzero(labels == d)[0]
+        if len(pool) == 0:
+            raise SpaceError(f"No test digit {d} is loaded.")
+    rng = np.random.default_rng(None if seed in (None, "") else as_seed(seed))
+    idx = int(pool[rng.integers(len(pool))])
+    return registry.test.images[idx:idx + 1], int(labels[idx]), idx
+
+
+__all__ = ["DDPMEntry", "Registry", "TestDigits", "VAEEntry", "classify", "require_unconditional", "study_series",
+           "test_digit", "unconditional_vaes", "vae_digit"]

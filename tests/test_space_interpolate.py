@@ -1,0 +1,67 @@
+"""The Interpolate tab (spaces_app/tabs/interpolate.py, `hub_models.space.interpolate`): lerp and slerp, and the
+endpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+
+@pytest.fixture(scope="module")
+def test_digits(space_test_digits):
+    return space_test_digits
+
+
+def _png(path) -> Image.Image:
+    im = Image.open(path)
+    assert im.format == "PNG", f"{path} is {im.format}, not a lossless PNG"
+    return im
+
+
+def _app_error():
+    from gradio_client.exceptions import AppError
+
+    return AppError
+
+
+def _digit_png(tmp_path: Path, image: np.ndarray, name: str = "digit.png", scale: int = 1, mode: str = "L",
+               invert: bool = False) -> Path:
+    arr = 255 - image if invert else image
+    im = Image.fromarray(arr.astype(np.uint8), mode="L")
+    if scale > 1:
+        im = im.resize((28 * scale, 28 * scale), Image.BILINEAR)
+    im = im.convert(mode)
+    path = tmp_path / name
+    im.save(path)
+    return path
+
+
+def test_lerp_and_slerp():
+    from hub_models.space.interpolate import lerp, slerp
+
+    a, b, t = torch.tensor([3.0, 0.0]), torch.tensor([0.0, 3.0]), torch.linspace(0, 1, 5)
+    for path in (lerp(a, b, t), slerp(a, b, t)):
+        assert torch.allclose(path[0], a) and torch.allclose(path[-1], b)
+    assert torch.allclose(slerp(a, b, t).norm(dim=1), torch.full((5,), 3.0), atol=1e-5)  # on the arc
+    assert lerp(a, b, t)[2].norm() < 3.0  # the chord cuts inside
+    assert torch.allclose(slerp(a, 2 * a, t), lerp(a, 2 * a, t))  # parallel → lerp
+
+
+def test_interpolate(space, test_digits, tmp_path):
+    from gradio_client import handle_file
+
+    _, client = space
+    a = _digit_png(tmp_path, test_digits.images[0].numpy(), "a.png", scale=10)
+    b = _digit_png(tmp_path, test_digits.images[1].numpy(), "b.png", scale=10)
+    ed = [{"background": handle_file(str(p)), "layers": [], "composite": handle_file(str(p))} for p in (a, b)]
+    lerp_strip, slerp_strip = client.predict(*ed, "vae-conv-z2-beta1", 6, api_name="/interpolate")
+    width = 4 * (8 * 28 + 9 * 2)  # A + 6 steps + B, 4× upscale
+    assert _png(lerp_strip).size[0] == width and _png(slerp_strip).size[0] == width
+    picked = client.predict("7", api_name="/pick_test_digit_a")
+    assert _png(picked["composite"]).size == (280, 280)
+    with pytest.raises(_app_error(), match="steps"):
+        client.predict(*ed, "vae-conv-z2-beta1", 1000, api_name="/interpolate")
