@@ -29,6 +29,7 @@ from hub_models.diffusion.sampling import DEFAULT_GUIDANCE_SCALE, SAMPLERS
 from hub_models.evaluation import REFERENCE_SETS
 from hub_models.evaluation.ddpm import PRECISIONS, SWEEP_STEPS
 from hub_models.evaluation.ddpm.runner import evaluate_run
+from hub_models.hub.remote_code import add_remote_code
 from hub_models.io import keep_freed_memory
 from hub_models.training import non_negative_float, positive_int
 
@@ -92,6 +93,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.check_card_snippet:  # the card's first snippet loads the code a push ships: ship it here too
+        add_remote_code(Path(args.run_dir))
     return evaluate_run(args)
 
 

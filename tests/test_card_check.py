@@ -22,6 +22,7 @@ from hub_models.evaluation.card_check import (
 )
 from hub_models.evaluation.ddpm import evaluation_summary
 from hub_models.hub.cards import render_model_card
+from hub_models.hub.remote_code import add_remote_code
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.slow
 
 def _with_card(run: Path) -> Path:
     render_model_card(run, "me/ddpm").save(run / "README.md")
+    add_remote_code(run)  # as a push ships it: the card's first snippet loads that code
     return run
 
 

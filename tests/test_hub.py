@@ -45,6 +45,7 @@ VAE_FILES = {
     "figures/samples.png",
     "figures/latent_scatter.png",
     "figures/manifold.png",
+    "conv_vae.py",  # the model's code for diffusers' AutoModel (hub_models.hub.remote_code)
 }
 DDPM_FILES = {
     ".gitattributes",
@@ -53,6 +54,7 @@ DDPM_FILES = {
     "unet/config.json",
     "unet/diffusion_pytorch_model.safetensors",
     "scheduler/scheduler_config.json",
+    "dpmsolver/scheduler_config.json",  # the library's few-step solver settings, for the card's hint
     "evaluation.json",
     "metrics.json",
     "training_config.json",

