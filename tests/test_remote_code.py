@@ -6,8 +6,8 @@ subprocess that cannot import the project (`python -S`, only the venv's site-pac
 `DiffusionPipeline` / `AutoModel` with `trust_remote_code=True`, run with the library's seeds, and compared with the
 library's own outputs. Everything is fp32, the shipped code is the library's code and both processes use the same
 number of threads; what is left is the order of float sums in two processes, which a many-step sampler amplifies:
-`ATOL` = 1e-3 on outputs of order one (pixels in [0, 1]: a quarter of one grey level). The release folders are checked the same way by
-path (slow).
+`ATOL` = 1e-3 on outputs of order one (pixels in [0, 1]: a quarter of one grey level). The release folders are
+checked the same way by path (slow).
 """
 
 from __future__ import annotations
