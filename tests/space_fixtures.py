@@ -189,3 +189,25 @@ def screenshot_first_load(browser, url: str, prefix: str) -> list[Path]:
     finally:
         page.close()
     return shots
+
+
+@pytest.fixture(scope="module")
+def test_digits(space_test_digits):
+    """The held-out digits every tab's tests draw from."""
+    return space_test_digits
+
+
+def png(path):
+    """An output image, checked to be a lossless PNG."""
+    from PIL import Image
+
+    im = Image.open(path)
+    assert im.format == "PNG", f"{path} is {im.format}, not a lossless PNG"
+    return im
+
+
+def app_error():
+    """gradio_client's error class for a request the app refused (imported late: the client is slow to import)."""
+    from gradio_client.exceptions import AppError
+
+    return AppError

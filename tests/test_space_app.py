@@ -6,14 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-from space_fixtures import REPO_ROOT, SPACE_VAE, load_app_module
-
-
-def _png(path) -> Image.Image:
-    im = Image.open(path)
-    assert im.format == "PNG", f"{path} is {im.format}, not a lossless PNG"
-    return im
+from space_fixtures import REPO_ROOT, SPACE_VAE, load_app_module, png
 
 
 def _initial_values(client) -> dict[str, object]:
@@ -27,7 +20,7 @@ def _initial_png(client, value: dict, tmp_path: Path, name: str) -> np.ndarray:
 
     data = httpx.get(value["url"], timeout=30).content
     (tmp_path / name).write_bytes(data)
-    return np.asarray(_png(tmp_path / name))
+    return np.asarray(png(tmp_path / name))
 
 
 def test_api_lists_every_public_endpoint(space):
@@ -56,13 +49,13 @@ def test_first_visit_shows_a_result_on_every_tab(space, tmp_path):
     for side in ("interp-A", "interp-B"):
         assert values[side]["composite"]["url"], side  # a test digit in each editor
     # Same settings, same digits: the first view is what pressing Generate gives.
-    vae = _png(client.predict(SPACE_VAE, 16, 0, api_name="/vae_generate"))
+    vae = png(client.predict(SPACE_VAE, 16, 0, api_name="/vae_generate"))
     assert np.array_equal(np.asarray(vae), _initial_png(client, values["vae-samples"], tmp_path, "vae.png"))
     from hub_models.space.diffusion import DEFAULT_DDPM_STEPS, DEFAULT_SAMPLER
 
     ddpm, status = client.predict(DEFAULT_SAMPLER, DEFAULT_DDPM_STEPS, 16, 0, api_name="/ddpm_generate")
     assert "done: 16 digits" in status
-    assert np.array_equal(np.asarray(_png(ddpm)), _initial_png(client, values["ddpm-samples"], tmp_path, "ddpm.png"))
+    assert np.array_equal(np.asarray(png(ddpm)), _initial_png(client, values["ddpm-samples"], tmp_path, "ddpm.png"))
     # Complete: a test 2 with its top half hidden, completed by the DDPM beside the VAE.
     for elem_id in ("complete-input", "complete-ddpm", "complete-vae"):
         assert isinstance(values.get(elem_id), dict) and values[elem_id].get("url"), elem_id

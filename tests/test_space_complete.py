@@ -8,24 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from space_fixtures import SPACE_VAE
-
-
-@pytest.fixture(scope="module")
-def test_digits(space_test_digits):
-    return space_test_digits
-
-
-def _png(path) -> Image.Image:
-    im = Image.open(path)
-    assert im.format == "PNG", f"{path} is {im.format}, not a lossless PNG"
-    return im
-
-
-def _app_error():
-    from gradio_client.exceptions import AppError
-
-    return AppError
+from space_fixtures import SPACE_VAE, app_error, png
 
 
 def _editor_file(tmp_path: Path, image: Image.Image, name: str) -> dict:
@@ -43,25 +26,25 @@ def test_complete_and_denoise_endpoints(space, test_digits, tmp_path):
     editor = _editor_file(tmp_path, big, "digit.png")
     shown, ddpm, vae, status = client.predict(editor, "top half", "complete", 0.5, SPACE_VAE, 0, api_name="/complete")
     assert "completed 392 hidden pixels" in status and SPACE_VAE in status
-    out, original = np.asarray(_png(ddpm)), np.asarray(big.convert("L"))
-    assert out.shape == (280, 280) and _png(vae).size == (280, 280)
+    out, original = np.asarray(png(ddpm)), np.asarray(big.convert("L"))
+    assert out.shape == (280, 280) and png(vae).size == (280, 280)
     assert np.abs(out[140:].astype(int) - original[140:]).max() <= 1  # the known half, kept
     assert np.abs(out[:140].astype(int) - original[:140]).mean() > 5  # the hidden half, generated
-    assert np.asarray(_png(shown).convert("RGB"))[0, 0].tolist() == [115, 20, 20]  # hidden: shown in red
+    assert np.asarray(png(shown).convert("RGB"))[0, 0].tolist() == [115, 20, 20]  # hidden: shown in red
     # Red paint only: the painted corner is completed, everything else kept.
     painted = big.copy()
     painted.paste((255, 0, 0, 255), (0, 0, 140, 140))
     _, ddpm, _, status = client.predict(_editor_file(tmp_path, painted, "painted.png"), "red paint only",
                                         "complete", 0.5, SPACE_VAE, 0, api_name="/complete")
-    out = np.asarray(_png(ddpm)).astype(int)
+    out = np.asarray(png(ddpm)).astype(int)
     assert "completed 196 hidden pixels" in status
     assert np.abs(out[140:] - original[140:]).max() <= 1 and np.abs(out[:140, 140:] - original[:140, 140:]).max() <= 1
     # Denoise: level 0 gives the digit back; a level adds noise and takes it away again.
     _, ddpm, _, status = client.predict(editor, "top half", "denoise", 0, SPACE_VAE, 0, api_name="/complete")
-    assert np.abs(np.asarray(_png(ddpm)).astype(int) - original).max() <= 1 and "noised for 0 of 4000" in status
+    assert np.abs(np.asarray(png(ddpm)).astype(int) - original).max() <= 1 and "noised for 0 of 4000" in status
     noisy, ddpm, vae, status = client.predict(editor, "top half", "denoise", 0.3, SPACE_VAE, 0, api_name="/complete")
     assert "noised for 1200 of 4000 steps" in status
-    assert np.abs(np.asarray(_png(noisy)).astype(int) - original).mean() > 5
+    assert np.abs(np.asarray(png(noisy)).astype(int) - original).mean() > 5
     # A test digit picked into the editor.
     picked = client.predict("5", api_name="/pick_test_digit_complete")
     assert picked["composite"]
@@ -76,7 +59,7 @@ def test_complete_refuses_bad_values_with_a_message(space, tmp_path):
                           (("top half", "denoise", 1.5, SPACE_VAE, 0), "between 0 and 1"),
                           (("top half", "complete", 0.5, "nope", 0), "Unknown VAE"),
                           (("top half", "complete", 0.5, SPACE_VAE, 0, "3"), "unconditional")]:
-        with pytest.raises(_app_error(), match=message):
+        with pytest.raises(app_error(), match=message):
             client.predict(blank, *args, api_name="/complete")
     # An empty canvas with a hidden half is fine: the DDPM draws the half from nothing.
     *_, status = client.predict(blank, "top half", "complete", 0.5, SPACE_VAE, 0, api_name="/complete")

@@ -10,19 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from space_fixtures import SPACE_CDDPM, SPACE_CVAE, SPACE_VAE, launch_space, load_app_module
-
-
-def _png(path) -> Image.Image:
-    im = Image.open(path)
-    assert im.format == "PNG", f"{path} is {im.format}, not a lossless PNG"
-    return im
-
-
-def _app_error():
-    from gradio_client.exceptions import AppError
-
-    return AppError
+from space_fixtures import SPACE_CDDPM, SPACE_CVAE, SPACE_VAE, app_error, launch_space, load_app_module, png
 
 
 def _initial_values(client) -> dict[str, object]:
@@ -62,17 +50,17 @@ def test_a_conditional_ddpm_generates_the_chosen_digits(conditional_space):
     assert len(list(job)) >= 2  # streamed
     image, status = job.result()
     assert status.startswith("done: 20 digits, ddpm, 4 steps") and status.endswith("a row per digit, guidance 2")
-    assert _png(image).size == (3 * (2 * 28 + 3 * 2), 3 * (10 * 28 + 11 * 2))  # 10 rows of 2
+    assert png(image).size == (3 * (2 * 28 + 3 * 2), 3 * (10 * 28 + 11 * 2))  # 10 rows of 2
     threes, status = client.predict("ddpm", 4, 4, 0, "3", 1.0, api_name="/ddpm_generate")
     sevens, _ = client.predict("ddpm", 4, 4, 0, "7", 1.0, api_name="/ddpm_generate")
     unguided, _ = client.predict("ddpm", 4, 4, 0, "7", 0.0, api_name="/ddpm_generate")
     assert status.endswith("digit 3, guidance 1")
-    a, b, c = (np.asarray(_png(x)) for x in (threes, sevens, unguided))
+    a, b, c = (np.asarray(png(x)) for x in (threes, sevens, unguided))
     assert not np.array_equal(a, b) and not np.array_equal(b, c)  # the label and the guidance both matter
     for args, message in [(("3", 11), "maximum|between"), (("3", -1), "minimum|between"),
                           (("3", "strong"), "float|number"), (("11", 1), "not in the list of choices"),
                           (("x", 1), "not in the list of choices")]:
-        with pytest.raises(_app_error(), match=message):
+        with pytest.raises(app_error(), match=message):
             client.predict("ddpm", 2, 2, 0, *args, api_name="/ddpm_generate")
 
 
@@ -83,13 +71,13 @@ def test_the_ddpm_model_is_chosen_by_name(conditional_space, space_conditional_m
 
     _, client = conditional_space
     image, status = client.predict("ddpm", 2, 3, 0, "any", 1.0, "ddpm", api_name="/ddpm_generate")
-    assert status.startswith("done: 3 digits") and _png(image)
-    with pytest.raises(_app_error(), match="unconditional: it cannot be asked for a digit"):
+    assert status.startswith("done: 3 digits") and png(image)
+    with pytest.raises(app_error(), match="unconditional: it cannot be asked for a digit"):
         client.predict("ddpm", 2, 2, 0, "3", 1.0, "ddpm", api_name="/ddpm_generate")
     _, status = client.predict("ddpm", 2, 2, 0, "3", 1.0, SPACE_CDDPM, api_name="/ddpm_generate")
     assert status.endswith("digit 3, guidance 1")
     for bad in ("nope", ""):
-        with pytest.raises(_app_error(), match="not in the list of choices"):
+        with pytest.raises(app_error(), match="not in the list of choices"):
             client.predict("ddpm", 2, 2, 0, "any", 1.0, bad, api_name="/ddpm_generate")
     reg = load_registry(space_conditional_models, calibration_digits=0)
     assert list(reg.ddpms) == [SPACE_CDDPM, "ddpm"] and reg.ddpm.name == SPACE_CDDPM
@@ -105,7 +93,7 @@ def test_a_conditional_ddpm_completes_towards_a_digit(conditional_space, tmp_pat
     threes = client.predict(blank, "top half", "complete", 0.5, SPACE_VAE, 0, "3", api_name="/complete")
     sevens = client.predict(blank, "top half", "complete", 0.5, SPACE_VAE, 0, "7", api_name="/complete")
     assert "guided to 3" in threes[3] and "guided to 7" in sevens[3]
-    assert not np.array_equal(np.asarray(_png(threes[1])), np.asarray(_png(sevens[1])))
+    assert not np.array_equal(np.asarray(png(threes[1])), np.asarray(png(sevens[1])))
 
 
 def test_a_conditional_vae_in_generate_and_the_latent_explorer(conditional_space):
@@ -116,23 +104,23 @@ def test_a_conditional_vae_in_generate_and_the_latent_explorer(conditional_space
     demo, client = conditional_space
     model = demo.registry.vaes[SPACE_CVAE].model
     # Generate: a row per digit (16 digits asked: 2 per row, 10 rows).
-    grid = _png(client.predict(SPACE_CVAE, 16, 0, api_name="/vae_generate"))
+    grid = png(client.predict(SPACE_CVAE, 16, 0, api_name="/vae_generate"))
     assert grid.size == (4 * (2 * 28 + 3 * 2), 4 * (10 * 28 + 11 * 2))
     # The explorer: the digit selector appears; the same style decodes as each chosen digit.
     *_, lat_class, digit, latent_map, grid = client.predict(SPACE_CVAE, "3", api_name="/select_vae")
-    assert lat_class["visible"] is True and _png(latent_map) and _png(grid)
-    threes = np.asarray(_png(client.predict(SPACE_CVAE, 0.5, -0.5, "3", api_name="/decode_latent")))
-    eights = np.asarray(_png(client.predict(SPACE_CVAE, 0.5, -0.5, "8", api_name="/decode_latent")))
+    assert lat_class["visible"] is True and png(latent_map) and png(grid)
+    threes = np.asarray(png(client.predict(SPACE_CVAE, 0.5, -0.5, "3", api_name="/decode_latent")))
+    eights = np.asarray(png(client.predict(SPACE_CVAE, 0.5, -0.5, "8", api_name="/decode_latent")))
     assert not np.array_equal(threes, eights)
     with torch.inference_mode():
         want = model.decode(torch.tensor([[0.5, -0.5]]), torch.tensor([8]))[0, 0].numpy()
     assert np.abs(eights[::4, ::4] / 255 - want).max() <= 1 / 255 + 1e-6  # the digit the Python decoder gives
     digit, grid = client.predict(SPACE_CVAE, "z1", "z2", 0.5, -0.5, "8", api_name="/select_digit")
-    assert np.array_equal(np.asarray(_png(digit)), eights) and _png(grid)
+    assert np.array_equal(np.asarray(png(digit)), eights) and png(grid)
     _, grid = client.predict(SPACE_CVAE, "z1", "z2", 0.5, -0.5, "8", api_name="/latent_views")
-    assert _png(grid)
+    assert png(grid)
     for digit, message in [("11", "not in the list of choices|between 0 and 9"), ("x", "choices|number")]:
-        with pytest.raises(_app_error(), match=message):
+        with pytest.raises(app_error(), match=message):
             client.predict(SPACE_CVAE, 0.5, -0.5, digit, api_name="/decode_latent")
     # Switching back to an unconditional VAE hides the selector; its decodes ignore the digit.
     *_, lat_class, _, _, _ = client.predict(SPACE_VAE, "3", api_name="/select_vae")
@@ -140,7 +128,7 @@ def test_a_conditional_vae_in_generate_and_the_latent_explorer(conditional_space
     # Reconstruct and Interpolate (which have no digit to give) list only unconditional VAEs and refuse it by name.
     values = {c["props"].get("label"): c["props"] for c in client.config["components"] if "props" in c}
     assert [name for _, name in values["models"]["choices"]] == [SPACE_VAE]
-    with pytest.raises(_app_error(), match="not in the list of choices"):
+    with pytest.raises(app_error(), match="not in the list of choices"):
         client.predict(1, [SPACE_CVAE], api_name="/reconstruct_test_digit")
     x = torch.zeros(1, 1, 28, 28)
     for call in (lambda e: reconstruct(e, x), lambda e: interpolate(e, x, x)):

@@ -9,32 +9,19 @@ import time
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from space_fixtures import SPACE_CDDPM
-
-
-def _png(path) -> Image.Image:
-    im = Image.open(path)
-    assert im.format == "PNG", f"{path} is {im.format}, not a lossless PNG"
-    return im
-
-
-def _app_error():
-    from gradio_client.exceptions import AppError
-
-    return AppError
+from space_fixtures import SPACE_CDDPM, app_error, png
 
 
 def test_vae_generate(space):
     _, client = space
-    a = _png(client.predict("vae-conv-z2-beta1", 16, 3, api_name="/vae_generate"))
-    b = _png(client.predict("vae-conv-z2-beta1", 16, 3, api_name="/vae_generate"))
-    c = _png(client.predict("vae-conv-z2-beta1", 16, 4, api_name="/vae_generate"))
+    a = png(client.predict("vae-conv-z2-beta1", 16, 3, api_name="/vae_generate"))
+    b = png(client.predict("vae-conv-z2-beta1", 16, 3, api_name="/vae_generate"))
+    c = png(client.predict("vae-conv-z2-beta1", 16, 4, api_name="/vae_generate"))
     assert a.size == (4 * (4 * 28 + 5 * 2),) * 2  # 4×4 grid, 4× nearest upscale
     assert np.array_equal(np.asarray(a), np.asarray(b)) and not np.array_equal(np.asarray(a), np.asarray(c))
-    with pytest.raises(_app_error(), match=r"greater than maximum|between"):
+    with pytest.raises(app_error(), match=r"greater than maximum|between"):
         client.predict("vae-conv-z2-beta1", 10_000, 0, api_name="/vae_generate")
-    with pytest.raises(_app_error(), match=r"not in the list of choices|Unknown VAE"):
+    with pytest.raises(app_error(), match=r"not in the list of choices|Unknown VAE"):
         client.predict("no-such-model", 4, 0, api_name="/vae_generate")
 
 
@@ -44,10 +31,10 @@ def test_ddpm_streams_and_validates(space):
     updates = list(job)  # every streamed (image, status)
     assert len(updates) >= 3
     final_image, final_status = job.result()
-    assert "done" in final_status and _png(final_image).size == (3 * (2 * 28 + 3 * 2),) * 2
+    assert "done" in final_status and png(final_image).size == (3 * (2 * 28 + 3 * 2),) * 2
     for args, message in [(("euler", 5, 4, 0), "sampler|choices|Value"), (("ddim", 0, 4, 0), "minimum"),
                           (("ddim", 5, 4, -1), "minimum|seed")]:
-        with pytest.raises(_app_error(), match=message):
+        with pytest.raises(app_error(), match=message):
             client.predict(*args, api_name="/ddpm_generate")
 
 
@@ -135,7 +122,7 @@ def test_without_native_bf16_the_space_keeps_fp32_without_timing(monkeypatch):
 
 def test_an_unconditional_ddpm_refuses_a_digit(space):
     _, client = space
-    with pytest.raises(_app_error(), match="unconditional: it cannot be asked for a digit"):
+    with pytest.raises(app_error(), match="unconditional: it cannot be asked for a digit"):
         client.predict("ddpm", 2, 2, 0, "3", 1.0, api_name="/ddpm_generate")
     image, status = client.predict("ddpm", 2, 2, 0, api_name="/ddpm_generate")  # digit and guidance omitted
-    assert status.startswith("done: 2 digits") and _png(image)
+    assert status.startswith("done: 2 digits") and png(image)

@@ -9,23 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-
-@pytest.fixture(scope="module")
-def test_digits(space_test_digits):
-    return space_test_digits
-
-
-def _png(path) -> Image.Image:
-    im = Image.open(path)
-    assert im.format == "PNG", f"{path} is {im.format}, not a lossless PNG"
-    return im
-
-
-def _app_error():
-    from gradio_client.exceptions import AppError
-
-    return AppError
+from space_fixtures import app_error, png
 
 
 def _digit_png(tmp_path: Path, image: np.ndarray, name: str = "digit.png", scale: int = 1, mode: str = "L",
@@ -60,8 +44,8 @@ def test_interpolate(space, test_digits, tmp_path):
     ed = [{"background": handle_file(str(p)), "layers": [], "composite": handle_file(str(p))} for p in (a, b)]
     lerp_strip, slerp_strip = client.predict(*ed, "vae-conv-z2-beta1", 6, api_name="/interpolate")
     width = 4 * (8 * 28 + 9 * 2)  # A + 6 steps + B, 4× upscale
-    assert _png(lerp_strip).size[0] == width and _png(slerp_strip).size[0] == width
+    assert png(lerp_strip).size[0] == width and png(slerp_strip).size[0] == width
     picked = client.predict("7", api_name="/pick_test_digit_a")
-    assert _png(picked["composite"]).size == (280, 280)
-    with pytest.raises(_app_error(), match="steps"):
+    assert png(picked["composite"]).size == (280, 280)
+    with pytest.raises(app_error(), match="steps"):
         client.predict(*ed, "vae-conv-z2-beta1", 1000, api_name="/interpolate")

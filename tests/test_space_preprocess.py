@@ -13,11 +13,6 @@ from PIL import Image
 from hub_models.space.preprocess import InputImageError, decode_image, prepare_digit, to_mnist
 
 
-@pytest.fixture(scope="module")
-def test_digits(space_test_digits):
-    return space_test_digits
-
-
 def _save(im: Image.Image, fmt: str, **kw) -> bytes:
     buf = io.BytesIO()
     im.save(buf, format=fmt, **kw)

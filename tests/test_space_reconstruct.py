@@ -8,26 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from space_fixtures import REPO_ROOT, SPACE_VAE, SPACE_VAE4, load_app_module
+from space_fixtures import REPO_ROOT, SPACE_VAE, SPACE_VAE4, app_error, load_app_module, png
 
 EXAMPLES = REPO_ROOT / "spaces_app" / "examples"
-
-
-@pytest.fixture(scope="module")
-def test_digits(space_test_digits):
-    return space_test_digits
-
-
-def _png(path) -> Image.Image:
-    im = Image.open(path)
-    assert im.format == "PNG", f"{path} is {im.format}, not a lossless PNG"
-    return im
-
-
-def _app_error():
-    from gradio_client.exceptions import AppError
-
-    return AppError
 
 
 def _digit_png(tmp_path: Path, image: np.ndarray, name: str = "digit.png", scale: int = 1, mode: str = "L",
@@ -57,8 +40,8 @@ def test_reconstruct_drawing_upload_and_test_digit(space, test_digits, tmp_path)
                "composite": handle_file(str(tmp_path / "composite.png"))}
     models = ["vae-conv-z2-beta1", "vae-conv-z4-beta20"]
     prepared, label, gallery, table = client.predict(drawing, models, api_name="/reconstruct_drawing")
-    assert _png(prepared).size == (280, 280)
-    assert len(gallery) == 2 and all(_png(item["image"]) for item in gallery)
+    assert png(prepared).size == (280, 280)
+    assert len(gallery) == 2 and all(png(item["image"]) for item in gallery)
     rows = table["data"]
     assert [r[0] for r in rows] == models
     for _, bce, kld, neg_elbo, pct in rows:
@@ -71,7 +54,7 @@ def test_reconstruct_drawing_upload_and_test_digit(space, test_digits, tmp_path)
     Image.fromarray(digit.astype(np.uint16) * 257).save(sixteen)
     for path in (paper, sixteen):
         prepared, *_ = client.predict(handle_file(str(path)), models[:1], api_name="/reconstruct_upload")
-        assert _corr(np.asarray(_png(prepared).convert("L").resize((28, 28), Image.NEAREST)), digit) > 0.8
+        assert _corr(np.asarray(png(prepared).convert("L").resize((28, 28), Image.NEAREST)), digit) > 0.8
 
     prepared, label, *_ = client.predict("3", models[:1], api_name="/reconstruct_test_digit")
     assert "a **3**" in label and "digit classifier reads" in label
@@ -87,9 +70,9 @@ def test_reconstruct_rejects_bad_input_with_a_message(space, tmp_path):
     blank = tmp_path / "blank.png"
     Image.new("RGB", (280, 280), (255, 255, 255)).save(blank)
     for path, message in [(tmp_path / "notes.txt", "not an image"), (huge, "too large"), (blank, "empty")]:
-        with pytest.raises(_app_error(), match=message):
+        with pytest.raises(app_error(), match=message):
             client.predict(handle_file(str(path)), ["vae-conv-z2-beta1"], api_name="/reconstruct_upload")
-    with pytest.raises(_app_error(), match="at least one model"):
+    with pytest.raises(app_error(), match="at least one model"):
         client.predict("3", [], api_name="/reconstruct_test_digit")
     # An empty canvas.
     Image.new("RGBA", (280, 280), (0, 0, 0, 255)).save(tmp_path / "black.png")
@@ -118,5 +101,5 @@ def test_reconstruct_examples(space):
     for path in examples:
         prepared, label, gallery, table = client.predict(handle_file(str(path)), [SPACE_VAE, SPACE_VAE4],
                                                          api_name="/reconstruct_upload")
-        assert _png(prepared).size == (280, 280) and len(gallery) == 2 and len(table["data"]) == 2, path.name
+        assert png(prepared).size == (280, 280) and len(gallery) == 2 and len(table["data"]) == 2, path.name
         assert "digit classifier reads" in label

@@ -7,20 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
-from space_fixtures import REPO_ROOT, launch_space, load_app_module
-
-
-def _png(path) -> Image.Image:
-    im = Image.open(path)
-    assert im.format == "PNG", f"{path} is {im.format}, not a lossless PNG"
-    return im
-
-
-def _app_error():
-    from gradio_client.exceptions import AppError
-
-    return AppError
+from space_fixtures import REPO_ROOT, app_error, launch_space, load_app_module, png
 
 
 def test_model_sources_from_env_config_and_the_release_list(tmp_path):
@@ -122,8 +109,8 @@ def test_missing_models_degrade_with_a_message(tiny_mnist_cache, space_models, t
                                       "ddpm": str(tmp_path / "not-trained-yet")})
     try:
         client = Client(demo.local_url, verbose=False, download_files=str(tmp_path / "dl"))
-        _png(client.predict("vae-conv-z2-beta1", 4, 0, api_name="/vae_generate"))
-        with pytest.raises(_app_error(), match="DDPM is not loaded"):
+        png(client.predict("vae-conv-z2-beta1", 4, 0, api_name="/vae_generate"))
+        with pytest.raises(app_error(), match="DDPM is not loaded"):
             client.predict("dpmsolver++", 5, 4, 0, api_name="/ddpm_generate")
     finally:
         demo.close()
@@ -132,7 +119,7 @@ def test_missing_models_degrade_with_a_message(tiny_mnist_cache, space_models, t
     try:
         client = Client(demo.local_url, verbose=False, download_files=str(tmp_path / "dl"))
         for args, api in [((None, 4, 0), "/vae_generate"), (("3", []), "/reconstruct_test_digit")]:
-            with pytest.raises(_app_error(), match=r"No VAE is loaded\. vae-conv-z2-beta1: .*no such model folder"):
+            with pytest.raises(app_error(), match=r"No VAE is loaded\. vae-conv-z2-beta1: .*no such model folder"):
                 client.predict(*args, api_name=api)
     finally:
         demo.close()
