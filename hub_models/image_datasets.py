@@ -59,7 +59,7 @@ class ImageSource:
         if self.resolution is not None and self.resolution < 1:
             raise ImageDataError(f"--resolution must be ≥ 1, got {self.resolution}")
         if self.channels not in (None, 1, 3):
-            raise ImageDataError(f"--channels must be 1 (greyscale) or 3 (RGB), got {self.channels}")
+            raise ImageDataError(f"--num_channels must be 1 (greyscale) or 3 (RGB), got {self.channels}")
         if self.on_bad_image not in ("error", "skip"):
             raise ImageDataError(f"--on_bad_image must be 'error' or 'skip', got {self.on_bad_image!r}")
 
@@ -258,11 +258,58 @@ def load_image_splits(source: ImageSource, split: str = "study", *, seed: int = 
         held = _Decoded(held.images, _renumber(held, train.label_names, source.name), train.label_names)
     if held.images.shape[1:] != train.images.shape[1:]:
         raise ImageDataError(f"{source.name}: test images {tuple(held.images.shape[1:])} differ from train images "
-                             f"{tuple(train.images.shape[1:])}; pass --resolution and --channels")
+                             f"{tuple(train.images.shape[1:])}; pass --resolution and --num_channels")
     info = ImageDatasetInfo(source.name, source.dataset_config_name, int(train.images.shape[1]),
                             int(train.images.shape[-1]), train.label_names, split, seed, held_out_from)
     splits = (ImageSplit(train.images, train.labels), ImageSplit(held.images, held.labels))
     return splits[0].subset(limit), splits[1].subset(limit), info
 
 
-__all__ = ["ImageDataError", "ImageDatasetInfo", "ImageSource", "load_image_splits"]
+MNIST_INFO_NAME = "ylecun/mnist"
+
+
+def mnist_info(split: str = "study", seed: int = 0) -> ImageDatasetInfo:
+    """The default data's description, as a run on another dataset records its own."""
+    return ImageDatasetInfo(MNIST_INFO_NAME, None, 1, 28, [str(d) for d in range(10)], split, seed,
+                            "test" if split == "official" else "train")
+
+
+def source_from_args(args: Any) -> ImageSource | None:
+    """The `ImageSource` the data flags of `hub_models.training.args.add_data_args` describe, or None (MNIST)."""
+    if getattr(args, "dataset_name", None) is None and getattr(args, "train_data_dir", None) is None:
+        if getattr(args, "resolution", None) not in (None, 28) or getattr(args, "num_channels", None) not in (None, 1):
+            raise ImageDataError("--resolution and --num_channels apply to --dataset_name / --train_data_dir; MNIST "
+                                 "is 28×28 greyscale")
+        return None
+    return ImageSource(
+        dataset_name=args.dataset_name, dataset_config_name=getattr(args, "dataset_config_name", None),
+        train_data_dir=args.train_data_dir, image_column=getattr(args, "image_column", None),
+        label_column=getattr(args, "label_column", None), resolution=getattr(args, "resolution", None),
+        channels=getattr(args, "num_channels", None), on_bad_image=getattr(args, "on_bad_image", "error"),
+        cache_dir=getattr(args, "cache_dir", None))
+
+
+def training_data(args: Any) -> tuple[ImageSplit, ImageSplit, ImageDatasetInfo]:
+    """(train, held-out, info) for a training script's flags: MNIST (images (N, 28, 28), as always) by default,
+    else the images the data flags name ((N, C, H, W)). `--split`, `--seed` of the split and `--limit_train_samples`
+    apply to both."""
+    from hub_models.data import STUDY_SPLIT_SEED, load_splits
+
+    split, limit = getattr(args, "split", "study"), getattr(args, "limit_train_samples", None)
+    source = source_from_args(args)
+    if source is None:
+        train, held_out = load_splits(split, limit=limit)
+        return train, held_out, mnist_info(split, STUDY_SPLIT_SEED)
+    return load_image_splits(source, split, seed=STUDY_SPLIT_SEED, limit=limit)
+
+
+__all__ = [
+    "MNIST_INFO_NAME",
+    "ImageDataError",
+    "ImageDatasetInfo",
+    "ImageSource",
+    "load_image_splits",
+    "mnist_info",
+    "source_from_args",
+    "training_data",
+]

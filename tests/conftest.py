@@ -317,3 +317,22 @@ def vae_run(vae_study: Path, copy_run) -> Path:
 def ddpm_run(trained_ddpm_run: Path, copy_run) -> Path:
     """This test's own copy of the trained and evaluated tiny DDPM run."""
     return copy_run(trained_ddpm_run)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Tiny image datasets of other shapes (issue 37): tests/image_fixtures.py
+# ----------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def grey_image_folder(tmp_path_factory) -> Path:
+    """28×28 greyscale images in three class folders (bar, square, cross)."""
+    from image_fixtures import make_image_folder
+
+    return make_image_folder(tmp_path_factory.mktemp("grey-images"), size=28, mode="L")
+
+
+@pytest.fixture(scope="session")
+def rgb_image_folder(tmp_path_factory) -> Path:
+    """32×32 RGB images in three class folders (bar, square, cross), each class its own tint."""
+    from image_fixtures import make_image_folder
+
+    return make_image_folder(tmp_path_factory.mktemp("rgb-images"), size=32, mode="RGB")

