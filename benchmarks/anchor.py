@@ -10,6 +10,10 @@ rate is (c1 − c0) · batch / (t[c1] − t[c0]): start-up (imports, data loadin
 the first steps) lies before t[c0] and never counts, and the child is stopped as soon as c1 is seen, so its
 end-of-epoch work (sampling, saving) never runs. Both children run with PYTHONUNBUFFERED=1, so lines arrive when
 written; pipe latency (~ms) is small against the timed window (seconds).
+
+On a shared machine the wall-clock rate measures the load as much as the script; where `/proc/<pid>/stat` exists
+(Linux) the child's CPU time (user + system, all its threads, clock ticks of 10 ms) is read at the same two stamps,
+and `Side.cpu_rates` gets (c1 − c0) · batch / CPU seconds: the work a step costs, which other processes barely move.
 """
 
 from __future__ import annotations
@@ -81,13 +85,25 @@ class Side:
     count: Callable[[re.Match[str]], int]
     cwd: Path = REPO
     rates: list[float] = field(default_factory=list)
+    cpu_rates: list[float] = field(default_factory=list)  # per CPU second of the child (Linux), see timed_run
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process `pid` so far (all its threads), or None where /proc is not there."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14, 15 of stat
 
 
 def timed_run(side: Side, batch_size: int, warmup: int, steps: int, log_path: Path) -> float:
-    """Run `side` once; images/s over the steps after `warmup` (see the module docstring)."""
+    """Run `side` once; images/s over the steps after `warmup` (see the module docstring). Also appends the
+    images per CPU second of the same steps to `side.cpu_rates` where the CPU time can be read."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     seen: dict[int, float] = {}
+    cpu: dict[int, float | None] = {}
     with open(log_path, "w") as log:
         log.write(" ".join(side.argv) + "\n")
         proc = subprocess.Popen(side.argv, cwd=side.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -100,11 +116,14 @@ def timed_run(side: Side, batch_size: int, warmup: int, steps: int, log_path: Pa
                 buffer = pieces.pop()
                 for piece in pieces:
                     log.write(piece + "\n")
-                    if match := side.pattern.search(piece):
-                        seen.setdefault(side.count(match), now)
+                    if (match := side.pattern.search(piece)) and side.count(match) not in seen:
+                        seen[side.count(match)], cpu[side.count(match)] = now, cpu_seconds(proc.pid)
                 c0 = min((c for c in seen if c >= warmup), default=None)
                 c1 = min((c for c in seen if c0 is not None and c >= c0 + steps), default=None)
                 if c0 is not None and c1 is not None:
+                    start, end = cpu[c0], cpu[c1]
+                    if start is not None and end is not None and end > start:
+                        side.cpu_rates.append((c1 - c0) * batch_size / (end - start))
                     return (c1 - c0) * batch_size / (seen[c1] - seen[c0])
         finally:
             if proc.poll() is None:
@@ -130,8 +149,10 @@ def run_rounds(
             stem = re.sub(r"[^\w.-]+", "_", f"{label}-{side.name}-{r + 1}".strip("-"))
             rate = timed_run(side, batch_size, warmup, steps, log_dir / f"{stem}.log")
             side.rates.append(rate)
+            cpu = f", {side.cpu_rates[-1]:8.1f} per CPU second" if len(side.cpu_rates) == len(side.rates) else ""
             print(
-                f"  {label} round {r + 1}: {side.name:28s} {rate:8.1f} images/s  (load average {load:.1f})", flush=True
+                f"  {label} round {r + 1}: {side.name:28s} {rate:8.1f} images/s{cpu}  (load average {load:.1f})",
+                flush=True,
             )
 
 
@@ -145,6 +166,12 @@ def summarize(ours: Side, example: Side, label: str = "") -> float:
         )
     verdict = "faster" if o > e else "not faster"
     print(f"{label} ratio ours/example: {o / e:.2f}× (ours is {verdict})", flush=True)
+    if ours.cpu_rates and example.cpu_rates:
+        oc, ec = statistics.median(ours.cpu_rates), statistics.median(example.cpu_rates)
+        for side, rate in ((ours, oc), (example, ec)):
+            print(f"{label} {side.name:28s}: {rate:8.1f} images per CPU second (median; rounds: "
+                  f"{', '.join(f'{v:.1f}' for v in side.cpu_rates)})")
+        print(f"{label} ratio ours/example per CPU second: {oc / ec:.2f}×", flush=True)
     return o / e
 
 

@@ -5,6 +5,9 @@ swapped in, both run as subprocesses, alternating.
     # the example (kept outside the repo; not part of this project):
     curl -fLo runs/bench/vae_main.py https://raw.githubusercontent.com/pytorch/examples/main/vae/main.py
     OMP_NUM_THREADS=1 python benchmarks/vae_throughput.py --example_script runs/bench/vae_main.py
+    # before/after in the same rounds: a checkout of the earlier commit as a third side
+    git worktree add /tmp/before HEAD~1 && OMP_NUM_THREADS=1 python benchmarks/vae_throughput.py \
+        --example_script runs/bench/vae_main.py --compare_checkout /tmp/before
 
 What is compared, the same on both sides:
 - model: the study's Conv VAE (`hub_models` ConvVAE, z=2). The example's model line `model = VAE().to(device)` is
@@ -19,7 +22,9 @@ What is compared, the same on both sides:
   `--log-interval 10`; train_vae.py `--log_every 10`).
 
 Timing: as in benchmarks/ddpm_throughput.py (details in benchmarks/anchor.py): from the progress lines, only the
-steps after `--warmup_steps`, start-up never counted, each round a fresh pair of processes, A B then B A.
+steps after `--warmup_steps`, start-up never counted, each round a fresh pair of processes, A B then B A. On
+Linux also per CPU second of each child over the same steps: on a shared, oversubscribed machine the wall-clock
+rates move with the other jobs, the CPU-time ones with what a step costs.
 """
 
 from __future__ import annotations
@@ -82,6 +87,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="Alternating rounds.")
     parser.add_argument("--num_train_samples", type=int, default=12800, help="Digits both sides train on.")
     parser.add_argument("--work_dir", default=None, help="Where the data and logs go (default: a temp dir).")
+    parser.add_argument("--compare_checkout", default=None,
+                        help="Another checkout of this project (e.g. `git worktree add /tmp/before HEAD~1`): its "
+                             "train_vae.py runs as a third side in the same rounds (before/after on equal terms).")
     args = parser.parse_args()
     if args.warmup_steps < 1 or args.steps < 1:
         parser.error("--warmup_steps and --steps must be ≥ 1")
@@ -100,13 +108,20 @@ def main() -> None:
     write_mnist_idx(held_out.images.numpy(), held_out.labels.numpy(), raw, "t10k")
 
     stop = args.warmup_steps + args.steps + 20
-    ours = Side(
-        "train_vae.py",
-        [sys.executable, str(REPO / "training/train_vae.py"), "--limit_train_samples", str(args.num_train_samples),
-         "--train_batch_size", str(args.batch_size), "--max_train_steps", str(stop), "--mixed_precision", "no",
-         "--log_every", "10", "--output_dir", str(work / "ours"), "--seed", "0"],
-        OURS_PROGRESS, lambda m: int(m.group(1)),
-    )  # fmt: skip
+
+    def train_vae(name: str, repo: Path, out: str) -> Side:
+        return Side(
+            name,
+            [sys.executable, str(repo / "training/train_vae.py"), "--limit_train_samples", str(args.num_train_samples),
+             "--train_batch_size", str(args.batch_size), "--max_train_steps", str(stop), "--mixed_precision", "no",
+             "--log_every", "10", "--output_dir", str(work / out), "--seed", "0"],
+            OURS_PROGRESS, lambda m: int(m.group(1)), cwd=repo,
+        )  # fmt: skip
+
+    ours = train_vae("train_vae.py", REPO, "ours")
+    others = []
+    if args.compare_checkout:
+        others.append(train_vae("train_vae.py (compared)", Path(args.compare_checkout).resolve(), "compared"))
     example = Side(
         "vae/main.py (Conv VAE)",
         [sys.executable, "vae_main_study.py", "--batch-size", str(args.batch_size), "--epochs", "1",
@@ -119,8 +134,10 @@ def main() -> None:
         f"timed steps per run, {args.rounds} alternating rounds; {environment_line()}; logs in {work}",
         flush=True,
     )
-    run_rounds([ours, example], args.batch_size, args.warmup_steps, args.steps, args.rounds, work / "logs")
+    run_rounds([ours, example, *others], args.batch_size, args.warmup_steps, args.steps, args.rounds, work / "logs")
     summarize(ours, example)
+    for other in others:
+        summarize(other, example, label=f"{args.compare_checkout}:")
     print(f"done; {environment_line()}", flush=True)
 
 

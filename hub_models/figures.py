@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.colors import ListedColormap
 from PIL import Image
 from torchvision.utils import make_grid
 
@@ -19,10 +20,16 @@ DIGIT_CMAP = "tab10"
 
 def to_pil(images: torch.Tensor, nrow: int = 8, scale: int = 1, padding: int = 2,
            pad_value: float = 0.5) -> Image.Image:
-    """Images `(batch, 1, H, W)` in [0, 1] → one grey PIL grid, upscaled `scale`× with nearest-neighbour."""
+    """Images `(batch, 1, H, W)` or `(batch, 3, H, W)` in [0, 1] → one PIL grid (grey "L" or "RGB"), upscaled
+    `scale`× with nearest-neighbour."""
     images = torch.nan_to_num(images.detach().float().cpu(), nan=0.0).clamp(0, 1)
-    grid = make_grid(images, nrow=nrow, padding=padding, pad_value=pad_value)[0]
-    pil = Image.fromarray((grid.numpy() * 255).round().astype(np.uint8), mode="L")
+    if images.shape[1] not in (1, 3):
+        raise ValueError(f"to_pil draws grey or RGB images (batch, 1 or 3, H, W), got {tuple(images.shape)}")
+    grid = make_grid(images, nrow=nrow, padding=padding, pad_value=pad_value)  # grey is repeated to 3 channels
+    if images.shape[1] == 1:
+        pil = Image.fromarray((grid[0].numpy() * 255).round().astype(np.uint8), mode="L")
+    else:
+        pil = Image.fromarray((grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), mode="RGB")
     return pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST) if scale > 1 else pil
 
 
@@ -57,12 +64,30 @@ def manifold_grid(decode, n: int = 20, limit: float = 3.0, scale: int = 2,
 
 
 def latent_scatter(points: np.ndarray, labels: np.ndarray, title: str = "",
-                   xlabel: str = "z₁", ylabel: str = "z₂") -> Image.Image:
-    """2-D points coloured by digit, with a legend: a PNG-ready PIL image."""
+                   xlabel: str = "z₁", ylabel: str = "z₂", label_names: list[str] | None = None) -> Image.Image:
+    """2-D points coloured by digit, with a legend: a PNG-ready PIL image.
+
+    `label_names`: the classes of other data (labels index them; -1 = unlabelled, drawn in one colour with no
+    legend when every point is); None = MNIST's ten digits, as the study drew them.
+    """
     fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=110)
-    sc = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap=DIGIT_CMAP, s=3, alpha=0.7, vmin=-0.5, vmax=9.5)
-    cbar = fig.colorbar(sc, ax=ax, ticks=range(10))
-    cbar.set_label("digit")
+    labels = np.asarray(labels)
+    if label_names is None:
+        sc = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap=DIGIT_CMAP, s=3, alpha=0.7, vmin=-0.5, vmax=9.5)
+        cbar = fig.colorbar(sc, ax=ax, ticks=range(10))
+        cbar.set_label("digit")
+    elif not len(label_names) or (labels < 0).all():
+        ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.7)
+    else:
+        k = len(label_names)
+        # One colour per class: the first k of tab10 / tab20, else k steps of viridis.
+        base = matplotlib.colormaps[DIGIT_CMAP if k <= 10 else "tab20" if k <= 20 else "viridis"]
+        cmap = ListedColormap(base.colors[:k]) if k <= 20 else base.resampled(k)
+        sc = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap=cmap, s=3, alpha=0.7, vmin=-0.5, vmax=k - 0.5)
+        ticks = range(k) if k <= 20 else np.linspace(0, k - 1, 11).round().astype(int)
+        cbar = fig.colorbar(sc, ax=ax, ticks=ticks)
+        cbar.ax.set_yticklabels([label_names[t] for t in ticks])
+        cbar.set_label("class")
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.2)
     fig.tight_layout()

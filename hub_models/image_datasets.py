@@ -81,6 +81,7 @@ class ImageDatasetInfo:
     split: str
     seed: int
     held_out_from: str  # "test" (the dataset's own split) or "train" (a seeded 80/20 split of it)
+    source: str = "hub"  # "hub" (a Hub dataset id) or "folder" (--train_data_dir or a local dataset folder)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -259,8 +260,10 @@ def load_image_splits(source: ImageSource, split: str = "study", *, seed: int = 
     if held.images.shape[1:] != train.images.shape[1:]:
         raise ImageDataError(f"{source.name}: test images {tuple(held.images.shape[1:])} differ from train images "
                              f"{tuple(train.images.shape[1:])}; pass --resolution and --num_channels")
+    local = source.train_data_dir is not None or Path(source.dataset_name).expanduser().exists()
     info = ImageDatasetInfo(source.name, source.dataset_config_name, int(train.images.shape[1]),
-                            int(train.images.shape[-1]), train.label_names, split, seed, held_out_from)
+                            int(train.images.shape[-1]), train.label_names, split, seed, held_out_from,
+                            "folder" if local else "hub")
     splits = (ImageSplit(train.images, train.labels), ImageSplit(held.images, held.labels))
     return splits[0].subset(limit), splits[1].subset(limit), info
 

@@ -15,6 +15,16 @@ protocol, so more training or another resize invalidates them). `python scripts/
 then puts them in the report. On a machine with a GPU the digits are sampled and scored there; `--generate_only`
 samples and stops, so digits made on a GPU machine can be scored on another (`sampled_on`/`scored_on` in each
 point).
+
+A run trained on other data (`train_ddpm.py --train_data_dir / --dataset_name`) is scored against its own held-out
+images (`held-out`: rebuilt from the flags in its training_config.json), with the real-vs-real floor drawn from its
+train images at the same N; its "recognisable" share and class accuracy need a classifier trained on that data:
+
+    python training/train_classifier.py --train_data_dir ~/my_images --resolution 32 --output_dir runs/my-clf
+    python scripts/evaluate_ddpm.py --run_dir runs/my-ddpm --num_samples 1000 --classifier_dir runs/my-clf
+
+Without --classifier_dir those metrics are left out (one line says so); the MNIST digit classifier never judges
+other data.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hub_models.diffusion.sampling import DEFAULT_GUIDANCE_SCALE, SAMPLERS
 from hub_models.evaluation import REFERENCE_SETS
 from hub_models.evaluation.ddpm import PRECISIONS, SWEEP_STEPS
+from hub_models.evaluation.ddpm.run_data import RUN_REFERENCE
 from hub_models.evaluation.ddpm.runner import evaluate_run
 from hub_models.hub.remote_code import add_remote_code
 from hub_models.io import keep_freed_memory
@@ -48,10 +59,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sweep_samples", type=positive_int, default=1000, help="Digits per sweep point (one N for all).")
     p.add_argument("--sweep_samplers", nargs="+", choices=SAMPLERS, default=list(SAMPLERS))
     p.add_argument("--sweep_steps", nargs="+", type=positive_int, default=list(SWEEP_STEPS))
-    p.add_argument("--reference", choices=sorted(REFERENCE_SETS), default="mnist-test",
-                   help="Real reference set of the main FID (the report: the official 10k test digits).")
-    p.add_argument("--sweep_reference", choices=sorted(REFERENCE_SETS), default="study-test",
-                   help="Real reference set of the sweep (selection: the study's 12k held-out digits).")
+    p.add_argument("--reference", choices=[*sorted(REFERENCE_SETS), RUN_REFERENCE], default=None,
+                   help="Real reference set of the main FID (default, the report: the official 10k test digits; "
+                        f"for a run on other data its own held-out images, {RUN_REFERENCE!r}).")
+    p.add_argument("--sweep_reference", choices=[*sorted(REFERENCE_SETS), RUN_REFERENCE], default=None,
+                   help="Real reference set of the sweep (default, selection: the study's 12k held-out digits; for a "
+                        f"run on other data its own held-out images, {RUN_REFERENCE!r}).")
+    p.add_argument("--classifier_dir", default=None,
+                   help="A classifier folder of training/train_classifier.py trained on the run's data, for the "
+                        "recognisable share and class accuracy (default: the shipped digit classifier for MNIST "
+                        "runs; none for other data, whose class metrics are then left out).")
     p.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32",
                    help="dtype of the UNet while sampling, for every point (bf16: 1.8× faster on CPUs with "
                         "AVX512-BF16/AMX; points are cached per precision).")

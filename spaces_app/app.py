@@ -5,7 +5,12 @@ UI wiring only: every computation lives in `hub_models.space`. Each tab is one m
 events and its first-visit view); this file loads the models, asks each tab to build itself and launches.
 
     python spaces_app/app.py                      # 127.0.0.1:7860 with the models of release/ (offline)
-    GENLAB_MODELS=user/repo-a,user/repo-b python spaces_app/app.py   # any Hub repos or folders
+    python spaces_app/app.py --models you/fashion-vae you/my-ddpm      # any compatible Hub repos or folders
+    GENLAB_MODELS=user/repo-a,user/repo-b python spaces_app/app.py   # the same, from the environment
+
+A model of other images (issue 37) is shown at its own shape and colours (config.json's `in_channels` /
+`sample_size`); its class names come from its training_config.json, and the MNIST-only parts (test digits, the
+digit classifier, Complete) leave it out.
 
 On the Hub (`python scripts/publish_space.py`) this file sits next to `tabs/`, a copy of the library, `models.json`
 (name → repo id of the published models) and the report; in a checkout it finds them one folder up.
@@ -89,6 +94,11 @@ def _header(reg: Registry) -> None:
     gr.Markdown(f"# {TITLE}\nβ-VAEs (conv / dense, z = 2 / 4, β = 1e-3 / 1 / 20) and a DDPM trained on "
                 "MNIST, reproducing a study of how β trades reconstruction against latent structure "
                 "(its verdicts are in **About**).")
+    other = [e for e in (*reg.vaes.values(), *reg.ddpms.values()) if not e.mnist_like]
+    if other:  # models of other data: say what each draws
+        gr.Markdown("Models of other data: " + "; ".join(
+            f"`{e.name}` ({e.data_title}, {e.resolution}×{e.resolution} "
+            f"{'grey' if e.channels == 1 else 'RGB'})" for e in other) + ".", elem_id="other-data")
     if reg.errors:
         with gr.Accordion("Some models are not available", open=False):
             gr.Markdown("\n".join(f"- `{k}`: {v}" for k, v in reg.errors.items()))
@@ -127,8 +137,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="interface to listen on (a Space sets GRADIO_SERVER_NAME=0.0.0.0)")
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                    help="port to listen on")
-    p.add_argument("--models", default=None,
-                   help="comma-separated 'name=folder_or_repo' list; overrides $GENLAB_MODELS and models.json")
+    p.add_argument("--models", nargs="+", default=None,
+                   help="Hub repo ids or folders (space- or comma-separated, each optionally 'name=source'); "
+                        "overrides $GENLAB_MODELS and models.json")
     p.add_argument("--config", default=str(MODELS_CONFIG),
                    help="models.json of a published Space ({'models': {name: repo id}}); default: the release list")
     return p.parse_args(argv)
@@ -136,7 +147,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(args: argparse.Namespace) -> None:
     if args.models:
-        os.environ[MODELS_ENV] = args.models
+        os.environ[MODELS_ENV] = ",".join(args.models)
     t0 = time.perf_counter()
     zero_gpu = "on" if os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true") else "off"
     gpu_state = "not installed (CPU)" if spaces is None else f"installed, ZeroGPU {zero_gpu}"

@@ -9,7 +9,8 @@ commits, so a commit is atomic by construction (the ref moves only after the who
 Two origins: the API on one port and LFS object storage (upload PUT + download GET) on another, like the Hub
 and its CDN; `HEAD .../resolve/...` on an LFS file answers 302 to that other origin.
 
-Test hooks: `HubServer.fail(method, path_regex, status, times)` injects faults, `requests` logs every call,
+Test hooks: `HubServer.fail(method, path_regex, status, times)` injects faults, `gate(repo_id, repo_type)` makes
+a repo gated (its info and listing answer, its files are refused with `GatedRepo`), `requests` logs every call,
 `unmatched` lists requests that matched no route (the pytest fixture fails the test on any), `errors` the
 tracebacks of handler crashes.
 """
@@ -141,6 +142,7 @@ class Repo:
     tags: dict = field(default_factory=dict)
     prs: dict = field(default_factory=dict)  # number -> sha (refs/pr/N)
     sdk: str | None = None
+    gated: bool = False  # files refused to every token (no access request is ever granted offline)
 
     def resolve(self, rev: str) -> str | None:
         """Branch, tag, refs/pr/N, refs/heads|tags/X or a full 40-hex commit sha → commit sha."""
@@ -224,6 +226,11 @@ class HubServer:
         (`DROP`: a connection closed mid-response, like a network failure)."""
         with self.lock:
             self.faults.append(Fault(method.upper(), re.compile(path_regex), status, times))
+
+    def gate(self, repo_id: str, repo_type: str = "model") -> None:
+        """Make an existing repo gated, as an owner's "ask for access" setting does on the Hub."""
+        with self.lock:
+            self.repos[(repo_type, repo_id)].gated = True
 
     def clear_faults(self) -> None:
         with self.lock:
@@ -557,7 +564,7 @@ class HubServer:
             "sha": sha,
             "private": repo.private,
             "disabled": False,
-            "gated": False,
+            "gated": "manual" if repo.gated else False,
             "downloads": 0,
             "likes": 0,
             "tags": list(card.get("tags") or []),
@@ -878,6 +885,10 @@ class HubServer:
         with self.lock:
             _, sha, file_path = self._rev_and_path(repo, self._tail_segments(request, "resolve"))
             entry = repo.commits[sha].files.get(file_path)
+            if repo.gated:  # the Hub answers 403 + GatedRepo to a token without granted access
+                what = "dataset" if repo.type == "dataset" else repo.type
+                raise HubError(403, f"Access to {what} {repo.id} is restricted and you are not in the authorized "
+                               "list. Visit the repo page to ask for access.", "GatedRepo")
             if entry is None:
                 raise HubError(404, f"Entry not found: {file_path}", "EntryNotFound", {"X-Repo-Commit": sha})
             headers = {"X-Repo-Commit": sha, "Accept-Ranges": "bytes"}

@@ -33,7 +33,8 @@ def _pixels(label: int, i: int, size: int, rng: np.random.Generator) -> np.ndarr
     return img
 
 
-def tiny_images(size: int = 28, mode: str = "L", per_class: int = PER_CLASS, seed: int = 0) -> list[tuple[Image.Image, int]]:
+def tiny_images(size: int = 28, mode: str = "L", per_class: int = PER_CLASS,
+                seed: int = 0) -> list[tuple[Image.Image, int]]:
     """(PIL image, label) pairs, `per_class` of each of CLASS_NAMES; RGB images get a class-dependent tint."""
     rng = np.random.default_rng(seed)
     out = []

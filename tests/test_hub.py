@@ -54,7 +54,6 @@ DDPM_FILES = {
     "unet/config.json",
     "unet/diffusion_pytorch_model.safetensors",
     "scheduler/scheduler_config.json",
-    "dpmsolver/scheduler_config.json",  # the library's few-step solver settings, for the card's hint
     "evaluation.json",
     "metrics.json",
     "training_config.json",

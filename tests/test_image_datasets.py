@@ -93,7 +93,7 @@ def test_bad_settings_are_refused():
         ImageSource()
     with pytest.raises(ImageDataError, match="exactly one"):
         ImageSource(dataset_name="a", train_data_dir="b")
-    with pytest.raises(ImageDataError, match="--channels"):
+    with pytest.raises(ImageDataError, match="--num_channels"):
         ImageSource(train_data_dir="x", channels=2)
     with pytest.raises(ImageDataError, match="--resolution"):
         ImageSource(train_data_dir="x", resolution=0)

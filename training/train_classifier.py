@@ -1,7 +1,10 @@
 #!/usr/bin/env python
-"""Train the MNIST digit classifier that judges generated digits (≥ 99 % test accuracy in a few CPU minutes).
+"""Train the classifier that judges generated images: MNIST's digits by default (≥ 99 % test accuracy in a few CPU
+minutes), or any labelled image data with the shared data flags, for the class metrics of models trained on it.
 
     accelerate launch training/train_classifier.py --output_dir release/digit-classifier
+    accelerate launch training/train_classifier.py --train_data_dir ~/my_images --resolution 32 \
+        --output_dir runs/my-images-classifier      # then: scripts/evaluate_ddpm.py --classifier_dir <that folder>
 
 Writes OUTPUT_DIR/config.json + diffusion_pytorch_model.safetensors (so `DigitClassifier.from_pretrained(D)`
 works), metrics.json, training_config.json, README.md (model card), logs/ and checkpoints/. The loop is

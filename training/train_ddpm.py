@@ -1,9 +1,12 @@
 #!/usr/bin/env python
-"""Train the study's DDPM on MNIST: a UNet2DModel predicting ε under a cosine schedule over 4000 timesteps.
+"""Train the study's DDPM: a UNet2DModel predicting ε under a cosine schedule over 4000 timesteps, on MNIST by
+default or on any image data (the shared data flags: the UNet takes its `sample_size` and channels from the images).
 
     accelerate launch training/train_ddpm.py                                  # the study's recipe (20 epochs)
     accelerate launch training/train_ddpm.py --class_conditional --output_dir runs/ddpm-conditional
     accelerate launch training/train_ddpm.py --model_config attention --output_dir runs/ddpm-attn
+    accelerate launch training/train_ddpm.py --train_data_dir ~/my_images --resolution 32 --class_conditional \
+        --output_dir runs/my-images-ddpm      # one class per sub-folder; the resolution must halve at each level
     python training/train_ddpm.py --model_config tiny --max_train_steps 20 --output_dir /tmp/ddpm  # smoke run
 
 Writes a pipeline folder (model_index.json, unet/ with EMA weights, scheduler/), unet_non_ema/, metrics.json,

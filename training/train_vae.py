@@ -1,13 +1,19 @@
 #!/usr/bin/env python
-"""Train one β-VAE of the study on MNIST.
+"""Train one β-VAE of the study on MNIST (the default) or on any image data.
 
     accelerate launch training/train_vae.py                      # Conv VAE, z=2, β=1: the study's recipe
     accelerate launch training/train_vae.py --arch dense --latent_dim 4 --beta 20
     accelerate launch training/train_vae.py --conditional        # a conditional VAE: the label goes in too
     python training/train_vae.py --max_train_steps 20 --output_dir /tmp/vae   # a quick smoke run
 
-Loss per image = BCE (summed over the 784 pixels) + β·KLD. Writes the model (`save_pretrained`), metrics.json,
-training_config.json, figures/*.png and tensorboard logs into --output_dir. The loop is
+    # other data: a Hub image dataset, or a folder of images (one sub-folder per class, or none)
+    accelerate launch training/train_vae.py --dataset_name zalando-datasets/fashion_mnist --output_dir runs/fashion-vae
+    accelerate launch training/train_vae.py --train_data_dir ~/my_images --resolution 32 --output_dir runs/my-vae
+
+Loss per image = BCE (summed over the pixels: 784 for MNIST) + β·KLD. The data sets the model's shape
+(`in_channels`, `sample_size` in config.json: greyscale or RGB, --resolution; the Conv VAE needs a multiple of 4)
+and, with --conditional, its classes (the data's labels). Writes the model (`save_pretrained`), metrics.json,
+training_config.json (with the dataset), figures/*.png and tensorboard logs into --output_dir. The loop is
 `hub_models.training.vae.VAETrainer`; see training/README.md for the flags.
 """
 
@@ -47,13 +53,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     vae.add_argument(
         "--conditional",
         action="store_true",
-        help="Train a conditional VAE: the one-hot digit label feeds the encoder heads and the decoder.",
+        help="Train a conditional VAE: the one-hot class label feeds the encoder heads and the decoder (the data "
+        "must have labels: MNIST's digits, a class sub-folder per label, or a label column).",
     )
     vae.add_argument(
         "--class_accuracy_samples",
         type=positive_int,
         default=100,
         help="With --conditional: generated digits per class whose class accuracy metrics.json records.",
+    )
+    vae.add_argument(
+        "--classifier_dir",
+        default=None,
+        help="With --conditional on data other than MNIST: a classifier trained on that data "
+        "(training/train_classifier.py) that scores the class accuracy; without it the metric is left out "
+        "(MNIST: the shipped digit classifier).",
     )
     return parse_training_args(parser, argv)
 

@@ -17,11 +17,12 @@ from hub_models.io import optimizer_update
 
 
 def to_model_range(images: torch.Tensor) -> torch.Tensor:
-    """uint8 `(batch, 28, 28)` → float `(batch, 1, 28, 28)` in [-1, 1], on the images' device. A float tensor
-    (the scaled latents `(batch, c, h, w)` of latent diffusion) is the model's input already and is returned as is."""
+    """uint8 `(batch, height, width)` (MNIST) or `(batch, channels, height, width)` → float `(batch, channels,
+    height, width)` in [-1, 1], on the images' device. A float tensor (the scaled latents `(batch, c, h, w)` of
+    latent diffusion) is the model's input already and is returned as is."""
     if images.is_floating_point():
         return images
-    return images.unsqueeze(1).float().div_(127.5).sub_(1.0)
+    return (images.unsqueeze(1) if images.ndim == 3 else images).float().div_(127.5).sub_(1.0)
 
 
 def target_for(scheduler, x0: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
@@ -66,9 +67,9 @@ def diffusion_loss(
     label_dropout: float = 0.0,
     snr_gamma: float | None = None,
 ) -> torch.Tensor:
-    """The DDPM loss of one batch of uint8 digits `(batch, 28, 28)`: noise them at random timesteps, MSE to the
-    target. With `class_labels` (a conditional UNet), labels are first dropped to the null class with probability
-    `label_dropout`. With `snr_gamma`, each image's MSE is weighted by min-SNR-γ (`min_snr_weights`)."""
+    """The DDPM loss of one batch of uint8 images (`to_model_range`'s shapes): noise them at random timesteps, MSE
+    to the target. With `class_labels` (a conditional UNet), labels are first dropped to the null class with
+    probability `label_dropout`. With `snr_gamma`, each image's MSE is weighted by min-SNR-γ (`min_snr_weights`)."""
     x0 = to_model_range(images)
     noise = torch.randn(x0.shape, generator=generator, device=x0.device)
     timesteps = torch.randint(

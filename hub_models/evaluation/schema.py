@@ -70,6 +70,7 @@ class HeldOut(TypedDict, total=False):
     """A VAE's metrics on held-out digits (`vae_metrics` + latent metrics)."""
 
     split: str  # "study" (the 12,000 held-out digits of the 80/20 split) or "official" (the 10,000 test digits)
+    dataset: str  # the images' dataset (name or folder): written only for runs on data other than MNIST
     weights: str | None  # sha256 (16 hex digits) of the weights evaluated (absent in files from before version 2)
     n: int
     bce: float
@@ -78,7 +79,7 @@ class HeldOut(TypedDict, total=False):
     nll: float
     nll_samples: int
     nll_n: int
-    latent_knn_accuracy: float
+    latent_knn_accuracy: float | None  # None for data without labels
     latent_points: int
     active_units: int
     prior_mismatch_kl: float

@@ -5,10 +5,16 @@ aggregate posterior's distance to the prior) and one point of prior samples (FID
 Also the hybrids' measurements (docs/lab/HYBRID.md): a conditional VAE's class accuracy, and the prior-sample point with
 z from a learned latent prior (the two-stage VAE) under the same protocol.
 `evaluate_vae_run` only recomputes what is stale: a new FID protocol re-scores the FID and nothing else.
+
+A run on other data than MNIST (its training_config.json records `--dataset_name` / `--train_data_dir`) is
+evaluated on its own held-out images, rebuilt from the recorded flags: FID against them (floor: its train images),
+and the classifier metrics only with a classifier trained on that data (the MNIST digit classifier never scores
+other images: without one they are left out, with a line saying so).
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -21,8 +27,17 @@ import torch
 
 from hub_models.data import ImageSplit, load_splits
 from hub_models.diffusion.latent_prior import sample_latents
-from hub_models.evaluation.metrics import classifier_metrics, fid, is_standard_fid, load_digit_classifier, vae_metrics
+from hub_models.evaluation.metrics import (
+    ReferenceSet,
+    classifier_metrics,
+    fid,
+    is_standard_fid,
+    load_digit_classifier,
+    vae_metrics,
+)
 from hub_models.evaluation.schema import Evaluation, HeldOut, point_key, vae_point
+from hub_models.image_datasets import ImageDatasetInfo, training_data
+from hub_models.io import log
 from hub_models.models.registry import config_class_name, vae_class
 
 # Variance of E_q[z_d|x] over digits above which latent dimension d counts as used (Burda et al., 2016).
@@ -48,8 +63,14 @@ def weights_digest(run_dir: str | os.PathLike) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def latent_knn_accuracy(means: np.ndarray, labels: np.ndarray, k: int = 5, seed: int = 0) -> float:
-    """How well digits separate in latent space: k-NN accuracy on the latent means (half fit, half scored)."""
+def latent_knn_accuracy(means: np.ndarray, labels: np.ndarray, k: int = 5, seed: int = 0) -> float | None:
+    """How well digits separate in latent space: k-NN accuracy on the latent means (half fit, half scored).
+    None when the labels cannot measure it: unlabelled images (-1), or too few per class for the stratified
+    halves and k neighbours."""
+    labels = np.asarray(labels)
+    _, counts = np.unique(labels, return_counts=True)
+    if (labels < 0).any() or len(counts) < 2 or counts.min() < 2 or len(labels) < 2 * k:
+        return None
     from sklearn.model_selection import train_test_split  # scikit-learn is slow to import; only this uses it
     from sklearn.neighbors import KNeighborsClassifier
 
@@ -76,7 +97,8 @@ def prior_mismatch_kl(means: np.ndarray, logvars: np.ndarray) -> float:
 
 @torch.inference_mode()
 def latent_metrics(model, held_out: ImageSplit, n: int, seed: int = 0) -> dict[str, Any]:
-    """Class separation (5-NN accuracy), active units and prior mismatch on the first `n` held-out digits."""
+    """Class separation (5-NN accuracy; None for unlabelled images), active units and prior mismatch on the first
+    `n` held-out images."""
     subset = held_out.subset(n)
     encoded = [model.encode(x) for x in subset.as_float().split(1000)]
     means = torch.cat([m for m, _ in encoded]).double().numpy()
@@ -89,22 +111,61 @@ def latent_metrics(model, held_out: ImageSplit, n: int, seed: int = 0) -> dict[s
 HELD_OUT_KEYS = ("bce", "kld", "elbo", "latent_knn_accuracy", "active_units", "prior_mismatch_kl")
 
 
+@dataclass
+class RunData:
+    """The images a VAE run is evaluated on: MNIST's split (`info` None: the study's data, scored as it always
+    was) or the run's own data, rebuilt from its recorded flags."""
+
+    split: str
+    train: ImageSplit | None  # other data only: the floor pool of its FID
+    held_out: ImageSplit
+    info: ImageDatasetInfo | None
+
+    def reference(self) -> ReferenceSet:
+        """Other data's FID reference: its held-out images; floor pool: its train images."""
+        info = self.info.to_dict()
+        return ReferenceSet(name=f"{self.info.name} held-out", images=self.held_out.images,
+                            floor_pool=self.train.images, identity=json.dumps(info, sort_keys=True))
+
+
+def run_data(run_dir: str | os.PathLike) -> RunData:
+    """The held-out images of a run: its training_config.json's data flags rebuilt with
+    `hub_models.image_datasets.training_data` (the whole held-out split, whatever --limit_train_samples was), or,
+    when they name no data (MNIST; runs from before the flags), the MNIST split metrics.json records."""
+    run_dir = Path(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    config_path = run_dir / "training_config.json"
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    if config.get("dataset_name") is None and config.get("train_data_dir") is None:
+        split = metrics.get("split", "study")
+        _, held_out = load_splits(split)
+        return RunData(split, None, held_out, None)
+    train, held_out, info = training_data(argparse.Namespace(**{**config, "limit_train_samples": None}))
+    return RunData(info.split, train, held_out, info)
+
+
 def evaluate_vae_run(run_dir: str | os.PathLike, settings: EvalSettings | None = None,
-                     force: bool = False) -> Evaluation:
+                     force: bool = False, classifier: str | os.PathLike | None = None) -> Evaluation:
     """Evaluate a VAE run folder (or reuse `<run>/evaluation.json` where it is still valid) and write it back.
 
     Reused when the settings match: the held-out metrics (if complete) and the classifier metrics of the prior
     samples. Recomputed: whatever is missing, and the FID when it was measured with another protocol or on other
     weights.
+
+    A run on other data (see `run_data`) is scored on its own held-out images (`settings.fid_reference` names
+    MNIST's sets and is not used for it); its classifier metrics need `classifier`, a classifier trained on that
+    data (default: the run's recorded `--classifier_dir`), and are left out (`{}`) without one.
     """
     settings = settings or EvalSettings()
     run_dir = Path(run_dir)
     old = None if force else Evaluation.read(run_dir, kind="vae")
     same_settings = old is not None and {k: v for k, v in old.settings.items() if k != "version"} == asdict(settings)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    split = metrics.get("split", "study")
+    data = run_data(run_dir)
+    split, held_out_split = data.split, data.held_out
+    mnist = data.info is None
+    if not mnist and classifier is None:
+        classifier = json.loads((run_dir / "training_config.json").read_text()).get("classifier_dir")
     model = None
-    _, held_out_split = load_splits(split)
 
     def model_() -> Any:
         nonlocal model
@@ -115,6 +176,9 @@ def evaluate_vae_run(run_dir: str | os.PathLike, settings: EvalSettings | None =
     held_out: HeldOut | None = old.held_out if same_settings else None
     if held_out is not None and held_out.get("weights") not in (digest, None):  # retrained: nothing is reusable
         held_out, same_settings = None, False
+    dataset = None if mnist else data.info.name  # recorded for other data only: MNIST's files stay as they were
+    if held_out is not None and held_out.get("dataset") != dataset:  # other images: nothing is reusable
+        held_out, same_settings = None, False
     if held_out is None or any(k not in held_out for k in HELD_OUT_KEYS) or held_out.get("split") != split:
         base = {k: v for k, v in (held_out or {}).items() if k in ("n", "bce", "kld", "elbo", "nll", "nll_samples",
                                                                     "nll_n")}
@@ -123,6 +187,8 @@ def evaluate_vae_run(run_dir: str | os.PathLike, settings: EvalSettings | None =
                                nll_limit=settings.nll_images, seed=settings.seed)
         held_out = HeldOut(split=split, **base, **latent_metrics(model_(), held_out_split, settings.latent_points,
                                                                   settings.seed))
+        if dataset is not None:
+            held_out["dataset"] = dataset
     held_out["weights"] = digest
 
     old_point = old.prior if same_settings else None
@@ -132,21 +198,47 @@ def evaluate_vae_run(run_dir: str | os.PathLike, settings: EvalSettings | None =
         point = old_point
     else:
         samples = model_().sample(settings.fid_samples, generator=torch.Generator().manual_seed(settings.seed))
-        fid_result = fid(samples, reference=settings.fid_reference, n_ref=settings.fid_reference_n)
-        classifier = old_point["classifier"] if same_weights and old_point.get("classifier") else \
-            classifier_metrics(samples, reference=settings.fid_reference, n_ref=settings.fid_reference_n)
-        point = vae_point(settings.fid_samples, settings.seed, fid_result, classifier, weights=digest)
+        if mnist:
+            fid_result = fid(samples, reference=settings.fid_reference, n_ref=settings.fid_reference_n)
+            scores = old_point["classifier"] if same_weights and old_point.get("classifier") else \
+                classifier_metrics(samples, reference=settings.fid_reference, n_ref=settings.fid_reference_n)
+        else:
+            fid_result, scores = _other_data_point(samples, data, settings, classifier)
+        point = vae_point(settings.fid_samples, settings.seed, fid_result, scores, weights=digest)
     evaluation = Evaluation(kind="vae", points={point_key(point): point}, held_out=held_out,
                             settings=asdict(settings))
     evaluation.write(run_dir)
     return evaluation
 
 
+def _other_data_point(samples: torch.Tensor, data: RunData, settings: EvalSettings,
+                      classifier: str | os.PathLike | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """FID of prior samples against the run's own held-out images (all of them when fewer than
+    `settings.fid_reference_n`; the floor needs as many train images as samples), and the classifier metrics
+    with a classifier trained on that data (`{}`, said in the log, without one)."""
+    reference = data.reference()
+    n_ref = min(settings.fid_reference_n, len(data.held_out))
+    floor = len(data.train) >= len(samples)
+    if not floor:
+        log("evaluation", f"no FID floor: {data.info.name} has {len(data.train)} train images for "
+                          f"{len(samples)} samples")
+    fid_result = fid(samples, reference=reference, n_ref=n_ref, floor=floor)
+    if classifier is None:
+        log("evaluation", f"classifier metrics left out: the digit classifier is MNIST's, not {data.info.name}'s "
+                          "(train one with training/train_classifier.py on that data and pass it)")
+        return fid_result, {}
+    scores = classifier_metrics(samples, classifier=load_digit_classifier(classifier),
+                                reference=reference if floor else None, n_ref=n_ref)
+    scores["classifier"] = str(classifier)
+    return fid_result, scores
+
+
 @torch.no_grad()
 def conditional_class_accuracy(
     model, per_class: int = 100, seed: int = 0, classifier=None, batch_size: int = 1000
 ) -> dict[str, Any]:
-    """How often the digit classifier reads a conditional VAE's prior samples as the class they were asked for.
+    """How often the digit classifier (or `classifier`, one trained on the VAE's data) reads a conditional VAE's
+    prior samples as the class they were asked for.
 
     `per_class` digits of every class, z ~ N(0, I) drawn with `seed` (class-major order).
 
@@ -158,6 +250,11 @@ def conditional_class_accuracy(
         raise ValueError("class accuracy needs a conditional VAE (config.num_classes > 0)")
     classifier = classifier if classifier is not None else load_digit_classifier()
     k = model.num_classes
+    # Released classifier configs predate the shape fields: they are MNIST's.
+    shape = (getattr(classifier.config, "in_channels", 1), *(2 * [getattr(classifier.config, "sample_size", 28)]))
+    if classifier.config.num_classes != k or shape != tuple(model.image_shape):
+        raise ValueError(f"the classifier takes {classifier.config.num_classes} classes of images {shape}, the VAE "
+                         f"makes {k} classes of {tuple(model.image_shape)}: use one trained on the VAE's data")
     requested = torch.arange(k).repeat_interleave(per_class)
     generator = torch.Generator().manual_seed(seed)
     z = torch.randn((len(requested), model.config.latent_dim), generator=generator).to(model.device, model.dtype)
@@ -235,6 +332,7 @@ def prior_sample_point(
 __all__ = [
     "ACTIVE_UNIT_THRESHOLD",
     "EvalSettings",
+    "RunData",
     "active_units",
     "conditional_class_accuracy",
     "evaluate_vae_run",
@@ -242,5 +340,6 @@ __all__ = [
     "latent_metrics",
     "prior_mismatch_kl",
     "prior_sample_point",
+    "run_data",
     "weights_digest",
 ]

@@ -1,7 +1,9 @@
-"""`UNet2DModel` configurations for 1×28×28 MNIST digits.
+"""`UNet2DModel` configurations, written for 1×28×28 MNIST digits and given any image shape by `shaped_config`.
 
 Every config uses 3 resolution levels (28 → 14 → 7): a 4th level would need 7 → 4 and breaks the skip
-connections at 28×28, which is one of the failings of diffusers' unconditional example on MNIST.
+connections at 28×28, which is one of the failings of diffusers' unconditional example on MNIST. Other data sets
+`sample_size` and `in_channels = out_channels` from the images; the size must halve cleanly at every level
+(`check_sample_size`).
 """
 
 from __future__ import annotations
@@ -73,13 +75,40 @@ def unet_config(name_or_path: str | os.PathLike = "default") -> dict[str, Any]:
     return named_config(name_or_path, UNET_CONFIGS, "UNet")
 
 
-def make_unet(name_or_path: str | os.PathLike = "default") -> UNet2DModel:
-    """A freshly initialised `UNet2DModel` (seed torch before calling for reproducible weights)."""
-    config = unet_config(name_or_path)
+def check_sample_size(config: dict[str, Any], what: str = "sample_size") -> None:
+    """ValueError (one line, with the sizes that work) unless the image size halves cleanly at each of the
+    config's down-sampling levels (`len(block_out_channels) - 1` of them), so the skip connections line up."""
     size = config.get("sample_size", 28)
     levels = len(config["block_out_channels"])
-    if isinstance(size, int) and size % 2 ** (levels - 1):
-        raise ValueError(f"{levels} levels need sample_size divisible by {2 ** (levels - 1)}, got {size}")
+    step = 2 ** (levels - 1)
+    sizes = size if isinstance(size, list | tuple) else (size,)
+    bad = [s for s in sizes if s % step]
+    if bad:
+        near = sorted({max(step, bad[0] // step * step), (bad[0] // step + 1) * step})
+        raise ValueError(f"{what} {bad[0]} does not fit this UNet: its {levels} levels halve the image "
+                         f"{levels - 1} times, so the size must be a multiple of {step} (e.g. "
+                         f"{' or '.join(map(str, near))})")
+
+
+def shaped_config(config: dict[str, Any], channels: int, resolution: int, what: str = "sample_size"
+                  ) -> dict[str, Any]:
+    """`config` for images `(channels, resolution, resolution)`: `sample_size`, `in_channels = out_channels`
+    (the UNet predicts noise of the image's shape); MNIST's (1, 28) leave the named configs as they are. `what`
+    names the size in the error (`check_sample_size`)."""
+    config = {**config, "sample_size": resolution, "in_channels": channels, "out_channels": channels}
+    check_sample_size(config, what)
+    return config
+
+
+def make_unet(name_or_path: str | os.PathLike = "default", *, channels: int | None = None,
+              resolution: int | None = None) -> UNet2DModel:
+    """A freshly initialised `UNet2DModel` (seed torch before calling for reproducible weights), for images of
+    `channels` × `resolution`² when given (default: the config's own shape, 1 × 28² for the named configs)."""
+    config = unet_config(name_or_path)
+    if channels is not None or resolution is not None:
+        config = shaped_config(config, channels or config.get("in_channels", 1),
+                               resolution or config.get("sample_size", 28))
+    check_sample_size(config)
     return UNet2DModel(**config)
 
 
@@ -87,4 +116,4 @@ def count_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["UNET_CONFIGS", "count_parameters", "make_unet", "unet_config"]
+__all__ = ["UNET_CONFIGS", "check_sample_size", "count_parameters", "make_unet", "shaped_config", "unet_config"]

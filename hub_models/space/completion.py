@@ -24,7 +24,7 @@ from hub_models.figures import to_pil
 from hub_models.space.checks import SpaceError, as_float, as_int, as_seed, shown
 from hub_models.space.diffusion import ANY_DIGIT, on_device
 from hub_models.space.reconstruct import DIGIT_SCALE
-from hub_models.space.registry import DDPMEntry, Registry, VAEEntry, classify, unconditional_vaes
+from hub_models.space.registry import DDPMEntry, Registry, VAEEntry, classify, mnist_ddpm, mnist_vaes
 
 HIDE_CHOICES = ("top half", "right half", "bottom half", "left half", "red paint only")
 DEFAULT_HIDE = "top half"
@@ -69,14 +69,29 @@ def _guide_labels(entry: DDPMEntry, digit: Any) -> list[int] | None:
 
 
 def _compare_vae(reg: Registry, vae_name: Any) -> VAEEntry | None:
-    """The VAE shown beside the DDPM: the one named (unconditional), else the first unconditional one, if any."""
-    vaes = unconditional_vaes(reg)
+    """The VAE shown beside the DDPM: the one named (unconditional, of MNIST's digits), else the first such one."""
+    vaes = mnist_vaes(reg)
     if vae_name in (None, ""):
         return reg.vaes[vaes[0]] if vaes else None
     vae = reg.vae(vae_name)
     if vae.conditional:
         raise SpaceError(f"{vae.name} is a conditional VAE: choose one of {', '.join(vaes)} to compare with.")
+    if not vae.mnist_like:
+        raise SpaceError(f"{vae.name} draws {vae.resolution}×{vae.resolution} images of other data: Complete works "
+                         f"on MNIST's 28×28 digits (choose one of {', '.join(vaes) or 'no loaded VAE'}).")
     return vae
+
+
+def completion_ddpm(reg: Registry) -> DDPMEntry:
+    """The DDPM that completes: the default one, or the first of MNIST's digits when the default draws other
+    images (the canvas, halves and test digits are MNIST's)."""
+    entry = reg.require_ddpm()
+    if entry.mnist_like:
+        return entry
+    found = mnist_ddpm(reg)
+    if found is None:
+        raise SpaceError("Complete works on MNIST's 28×28 digits: none of the loaded DDPMs draws them.")
+    return found
 
 
 def complete_digit(reg: Registry, x: torch.Tensor, painted: torch.Tensor | None = None, hide: Any = DEFAULT_HIDE,
@@ -89,7 +104,7 @@ def complete_digit(reg: Registry, x: torch.Tensor, painted: torch.Tensor | None 
     and by the VAE (decode of the masked digit's posterior mean, known pixels pasted back). "denoise": the digit is
     noised for `level`·T forward steps, then the DDPM denoises it from there; the VAE reconstructs the noisy digit.
     `digit` guides a class-conditional DDPM (classifier-free guidance at the default scale)."""
-    entry = reg.require_ddpm()
+    entry = completion_ddpm(reg)
     if not isinstance(mode, str) or mode not in COMPLETE_MODES:
         raise SpaceError(f"Unknown mode {str(mode)[:40]!r}: choose 'complete' or 'denoise'.")
     if not torch.isfinite(x).all():
@@ -130,4 +145,4 @@ def complete_digit(reg: Registry, x: torch.Tensor, painted: torch.Tensor | None 
 
 
 __all__ = ["COMPLETE_MODES", "DEFAULT_HIDE", "DEFAULT_NOISE_LEVEL", "HIDE_CHOICES", "complete_digit",
-           "completion_mask"]
+           "completion_ddpm", "completion_mask"]

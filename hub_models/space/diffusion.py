@@ -51,7 +51,18 @@ DEFAULT_DDPM_STEPS = 10  # one U-Net call per step
 # the classifier-free guidance w (ε = ε_∅ + w·(ε_c − ε_∅): 0 unconditional, 1 the model as trained).
 ANY_DIGIT, EVERY_DIGIT = "any", "0–9 (a row each)"
 DIGIT_CHOICES = (ANY_DIGIT, *map(str, range(10)), EVERY_DIGIT)
+EVERY_CLASS_LABEL = "every class (a row each)"  # what `EVERY_DIGIT` reads as for a model of other classes
 MAX_GUIDANCE = 10.0
+
+
+def class_choices(entry: DDPMEntry | None) -> list[str] | list[tuple[str, str]]:
+    """The class picker of a class-conditional DDPM: MNIST's `DIGIT_CHOICES`, or another dataset's label names
+    (training_config.json) as (name, index) pairs, so requests keep sending indices."""
+    if entry is None or not entry.conditional or entry.mnist_like:
+        return list(DIGIT_CHOICES)
+    names = entry.class_names(num_classes(entry.unet))
+    return [(ANY_DIGIT, ANY_DIGIT), *((name, str(i)) for i, name in enumerate(names)),
+            (EVERY_CLASS_LABEL, EVERY_DIGIT)]
 
 
 def _log(msg: str) -> None:
@@ -88,10 +99,16 @@ class DDPMRequest:
     guidance: float | None
     nrow: int  # grid columns
 
+    names: tuple[str, ...] | None = None  # the classes' names where they are not MNIST's digits
+
     def describe(self) -> str:
         if self.class_labels is None:
             return ""
-        which = "a row per digit" if len(set(self.class_labels)) > 1 else f"digit {self.class_labels[0]}"
+        if self.names is not None:
+            which = ("a row per class" if len(set(self.class_labels)) > 1
+                     else f"class {self.names[self.class_labels[0]]}")
+        else:
+            which = "a row per digit" if len(set(self.class_labels)) > 1 else f"digit {self.class_labels[0]}"
         return f" · {which}, guidance {self.guidance:g}"
 
 
@@ -111,14 +128,17 @@ def ddpm_request(entry: DDPMEntry, sampler: Any = DEFAULT_SAMPLER, steps: Any = 
     if not entry.conditional:
         raise SpaceError("This DDPM is unconditional: it cannot be asked for a digit (choose 'any').")
     classes = num_classes(entry.unet)
+    names = None if entry.mnist_like else entry.class_names(classes)
     if digit == EVERY_DIGIT:
         per = max(1, min(MAX_PER_DIGIT, round(n / classes)))
         labels = [d for d in range(classes) for _ in range(per)]
-        return DDPMRequest(sampler, n_steps, len(labels), seed, labels, w, per)
+        return DDPMRequest(sampler, n_steps, len(labels), seed, labels, w, per, names)
+    if names is not None and isinstance(digit, str) and digit in names:  # a class asked for by its name
+        digit = names.index(digit)
     if isinstance(digit, bool):
         raise SpaceError(f"The digit must be a whole number 0–{classes - 1}, 'any' or '{EVERY_DIGIT}'.")
-    d = as_int(digit, "The digit", 0, classes - 1)
-    return DDPMRequest(sampler, n_steps, n, seed, [d] * n, w, grid_columns(n))
+    d = as_int(digit, "The digit" if names is None else "The class", 0, classes - 1)
+    return DDPMRequest(sampler, n_steps, n, seed, [d] * n, w, grid_columns(n), names)
 
 
 def cpu_precision(unet: torch.nn.Module, setting: str | None = None, repeats: int = 3) -> torch.dtype | None:
@@ -172,7 +192,7 @@ def ddpm_grid(entry: DDPMEntry, sampler: str = DEFAULT_SAMPLER, steps: Any = DEF
     t0 = time.perf_counter()
     images = _sample(entry, req, device)
     return (to_pil(images, nrow=req.nrow, scale=3),
-            f"{req.count} digits, {req.sampler}, {req.steps} steps, seed {req.seed}{req.describe()} "
+            f"{req.count} {entry.noun}, {req.sampler}, {req.steps} steps, seed {req.seed}{req.describe()} "
             f"({time.perf_counter() - t0:.2f} s)")
 
 
@@ -220,8 +240,9 @@ def ddpm_stream(entry: DDPMEntry, sampler: str = DEFAULT_SAMPLER, steps: Any = D
     t0 = time.perf_counter()
     try:
         # A first update at once: the UI shows the run started, and a Stop can close this iterator from now on.
-        yield (to_pil(torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(0)).div(4).add(0.5),
-                      nrow=req.nrow, scale=3), f"denoising {n} digits with {req.sampler}, {n_steps} steps…")
+        noise = torch.randn(n, *entry.shape, generator=torch.Generator().manual_seed(0))  # the model's shape
+        yield (to_pil(noise.div(4).add(0.5), nrow=req.nrow, scale=3),
+               f"denoising {n} {entry.noun} with {req.sampler}, {n_steps} steps…")
         thread.start()
         while True:
             try:
@@ -234,7 +255,7 @@ def ddpm_stream(entry: DDPMEntry, sampler: str = DEFAULT_SAMPLER, steps: Any = D
                        f"step {i}/{total} · {time.perf_counter() - t0:.1f} s · current estimate of x₀")
             elif kind == "done":
                 yield (to_pil(payload, nrow=req.nrow, scale=3),
-                       f"done: {n} digits, {req.sampler}, {total} steps in {time.perf_counter() - t0:.2f} s"
+                       f"done: {n} {entry.noun}, {req.sampler}, {total} steps in {time.perf_counter() - t0:.2f} s"
                        f"{req.describe()}")
                 return
             elif kind == "error":
@@ -247,6 +268,6 @@ def ddpm_stream(entry: DDPMEntry, sampler: str = DEFAULT_SAMPLER, steps: Any = D
             _log("DDPM sampling cancelled")
 
 
-__all__ = ["ANY_DIGIT", "BF16_MIN_SPEEDUP", "DEFAULT_DDPM_STEPS", "DEFAULT_SAMPLER", "DIGIT_CHOICES", "EVERY_DIGIT",
-           "MAX_DDPM_STEPS", "MAX_GUIDANCE", "PRECISION_ENV", "DDPMRequest", "cpu_precision", "ddpm_grid",
-           "ddpm_request", "ddpm_stream", "on_device"]
+__all__ = ["ANY_DIGIT", "BF16_MIN_SPEEDUP", "DEFAULT_DDPM_STEPS", "DEFAULT_SAMPLER", "DIGIT_CHOICES",
+           "EVERY_CLASS_LABEL", "EVERY_DIGIT", "MAX_DDPM_STEPS", "MAX_GUIDANCE", "PRECISION_ENV", "DDPMRequest",
+           "class_choices", "cpu_precision", "ddpm_grid", "ddpm_request", "ddpm_stream", "on_device"]

@@ -11,6 +11,7 @@ from PIL import Image
 
 from hub_models.figures import to_pil
 from hub_models.space.checks import SpaceError, as_int
+from hub_models.space.preprocess import fit_image
 from hub_models.space.registry import VAEEntry, require_unconditional
 
 
@@ -42,6 +43,7 @@ def interpolate(entry: VAEEntry, xa: torch.Tensor, xb: torch.Tensor, steps: Any 
     n = as_int(steps, "The number of steps", 2, 32)
     if mode not in ("lerp", "slerp"):
         raise SpaceError(f"Unknown interpolation {mode!r}: use 'lerp' or 'slerp'.")
+    xa, xb = (fit_image(x, entry.channels, entry.resolution) for x in (xa, xb))  # at the model's own shape
     means, _ = entry.model.encode(torch.cat([xa, xb]))
     path = (lerp if mode == "lerp" else slerp)(means[0], means[1], torch.linspace(0, 1, n))
     strip = torch.cat([xa, entry.model.decode(path), xb])

@@ -63,6 +63,8 @@ def browser_decoder(entry: VAEEntry, max_weights: int = MAX_BROWSER_WEIGHTS) -> 
     "conv_transpose2d", "in", "out", "kernel", "stride", "padding", "output_padding", "weight", "bias"}` with
     weights as base64 float32 in PyTorch's layout; a sigmoid on the last layer gives the pixels."""
     model = entry.model
+    if entry.shape != (1, 28, 28):  # the browser's decoder draws 28×28 grey pixels
+        return None
     if isinstance(model, ConvVAE):
         modules = [model.decoder_input, *model.decoder]
     elif isinstance(model, DenseVAE):
@@ -141,7 +143,9 @@ def _render_map(entry: VAEEntry, dims: tuple[int, int]) -> LatentMap:
         cax = fig.add_axes((0.85, 0.11, 0.03, 0.80))
         fig.colorbar(sc, cax=cax, ticks=range(10)).set_label("digit")
     else:
-        ax.text(0, 0, "no test digits available", ha="center", va="center")
+        # the Space's test digits are MNIST's: a VAE of other images has none to map
+        ax.text(0, 0, "no test digits available" if entry.mnist_like else "no held-out images of this model's data",
+                ha="center", va="center")
     ax.set(xlim=(-limit, limit), ylim=(-limit, limit), xlabel=f"z{dims[0] + 1}", ylabel=f"z{dims[1] + 1}")
     ax.grid(alpha=0.2)
     fig.canvas.draw()

@@ -8,6 +8,10 @@ centre. Ink is bright on a black background.
 dict (`{"path": ...}`) or an ImageEditor/Sketchpad value (`{"background", "layers", "composite"}`) — and
 turns it into an ink map; `to_mnist` normalises that ink map. Both raise `InputImageError` with a message
 meant for a user.
+
+A model of other images (issue 37) gets them as its training data got them instead (`prepare_image`: converted
+to its channels, resized and center-cropped to its resolution, as in diffusers' `train_unconditional.py`), and
+`fit_image` brings an already prepared image to another model's shape.
 """
 
 from __future__ import annotations
@@ -324,12 +328,52 @@ def prepare_digit(source: Any) -> torch.Tensor:
     return torch.from_numpy(to_mnist(decode_image(source)))[None, None]
 
 
+def prepare_image(source: Any, channels: int, resolution: int) -> torch.Tensor:
+    """Any input → `(1, channels, resolution, resolution)` in [0, 1] for a model of other images: converted to grey
+    or RGB, resized (shorter side) and center-cropped like its training data; a drawing's transparent parts are
+    black, as on the canvas."""
+    if channels not in (1, 3):
+        raise InputImageError(f"The model takes {channels} channels; the Space draws 1 (grey) or 3 (RGB).")
+    im = _canvas_image(source)
+    try:
+        im = ImageOps.exif_transpose(im)
+    except Exception:  # broken EXIF must not block the image itself
+        pass
+    im = _reduce(im)
+    if im.mode in ("RGBA", "LA", "PA", "P", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        im = Image.new("RGB", rgba.size, (0, 0, 0))
+        im.paste(rgba, mask=rgba.getchannel("A"))
+    im = im.convert("L" if channels == 1 else "RGB")
+    scale = resolution / min(im.size)
+    im = im.resize((max(resolution, round(im.width * scale)), max(resolution, round(im.height * scale))),
+                   Image.BILINEAR)
+    left, top = (im.width - resolution) // 2, (im.height - resolution) // 2
+    im = im.crop((left, top, left + resolution, top + resolution))
+    arr = np.asarray(im, dtype=np.float32) / 255.0
+    x = torch.from_numpy(arr[None] if channels == 1 else arr.transpose(2, 0, 1).copy())
+    return x[None]
+
+
+def fit_image(x: torch.Tensor, channels: int, resolution: int) -> torch.Tensor:
+    """A prepared image `(N, C, H, W)` in [0, 1] at another model's shape: grey repeated to RGB or RGB averaged to
+    grey, then resized (bilinear, antialiased). Unchanged when it already has that shape."""
+    if x.shape[1] != channels:
+        x = x.repeat(1, channels, 1, 1) if x.shape[1] == 1 else x.mean(1, keepdim=True).repeat(1, channels, 1, 1)
+    if x.shape[-2:] != (resolution, resolution):
+        x = torch.nn.functional.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True,
+                                            align_corners=False).clamp(0, 1)
+    return x
+
+
 __all__ = [
     "MAX_PIXELS",
     "MAX_UPLOAD_BYTES",
     "InputImageError",
     "decode_image",
+    "fit_image",
     "prepare_canvas",
     "prepare_digit",
+    "prepare_image",
     "to_mnist",
 ]

@@ -4,6 +4,7 @@ the calibration digits."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,6 +13,7 @@ from PIL import Image
 from hub_models.figures import to_pil
 from hub_models.models.vae import BetaVAE, bernoulli_bce, kl_to_standard_normal
 from hub_models.space.checks import SpaceError
+from hub_models.space.preprocess import fit_image, prepare_digit, prepare_image
 from hub_models.space.registry import VAEEntry, require_unconditional
 
 DIGIT_SCALE = 10  # 28 px → 280 px, nearest-neighbour
@@ -45,12 +47,23 @@ def anomaly_percentile(entry: VAEEntry, neg_elbo: float) -> float | None:
     return 100.0 * float(np.searchsorted(entry.calibration, neg_elbo, side="left")) / len(entry.calibration)
 
 
+def prepare_for(entries: list[VAEEntry], source: Any) -> torch.Tensor:
+    """A user image prepared for these VAEs: MNIST's digit recipe (`prepare_digit`) when they are all MNIST's,
+    else `prepare_image` at the largest of their shapes (RGB if one is), which `reconstruct` fits to each."""
+    if all(e.mnist_like for e in entries):
+        return prepare_digit(source)
+    channels = max(e.channels for e in entries)
+    return prepare_image(source, channels, max(e.resolution for e in entries))
+
+
 @torch.inference_mode()
 def reconstruct(entry: VAEEntry, x: torch.Tensor) -> Reconstruction:
-    """Reconstruct a prepared digit `(1, 1, 28, 28)` and score it against the test set."""
+    """Reconstruct a prepared digit `(1, 1, 28, 28)` (or image, brought to the model's shape) and score it against
+    the test set."""
     require_unconditional(entry, "reconstructing a digit")
     if not torch.isfinite(x).all():
         raise SpaceError("The digit contains NaN values.")
+    x = fit_image(x, entry.channels, entry.resolution)
     bce, kld, score, mean = negative_elbo(entry.model, x)
     recon = entry.model.decode(mean)
     s = float(score[0])
@@ -58,4 +71,4 @@ def reconstruct(entry: VAEEntry, x: torch.Tensor) -> Reconstruction:
                           float(kld[0]), s, anomaly_percentile(entry, s))
 
 
-__all__ = ["DIGIT_SCALE", "Reconstruction", "anomaly_percentile", "negative_elbo", "reconstruct"]
+__all__ = ["DIGIT_SCALE", "Reconstruction", "anomaly_percentile", "negative_elbo", "prepare_for", "reconstruct"]

@@ -1,5 +1,10 @@
 """The models the Space has loaded (`Registry`, one entry per model) and the lookups every tab shares: a VAE or
-DDPM by name, the VAEs that need no digit, a test digit, the classifier's reading of a digit."""
+DDPM by name, the VAEs that need no digit, a test digit, the classifier's reading of a digit.
+
+A model of another dataset (issue 37) is drawn at its own shape (`channels`, `resolution`: config.json's
+`in_channels` / `sample_size`, MNIST's 1 and 28 where the config predates them) and names its classes with the
+label names its training_config.json records; the MNIST-only parts (test digits, the digit classifier, the
+completion canvas) are for `mnist_like` models alone."""
 
 from __future__ import annotations
 
@@ -26,14 +31,62 @@ class TestDigits:
     labels: np.ndarray  # (N,)
 
 
+MNIST_LABELS = tuple(str(d) for d in range(10))
+
+
+def label_names_of(training_config: dict[str, Any] | None) -> tuple[str, ...] | None:
+    """The class names a run's training_config.json records (`dataset.label_names`), None when it records none
+    (the released MNIST runs)."""
+    dataset = (training_config or {}).get("dataset")
+    names = dataset.get("label_names") if isinstance(dataset, dict) else None
+    return tuple(str(n) for n in names) if isinstance(names, list) and names else None
+
+
+class _Shaped:
+    """What VAE and DDPM entries share about their images: shape, class names, whether they are MNIST's."""
+
+    label_names: tuple[str, ...] | None
+    dataset_name: str | None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.channels, self.resolution, self.resolution
+
+    @property
+    def mnist_like(self) -> bool:
+        """28×28 grey digits of MNIST: the test digits, the digit classifier and the 28×28 canvases apply."""
+        return (self.shape == (1, 28, 28) and self.dataset_name in (None, "ylecun/mnist")
+                and self.label_names in (None, MNIST_LABELS))
+
+    @property
+    def data_title(self) -> str:
+        """The data's name as the page shows it: the Hub id, or "a local image folder" (no local path)."""
+        name = self.dataset_name
+        if name is None:
+            return "MNIST"
+        return "a local image folder" if name.startswith(("/", ".", "~")) or name.count("/") != 1 else name
+
+    @property
+    def noun(self) -> str:
+        """What the model draws, in the status lines and labels: "digits" for MNIST models, else "images"."""
+        return "digits" if self.mnist_like else "images"
+
+    def class_names(self, count: int) -> tuple[str, ...]:
+        """The names of `count` classes: the recorded label names, else "0", "1", … (MNIST's digits)."""
+        names = self.label_names or ()
+        return tuple(names[:count]) if len(names) >= count else tuple(str(i) for i in range(count))
+
+
 @dataclass
-class VAEEntry:
+class VAEEntry(_Shaped):
     name: str
     source: str
     model: BetaVAE
     beta: float | None
     metrics: dict[str, Any]
     evaluation: Evaluation | None = None  # its evaluation.json (FID of prior samples, held-out metrics)
+    label_names: tuple[str, ...] | None = None  # training_config.json's dataset (None: MNIST's digits)
+    dataset_name: str | None = None
     means: np.ndarray | None = None  # (N, latent_dim) posterior means of the test digits
     calibration: np.ndarray | None = None  # sorted −ELBO (nats) of the test digits
     labels: np.ndarray | None = None  # (N,) their digits
@@ -44,6 +97,14 @@ class VAEEntry:
     @property
     def latent_dim(self) -> int:
         return int(self.model.config.latent_dim)
+
+    @property
+    def channels(self) -> int:
+        return int(getattr(self.model.config, "in_channels", 1))
+
+    @property
+    def resolution(self) -> int:
+        return int(getattr(self.model.config, "sample_size", 28))
 
     @property
     def conditional(self) -> bool:
@@ -61,7 +122,7 @@ class VAEEntry:
 
 
 @dataclass
-class DDPMEntry:
+class DDPMEntry(_Shaped):
     name: str
     source: str
     unet: Any
@@ -69,6 +130,17 @@ class DDPMEntry:
     metrics: dict[str, Any]
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # one sampling call at a time
     cpu_dtype: torch.dtype | None = None  # the U-Net's autocast dtype on the CPU (None: fp32), `cpu_precision`
+    label_names: tuple[str, ...] | None = None  # training_config.json's dataset (None: MNIST's digits)
+    dataset_name: str | None = None
+
+    @property
+    def channels(self) -> int:
+        return int(getattr(getattr(self.unet, "config", None), "in_channels", 1))
+
+    @property
+    def resolution(self) -> int:
+        size = getattr(getattr(self.unet, "config", None), "sample_size", 28)
+        return int(size[0] if isinstance(size, (list, tuple)) else size)
 
     @property
     def conditional(self) -> bool:
@@ -153,6 +225,16 @@ def unconditional_vaes(reg: Registry) -> list[str]:
     return [name for name, e in reg.vaes.items() if not e.conditional]
 
 
+def mnist_vaes(reg: Registry) -> list[str]:
+    """The unconditional VAEs of MNIST's 28×28 digits (the completion canvas is MNIST's)."""
+    return [name for name in unconditional_vaes(reg) if reg.vaes[name].mnist_like]
+
+
+def mnist_ddpm(reg: Registry) -> DDPMEntry | None:
+    """The first DDPM of MNIST's 28×28 digits (Complete's canvas is MNIST's), or None."""
+    return next((e for e in reg.ddpms.values() if e.mnist_like), None)
+
+
 def classify(registry: Registry, x: torch.Tensor) -> tuple[int, float] | None:
     if registry.classifier is None:
         return None
@@ -177,5 +259,6 @@ def test_digit(registry: Registry, digit: Any = None, seed: Any = None) -> tuple
     return registry.test.images[idx:idx + 1], int(labels[idx]), idx
 
 
-__all__ = ["DDPMEntry", "Registry", "TestDigits", "VAEEntry", "classify", "require_unconditional", "study_series",
-           "test_digit", "unconditional_vaes", "vae_digit"]
+__all__ = ["MNIST_LABELS", "DDPMEntry", "Registry", "TestDigits", "VAEEntry", "classify", "label_names_of",
+           "mnist_ddpm", "mnist_vaes", "require_unconditional", "study_series", "test_digit", "unconditional_vaes",
+           "vae_digit"]

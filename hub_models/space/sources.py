@@ -35,7 +35,7 @@ from hub_models.space.checks import MAX_LATENT_ABS, SpaceError
 from hub_models.space.diffusion import cpu_precision
 from hub_models.space.latent import latent_map
 from hub_models.space.reconstruct import negative_elbo
-from hub_models.space.registry import DDPMEntry, Registry, TestDigits, VAEEntry
+from hub_models.space.registry import DDPMEntry, Registry, TestDigits, VAEEntry, label_names_of
 
 MODELS_ENV = "GENLAB_MODELS"  # "name=source,..." or "source,...": overrides everything
 MODELS_DIR_ENV = "GENLAB_MODELS_DIR"  # local folders named like the model names win over repo ids
@@ -215,12 +215,21 @@ def _calibrate(entry: VAEEntry, test: TestDigits) -> None:
     entry.limit = float(min(MAX_LATENT_ABS, max(3.0, math.ceil(spread * 1.1))))
 
 
+def _dataset_of(training_config: dict[str, Any] | None) -> tuple[tuple[str, ...] | None, str | None]:
+    """(label names, dataset name) a run's training_config.json records (None, None: MNIST, as released)."""
+    dataset = (training_config or {}).get("dataset")
+    name = dataset.get("name") if isinstance(dataset, dict) else None
+    return label_names_of(training_config), str(name) if name is not None else None
+
+
 def load_vae(reg: Registry, name: str, source: str, files: RepoFiles, hub_kwargs: Mapping[str, Any]) -> None:
-    """The Space's handler for a VAE: its entry, with its β and its released evaluation."""
+    """The Space's handler for a VAE: its entry, with its β, its released evaluation and its data's class names."""
     model = load(source, **hub_kwargs).eval()
     metrics = files.try_json("metrics.json") or {}
-    beta = _beta_of(name, metrics, files.try_json("training_config.json"))
-    reg.vaes[name] = VAEEntry(name, source, model, beta, metrics, read_evaluation(files, "vae"))
+    training_config = files.try_json("training_config.json")
+    beta = _beta_of(name, metrics, training_config)
+    labels, dataset = _dataset_of(training_config)
+    reg.vaes[name] = VAEEntry(name, source, model, beta, metrics, read_evaluation(files, "vae"), labels, dataset)
 
 
 def load_ddpm(reg: Registry, name: str, source: str, files: RepoFiles, hub_kwargs: Mapping[str, Any]) -> None:
@@ -229,8 +238,9 @@ def load_ddpm(reg: Registry, name: str, source: str, files: RepoFiles, hub_kwarg
     # metrics.json is training; the FID comes after, from evaluation.json
     metrics = {**(files.try_json("metrics.json") or {}), **ddpm_evaluation(files)}
     unet = pipeline.unet.eval()
+    labels, dataset = _dataset_of(files.try_json("training_config.json"))
     reg.ddpms[name] = DDPMEntry(name, source, unet, dict(pipeline.scheduler.config), metrics,
-                                cpu_dtype=cpu_precision(unet))
+                                cpu_dtype=cpu_precision(unet), label_names=labels, dataset_name=dataset)
 
 
 def load_classifier(reg: Registry, name: str, source: str, files: RepoFiles, hub_kwargs: Mapping[str, Any]
@@ -270,10 +280,11 @@ def load_registry(sources: Mapping[str, str], calibration_digits: int | None = N
             reg.errors[name] = (str(err) if isinstance(err, SpaceError)
                                 else f"could not load {source} ({type(err).__name__}: {err})")
             _log(reg.errors[name])
-    if reg.vaes and n > 0:
+    # The calibration digits are MNIST's: a VAE of other images gets no anomaly percentile and no latent map.
+    if any(e.mnist_like for e in reg.vaes.values()) and n > 0:
         reg.test = load_test_digits(n)
         if reg.test is not None:
-            for entry in reg.vaes.values():
+            for entry in (e for e in reg.vaes.values() if e.mnist_like):
                 _calibrate(entry, reg.test)
                 latent_map(entry, (0, 1))  # drawn now so the first visitor does not wait
     reg.load_seconds = time.perf_counter() - t0

@@ -122,6 +122,11 @@ def _loop_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hub_model_id", default=None, help="Repo id for --push_to_hub (user/name).")
     parser.add_argument("--hub_private_repo", "--hub_private", dest="hub_private", action="store_true",
                         help="Create the Hub repo as private.")
+    parser.add_argument("--use_fused_adam", action="store_true",
+                        help="torch's fused Adam kernel (a little faster on CPU; other rounding than the default "
+                             "foreach Adam, so off by default).")
+    parser.add_argument("--channels_last", action="store_true",
+                        help="Convolutions in channels-last memory format (faster on some CPUs; other rounding).")
     parser.add_argument("--write_rank_fingerprints", action="store_true",
                         help="Each process writes a hash of its final weights (checks data-parallel sync).")
 
@@ -167,8 +172,8 @@ def add_ddpm_args(parser: argparse.ArgumentParser, model_config_help: str) -> No
                        help="Rescale the β's so the last step has SNR exactly 0 (Lin et al. 2024); needs "
                             "--prediction_type v_prediction or sample.")
     model.add_argument("--class_conditional", action="store_true",
-                       help="Condition on the digit: num_class_embeds = 10 digits + a null class (index 10) for "
-                            "classifier-free guidance.")
+                       help="Condition on the label: num_class_embeds = the data's classes (MNIST: 10 digits) + a "
+                            "null class (the last index) for classifier-free guidance.")
     model.add_argument("--label_dropout", type=probability, default=0.1,
                        help="With --class_conditional: share of labels replaced by the null class in training.")
     optim = parser.add_argument_group("optimisation")

@@ -1,5 +1,6 @@
 """The DDPM trainer: the study's UNet2DModel predicting ε under a cosine schedule over 4000 timesteps, with an EMA
-of the weights, and optionally class-conditional (10 digits + the null class of classifier-free guidance).
+of the weights, and optionally class-conditional (the data's classes, 10 digits for MNIST, + the null class of
+classifier-free guidance). The UNet takes the data's shape (`sample_size`, `in_channels`: MNIST's 1×28×28 by default).
 
 After every epoch the run folder holds a usable pipeline (EMA weights in unet/, raw in unet_non_ema/), a sample
 grid, the loss curve and metrics.json, so a run cut short is still usable. See docs/DDPM.md.
@@ -21,19 +22,50 @@ from torch.utils.data import DataLoader, TensorDataset
 from hub_models.diffusion import DEFAULT_GUIDANCE_SCALE, make_train_scheduler, sample_images, save_pipeline
 from hub_models.diffusion.training import held_out_loss, training_step
 from hub_models.figures import figure_to_pil, plt, save_png, to_pil
+from hub_models.image_datasets import ImageDataError, ImageDatasetInfo
 from hub_models.io import save_pretrained_atomic, write_json_atomic
-from hub_models.models.unet import count_parameters, unet_config
+from hub_models.models.unet import count_parameters, shaped_config, unet_config
 from hub_models.reference import NUM_DIGITS, STUDY_DDPM
 from hub_models.training.progress import logger
 from hub_models.training.trainer import Trainer, TrainState
 
 
-def make_ddpm_unet(model_config: str, class_conditional: bool = False) -> UNet2DModel:
-    """The UNet of `--model_config`; class-conditional: `num_class_embeds` = 10 digits + the null class (index 10,
-    the last), with diffusers' default learned class embedding added to the timestep embedding."""
+def class_count(data_info: ImageDatasetInfo | None) -> int:
+    """How many classes a class-conditional model of this data generates (MNIST's 10 digits when None), or an
+    ImageDataError when the data has no labels."""
+    if data_info is None:
+        return NUM_DIGITS
+    if not data_info.label_names:
+        raise ImageDataError(f"--class_conditional needs labelled images, and {data_info.name} has none (a "
+                             "--train_data_dir takes its labels from one sub-folder per class; a Hub dataset from "
+                             "--label_column)")
+    return len(data_info.label_names)
+
+
+def make_ddpm_unet(model_config: str, class_conditional: bool = False,
+                   data_info: ImageDatasetInfo | None = None) -> UNet2DModel:
+    """The UNet of `--model_config` for `data_info`'s images (`sample_size` = resolution, `in_channels` =
+    `out_channels` = channels; None: the config's own shape, MNIST's 1×28×28); class-conditional:
+    `num_class_embeds` = the data's classes + the null class (the last index: 10 for MNIST's digits), with
+    diffusers' default learned class embedding added to the timestep embedding.
+
+    Raises:
+        ImageDataError: a resolution the UNet's levels cannot halve (the message says which sizes work), or
+            class conditioning on data without labels or with more classes than a given config's embeddings.
+    """
     config = unet_config(model_config)
+    if data_info is not None:
+        try:
+            config = shaped_config(config, data_info.channels, data_info.resolution, what="--resolution")
+        except ValueError as err:
+            raise ImageDataError(f"{err} (UNet '{model_config}', images of {data_info.name})") from None
     if class_conditional:
-        config["num_class_embeds"] = NUM_DIGITS + 1
+        wanted = class_count(data_info) + 1
+        given = config.get("num_class_embeds")
+        if given is not None and given != wanted:  # a JSON config with its own embeddings
+            raise ImageDataError(f"UNet '{model_config}' has num_class_embeds={given}, but the data has "
+                                 f"{wanted - 1} classes (+ the null class = {wanted})")
+        config["num_class_embeds"] = wanted
     return UNet2DModel(**config)
 
 
@@ -72,7 +104,12 @@ class DDPMTrainer(Trainer):
 
     def make_unet(self) -> UNet2DModel:
         """The UNet to train (`LDMTrainer` builds one for its autoencoder's latents instead)."""
-        return make_ddpm_unet(self.args.model_config, self.args.class_conditional)
+        return make_ddpm_unet(self.args.model_config, self.args.class_conditional, self.data_info)
+
+    @property
+    def num_classes(self) -> int:
+        """The classes a class-conditional run generates: the data's (MNIST: 10 digits)."""
+        return class_count(self.data_info)
 
     def make_noise_scheduler(self):
         """The training noise schedule of the flags (its config is saved with the pipeline)."""
@@ -176,7 +213,7 @@ class DDPMTrainer(Trainer):
             "lr_warmup_steps": args.lr_warmup_steps,
             "learning_rate": args.learning_rate,
             "class_conditional": args.class_conditional,
-            **({"num_class_embeds": NUM_DIGITS + 1, "label_dropout": args.label_dropout}
+            **({"num_class_embeds": self.num_classes + 1, "label_dropout": args.label_dropout}
                if args.class_conditional else {}),
             "ema": self.ema_unet is not None,
             "train_loss": last["train_loss"],
@@ -197,21 +234,23 @@ class DDPMTrainer(Trainer):
         })  # fmt: skip
 
     def sample_grid(self, unet: UNet2DModel) -> tuple[Image.Image, int]:
-        """`--num_sample_images` digits in a square grid; class-conditional: one row per digit 0–9 (rounded up to
-        whole rows). Returns (grid, number of digits)."""
-        per_row, num_images, kwargs = grid_layout(self.args)
+        """`--num_sample_images` images in a square grid; class-conditional: one row per class (rounded up to
+        whole rows). Returns (grid, number of images)."""
+        per_row, num_images, kwargs = grid_layout(self.args, self.num_classes if self.args.class_conditional
+                                                  else NUM_DIGITS)
         images = sample_images(unet, self.noise_scheduler.config, self.args.sampler, self.args.sample_steps,
                                num_images, generator=torch.Generator().manual_seed(self.args.seed), **kwargs)
         return to_pil(images, nrow=per_row, scale=3), num_images
 
 
-def grid_layout(args: Any) -> tuple[int, int, dict[str, Any]]:
-    """(digits per row, number of digits, the sampler's label arguments) of a run's sample grid: a square grid of
-    `args.num_sample_images`, or for a class-conditional run one row per digit 0–9, rounded up to whole rows."""
+def grid_layout(args: Any, num_classes: int = NUM_DIGITS) -> tuple[int, int, dict[str, Any]]:
+    """(images per row, number of images, the sampler's label arguments) of a run's sample grid: a square grid of
+    `args.num_sample_images`, or for a class-conditional run one row per class 0 … `num_classes` − 1 (MNIST's
+    digits by default), rounded up to whole rows."""
     if not args.class_conditional:
         return math.ceil(math.sqrt(args.num_sample_images)), args.num_sample_images, {}
-    per_row = math.ceil(args.num_sample_images / NUM_DIGITS)
-    labels = torch.arange(NUM_DIGITS).repeat_interleave(per_row)
+    per_row = math.ceil(args.num_sample_images / num_classes)
+    labels = torch.arange(num_classes).repeat_interleave(per_row)
     return per_row, len(labels), {"class_labels": labels, "guidance_scale": args.guidance_scale}
 
 
@@ -237,4 +276,12 @@ def loss_figure(state: TrainState, steps_per_epoch: int) -> Image.Image:
     return figure_to_pil(fig)
 
 
-__all__ = ["DEFAULT_GUIDANCE_SCALE", "NUM_DIGITS", "DDPMTrainer", "grid_layout", "loss_figure", "make_ddpm_unet"]
+__all__ = [
+    "DEFAULT_GUIDANCE_SCALE",
+    "NUM_DIGITS",
+    "DDPMTrainer",
+    "class_count",
+    "grid_layout",
+    "loss_figure",
+    "make_ddpm_unet",
+]

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from accelerate.utils import broadcast_object_list, set_seed
+from torch.utils.data import DataLoader, TensorDataset
 
 from hub_models.data import MNISTUnavailableError
 from hub_models.hub import push_run
@@ -99,6 +100,57 @@ class TrainState:
         self.epoch_sums = dict(state.get("epoch_sums", {}))
 
 
+class SlicedTensorDataset(TensorDataset):
+    """A `TensorDataset` whose batches are sliced from its tensors in one indexing op per tensor.
+
+    The DataLoader hands `__getitems__` the batch's indices as its (seeded, resumable) sampler drew them, so the
+    batches are the same, in the same order, as per-item indexing + `default_collate` gives; only the 64 Python
+    item lookups and the `torch.stack` per batch are gone. Use it with `collate_fn=keep_batch`.
+    """
+
+    def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return [tensor.index_select(0, index) for tensor in self.tensors]
+
+
+def keep_batch(batch: list[torch.Tensor]) -> list[torch.Tensor]:
+    """collate_fn of a `SlicedTensorDataset`: its batches are already stacked (module-level: workers pickle it)."""
+    return batch
+
+
+def tensor_loader(*tensors: torch.Tensor, batch_size: int, shuffle: bool = True) -> DataLoader:
+    """A DataLoader over in-memory tensors (same first dimension) whose batches are sliced whole
+    (`SlicedTensorDataset`), shuffled by the sampler accelerate's `prepare` seeds per epoch: the batches of
+    `DataLoader(TensorDataset(*tensors), batch_size, shuffle)`, faster."""
+    return DataLoader(SlicedTensorDataset(*tensors), batch_size=batch_size, shuffle=shuffle, drop_last=False,
+                      collate_fn=keep_batch)
+
+
+def use_faster_adam(optimizer: torch.optim.Optimizer, fused: bool = False) -> bool:
+    """Give Adam/AdamW left at their default implementation the multi-tensor (`foreach`) one, which PyTorch picks
+    by default on CUDA but not on the CPU: a few batched ops over all parameters instead of a Python loop over each,
+    with the same arithmetic, so the weights stay bitwise the same (tests/test_vae_speed_paths.py checks).
+    `fused=True`: the fused kernel instead (faster still, but it rounds differently). Returns whether any
+    parameter group was switched."""
+    inner = getattr(optimizer, "optimizer", optimizer)  # accelerate's AcceleratedOptimizer wraps the real one
+    if type(inner) not in (torch.optim.Adam, torch.optim.AdamW):
+        return False
+    switched = False
+    for group in inner.param_groups:
+        if group.get("differentiable") or (group.get("foreach") is not None and not fused):
+            continue  # a choice the trainer made itself
+        if fused:
+            group["foreach"], group["fused"] = None, True
+        elif not group.get("fused"):
+            group["foreach"] = True
+        else:
+            continue
+        switched = True
+    if fused and switched:
+        inner._step_supports_amp_scaling = True  # what Adam(fused=True) sets in its constructor
+    return switched
+
+
 def tracker_config(args: argparse.Namespace) -> dict[str, Any]:
     """The flags as tracker hyper-parameters (tensorboard takes numbers, strings and booleans only)."""
     return {k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in vars(args).items()}
@@ -134,6 +186,10 @@ class Trainer:
     def build(self) -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.utils.data.DataLoader]:
         """The model, its optimizer and the training DataLoader (not yet prepared)."""
         raise NotImplementedError
+
+    def tensor_loader(self, *tensors: torch.Tensor, shuffle: bool = True) -> DataLoader:
+        """`tensor_loader` at --train_batch_size, for `build`."""
+        return tensor_loader(*tensors, batch_size=self.args.train_batch_size, shuffle=shuffle)
 
     def make_lr_scheduler(self, optimizer: torch.optim.Optimizer, max_steps: int) -> Any:
         """A learning-rate scheduler (prepared after the rest, once the number of updates is known) or None."""
@@ -171,7 +227,7 @@ class Trainer:
 
     def describe(self) -> str:
         """One line about the model and the data, logged at the start."""
-        return f"{len(self.train_split):,} train / {len(self.held_out):,} held-out digits"
+        return f"{len(self.train_split):,} train / {len(self.held_out):,} held-out images of {self.data_info.name}"
 
     def fingerprint_modules(self) -> tuple[torch.nn.Module, ...]:
         return (self.unwrapped,)
@@ -196,7 +252,10 @@ class Trainer:
     def setup(self) -> None:
         """Prepare everything with accelerate, register the checkpointed state, resume, write the config."""
         acc, args = self.accelerator, self.args
-        self.model, self.optimizer, self.loader = acc.prepare(*self.build())
+        model, optimizer, loader = self.build()
+        if getattr(args, "channels_last", False):  # opt-in: other conv kernels, other rounding
+            model = model.to(memory_format=torch.channels_last)
+        self.model, self.optimizer, self.loader = acc.prepare(model, optimizer, loader)
         self.steps_per_epoch = updates_per_epoch(len(self.loader), args.gradient_accumulation_steps)  # per process
         self.max_steps = args.max_train_steps or args.num_epochs * self.steps_per_epoch
         # A prepared scheduler steps once per process per update: give it those numbers (as diffusers' examples).
@@ -214,6 +273,8 @@ class Trainer:
         self.start = resume_from(acc, self.output_dir, self._resume_source(), self.steps_per_epoch,
                                  args.gradient_accumulation_steps)
         self.global_step = self.start.global_step
+        # After the resume: a loaded state brings its own param_groups. Fused is opt-in (other rounding).
+        use_faster_adam(self.optimizer, fused=getattr(args, "use_fused_adam", False))
         self.after_resume()
         self.unwrapped = acc.unwrap_model(self.model)
 
@@ -221,6 +282,9 @@ class Trainer:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             write_json_atomic(self.output_dir / "training_config.json", {**vars(args), **self.config_extras()})
             acc.init_trackers(self.name, config=tracker_config(args))
+        # Per-update values go to tensorboard's writer itself, flushed every --log_every updates: accelerate's `log`
+        # flushes on every call, which waits for the writer thread (on a busy CPU, most of what logging costs).
+        self._writer = acc.get_tracker("tensorboard", unwrap=True) if args.logger == "tensorboard" else None
         logger.info(f"{self.describe()}; {self.max_steps} updates ({self.steps_per_epoch}/epoch); "
                     f"{acc.num_processes} process(es) on {acc.device}; mixed precision {acc.mixed_precision}")
         if acc.device.type == "cpu" and acc.mixed_precision == "bf16" and not native_cpu_bf16():
@@ -316,11 +380,22 @@ class Trainer:
             logs = {"train/loss": step_loss, **self.update_logs(step_loss, step_sums)}
             if self.lr_scheduler is not None:
                 logs["train/lr"] = self.lr_scheduler.get_last_lr()[0]
-            acc.log(logs, step=self.global_step)
+            self._track(logs)
             if isinstance(args.checkpointing_steps, int) and self.global_step % args.checkpointing_steps == 0:
                 save_checkpoint(acc, self.output_dir, self.global_step, args.checkpoints_total_limit)
             if self.global_step >= self.max_steps:
                 break
+
+    def _track(self, logs: dict[str, float]) -> None:
+        """One update's tracker values (the same events as `accelerator.log`, without its flush per call)."""
+        writer = getattr(self, "_writer", None)
+        if not hasattr(writer, "add_scalar") or not all(isinstance(v, int | float) for v in logs.values()):
+            self.accelerator.log(logs, step=self.global_step)  # other processes get a blank tracker: no-ops
+            return
+        for key, value in logs.items():
+            writer.add_scalar(key, value, global_step=self.global_step)
+        if self.global_step % self.args.log_every == 0:
+            writer.flush()
 
     def run_summary(self) -> dict[str, Any]:
         """Timing and size numbers every run's metrics.json records."""
@@ -348,4 +423,12 @@ class Trainer:
             raise SystemExit(f"error: {err}") from None
 
 
-__all__ = ["TrainState", "Trainer", "tracker_config"]
+__all__ = [
+    "SlicedTensorDataset",
+    "TrainState",
+    "Trainer",
+    "keep_batch",
+    "tensor_loader",
+    "tracker_config",
+    "use_faster_adam",
+]

@@ -1,9 +1,13 @@
-"""The β-VAE trainer: loss per image = BCE (summed over the 784 pixels) + β·KLD, Adam, the study's recipe.
+"""The β-VAE trainer: loss per image = BCE (summed over the pixels: 784 for MNIST) + β·KLD, Adam, the study's
+recipe.
 
-The model, metrics.json and figures are written when the run finishes (metrics.json marks a finished run for
-`scripts/run_study.py`); history.json is rewritten after every epoch. With `--conditional` the model is a
-conditional VAE (`num_classes=10`): the labels travel with the images, and the run also measures the class
-accuracy of generated digits by requested class and draws the "digit × style" grid.
+MNIST by default; any image data the data flags name (`--dataset_name`, `--train_data_dir`, `--resolution`,
+`--num_channels`) sets the model's `in_channels` and `sample_size`. The model, metrics.json and figures are
+written when the run finishes (metrics.json marks a finished run for `scripts/run_study.py`); history.json is
+rewritten after every epoch. With `--conditional` the model is a conditional VAE with one class per label of the
+data (`num_classes=10` on MNIST): the labels travel with the images, the run draws the "class × style" grid and,
+on MNIST (or with `--classifier_dir`, a classifier trained on that data), measures the class accuracy of
+generated images by requested class.
 """
 
 from __future__ import annotations
@@ -13,16 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from hub_models.data import ImageSplit, uint8_to_unit
 from hub_models.evaluation import vae_metrics
+from hub_models.evaluation.metrics import load_digit_classifier
 from hub_models.evaluation.vae import conditional_class_accuracy
 from hub_models.figures import latent_scatter, manifold_grid, pca_2d, reconstruction_grid, save_png, to_pil
+from hub_models.image_datasets import MNIST_INFO_NAME, ImageDataError, ImageDatasetInfo
 from hub_models.io import optimizer_update, save_pretrained_atomic, write_json_atomic
 from hub_models.models import VAE_CLASSES, VAELoss
 from hub_models.models.vae import Labels
-from hub_models.reference import NUM_DIGITS
 from hub_models.training.args import non_negative_float, positive_int
 from hub_models.training.progress import logger
 from hub_models.training.trainer import Trainer
@@ -82,7 +87,7 @@ def style_grid(model, rows: int = STYLE_ROWS, generator: torch.Generator | None 
     """The "digit × style" grid of a conditional VAE: `rows` latents z ~ N(0, I), each decoded as every class.
 
     Returns:
-        images `(rows * num_classes, 1, 28, 28)`, row-major: row r holds z_r decoded as digits 0..num_classes-1.
+        images `(rows * num_classes, C, H, W)`, row-major: row r holds z_r decoded as classes 0..num_classes-1.
     """
     k = model.num_classes
     z = torch.randn((rows, model.config.latent_dim), generator=generator).to(model.device, model.dtype)
@@ -94,10 +99,21 @@ def _labels(model, split: ImageSplit) -> Labels | None:
     return split.labels if model.is_conditional else None
 
 
+def is_mnist(info: ImageDatasetInfo | None) -> bool:
+    """Whether a run's data is the study's MNIST (None: a run recorded before the data was), the data the shipped
+    digit classifier and the study's figure titles are for."""
+    return info is None or (info.name == MNIST_INFO_NAME and (info.channels, info.resolution) == (1, 28))
+
+
 @torch.no_grad()
-def write_figures(model, held_out: ImageSplit, figures_dir: Path, args: argparse.Namespace) -> None:
+def write_figures(
+    model, held_out: ImageSplit, figures_dir: Path, args: argparse.Namespace, info: ImageDatasetInfo | None = None
+) -> None:
     """Reconstructions, prior samples, and the latent space (scatter + manifold at z=2, PCA above). A conditional
-    VAE draws its samples as columns of digits 0–9 and adds the digit × style grid (no manifold: z is style)."""
+    VAE draws its samples as columns of classes (digits 0–9) and adds the class × style grid (no manifold: z is
+    style). `info`: the data (None: MNIST); other data's scatter is coloured by its label names."""
+    mnist = is_mnist(info)
+    label_names = None if mnist else (info.label_names or [])
     model.eval()
     originals = held_out.subset(32)
     x = originals.as_float().to(model.device)
@@ -125,7 +141,12 @@ def write_figures(model, held_out: ImageSplit, figures_dir: Path, args: argparse
     name = f"{args.arch} VAE, z={args.latent_dim}, β={args.beta:g}" + (", conditional" if model.is_conditional else "")
     if args.latent_dim == 2:
         save_png(
-            latent_scatter(means, labels, title=f"Latent means of test digits — {name}"),
+            latent_scatter(
+                means,
+                labels,
+                title=f"Latent means of {'test digits' if mnist else 'held-out images'} — {name}",
+                label_names=label_names,
+            ),
             figures_dir / "latent_scatter.png",
         )
         if not model.is_conditional:  # a conditional decoder needs a digit: its z alone has no manifold
@@ -139,6 +160,7 @@ def write_figures(model, held_out: ImageSplit, figures_dir: Path, args: argparse
                 title=f"PCA of latent means — {name}",
                 xlabel=f"PC1 ({ratio[0]:.0%})",
                 ylabel=f"PC2 ({ratio[1]:.0%})",
+                label_names=label_names,
             ),
             figures_dir / "latent_pca.png",
         )
@@ -151,16 +173,35 @@ class VAETrainer(Trainer):
 
     def build(self) -> tuple[torch.nn.Module, torch.optim.Optimizer, DataLoader]:
         self.conditional = bool(getattr(self.args, "conditional", False))
-        extra = {"num_classes": NUM_DIGITS} if self.conditional else {}  # unconditional configs stay as released
-        model = VAE_CLASSES[self.args.arch](latent_dim=self.args.latent_dim, **extra)
+        config = self.model_config()
+        try:
+            model = VAE_CLASSES[self.args.arch](latent_dim=self.args.latent_dim, **config)
+        except ValueError as err:  # an image size the architecture cannot take: the user's --resolution
+            raise ImageDataError(
+                f"--arch {self.args.arch} cannot take {config['sample_size']}×{config['sample_size']} images: {err}; "
+                "pass --resolution with one of those"
+            ) from None
         optimizer = torch.optim.Adam(model.parameters(), lr=self.args.learning_rate)
         # uint8 tensors stay in memory; batches are converted to floats on the device, never per item through PIL.
         tensors = (self.train_split.images, self.train_split.labels) if self.conditional else (self.train_split.images,)
-        loader = DataLoader(
-            TensorDataset(*tensors), batch_size=self.args.train_batch_size, shuffle=True, drop_last=False
-        )
+        loader = self.tensor_loader(*tensors)  # batches sliced whole, in the seeded sampler's order
         self.beta = self.args.beta
         return model, optimizer, loader
+
+    def model_config(self) -> dict[str, Any]:
+        """What the data sets in the model's config: its image shape and, with --conditional, one class per label
+        name (MNIST: 1×28×28, 10 classes: the study's configs). An ImageDataError (one line, nothing written)
+        when the data cannot give them."""
+        info = self.data_info
+        config: dict[str, Any] = {"in_channels": info.channels, "sample_size": info.resolution}
+        if self.conditional:
+            if not info.label_names:
+                raise ImageDataError(
+                    f"--conditional needs labelled images, and {info.name} has none (give --train_data_dir one "
+                    "sub-folder per class, or --label_column for a Hub dataset), or drop --conditional"
+                )
+            config["num_classes"] = len(info.label_names)
+        return config
 
     def describe(self) -> str:
         kind = "conditional " if self.conditional else ""
@@ -220,7 +261,7 @@ class VAETrainer(Trainer):
     def write_final(self) -> dict[str, Any]:
         args, model = self.args, self.unwrapped
         save_pretrained_atomic(model, self.output_dir)
-        write_figures(model, self.held_out, self.output_dir / "figures", args)
+        write_figures(model, self.held_out, self.output_dir / "figures", args, self.data_info)
         last = self.state.history[-1]
         metrics = {
             "model": "vae",
@@ -235,11 +276,21 @@ class VAETrainer(Trainer):
             "epochs": self.num_epochs,
             **self.run_summary(),
         }
-        if self.conditional:
+        classifier = getattr(args, "classifier_dir", None)
+        if self.conditional and (classifier is not None or is_mnist(self.data_info)):
             metrics["conditional"] = conditional_class_accuracy(
-                model, per_class=args.class_accuracy_samples, seed=args.seed
+                model,
+                per_class=args.class_accuracy_samples,
+                seed=args.seed,
+                classifier=load_digit_classifier(classifier) if classifier is not None else None,
             )
-            logger.info(f"class accuracy of generated digits: {metrics['conditional']['accuracy']:.1%}")
+            what = "digits" if is_mnist(self.data_info) else "images"
+            logger.info(f"class accuracy of generated {what}: {metrics['conditional']['accuracy']:.1%}")
+        elif self.conditional:
+            logger.info(
+                f"class accuracy left out: the shipped digit classifier is for MNIST, not {self.data_info.name} "
+                "(train one with training/train_classifier.py and pass --classifier_dir)"
+            )
         write_json_atomic(self.output_dir / "metrics.json", metrics)
         logger.info(f"Saved the model, metrics.json and figures to {self.output_dir}")
         return metrics

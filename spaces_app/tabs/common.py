@@ -23,7 +23,7 @@ from hub_models.figures import to_pil
 from hub_models.space.checks import SpaceError
 from hub_models.space.preprocess import InputImageError
 from hub_models.space.reconstruct import DIGIT_SCALE
-from hub_models.space.registry import Registry
+from hub_models.space.registry import Registry, VAEEntry
 
 GPU_DURATION = 120  # seconds a ZeroGPU call may hold the GPU: 64 digits × 1000 steps fit
 DIGITS = [str(d) for d in range(10)]
@@ -111,6 +111,13 @@ def editor_value(x: torch.Tensor) -> dict[str, Any]:
     return {"background": im, "layers": [], "composite": im}
 
 
+def vae_class_choices(entry: VAEEntry | None) -> list[str] | list[tuple[str, str]]:
+    """A conditional VAE's class picker: MNIST's digits, or the label names of its data as (name, index) pairs."""
+    if entry is None or not entry.conditional or entry.mnist_like:
+        return DIGITS
+    return [(name, str(i)) for i, name in enumerate(entry.class_names(entry.model.num_classes))]
+
+
 def vae_choices(reg: Registry, unconditional: bool = False) -> list[tuple[str, str]]:
     """Every VAE (Generate, the latent explorer), or those that need no digit (Reconstruct, Interpolate)."""
     return [(e.label, e.name) for e in reg.vaes.values() if not (unconditional and e.conditional)]
@@ -127,5 +134,5 @@ def ddpm_missing(reg: Registry) -> str:
 
 
 __all__ = ["DIGITS", "GPU_DURATION", "blank_canvas", "ddpm_missing", "editor_value", "gpu",
-           "uploads_only", "user_errors", "vae_choices", "vae_missing",
+           "uploads_only", "user_errors", "vae_choices", "vae_class_choices", "vae_missing",
            "white_brush"]

@@ -18,7 +18,7 @@ from hub_models.space.completion import (
 )
 from hub_models.space.diffusion import ANY_DIGIT
 from hub_models.space.preprocess import prepare_canvas
-from hub_models.space.registry import Registry, test_digit, unconditional_vaes
+from hub_models.space.registry import Registry, mnist_ddpm, mnist_vaes, test_digit
 from tabs.common import DIGITS, blank_canvas, ddpm_missing, editor_value, gpu, uploads_only, user_errors, vae_choices
 
 FIRST_DIGIT = 2  # the test digit a first visit shows, its top half hidden
@@ -26,7 +26,7 @@ FIRST_DIGIT = 2  # the test digit a first visit shows, its top half hidden
 
 def first_visit(reg: Registry) -> tuple | None:
     """(editor value, input as the DDPM sees it, DDPM result, VAE result, status) with the tab's defaults."""
-    if reg.ddpm is None or reg.test is None:
+    if mnist_ddpm(reg) is None or reg.test is None:  # the canvas and the test digits are MNIST's
         return None
     x, label, idx = test_digit(reg, FIRST_DIGIT, 0)
     shown, ddpm, vae, status = complete_digit(reg, x)
@@ -35,7 +35,7 @@ def first_visit(reg: Registry) -> tuple | None:
 
 
 def _controls(reg: Registry, w: SimpleNamespace, editor_value_: Any) -> None:
-    plain = unconditional_vaes(reg)
+    plain = mnist_vaes(reg)
     w.editor = gr.ImageEditor(
         editor_value_, label="digit (white: ink · red: the part to complete)", type="filepath",
         canvas_size=(280, 280), fixed_canvas=True, sources=["upload", "clipboard"], image_mode="RGBA", layers=False,
@@ -50,10 +50,12 @@ def _controls(reg: Registry, w: SimpleNamespace, editor_value_: Any) -> None:
     w.level = gr.Slider(0, 1, value=DEFAULT_NOISE_LEVEL, step=0.05, label="noise level",
                         info="denoise: the share of the T diffusion steps of noise added")
     with gr.Row():
-        w.vae = gr.Dropdown(vae_choices(reg, unconditional=True), value=plain[0] if plain else None,
+        w.vae = gr.Dropdown([c for c in vae_choices(reg, unconditional=True) if c[1] in plain],
+                            value=plain[0] if plain else None,
                             label="VAE to compare")
         w.seed = gr.Number(0, precision=0, minimum=0, label="seed")
-    conditional = reg.ddpm is not None and reg.ddpm.conditional
+    ddpm = mnist_ddpm(reg) or reg.ddpm  # the DDPM that completes (hub_models.space.completion.completion_ddpm)
+    conditional = ddpm is not None and ddpm.conditional
     w.digit = gr.Dropdown([ANY_DIGIT, *DIGITS], value=ANY_DIGIT, label="guide to digit", visible=conditional,
                           elem_id="complete-digit", info="a class-conditional DDPM: complete towards this digit")
     w.button = gr.Button("Complete", variant="primary", interactive=reg.ddpm is not None, elem_id="complete-run")

@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from hub_models.diffusion.sampling import DEFAULT_GUIDANCE_SCALE, SAMPLERS
+from hub_models.diffusion.sampling import DEFAULT_GUIDANCE_SCALE, SAMPLERS, num_classes
 from hub_models.io import compute_device
 from hub_models.space import diffusion
 from hub_models.space.checks import DEFAULT_COUNT, MAX_IMAGES
@@ -15,10 +15,10 @@ from hub_models.space.diffusion import (
     ANY_DIGIT,
     DEFAULT_DDPM_STEPS,
     DEFAULT_SAMPLER,
-    DIGIT_CHOICES,
     EVERY_DIGIT,
     MAX_DDPM_STEPS,
     MAX_GUIDANCE,
+    class_choices,
     ddpm_grid,
 )
 from hub_models.space.latent import vae_generate as vae_grid
@@ -31,6 +31,16 @@ def ddpm_default_digit(entry: DDPMEntry | None) -> str:
     return EVERY_DIGIT if entry is not None and entry.conditional else ANY_DIGIT
 
 
+def initial_class_choices(reg: Registry) -> list:
+    """The default DDPM's class picker, plus the class indices only another loaded DDPM has: the server checks API
+    values against the picker it was built with, whichever model a request names."""
+    choices = class_choices(reg.ddpm)
+    values = {c[1] if isinstance(c, tuple) else c for c in choices}
+    extra = sorted({i for e in reg.ddpms.values() if e.conditional for i in range(num_classes(e.unet))
+                    if str(i) not in values})
+    return choices + [(str(i), str(i)) for i in extra] if extra else choices
+
+
 def first_visit(reg: Registry) -> dict[str, Any]:
     """The VAE grid and the DDPM grid with the tab's default settings (pressing Generate gives the same)."""
     out: dict[str, Any] = {}
@@ -38,7 +48,8 @@ def first_visit(reg: Registry) -> dict[str, Any]:
         out["vae_grid"] = vae_grid(next(iter(reg.vaes.values())), DEFAULT_COUNT, 0)
     if reg.ddpm is not None:
         image, status = ddpm_grid(reg.ddpm, digit=ddpm_default_digit(reg.ddpm), guidance=reg.ddpm.default_guidance)
-        out["ddpm"] = (image, f"Made at start-up: {status}. Change the seed and press **Generate** for new digits.")
+        out["ddpm"] = (image, f"Made at start-up: {status}. Change the seed and press **Generate** for new "
+                              f"{reg.ddpm.noun}.")
     return out
 
 
@@ -76,7 +87,8 @@ def _ddpm_column(reg: Registry, first: dict[str, Any]) -> None:
         seed = gr.Number(0, precision=0, minimum=0, label="seed")
     conditional = reg.ddpm is not None and reg.ddpm.conditional
     with gr.Row():  # a class-conditional DDPM: which digit, how strongly
-        digit = gr.Dropdown(list(DIGIT_CHOICES), value=ddpm_default_digit(reg.ddpm), label="digit",
+        # MNIST's digits, or the label names of the model's data (training_config.json)
+        digit = gr.Dropdown(initial_class_choices(reg), value=ddpm_default_digit(reg.ddpm), label="digit",
                             elem_id="ddpm-digit", visible=conditional,
                             info="one digit, a row per digit, or any (unconditional)")
         w0 = reg.ddpm.default_guidance if reg.ddpm is not None else DEFAULT_GUIDANCE_SCALE
@@ -110,7 +122,8 @@ def _ddpm_column(reg: Registry, first: dict[str, Any]) -> None:
     @user_errors
     def select_ddpm(name):
         entry = reg.require_ddpm(name)
-        return (gr.Dropdown(value=ddpm_default_digit(entry), visible=entry.conditional),
+        return (gr.Dropdown(choices=class_choices(entry), value=ddpm_default_digit(entry), visible=entry.conditional,
+                            label="digit" if entry.mnist_like else "class"),
                 gr.Slider(value=entry.default_guidance, visible=entry.conditional))
 
     model.change(select_ddpm, model, [digit, guidance], api_visibility="private")
@@ -126,4 +139,4 @@ def build(reg: Registry, first: dict[str, Any]) -> None:
                 _ddpm_column(reg, first)
 
 
-__all__ = ["build", "ddpm_default_digit", "first_visit"]
+__all__ = ["build", "ddpm_default_digit", "first_visit", "initial_class_choices"]

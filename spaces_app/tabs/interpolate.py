@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 from hub_models.space.interpolate import interpolate
-from hub_models.space.preprocess import InputImageError, prepare_digit
+from hub_models.space.preprocess import InputImageError
+from hub_models.space.reconstruct import prepare_for
 from hub_models.space.registry import Registry, VAEEntry, test_digit, unconditional_vaes
 from tabs.common import (
     DIGITS,
@@ -80,16 +81,17 @@ def _wire(reg: Registry, w: SimpleNamespace) -> None:
     @user_errors
     def interpolate_digits(a, b, name, steps):
         entry = reg.vae(name)
-        return strips(entry, prepare_digit(uploads_only(a)), prepare_digit(uploads_only(b)), steps)
+        return strips(entry, prepare_for([entry], uploads_only(a)), prepare_for([entry], uploads_only(b)), steps)
 
     @user_errors
     def interpolate_if_ready(a, b, name, steps):
         """After a pick: interpolate once both sides hold a digit, silently wait otherwise."""
+        entry = reg.vae(name)
         try:
-            xa, xb = prepare_digit(uploads_only(a)), prepare_digit(uploads_only(b))
+            xa, xb = prepare_for([entry], uploads_only(a)), prepare_for([entry], uploads_only(b))
         except InputImageError:
             return gr.skip(), gr.skip()
-        return strips(reg.vae(name), xa, xb, steps)
+        return strips(entry, xa, xb, steps)
 
     @user_errors
     def pick_test(digit):

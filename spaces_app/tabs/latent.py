@@ -15,7 +15,7 @@ from hub_models.space.latent import browser_decoder as decoder_data
 from hub_models.space.latent import check_dims, latent_grid, latent_map
 from hub_models.space.latent import decode_latent as decode
 from hub_models.space.registry import Registry, VAEEntry
-from tabs.common import DIGITS, user_errors, vae_choices, vae_missing
+from tabs.common import user_errors, vae_choices, vae_class_choices, vae_missing
 
 MAX_SLIDERS = 8
 DECODE_BATCH = 32  # slider requests waiting in the queue are decoded in one call (one session state per batch)
@@ -51,7 +51,7 @@ def _layout(reg: Registry, first_view: tuple | None) -> SimpleNamespace:
         w.dim_x = gr.Dropdown(dim_names, value="z1", label="map x", visible=show_dims)
         w.dim_y = gr.Dropdown(dim_names, value="z2", label="map y", visible=show_dims)
         # A conditional VAE decodes z as a chosen digit: the sliders then move the style within it.
-        w.digit_class = gr.Dropdown(DIGITS, value="0", label="digit",
+        w.digit_class = gr.Dropdown(vae_class_choices(first), value="0", label="digit",
                                     visible=first is not None and first.conditional, elem_id="latent-class",
                                     info="conditional VAE: the sliders move the style of this digit")
     first_digit, first_map, first_grid = first_view or (None, None, None)
@@ -105,7 +105,7 @@ def _slider_handlers(reg: Registry, n: int) -> SimpleNamespace:
         return (*slider_updates,
                 gr.Dropdown(choices=dim_choices, value="z1", visible=show),
                 gr.Dropdown(choices=dim_choices, value="z2", visible=show),
-                gr.Dropdown(visible=entry.conditional),
+                gr.Dropdown(choices=vae_class_choices(entry), visible=entry.conditional),
                 decode(entry, zero, digit),
                 latent_map(entry, (0, 1)).with_marker(torch.zeros(entry.latent_dim)),
                 latent_grid(entry, zero, (0, 1), digit=digit))

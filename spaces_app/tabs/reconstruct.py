@@ -13,8 +13,8 @@ import torch
 
 from hub_models.figures import to_pil
 from hub_models.space.checks import SpaceError
-from hub_models.space.preprocess import EMPTY_MESSAGE, InputImageError, prepare_digit
-from hub_models.space.reconstruct import DIGIT_SCALE, reconstruct
+from hub_models.space.preprocess import EMPTY_MESSAGE, InputImageError
+from hub_models.space.reconstruct import DIGIT_SCALE, prepare_for, reconstruct
 from hub_models.space.registry import Registry, classify, study_series, test_digit, unconditional_vaes
 from tabs.common import DIGITS, blank_canvas, uploads_only, user_errors, vae_choices, vae_missing, white_brush
 
@@ -23,20 +23,36 @@ EXAMPLES = ("drawn_4.png", "photo_7.jpg", "inverted_2.png")  # a drawn 4, a phot
 FIRST_DIGIT = 7  # the test digit a first visit shows
 
 
-def reconstruction_outputs(reg: Registry, x: torch.Tensor, names: Any, label: str = "") -> tuple:
-    """(prepared input, label, gallery, scores table, state) of the tab for a prepared digit."""
+def chosen_vaes(reg: Registry, names: Any) -> list[str]:
+    """The chosen model names (strings only), or a SpaceError when there are none or one is unknown."""
     names = [n for n in (names or []) if isinstance(n, str)]
     if not names:
         raise SpaceError("Choose at least one model.")
+    for name in names:
+        reg.vae(name)
+    return names
+
+
+def _state(x: torch.Tensor) -> list:
+    """The prepared input as the tab keeps it: (28, 28) for a grey digit (as always), (C, H, W) otherwise."""
+    return x[0, 0].numpy().tolist() if x.shape[1] == 1 else x[0].numpy().tolist()
+
+
+def reconstruction_outputs(reg: Registry, x: torch.Tensor, names: Any, label: str = "") -> tuple:
+    """(prepared input, label, gallery, scores table, state) of the tab for a prepared digit (or image: each
+    model gets it at its own shape)."""
+    names = chosen_vaes(reg, names)
     results = [reconstruct(reg.vae(n), x) for n in names]
     gallery = [(r.image, r.name.removeprefix("vae-")
                 + ("" if r.percentile is None else f" · {r.percentile:.0f}th pct")) for r in results]
     table = [[r.name, round(r.bce, 2), round(r.kld, 2), round(r.neg_elbo, 2),
               "n/a" if r.percentile is None else round(r.percentile, 1)] for r in results]
-    guess = classify(reg, x)
+    # the digit classifier reads MNIST digits only: not shown for models of other data
+    mnist = all(reg.vae(n).mnist_like for n in names) and tuple(x.shape[1:]) == (1, 28, 28)
+    guess = classify(reg, x) if mnist else None
     if guess is not None:
         label += f"{' · ' if label else ''}the digit classifier reads **{guess[0]}** ({guess[1]:.0%})"
-    return (to_pil(x, nrow=1, padding=0, scale=DIGIT_SCALE), label, gallery, table, x[0, 0].numpy().tolist())
+    return (to_pil(x, nrow=1, padding=0, scale=DIGIT_SCALE), label, gallery, table, _state(x))
 
 
 def first_visit(reg: Registry) -> tuple | None:
@@ -93,23 +109,31 @@ def _layout(reg: Registry, first: tuple | None) -> SimpleNamespace:
 def _wire(reg: Registry, w: SimpleNamespace) -> None:
     nothing = (gr.skip(),) * 5
 
+    def prepare(value, names) -> torch.Tensor:
+        """The input prepared for the chosen models (MNIST's recipe for MNIST models, else their shape); the
+        names are checked after, as before, so that a blank canvas still changes nothing."""
+        entries = [reg.vaes[n] for n in (names or []) if isinstance(n, str) and n in reg.vaes]
+        return prepare_for(entries, uploads_only(value))
+
     @user_errors
     def reconstruct_drawing(value, names):
         try:
-            x = prepare_digit(uploads_only(value))
+            x = prepare(value, names)
         except InputImageError as err:
             if str(err) == EMPTY_MESSAGE:
                 # The Sketchpad reports its blank canvas too (on load, after clearing): nothing was drawn, so
                 # nothing changes (the last result stays, and a first visit keeps its example).
                 return nothing
             raise
+        if float(x.max()) < 0.05:  # a blank canvas prepared for a model of other images: nothing drawn either
+            return nothing
         return reconstruction_outputs(reg, x, names)
 
     @user_errors
     def reconstruct_upload(value, names):
         if value is None:  # the upload was cleared
             return nothing
-        return reconstruction_outputs(reg, prepare_digit(uploads_only(value)), names)
+        return reconstruction_outputs(reg, prepare(value, names), names)
 
     @user_errors
     def reconstruct_test_digit(digit, names, seed=None):
@@ -121,8 +145,8 @@ def _wire(reg: Registry, w: SimpleNamespace) -> None:
     def reconstruct_again(state, names):
         if state is None:
             return gr.skip()
-        x = torch.tensor(np.asarray(state, dtype=np.float32))[None, None]
-        return reconstruction_outputs(reg, x, names)
+        x = torch.tensor(np.asarray(state, dtype=np.float32))
+        return reconstruction_outputs(reg, x[None, None] if x.ndim == 2 else x[None], names)
 
     outputs = [w.input, w.label, w.gallery, w.table, w.state]
     # The Sketchpad reports strokes through `input` (its `change` does not fire on drawing).

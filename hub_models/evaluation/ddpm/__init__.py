@@ -6,7 +6,9 @@ weights' digest, so more training invalidates it and nothing else does.
 
 One module per concern: `point` (how a point samples), `chunks` (its digits and features on disk), `scoring`
 (FID, timing, the cache), `protocol` (docs/lab/PROTOCOL.md's sweep and choices), `summary` (what a run's evaluation
-says), `plots`, `diagnostics` (ε-error by timestep) and `runner` (what `scripts/evaluate_ddpm.py` runs).
+says), `plots`, `diagnostics` (ε-error by timestep), `run_data` (the reference and classifier of a run on other
+data than MNIST: its own held-out images, a classifier of that data) and `runner` (what `scripts/evaluate_ddpm.py`
+runs).
 """
 
 from hub_models.evaluation.ddpm.chunks import (
@@ -28,6 +30,7 @@ from hub_models.evaluation.ddpm.point import (
     is_conditional_run,
     point_sampler,
     requested_labels,
+    run_num_classes,
     weights_digest,
 )
 from hub_models.evaluation.ddpm.protocol import (
@@ -44,6 +47,14 @@ from hub_models.evaluation.ddpm.protocol import (
     select_point,
     sweep_points,
     sweep_results,
+)
+from hub_models.evaluation.ddpm.run_data import (
+    RUN_REFERENCE,
+    references,
+    run_classifier,
+    run_data,
+    run_dataset,
+    scoring_reference,
 )
 from hub_models.evaluation.ddpm.scoring import (
     current_points,
@@ -66,6 +77,7 @@ __all__ = [
     "PROTOCOL_SWEEP_PRECISION",
     "PROTOCOL_TIE",
     "RESUMABLE_SAMPLERS",
+    "RUN_REFERENCE",
     "SAMPLED_ON_FILE",
     "SWEEP_STEPS",
     "Point",
@@ -84,10 +96,16 @@ __all__ = [
     "missing_sweep_points",
     "point_sampler",
     "protocol_reruns",
+    "references",
     "requested_labels",
     "retime_points",
+    "run_classifier",
+    "run_data",
+    "run_dataset",
+    "run_num_classes",
     "sampled_on",
     "sampling_device",
+    "scoring_reference",
     "seconds_per_16",
     "select_guidance",
     "select_point",

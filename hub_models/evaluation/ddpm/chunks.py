@@ -29,7 +29,8 @@ SAMPLED_ON_FILE = "sampled_on.json"  # beside a point's chunks: chunk file → t
 
 def generate(run_dir: str | os.PathLike, point: Point, batch_size: int = 500,
              log: Callable[[str], None] = print, results_dir: str | os.PathLike | None = None) -> torch.Tensor:
-    """`point.num_samples` digits as uint8 `(N, 28, 28)`; chunks already on disk are reused (resumable).
+    """`point.num_samples` images as uint8 `(N, H, W)` (grey: MNIST's `(N, 28, 28)`) or `(N, 3, H, W)` (RGB);
+    chunks already on disk are reused (resumable).
 
     Chunk i is drawn with seed `point.seed * 1_000_003 + i`, so the digits do not depend on how often the
     evaluation was interrupted; a long chunk of a stateless sampler also saves its progress every few minutes

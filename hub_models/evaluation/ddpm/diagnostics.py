@@ -24,7 +24,7 @@ def epsilon_error_by_timestep(unet: UNet2DModel, scheduler_config: Mapping[str, 
     model's error sits (the held-out loss is its average over uniform t). ε-prediction UNets only.
 
     Args:
-        images: uint8 digits `(N, 28, 28)` (held-out ones: the model never saw them).
+        images: uint8 images `(N, 28, 28)` (MNIST) or `(N, C, H, W)` (held-out ones: the model never saw them).
         timesteps: the training timesteps to score (0 = almost clean, T-1 = pure noise).
         autocast_dtype: run the UNet under `torch.autocast` with this dtype, as sampling does.
     """
@@ -32,7 +32,7 @@ def epsilon_error_by_timestep(unet: UNet2DModel, scheduler_config: Mapping[str, 
     if noise_scheduler.config.prediction_type != "epsilon":
         raise ValueError(f"ε-error needs an ε-prediction UNet, not {noise_scheduler.config.prediction_type!r}")
     device = unet.device
-    x0 = images.unsqueeze(1).float().div(127.5).sub(1.0)
+    x0 = (images.unsqueeze(1) if images.ndim == 3 else images).float().div(127.5).sub(1.0)
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
     errors = {}
     for t in timesteps:

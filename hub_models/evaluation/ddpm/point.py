@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 from hub_models.diffusion.latent import is_latent_run, load_latent_pipeline
 from hub_models.diffusion.pipeline import load_ddpm
-from hub_models.diffusion.sampling import make_scheduler, sample_images
+from hub_models.diffusion.sampling import make_scheduler, num_classes, sample_images
 from hub_models.io import (
     compute_device,
     no_tf32,
@@ -46,8 +46,8 @@ class Point:
     # Sampler settings changed from the library's (`make_scheduler(sampler, config, **overrides)`), as
     # ((name, value), ...): the sampler study varies one at a time. Empty for every ordinary point.
     overrides: tuple[tuple[str, Any], ...] = ()
-    # A class-conditional model: w of classifier-free guidance. Its digits are requested in balanced classes
-    # (digit i of the N is class i mod 10, `requested_labels`). None for an unconditional model.
+    # A class-conditional model: w of classifier-free guidance. Its images are requested in balanced classes
+    # (image i of the N is class i mod the number of classes, `requested_labels`). None for an unconditional model.
     guidance_scale: float | None = None
 
     def __post_init__(self) -> None:
@@ -61,16 +61,16 @@ class Point:
         key = key if self.guidance_scale is None else f"{key}-w{self.guidance_scale:g}"
         return key + "".join(f"-{name}={value}" for name, value in self.overrides)
 
-    def labels(self, num_images: int, first: int = 0) -> dict[str, Any]:
-        """The sampler's label arguments for digits `first … first + num_images − 1` of the N (none when
-        unconditional)."""
+    def labels(self, num_images: int, first: int = 0, classes: int = NUM_DIGITS) -> dict[str, Any]:
+        """The sampler's label arguments for images `first … first + num_images − 1` of the N, of a model with
+        `classes` classes (none when unconditional)."""
         if self.guidance_scale is None:
             return {}
-        return {"class_labels": requested_labels(num_images, first), "guidance_scale": self.guidance_scale}
+        return {"class_labels": requested_labels(num_images, first, classes), "guidance_scale": self.guidance_scale}
 
     def sample(self, unet: UNet2DModel, scheduler_config: Mapping[str, Any], num_images: int,
                seed: int, first: int = 0, progress: str | os.PathLike | None = None) -> torch.Tensor:
-        """`num_images` digits `(N, 1, 28, 28)` in [0, 1] the way this point samples them, from `seed`; `first`:
+        """`num_images` images `(N, C, H, W)` in [0, 1] the way this point samples them, from `seed`; `first`:
         where they start in the N (which classes a conditional point requests); `progress`: a file where a
         `RESUMABLE_SAMPLERS` run saves its state every `CHECKPOINT_SECONDS` and resumes from (same digits)."""
         sampler = make_scheduler(self.sampler, scheduler_config, **dict(self.overrides)) if self.overrides \
@@ -80,7 +80,7 @@ class Point:
         with torch.inference_mode(), no_tf32():
             return sample_images(unet, scheduler_config, sampler, self.steps, num_images, generator=generator,
                                  autocast_dtype=PRECISIONS[self.precision], **resume,
-                                 **self.labels(num_images, first))
+                                 **self.labels(num_images, first, _classes(unet)))
 
 
 def _resume(path: Path, generator: torch.Generator) -> dict[str, Any]:
@@ -105,9 +105,15 @@ def _resume(path: Path, generator: torch.Generator) -> dict[str, Any]:
     return {**resume, "callback": save}
 
 
-def requested_labels(num_images: int, first: int = 0) -> torch.Tensor:
-    """The digits a class-conditional point asks for: digit i of the N is class i mod 10 (balanced classes)."""
-    return (torch.arange(first, first + num_images) % NUM_DIGITS).long()
+def requested_labels(num_images: int, first: int = 0, classes: int = NUM_DIGITS) -> torch.Tensor:
+    """The classes a class-conditional point asks for: image i of the N is class i mod `classes` (balanced classes;
+    MNIST's 10 digits by default)."""
+    return (torch.arange(first, first + num_images) % classes).long()
+
+
+def _classes(unet: UNet2DModel) -> int:
+    """The classes of a conditional UNet (any number for an unconditional one: it takes no labels)."""
+    return num_classes(unet) if getattr(unet.config, "num_class_embeds", None) is not None else NUM_DIGITS
 
 
 def weights_digest(run_dir: str | os.PathLike, ema: bool = True) -> str:
@@ -117,7 +123,7 @@ def weights_digest(run_dir: str | os.PathLike, ema: bool = True) -> str:
 
 
 def point_sampler(run_dir: str | os.PathLike, point: Point) -> Callable[..., torch.Tensor]:
-    """`draw(num_images, seed, first=0, progress=None)` → digits `(N, 1, 28, 28)` in [0, 1] as `point` samples
+    """`draw(num_images, seed, first=0, progress=None)` → images `(N, C, H, W)` in [0, 1] as `point` samples
     them from the run's weights: a pixel DDPM folder, or a latent one (`LatentDDPMPipeline`: the latent is sampled,
     then decoded). `first`: where the digits start in the point's N (the classes a conditional point requests);
     `progress`: where a long pixel run saves its state and resumes from (`Point.sample`)."""
@@ -137,11 +143,19 @@ def point_sampler(run_dir: str | os.PathLike, point: Point) -> Callable[..., tor
         with torch.inference_mode(), no_tf32():  # a latent run is short: no progress to save
             return pipe(batch_size=n, num_inference_steps=point.steps, sampler=point.sampler, output_type="pt",
                         generator=torch.Generator().manual_seed(seed),
-                        autocast_dtype=PRECISIONS[point.precision], **point.labels(n, first)).images
+                        autocast_dtype=PRECISIONS[point.precision],
+                        **point.labels(n, first, _classes(pipe.unet))).images
 
     return draw
 
 def is_conditional_run(run_dir: str | os.PathLike) -> bool:
     """True for a run folder whose UNet takes class labels (`num_class_embeds` in `unet/config.json`)."""
+    return run_num_classes(run_dir) is not None
+
+
+def run_num_classes(run_dir: str | os.PathLike) -> int | None:
+    """The classes a class-conditional run folder generates (`num_class_embeds` − 1, the null class); None when
+    unconditional."""
     config = Path(run_dir) / "unet" / "config.json"
-    return config.exists() and read_json(config).get("num_class_embeds") is not None
+    embeds = read_json(config).get("num_class_embeds") if config.exists() else None
+    return None if embeds is None else embeds - 1

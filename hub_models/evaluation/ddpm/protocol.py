@@ -46,7 +46,8 @@ def select_guidance(table: list[dict[str, Any]], scales: Iterable[float] = PROTO
         return None
     best = min(map(_fid, table))
     tied = [p for p in table if _fid(p) <= best * (1 + PROTOCOL_TIE)]
-    return max(tied, key=lambda p: (p["classifier"]["class_accuracy"], -_fid(p)))
+    # Without class metrics (other data, no classifier of it given) the lowest FID of the tied ones wins.
+    return max(tied, key=lambda p: (p["classifier"].get("class_accuracy", 0.0), -_fid(p)))
 
 def sweep_points(samplers: Iterable[str], steps: Iterable[int], num_samples: int = 1000, seed: int = 0,
                  precision: str = "fp32", guidance_scale: float | None = None) -> list[Point]:

@@ -1,6 +1,9 @@
 """What `scripts/evaluate_ddpm.py` runs: its flags (an `argparse.Namespace`) in, the points evaluated, an exit status
 out. Each mode is one function: the card check, re-timing, docs/lab/PROTOCOL.md's whole sequence, or the points the
-flags name (the main FID, the raw weights, the sweep, the guidance table)."""
+flags name (the main FID, the raw weights, the sweep, the guidance table).
+
+A run on other data than MNIST is scored against its own held-out images (the reference flags default to them) and
+its class metrics need `--classifier_dir` (`hub_models.evaluation.ddpm.run_data`)."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from hub_models.diffusion.sampling import DEFAULT_GUIDANCE_SCALE
 from hub_models.evaluation.card_check import card_snippet_check
 from hub_models.evaluation.ddpm.chunks import generate
 from hub_models.evaluation.ddpm.plots import guidance_plot, sweep_plot
-from hub_models.evaluation.ddpm.point import Point, is_conditional_run
+from hub_models.evaluation.ddpm.point import Point, is_conditional_run, run_num_classes
 from hub_models.evaluation.ddpm.protocol import (
     PROTOCOL_GUIDANCE,
     PROTOCOL_SWEEP_PRECISION,
@@ -26,6 +29,7 @@ from hub_models.evaluation.ddpm.protocol import (
     sweep_points,
     sweep_results,
 )
+from hub_models.evaluation.ddpm.run_data import check_reference, references, run_classifier, run_data, run_dataset
 from hub_models.evaluation.ddpm.scoring import current_points, evaluate_point, retime_points
 from hub_models.evaluation.ddpm.summary import describe_point
 from hub_models.io import cpu_name
@@ -50,6 +54,10 @@ def evaluate_run(args: argparse.Namespace) -> int:
     if not conditional and (args.guidance_scale is not None or args.guidance_sweep):
         return _error(f"{run_dir} is an unconditional model: --guidance_scale and --guidance_sweep need a "
                       "class-conditional one (`train_ddpm.py --class_conditional`)")
+    try:
+        args = with_run_data(run_dir, args)
+    except ValueError as err:  # a reference or classifier that does not fit the run, data that cannot be rebuilt
+        return _error(str(err))
     if args.check_card_snippet:
         return check_card(run_dir, args)
     w = (DEFAULT_GUIDANCE_SCALE if args.guidance_scale is None else args.guidance_scale) if conditional else None
@@ -61,6 +69,46 @@ def evaluate_run(args: argparse.Namespace) -> int:
                           "guidance table instead (--guidance_sweep)")
         return run_protocol(run_dir, args)
     return evaluate_points(run_dir, args, w)
+
+
+def with_run_data(run_dir: Path, args: argparse.Namespace) -> argparse.Namespace:
+    """The flags with the run's reference sets filled in (MNIST's study-test / mnist-test, or the run's own held-out
+    images for a run on other data) and checked, and the classifier checked against the run; prints the one line
+    that says when the class metrics are left out. ValueError when they do not fit the run."""
+    selection, report = references(run_dir)
+    args = argparse.Namespace(**{**vars(args), "reference": getattr(args, "reference", None) or report,
+                                 "sweep_reference": getattr(args, "sweep_reference", None) or selection,
+                                 "classifier_dir": getattr(args, "classifier_dir", None)})
+    for reference in {args.reference, args.sweep_reference}:
+        check_reference(run_dir, reference)
+    dataset = run_dataset(run_dir)
+    if dataset is None:
+        if args.classifier_dir is not None:
+            run_classifier(run_dir, args.classifier_dir, run_num_classes(run_dir))
+        return args
+    if args.classifier_dir is None:
+        print(f"class metrics left out: {run_dir} was trained on {dataset['name']}, not MNIST, and no classifier of "
+              "that data was given (train one with training/train_classifier.py on the same data flags and pass "
+              "--classifier_dir); the MNIST digit classifier is never used for it")
+    else:
+        run_classifier(run_dir, args.classifier_dir, run_num_classes(run_dir))
+    if not (args.generate_only or args.retime or args.check_card_snippet):  # these score no new FID
+        train = run_data(run_dir)[0]
+        wanted = max(_planned_sizes(args))
+        if wanted > len(train):
+            raise ValueError(f"the real-vs-real floor at N={wanted:,} needs as many real images, and {dataset['name']} "
+                             f"has {len(train):,} train images: ask for at most {len(train):,} (--num_samples, "
+                             "--sweep_samples, --guidance_samples, --no_ema_samples)")
+    return args
+
+
+def _planned_sizes(args: argparse.Namespace) -> list[int]:
+    """Every N the flags score (the floor of each draws that many real images)."""
+    sizes = [] if args.sweep_only else [args.num_samples]
+    sizes += [args.no_ema_samples] if args.no_ema_samples else []
+    sizes += [args.sweep_samples] if args.sweep or args.protocol else []
+    sizes += [args.guidance_samples] if args.guidance_sweep else []
+    return sizes or [0]
 
 
 def check_card(run_dir: Path, args: argparse.Namespace) -> int:
@@ -107,7 +155,7 @@ def evaluate_points(run_dir: Path, args: argparse.Namespace, w: float | None) ->
     for point in [*guidance, *sweep, *points]:
         selecting = point in sweep or point in guidance
         evaluate_point(run_dir, point, reference=args.sweep_reference if selecting else args.reference,
-                       batch_size=args.batch_size)
+                       batch_size=args.batch_size, classifier_dir=args.classifier_dir)
         if point in sweep:  # redraw as points land
             done = sweep_results(run_dir, args.sweep_samples, w, seed=args.sweep_seed,
                                  reference=args.sweep_reference)
@@ -140,7 +188,7 @@ def run_protocol(run_dir: Path, args: argparse.Namespace) -> int:
 
     def measure(sampler: str, steps: int, precision: str) -> None:
         evaluate_point(run_dir, Point(sampler, steps, n, True, seed, precision), reference=reference,
-                       batch_size=args.batch_size)
+                       batch_size=args.batch_size, classifier_dir=args.classifier_dir)
         print(f"sweep plot: {sweep_plot(sweep(), run_dir / SWEEP_FIGURE)}")
 
     if args.generate_only:  # the re-runs and the headline depend on the sweep's FIDs: they come after scoring
@@ -164,13 +212,14 @@ def _protocol_headline(run_dir: Path, args: argparse.Namespace, chosen: dict) ->
     raw_dir = Path(args.raw_run_dir or run_dir)
     if args.no_ema_samples and (raw_dir / "unet_non_ema").is_dir():
         evaluate_point(raw_dir, Point(*how, args.no_ema_samples, False, args.sweep_seed, precision),
-                       reference=args.sweep_reference, batch_size=args.batch_size, results_dir=run_dir)
+                       reference=args.sweep_reference, batch_size=args.batch_size, results_dir=run_dir,
+                       classifier_dir=args.classifier_dir)
     elif args.no_ema_samples:
         print(f"raw-weights point skipped: {raw_dir} has no unet_non_ema/ (pass the run it came from as "
               "--raw_run_dir)")
     main = evaluate_point(run_dir, Point(*how, args.num_samples, True, args.seed, precision),
-                          reference=args.reference, batch_size=args.batch_size)
+                          reference=args.reference, batch_size=args.batch_size, classifier_dir=args.classifier_dir)
     print(f"main: {describe_point(main)}")
 
 
-__all__ = ["evaluate_run", "planned_points", "run_protocol"]
+__all__ = ["evaluate_run", "planned_points", "run_protocol", "with_run_data"]

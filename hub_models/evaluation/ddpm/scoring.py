@@ -14,7 +14,8 @@ import torch
 from filelock import FileLock
 
 from hub_models.evaluation.ddpm.chunks import chunk_features, chunk_folder, generate, sampled_on, sampling_device
-from hub_models.evaluation.ddpm.point import Point, point_sampler, requested_labels, weights_digest
+from hub_models.evaluation.ddpm.point import Point, point_sampler, requested_labels, run_num_classes, weights_digest
+from hub_models.evaluation.ddpm.run_data import classifier_digest, run_classifier, scoring_reference
 from hub_models.evaluation.metrics import classifier_metrics, fid, is_standard_fid
 from hub_models.evaluation.schema import EVALUATION_FILE, Evaluation
 from hub_models.io import (
@@ -56,19 +57,27 @@ def update_evaluation(run_dir: str | os.PathLike, change: Callable[[dict[str, An
 def evaluate_point(run_dir: str | os.PathLike, point: Point, *, reference: str = "mnist-test",
                    timing: bool = True, batch_size: int = 500, force: bool = False,
                    log: Callable[[str], None] = print, n_ref: int | None = None,
-                   results_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+                   results_dir: str | os.PathLike | None = None,
+                   classifier_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """FID (with N, reference and the real-vs-real floor at N), classifier metrics and, if `timing`, seconds per 16
-    digits of one point; cached in `<run>/evaluation.json` under the point's key and the weights' digest.
-    `n_ref` scores against the first `n_ref` digits of the reference set (default: all of it). `results_dir`
-    keeps evaluation.json and the digits elsewhere than the run (a comparison's point is not the run's own)."""
+    images of one point; cached in `<run>/evaluation.json` under the point's key and the weights' digest.
+    `n_ref` scores against the first `n_ref` images of the reference set (default: all of it). `results_dir`
+    keeps evaluation.json and the images elsewhere than the run (a comparison's point is not the run's own).
+
+    A run on other data than MNIST is scored against its own held-out images (`reference="held-out"`,
+    `hub_models.evaluation.ddpm.run_data`); its class metrics use `classifier_dir` (a classifier trained on that
+    data) and are left out (`"classifier": {}`) without one. `classifier_dir` also replaces MNIST's digit classifier.
+    """
     run_dir = Path(run_dir)
     results_dir = Path(results_dir or run_dir)
     digest = weights_digest(run_dir, point.ema)
+    judge = classifier_digest(classifier_dir)
 
     def cached() -> dict[str, Any] | None:
         hit = load_evaluation(results_dir).get("points", {}).get(point.key)
         if hit and hit.get("weights") == digest and hit.get("reference") == reference and not force \
                 and hit.get("n_ref") == n_ref and is_standard_fid(hit.get("fid") or {}) \
+                and hit.get("classifier_weights") == judge \
                 and (hit.get("seconds_per_16") is not None or not timing):
             return hit
         return None
@@ -83,27 +92,42 @@ def evaluate_point(run_dir: str | os.PathLike, point: Point, *, reference: str =
         if hit := cached():
             return hit
         return _score_point(run_dir, point, images, features, digest=digest, reference=reference, timing=timing,
-                            log=log, n_ref=n_ref, results_dir=results_dir)
+                            log=log, n_ref=n_ref, results_dir=results_dir, classifier_dir=classifier_dir)
+
+
+def _class_metrics(run_dir: Path, point: Point, images: torch.Tensor,
+                   classifier_dir: str | os.PathLike | None) -> dict[str, Any]:
+    """`classifier_metrics` of a point's images with the run's classifier (`run_classifier`); {} when the run is
+    on other data and no classifier of it was given."""
+    classes = run_num_classes(run_dir)
+    classifier = run_classifier(run_dir, classifier_dir, classes if point.guidance_scale is not None else None)
+    if classifier is None:
+        return {}
+    requested = None if point.guidance_scale is None else requested_labels(len(images), classes=classes)
+    return classifier_metrics(images, classifier, reference=None, requested=requested)
 
 
 def _score_point(run_dir: Path, point: Point, images: torch.Tensor, features: np.ndarray, *, digest: str,
                  reference: str, timing: bool, log: Callable[[str], None], n_ref: int | None,
-                 results_dir: Path) -> dict[str, Any]:
+                 results_dir: Path, classifier_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     log(f"[{point.key}] FID against {reference} …")
+    judge = classifier_digest(classifier_dir)
     result: dict[str, Any] = {**asdict(point), "weights": digest, "reference": reference,
                               **({"n_ref": n_ref} if n_ref is not None else {}),
-                              "fid": fid(features=features, reference=reference, n_ref=n_ref),
-                              "classifier": classifier_metrics(
-                                  images, reference=None,
-                                  requested=None if point.guidance_scale is None else requested_labels(len(images)))}
+                              "fid": fid(features=features, reference=scoring_reference(run_dir, reference),
+                                         n_ref=n_ref),
+                              "classifier": _class_metrics(run_dir, point, images, classifier_dir),
+                              **({"classifier_weights": judge} if judge is not None else {})}
     result.update(_timing(run_dir, point) if timing else dict.fromkeys(("seconds_per_16", "timed_on", "timed_cpu")))
     result["sampled_on"] = sampled_on(chunk_folder(run_dir, point, results_dir))
     result["scored_on"] = compute_device().type
     result["torch_threads"] = torch.get_num_threads()
     result["load_average"] = os.getloadavg()[0]
     update_evaluation(results_dir, lambda evaluation: evaluation.setdefault("points", {}).update({point.key: result}))
+    recognisable = (f"{result['classifier']['confident_share']:.1%} recognisable" if result["classifier"]
+                    else "no class metrics (no classifier of this data)")
     log(f"[{point.key}] FID {result['fid']['fid']:.2f} (N={result['fid']['n_gen']:,}, floor "
-        f"{result['fid']['floor']:.2f}); {result['classifier']['confident_share']:.1%} recognisable")
+        f"{result['fid']['floor']:.2f}); {recognisable}")
     return result
 
 

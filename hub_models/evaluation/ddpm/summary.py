@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from hub_models.evaluation.ddpm.protocol import _how, _sweep_group, guidance_group, select_guidance, select_point
+from hub_models.evaluation.ddpm.run_data import MNIST_REFERENCES, RUN_REFERENCE
 from hub_models.evaluation.ddpm.scoring import current_points, load_evaluation
 from hub_models.evaluation.metrics import format_fid
 
@@ -21,11 +22,15 @@ def evaluation_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
     # before the library changed it) are kept in evaluation.json but are not the model's evaluation.
     points = [p for p in current_points(run_dir) if not p.get("overrides")]
     guided = {id(p) for p in guidance_group(points)}
+    # MNIST selects on the study's held-out split and reports on the official test set; a run on other data has
+    # its own held-out images for both (told by its points: a pushed folder may not carry training_config.json).
+    other_data = any(p.get("reference") == RUN_REFERENCE for p in points)
+    selection, report = (RUN_REFERENCE, RUN_REFERENCE) if other_data else MNIST_REFERENCES
     ema = [p for p in points if p["ema"] and id(p) not in guided]
     raw = [p for p in points if not p["ema"]]
     # The sweep: the timed points on the selection split of the most common N, seed and reference (a card check's
     # other seeds at the same N are not sweep points, nor are the paths reported on the test digits).
-    timed = [p for p in ema if p.get("seconds_per_16") is not None and p.get("reference") == "study-test"]
+    timed = [p for p in ema if p.get("seconds_per_16") is not None and p.get("reference") == selection]
     groups = [_sweep_group(p) for p in timed]
     group = max(set(groups), key=groups.count) if groups else None
     sweep = [p for p in timed if _sweep_group(p) == group]
@@ -33,7 +38,7 @@ def evaluation_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
     # The headline is never a selection point (docs/lab/PROTOCOL.md): not a sweep point and never scored against the
     # held-out split that selects (a finalist re-scored at N = 2,000 is one); points older than the reference
     # field were all against the official test digits.
-    candidates = [p for p in ema if not any(p is q for q in sweep) and p.get("reference", "mnist-test") == "mnist-test"]
+    candidates = [p for p in ema if not any(p is q for q in sweep) and p.get("reference", "mnist-test") == report]
     # Other paths reported at the headline's N (the Space's default, the best point) never displace the sampler
     # the protocol selected on the held-out split (a class-conditional model's: its guidance table's).
     table = guidance_group(points)
@@ -65,8 +70,11 @@ def describe_point(point: dict[str, Any]) -> str:
     precision = ", UNet in bf16" if point.get("precision", "fp32") != "fp32" else ""
     guidance = "" if point.get("guidance_scale") is None else (
         f", guidance w = {point['guidance_scale']:g}, classes balanced")
+    how = (f"{format_fid(point['fid'])}; {point['sampler']} with {point['steps']} steps{precision}{guidance}, "
+           f"{'EMA' if point['ema'] else 'raw (non-EMA)'} weights")
+    if not point["classifier"]:  # a run on other data, scored without a classifier of that data
+        return f"{how}; no class metrics (no classifier of this data was given)"
     accuracy = "" if "class_accuracy" not in point["classifier"] else (
         f"; {point['classifier']['class_accuracy']:.1%} read as the requested digit")
-    return (f"{format_fid(point['fid'])}; {point['sampler']} with {point['steps']} steps{precision}{guidance}, "
-            f"{'EMA' if point['ema'] else 'raw (non-EMA)'} weights; {point['classifier']['confident_share']:.1%} "
+    return (f"{how}; {point['classifier']['confident_share']:.1%} "
             f"of the digits recognisable (classifier confidence > 0.9){accuracy}")

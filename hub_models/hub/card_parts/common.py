@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -50,9 +51,73 @@ FIGURE_CAPTIONS = {  # in the order the card shows them
 }
 
 
-def split_label(split: str | None) -> tuple[str, str]:
+@dataclass(frozen=True)
+class CardDataset:
+    """The data a run trained on, as its card names it: training_config.json's `dataset` (what
+    `hub_models.image_datasets.ImageDatasetInfo.to_dict` wrote), MNIST when the run records none (the released
+    runs). `hub_id` is None for a local image folder: the card then names no dataset in its metadata."""
+
+    mnist: bool = True
+    hub_id: str | None = DATASET_ID
+    channels: int = 1
+    resolution: int = 28
+    label_names: tuple[str, ...] | None = tuple(str(d) for d in range(10))
+    held_out_from: str = "train"
+
+    @property
+    def title(self) -> str:
+        """How the text names the data: "MNIST", the Hub id, or "a local image folder"."""
+        return "MNIST" if self.mnist else self.hub_id or "a local image folder"
+
+    @property
+    def metadata_ids(self) -> list[str] | None:
+        """The card's `datasets:` metadata: the Hub id, none for a folder."""
+        return [self.hub_id] if self.hub_id else None
+
+    @property
+    def model_index_type(self) -> str:
+        return self.hub_id or "imagefolder"
+
+    def template_context(self) -> dict[str, Any]:
+        """What the templates say about the data (`data.*`): MNIST's words stay the cards' own."""
+        colour = "grey" if self.channels == 1 else "RGB"
+        return {"mnist": self.mnist, "title": self.title, "hub_id": self.hub_id,
+                "images": "digits" if self.mnist else "images", "image": "digit" if self.mnist else "image",
+                "shape": f"{self.resolution}×{self.resolution} {colour}", "channels": self.channels,
+                "one": "28×28 MNIST digit" if self.mnist else f"{self.resolution}×{self.resolution} {colour} image "
+                       f"of {self.title}",
+                "resolution": self.resolution, "label_names": list(self.label_names or []),
+                "classes": "digit" if self.mnist else "class", "class_plural": "digits" if self.mnist else "classes",
+                "class_words": "digit class" if self.mnist else "class"}
+
+
+MNIST_DATASET = CardDataset()
+
+
+def card_dataset(train_cfg: dict[str, Any]) -> CardDataset:
+    """The `CardDataset` of a run from its training_config.json (MNIST when it records no other data)."""
+    info = train_cfg.get("dataset")
+    folder = train_cfg.get("train_data_dir")
+    if not isinstance(info, dict) or (info.get("name") in (None, DATASET_ID) and not folder):
+        return MNIST_DATASET
+    name = str(info.get("name"))
+    # A folder (--train_data_dir, or a local dataset folder given as --dataset_name) names no Hub dataset.
+    local = info["source"] == "folder" if "source" in info else (  # runs record it; else the name's form tells
+        bool(folder) or name.startswith(("/", ".", "~")) or name.count("/") != 1 or Path(name).expanduser().exists())
+    labels = info.get("label_names")
+    return CardDataset(mnist=False, hub_id=None if local else name, channels=int(info.get("channels") or 1),
+                       resolution=int(info.get("resolution") or 28),
+                       label_names=tuple(str(n) for n in labels) if labels else None,
+                       held_out_from=str(info.get("held_out_from") or "train"))
+
+
+def split_label(split: str | None, dataset: CardDataset = MNIST_DATASET) -> tuple[str, str]:
     """A reference set (`mnist-test`, `study-test`) or training split (`official`, `study`) → (model-index split,
     description)."""
+    if not dataset.mnist:
+        if SPLITS.get(split or "", ("",))[0] == "test" or split == "test":
+            return "test", f"the test split of {dataset.title}"
+        return "study-test", f"the held-out 20 % of the train split of {dataset.title}"
     return SPLITS.get(split or "study", SPLITS["study"])
 
 
@@ -71,7 +136,15 @@ def fmt(value: float, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if abs(value) < 1e4 else f"{value:,.1f}"
 
 
-def figures(run_dir: Path, how: str, skip: tuple[str, ...] = ()) -> list[dict]:
+def _data_words(caption: str, dataset: CardDataset) -> str:
+    """A caption written for MNIST's digits, said of another dataset's images."""
+    if dataset.mnist:
+        return caption
+    caption = caption.replace("every digit 0–9", "every class").replace("Digit × style", "Class × style")
+    return re.sub(r"\bdigits\b", "images", caption)
+
+
+def figures(run_dir: Path, how: str, skip: tuple[str, ...] = (), dataset: CardDataset = MNIST_DATASET) -> list[dict]:
     """Every figures/*.png but `skip` (stems) with a caption, known figures first (relative links: they are
     uploaded too)."""
     order = list(FIGURE_CAPTIONS)
@@ -86,13 +159,15 @@ def figures(run_dir: Path, how: str, skip: tuple[str, ...] = ()) -> list[dict]:
             caption = f"Samples after epoch {int(m.group(1))}."
         else:
             caption = FIGURE_CAPTIONS.get(stem, stem.replace("_", " ").capitalize() + ".").format(how=how)
-        found.append({"path": f"figures/{path.name}", "caption": caption, "name": stem})
+        found.append({"path": f"figures/{path.name}", "caption": _data_words(caption, dataset), "name": stem})
     return found
 
 
 def recipe_rows(config: dict) -> list[tuple[str, str]]:
     """training_config.json as (flag, value) rows: every CLI argument with a value; no paths, no secrets."""
-    skip = re.compile(r"token|output_dir|logging_dir|cache|push_to_hub|hub_|resume|report_to", re.IGNORECASE)
+    # `dataset` is what the run recorded about its data (not a flag), `train_data_dir` a local path
+    skip = re.compile(r"token|output_dir|logging_dir|cache|push_to_hub|hub_|resume|report_to|^dataset$|train_data_dir",
+                      re.IGNORECASE)
     rows = []
     for key, value in sorted(config.items()):
         if value is None or value == "" or skip.search(key):
@@ -101,12 +176,17 @@ def recipe_rows(config: dict) -> list[tuple[str, str]]:
     return rows
 
 
-def split_text(split: str | None, metrics: dict) -> tuple[str, str]:
+def split_text(split: str | None, metrics: dict, dataset: CardDataset = MNIST_DATASET) -> tuple[str, str]:
     """(dataset split for model-index, human description) of the split a run trained on."""
     n_train, n_test = metrics.get("train_samples"), metrics.get("test_samples")
+    what = "digits" if dataset.mnist else "images"
     sizes = (
-        f" ({n_train:,} / {n_test:,} digits)" if isinstance(n_train, int) and isinstance(n_test, int) else ""
+        f" ({n_train:,} / {n_test:,} {what})" if isinstance(n_train, int) and isinstance(n_test, int) else ""
     )
+    if not dataset.mnist:
+        if dataset.held_out_from == "test":
+            return "test", f"the train / test splits of {dataset.title}{sizes}"
+        return "study-test", f"a seeded 80/20 split of the train split of {dataset.title}{sizes}"
     if split == "official":
         return split_label("official")[0], f"the official MNIST train / test split{sizes}"
     return split_label("study")[0], f"the study's 80/20 split of the 60,000 MNIST training digits{sizes}"
@@ -135,14 +215,20 @@ def trained_sentence(metrics: dict, train_cfg: dict, split_words: str) -> str:
     return f"{text} on {split_words}."
 
 
-def eval_result(metric_type: str, name: str, value: float, split: str, task: str = PIPELINE_TAG) -> EvalResult:
-    """One `model-index` result on MNIST; the study's splits are named as such (`study-test`, `study-train`)."""
+def eval_result(metric_type: str, name: str, value: float, split: str, task: str = PIPELINE_TAG,
+                dataset: CardDataset = MNIST_DATASET) -> EvalResult:
+    """One `model-index` result on the run's data (MNIST by default); the study's splits are named as such
+    (`study-test`, `study-train`)."""
     study = split.startswith("study-")
+    if dataset.mnist:
+        dataset_name = "MNIST (the study's seeded 80/20 split of the training digits)" if study else "MNIST"
+    else:
+        dataset_name = f"{dataset.title} (a seeded 80/20 split of its train split)" if study else dataset.title
     return EvalResult(
         task_type=task,
         task_name=TASK_NAMES.get(task, task),
-        dataset_type=DATASET_ID,
-        dataset_name="MNIST (the study's seeded 80/20 split of the training digits)" if study else "MNIST",
+        dataset_type=dataset.model_index_type,
+        dataset_name=dataset_name,
         dataset_split=split,
         metric_type=metric_type,
         metric_name=name,

@@ -17,9 +17,11 @@ from hub_models.evaluation.ddpm import describe_point, evaluation_summary
 from hub_models.evaluation.metrics import LEGACY_FID_NOTE, is_standard_fid
 from hub_models.hub.card_parts.common import (
     CONDITIONAL_TASK,
-    DATASET_ID,
+    MNIST_DATASET,
     PIPELINE_TAG,
     STUDY_TRAIN_SPLIT,
+    CardDataset,
+    card_dataset,
     eval_result,
     figures,
     fmt,
@@ -43,7 +45,7 @@ pipe = DiffusionPipeline.from_pretrained("{{ repo_id }}", trust_remote_code=True
 generator = torch.Generator().manual_seed(0)
 {% if conditional -%}
 images = pipe(
-    class_labels=[d for d in range(10) for _ in range(2)],  # two of each digit
+    class_labels=[d for d in range({{ num_labels }}) for _ in range(2)],  # two of each {{ data.classes }}
     guidance_scale={{ guidance }}, num_inference_steps={{ sampler.steps }}, generator=generator,
     {%- if sampler.precision == "bf16" %} autocast_dtype=torch.bfloat16,{% endif %}
 ).images  # 20 PIL images
@@ -147,18 +149,20 @@ def sampler_hints(run_dir: Path) -> dict[str, str]:
     return hints
 
 
-def _results(run_dir: Path, metrics: dict, split_id: str, evaluation: dict, task: str) -> tuple[list, list]:
+def _results(run_dir: Path, metrics: dict, split_id: str, evaluation: dict, task: str,
+             dataset: CardDataset = MNIST_DATASET) -> tuple[list, list]:
     """The card's results table (this run next to the study) and its `model-index` entries."""
     ref, main = STUDY["ddpm"], evaluation["main"]
-    fid_split = split_label(main["fid"]["reference"]) if main else (split_id, "")
+    fid_split = split_label(main["fid"]["reference"], dataset) if main else (split_id, "")
+    images = "digits" if dataset.mnist else "images"
     fid_label = "FID (lower is better)" if main is None else (
         f"FID (lower is better; N={main['fid']['n_gen']:,} vs {main['fid']['n_ref']:,} of {fid_split[1]}, "
         f"real-vs-real floor {main['fid']['floor']:.2f}; {_point_words(main)}"
         f"{'' if is_standard_fid(main['fid']) else '; ' + LEGACY_FID_NOTE})")
     n_loss, n_test = metrics.get("test_loss_samples"), metrics.get("test_samples")
-    loss_n = (f"first {n_loss:,} of the {n_test:,} held-out digits" if isinstance(n_loss, int) and
+    loss_n = (f"first {n_loss:,} of the {n_test:,} held-out {images}" if isinstance(n_loss, int) and
               isinstance(n_test, int) and n_loss < n_test else
-              f"all {n_test:,} held-out digits" if isinstance(n_test, int) else "the held-out digits")
+              f"all {n_test:,} held-out {images}" if isinstance(n_test, int) else f"the held-out {images}")
     rows = [
         ("train_loss", "Train loss (ε-prediction MSE, last epoch's running mean)", metrics.get("train_loss"),
          ref["train_loss"], "train" if split_id == "test" else STUDY_TRAIN_SPLIT),
@@ -173,16 +177,20 @@ def _results(run_dir: Path, metrics: dict, split_id: str, evaluation: dict, task
             continue
         study_text = f"{ref['fid']} (protocol not stated: not comparable)" if key == "fid" else (
             fmt(study) if study else "not reported")
+        if not dataset.mnist:  # the study's numbers are MNIST's
+            study_text = "— (the study is on MNIST)"
         results.append({"label": label, "value": fmt(value), "study": study_text})
-        evals.append(eval_result(key, label.split(" (")[0] + _n_suffix(key, main, n_loss), value, split, task))
+        evals.append(eval_result(key, label.split(" (")[0] + _n_suffix(key, main, n_loss), value, split, task,
+                                 dataset))
     return results, evals
 
 
-def _card_data(model_name: str, evals: list) -> ModelCardData:
+def _card_data(model_name: str, evals: list, dataset: CardDataset = MNIST_DATASET) -> ModelCardData:
     return ModelCardData(
         library_name="diffusers", license="mit",
-        tags=["ddpm", "diffusion", "mnist", PIPELINE_TAG, "pytorch", "mnist-genlab", "diffusers:DDPMPipeline"],
-        datasets=[DATASET_ID], pipeline_tag=PIPELINE_TAG, model_name=model_name, eval_results=evals or None)
+        tags=["ddpm", "diffusion", *(["mnist"] if dataset.mnist else []), PIPELINE_TAG, "pytorch", "mnist-genlab",
+              "diffusers:DDPMPipeline"],
+        datasets=dataset.metadata_ids, pipeline_tag=PIPELINE_TAG, model_name=model_name, eval_results=evals or None)
 
 
 def ddpm_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict[str, Any]]:
@@ -193,16 +201,19 @@ def ddpm_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict[str, 
     unet_cfg = read_json_or_empty(run_dir / "unet" / "config.json")
     sched_cfg = read_json_or_empty(run_dir / "scheduler" / "scheduler_config.json")
     model_name = repo_id.split("/")[-1]
-    split_id, split_words = split_text(metrics.get("split", train_cfg.get("split")), metrics)
+    dataset = card_dataset(train_cfg)
+    split_id, split_words = split_text(metrics.get("split", train_cfg.get("split")), metrics, dataset)
     evaluation = evaluation_summary(run_dir)
     conditional = unet_cfg.get("num_class_embeds") is not None
-    results, evals = _results(run_dir, metrics, split_id, evaluation, CONDITIONAL_TASK if conditional else PIPELINE_TAG)
+    results, evals = _results(run_dir, metrics, split_id, evaluation, CONDITIONAL_TASK if conditional else PIPELINE_TAG,
+                              dataset)
     published = published_scheduler(run_dir)
     main = evaluation["main"]
     context = {
         "repo_id": repo_id, "model_name": model_name,
         "parameters": f"{safetensors_parameters(run_dir / 'unet' / 'diffusion_pytorch_model.safetensors'):,}",
-        "sample_size": unet_cfg.get("sample_size"),
+        "sample_size": unet_cfg.get("sample_size"), "in_channels": unet_cfg.get("in_channels", 1),
+        "data": dataset.template_context(), "num_labels": len(dataset.label_names or ()),
         "blocks": [f"{d} ({c} ch)" for d, c in zip(unet_cfg.get("down_block_types", []),
                                                    unet_cfg.get("block_out_channels", []), strict=False)],
         "layers_per_block": unet_cfg.get("layers_per_block"), "unet_class": unet_cfg.get("_class_name"),
@@ -216,11 +227,11 @@ def ddpm_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict[str, 
         "card_check": _card_check_text(evaluation["card_check"]),
         # the sweep plot only where the evaluation holds a sweep (a guidance table is not one)
         "figures": figures(run_dir, _sampler_text(metrics.get("sampler")),
-                           skip=() if evaluation["sweep"] else (SWEEP_FIGURE,)),
+                           skip=() if evaluation["sweep"] else (SWEEP_FIGURE,), dataset=dataset),
         "study_recipe": STUDY["ddpm"]["recipe"], "study_parameters": STUDY["ddpm"]["parameters"],
         "sampler": published_sampler(run_dir), "conditional": False, "sampler_hints": sampler_hints(run_dir),
     }
-    card_data = _card_data(model_name, evals)
+    card_data = _card_data(model_name, evals, dataset)
     if conditional:
         _conditional_context(card_data, context, unet_cfg, train_cfg, evaluation)
     return card_data, context
@@ -240,10 +251,15 @@ def _conditional_context(card_data: ModelCardData, context: dict[str, Any], unet
         label_dropout=f"{train_cfg.get('label_dropout', 0.1):.0%}",
         guidance=f"{DEFAULT_GUIDANCE_SCALE if guidance is None else guidance:g}",
         guidance_rows=[{"w": f"{p['guidance_scale']:g}", "fid": format_fid(p["fid"]),
-                        "accuracy": f"{p['classifier']['class_accuracy']:.1%}",
-                        "recognisable": f"{p['classifier']['confident_share']:.1%}"}
+                        "accuracy": _share(p["classifier"].get("class_accuracy")),
+                        "recognisable": _share(p["classifier"].get("confident_share"))}
                        for p in evaluation["guidance"]],
     )
+
+
+def _share(value: float | None) -> str:
+    """A classifier share for a table cell; "–" where no classifier of the model's data was given."""
+    return "—" if value is None else f"{value:.1%}"
 
 
 def student_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict[str, Any]]:

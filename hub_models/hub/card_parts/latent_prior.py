@@ -12,9 +12,11 @@ from hub_models.diffusion.latent_prior import latent_sampler
 from hub_models.evaluation import format_fid
 from hub_models.evaluation.metrics import is_standard_fid
 from hub_models.hub.card_parts.common import (
-    DATASET_ID,
     HUB_LIBRARY,
+    MNIST_DATASET,
     PIPELINE_TAG,
+    CardDataset,
+    card_dataset,
     eval_result,
     figures,
     fmt,
@@ -29,7 +31,7 @@ from hub_models.hub.remote_code import SAMPLER_FOLDER
 from hub_models.io import read_json_or_empty
 
 
-def _rows(metrics: dict) -> tuple[list[dict], list]:
+def _rows(metrics: dict, dataset: CardDataset = MNIST_DATASET) -> tuple[list[dict], list]:
     """The card's FID table (the VAE alone vs this prior) and the prior's `model-index` entry."""
     points = {p["prior"]: p for p in metrics.get("prior_samples", [])}
     classifier = {p["prior"]: p["classifier"] for p in metrics.get("prior_samples_classifier", [])}
@@ -41,9 +43,9 @@ def _rows(metrics: dict) -> tuple[list[dict], list]:
         rows.append({"label": label, "fid": format_fid(fid_result) if fid_result else "not measured",
                      "recognisable": f"{cls['confident_share']:.1%}" if cls else "—"})
         if fid_result and prior == "learned" and is_standard_fid(fid_result):
-            split = split_label(fid_result.get("reference"))[0]
+            split = split_label(fid_result.get("reference"), dataset)[0]
             eval_results.append(eval_result("fid", f"FID (N={fid_result['n_gen']:,}, decoded prior samples)",
-                                            fid_result["fid"], split))
+                                            fid_result["fid"], split, dataset=dataset))
     return rows, eval_results
 
 
@@ -55,13 +57,15 @@ def latent_prior_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, di
     model_name = repo_id.split("/")[-1]
     vae_id = published_vae_id(config.get("vae_name_or_path", ""), repo_id)
     sampler = metrics.get("sampler") or {"name": "ddpm", "steps": 100}
-    rows, eval_results = _rows(metrics)
+    dataset = card_dataset(train_cfg)
+    rows, eval_results = _rows(metrics, dataset)
     card_data = ModelCardData(
-        library_name=HUB_LIBRARY, license="mit", datasets=[DATASET_ID], pipeline_tag=PIPELINE_TAG,
-        tags=["latent-prior", "two-stage-vae", "diffusion", "mnist", "safetensors"], model_name=model_name,
+        library_name=HUB_LIBRARY, license="mit", datasets=dataset.metadata_ids, pipeline_tag=PIPELINE_TAG,
+        tags=["latent-prior", "two-stage-vae", "diffusion", *(["mnist"] if dataset.mnist else []), "safetensors"],
+        model_name=model_name,
         base_model=vae_id if "/" in vae_id and not Path(vae_id).exists() else None,
         eval_results=eval_results or None)
-    split_words = split_text(train_cfg.get("split"), metrics)[1]
+    split_words = split_text(train_cfg.get("split"), metrics, dataset)[1]
     context = dict(
         model_name=model_name, repo_id=repo_id, vae_id=vae_id,
         latent_dim=config.get("latent_dim"), hidden_dim=config.get("hidden_dim"),
@@ -71,9 +75,9 @@ def latent_prior_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, di
         trained=trained_sentence(metrics, train_cfg, split_words), recipe_rows=recipe_rows(train_cfg),
         test_loss=fmt(metrics["test_loss"]) if num(metrics.get("test_loss")) is not None else None,
         sampler_class=type(latent_sampler(sampler["name"], scheduler or None)).__name__,
-        sampler_folder=SAMPLER_FOLDER,
+        sampler_folder=SAMPLER_FOLDER, data=dataset.template_context(),
         rows=rows, figures=figures(run_dir, f"z from this prior ({sampler['name']}, {sampler.get('steps')} "
-                                            "steps), decoded by the VAE"),
+                                            "steps), decoded by the VAE", dataset=dataset),
     )
     return card_data, context
 

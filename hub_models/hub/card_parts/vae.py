@@ -11,9 +11,11 @@ from hub_models.evaluation import format_fid
 from hub_models.evaluation.schema import Evaluation
 from hub_models.hub.card_parts.common import (
     CONDITIONAL_TASK,
-    DATASET_ID,
     HUB_LIBRARY,
+    MNIST_DATASET,
     PIPELINE_TAG,
+    CardDataset,
+    card_dataset,
     eval_result,
     figures,
     fmt,
@@ -37,12 +39,19 @@ LOSS_LABELS = {
 }
 
 
-def _loss_results(metrics: dict, split: str, task: str) -> tuple[list[dict], list[EvalResult]]:
+def _loss_labels(dataset: CardDataset) -> dict[str, str]:
+    """LOSS_LABELS with the data's pixel count (784 for MNIST)."""
+    pixels = dataset.channels * dataset.resolution**2
+    return {**LOSS_LABELS, "bce": LOSS_LABELS["bce"].replace("784", f"{pixels:,}")}
+
+
+def _loss_results(metrics: dict, split: str, task: str, dataset: CardDataset = MNIST_DATASET
+                  ) -> tuple[list[dict], list[EvalResult]]:
     """The card's loss table (held-out and train) and its `model-index` entries (held-out only)."""
     n_test = metrics.get("test_samples")
     held_out_n = f", N={n_test:,}" if isinstance(n_test, int) else ""
     results, evals = [], []
-    for key, label in LOSS_LABELS.items():
+    for key, label in _loss_labels(dataset).items():
         test_v = num((metrics.get("test") or {}).get(key))
         train_v = num((metrics.get("train") or {}).get(key))
         if test_v is None and train_v is None:
@@ -50,35 +59,41 @@ def _loss_results(metrics: dict, split: str, task: str) -> tuple[list[dict], lis
         results.append({"label": label, "test": fmt(test_v) if test_v is not None else "not measured",
                         "train": fmt(train_v) if train_v is not None else "not measured"})
         if test_v is not None and key != "loss":
-            evals.append(eval_result(key, f"{label.split(' (')[0]} (held-out{held_out_n})", test_v, split, task))
+            evals.append(eval_result(key, f"{label.split(' (')[0]} (held-out{held_out_n})", test_v, split, task,
+                                     dataset))
     return results, evals
 
 
-def _evaluation_lines(run_dir: Path, metrics: dict, task: str) -> tuple[list[str], list[EvalResult]]:
+def _evaluation_lines(run_dir: Path, metrics: dict, task: str, dataset: CardDataset = MNIST_DATASET
+                      ) -> tuple[list[str], list[EvalResult]]:
     """evaluation.json's NLL and prior-sample FID, and a conditional VAE's class accuracy, as sentences and results."""
     lines, evals = [], []
+    images = "digits" if dataset.mnist else "images"
+    # the classifier that judges the samples: MNIST's own, or the one trained on this data (train_classifier.py)
+    judge = "our digit classifier" if dataset.mnist else "the classifier trained on this data"
     evaluation = Evaluation.read(run_dir, kind="vae") or Evaluation(kind="vae")
     held = evaluation.held_out or {}
     if held.get("nll") is not None:
-        held_split, held_words = split_label(held.get("split"))
+        held_split, held_words = split_label(held.get("split"), dataset)
         lines.append(f"Importance-sampled NLL (k = {held['nll_samples']:,}) on the first "
-                     f"{held['nll_n']:,} digits of {held_words}: {held['nll']:.2f} nats/image")
+                     f"{held['nll_n']:,} {images} of {held_words}: {held['nll']:.2f} nats/image")
         evals.append(eval_result("nll", f"NLL (importance-sampled, k={held['nll_samples']:,}, N={held['nll_n']:,})",
-                                 held["nll"], held_split, task))
+                                 held["nll"], held_split, task, dataset))
     if prior := evaluation.prior:
         f = prior["fid"]
-        fid_split, fid_words = split_label(f.get("reference"))
+        fid_split, fid_words = split_label(f.get("reference"), dataset)
         lines.append(f"Prior samples (seed {prior['seed']}) against {fid_words}: {format_fid(f)}")
         evals.append(eval_result("fid", f"FID of prior samples (N={f['n_gen']:,} vs {f['n_ref']:,})", f["fid"],
-                                 fid_split, task))
+                                 fid_split, task, dataset))
         if c := prior.get("classifier") or {}:
-            lines.append(f"Prior samples our digit classifier recognises (confidence > 0.9): "
+            lines.append(f"Prior samples {judge} recognises (confidence > 0.9): "
                          f"{c['confident_share']:.1%} of {c['n']:,}; KL(class histogram ‖ uniform) "
                          f"{c['kl_to_uniform']:.3f}")
     if (cond := metrics.get("conditional")) is not None:
-        lines.append(f"Generated digits (z ~ N(0, I), {cond['per_class']} per requested class, seed "
-                     f"{cond['seed']}) our digit classifier reads as the requested class: "
-                     f"{cond['accuracy']:.1%} (per class 0–9: "
+        classes = "0–9" if dataset.mnist else ", ".join(dataset.label_names or ())
+        lines.append(f"Generated {images} (z ~ N(0, I), {cond['per_class']} per requested class, seed "
+                     f"{cond['seed']}) {judge} reads as the requested class: "
+                     f"{cond['accuracy']:.1%} (per class {classes}: "
                      f"{', '.join(f'{a:.0%}' for a in cond['accuracy_by_class'])})")
     return lines, evals
 
@@ -118,15 +133,19 @@ def vae_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict[str, A
     num_classes = int(config.get("num_classes") or 0)  # a conditional VAE (docs/lab/HYBRID.md)
     task = CONDITIONAL_TASK if num_classes else PIPELINE_TAG
     model_name, split = repo_id.split("/")[-1], metrics.get("split", train_cfg.get("split"))
-    split_id, split_words = split_text(split, metrics)
-    results, evals = _loss_results(metrics, split_id, task)
-    evaluation_lines, more = _evaluation_lines(run_dir, metrics, task)
-    tags = ["vae", "beta-vae", "mnist", "image-generation", "pytorch", "mnist-genlab", f"{arch}-vae",
+    dataset = card_dataset(train_cfg)
+    split_id, split_words = split_text(split, metrics, dataset)
+    results, evals = _loss_results(metrics, split_id, task, dataset)
+    evaluation_lines, more = _evaluation_lines(run_dir, metrics, task, dataset)
+    tags = ["vae", "beta-vae", *(["mnist"] if dataset.mnist else []), "image-generation", "pytorch", "mnist-genlab",
+            f"{arch}-vae",
             f"latent-dim-{latent_dim}", *(["conditional-vae", CONDITIONAL_TASK] if num_classes else [])]
-    card_data = ModelCardData(library_name=HUB_LIBRARY, license="mit", tags=tags, datasets=[DATASET_ID],
+    card_data = ModelCardData(library_name=HUB_LIBRARY, license="mit", tags=tags, datasets=dataset.metadata_ids,
                               pipeline_tag=None if num_classes else PIPELINE_TAG, model_name=model_name,
                               eval_results=(evals + more) or None)
     n_test = metrics.get("test_samples")
+    # the shape `sample` returns, from the config (VAEs trained before issue 37 have none: MNIST's)
+    shape = ", ".join(str(n) for n in (config.get("in_channels", 1), *[config.get("sample_size", 28)] * 2))
     context = {
         "repo_id": repo_id, "model_name": model_name, "arch": arch, "class_name": class_name,
         "latent_dim": latent_dim, "num_classes": num_classes, "beta": beta_txt,
@@ -135,9 +154,11 @@ def vae_context(run_dir: Path, repo_id: str) -> tuple[ModelCardData, dict[str, A
         "architecture": repr(model), "config": config,
         "trained": trained_sentence(metrics, train_cfg, split_words), "recipe_rows": recipe_rows(train_cfg),
         "results": results, "evaluation_lines": evaluation_lines, "claims": _claims(arch, beta_txt),
-        "timing": _timing(metrics), "figures": figures(run_dir, "decoded from latents z ~ N(0, I)"),
+        "timing": _timing(metrics), "figures": figures(run_dir, "decoded from latents z ~ N(0, I)", dataset=dataset),
         "study_recipe": STUDY["vae"]["recipe"], "reference_params": STUDY["vae"]["parameters_at_z2"][arch],
-        "held_out_words": split_label(split)[1] + (f", N={n_test:,}" if isinstance(n_test, int) else ""),
+        "held_out_words": split_label(split, dataset)[1] + (f", N={n_test:,}" if isinstance(n_test, int) else ""),
+        "data": dataset.template_context(),
+        "shape": shape, "returns": f"(16, {shape}) in [0, 1]",
     }
     return card_data, context
 
@@ -149,7 +170,7 @@ from diffusers import AutoModel
 model = AutoModel.from_pretrained("{{ repo_id }}", trust_remote_code=True)
 generator = torch.Generator().manual_seed(0)
 {% if num_classes -%}
-images = model.sample(16, generator=generator, labels=torch.arange(16) % {{ num_classes }})  # (16, 1, 28, 28) in [0, 1]
+images = model.sample(16, generator=generator, labels=torch.arange(16) % {{ num_classes }})  # {{ returns }}
 {%- else -%}
-images = model.sample(16, generator=generator)  # (16, 1, 28, 28) in [0, 1]
+images = model.sample(16, generator=generator)  # {{ returns }}
 {%- endif %}"""
