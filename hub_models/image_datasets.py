@@ -161,11 +161,13 @@ def _decode_split(split, source: ImageSource) -> _Decoded:
         split.features, source.label_column)
     split = split.cast_column(image_col, ImageFeature(decode=False))
     label_feature = split.features[label_col] if label_col else None
-    pixels, labels, all_grey, sizes = [], [], True, set()
+    pixels, labels, all_grey, sizes, upscaled = [], [], True, set(), 0
     for i, row in enumerate(split):
         record = row[image_col]
         try:
-            image = _fit(_open(record), source.resolution)
+            image = _open(record)
+            upscaled += source.resolution is not None and min(image.size) < source.resolution
+            image = _fit(image, source.resolution)
         except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as err:
             where = record.get("path") or f"row {i}"
             if source.on_bad_image == "error":
@@ -180,6 +182,9 @@ def _decode_split(split, source: ImageSource) -> _Decoded:
         labels.append(row[label_col] if label_col else -1)
     if not pixels:
         raise ImageDataError(f"{source.name}: no readable image in the split")
+    if upscaled:
+        log("data", f"warning: {upscaled:,} of {len(pixels):,} images are smaller than --resolution "
+                    f"{source.resolution} and were upscaled")
     if len(sizes) > 1 or next(iter(sizes))[0] != next(iter(sizes))[1]:
         raise ImageDataError(f"{source.name}: images of sizes {sorted(sizes)[:3]} (height, width); pass --resolution "
                              "to resize and center-crop them to one square size")

@@ -30,7 +30,7 @@ MOVED_SCRIPTS = ("evaluate_ddpm.py", "push_to_hub.py", "publish_study.py", "publ
                  "run_study.py", "anomaly_study.py", "completion_study.py", "hybrid_study.py",
                  "ddpm_sampler_study.py", "export_training_state.py")
 GUIDES = ("VAE.md", "DDPM.md", "LATENT_DIFFUSION.md", "SPACE.md", "HUB.md", "METRICS.md", "BENCHMARKS.md",
-          "STUDY.md")
+          "DATASETS.md", "STUDY.md")
 GUIDE_WORDS, README_WORDS, MEAN_SENTENCE = 2500, 1500, 25
 
 
