@@ -14,6 +14,8 @@ the DDIM steps (32 → 16 → 8 → 4 by default), the student predicting v.
 sampled with `sample_images(folder, sampler="ddim", num_inference_steps=<its steps>)`; every round's student is in
 rounds/<N>steps/. Resume with --resume_from_checkpoint latest and the same flags. The loop is
 `hub_models.training.distill.DistillTrainer`; see training/README.md for the flags and docs/DDPM.md for the design.
+The training images are the teacher's, read from its training_config.json when no data flags are given (MNIST for
+the study's DDPMs); a class-conditional student keeps the teacher's classes.
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--num_sample_images",
         type=positive_int,
         default=64,
-        help="Digits in the final grid, sampled at the student's step count.",
+        help="Images in the final grid, sampled at the student's step count.",
     )
     evals.add_argument(
         "--guidance_scale",

@@ -2,6 +2,8 @@
 """Train the autoencoder of latent diffusion: diffusers' AutoencoderKL, 1×28×28 digits → 4×7×7 latents.
 
     accelerate launch training/train_autoencoder.py                                    # runs/autoencoder
+    accelerate launch training/train_autoencoder.py --train_data_dir ~/my_images --resolution 32 \
+        --output_dir runs/my-autoencoder                                  # your own images: C×32×32 → 4×8×8
     python training/train_autoencoder.py --model_config tiny --max_train_steps 20 --output_dir /tmp/ae  # smoke run
     accelerate launch training/train_ldm.py --pretrained_vae_model_name_or_path runs/autoencoder  # the next stage
 
@@ -9,6 +11,9 @@ Loss: L1 on [-1, 1] pixels + --kl_weight·KL per latent element. Writes the mode
 `scaling_factor` = 1 / std of the training latents, diffusion_pytorch_model.safetensors), metrics.json,
 training_config.json, figures/reconstructions*.png, logs/ and checkpoints/ into --output_dir after EVERY epoch.
 The loop is `hub_models.training.autoencoder.AutoencoderTrainer`; see docs/LATENT_DIFFUSION.md.
+The data flags (--dataset_name, --train_data_dir, --resolution, --num_channels) set the autoencoder's
+in_channels/out_channels and sample_size; the resolution must be a multiple of 2^(levels − 1) (4 for the named
+configs).
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max_eval_samples",
         type=positive_int,
         default=2000,
-        help="Held-out digits scored, and training digits whose latents give the scaling factor.",
+        help="Held-out images scored, and training images whose latents give the scaling factor.",
     )
     return parse_training_args(parser, argv)
 

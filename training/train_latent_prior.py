@@ -11,6 +11,8 @@ scheduler and decoded by the VAE.
 Writes the prior folder (config.json + safetensors + scheduler/, `load_latent_prior`), metrics.json (with
 `--fid_samples N`: the VAE's prior-sample FID with z ~ N(0, I) and with the learned prior, same protocol) and
 figures. The loop is `hub_models.training.latent_prior.LatentPriorTrainer`; docs/lab/HYBRID.md has the results.
+The latents are of the VAE's own data, read from its training_config.json when no data flags are given (MNIST for
+the released VAEs); the FID and classifier points are MNIST's protocol and are left out on other data.
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ noise schedule (cosine β over 4000 timesteps), predicting v, with the DDPM trai
     python training/train_ldm.py --pretrained_vae_model_name_or_path /tmp/ae --model_config tiny \\
         --max_train_steps 20 --output_dir /tmp/ldm                                          # smoke run
 
+The images are the autoencoder's: with no data flags the run reads them from the autoencoder's
+training_config.json (MNIST for the study's); data flags naming other images stop with a one-line error.
+--class_conditional embeds the data's classes (+ the null class of guidance).
+
 Writes a LatentDDPMPipeline folder (model_index.json, vae/, unet/ with EMA weights, scheduler/), unet_non_ema/,
 metrics.json, training_config.json, figures/samples*.png, logs/ and checkpoints/ into --output_dir after EVERY
 epoch. Load it with `LatentDDPMPipeline.from_pretrained(folder)` or `hub_models.hub.load(folder)`. The loop is

@@ -2,6 +2,9 @@
 denoises latents under the study's noise schedule, and `LatentDDPMPipeline` (vae/, unet/, scheduler/) samples
 latents with the library's sampler loop and decodes them. See docs/LATENT_DIFFUSION.md.
 
+Other image data sets the autoencoder's `in_channels = out_channels` and `sample_size` (`make_autoencoder`), and
+the latent UNet follows the autoencoder's latent (`latent_unet_config`): C×32×32 RGB images give 4×8×8 latents.
+
 As in Stable Diffusion, the UNet sees latents multiplied by `vae.config.scaling_factor` (1 / std of the training
 latents, measured by the autoencoder trainer), so they have unit variance like the noise; and nothing clips them
 to [-1, 1] (the scheduler is saved with `clip_sample=False`, the ODE samplers run without thresholding).
@@ -87,9 +90,34 @@ def autoencoder_config(name_or_path: str | os.PathLike = "default") -> dict[str,
     return named_config(name_or_path, AUTOENCODER_CONFIGS, "autoencoder")
 
 
-def make_autoencoder(name_or_path: str | os.PathLike = "default") -> AutoencoderKL:
-    """A freshly initialised `AutoencoderKL` for 1×28×28 digits (seed torch first for reproducible weights)."""
-    return AutoencoderKL(**autoencoder_config(name_or_path))
+def check_autoencoder_size(config: dict[str, Any], what: str = "sample_size") -> None:
+    """ValueError (one line, with sizes that work) unless the image size halves cleanly at each of the encoder's
+    down-sampling levels (`len(block_out_channels) - 1`), so the decoder gives back the image's own size."""
+    size, levels = config.get("sample_size", 28), len(config["block_out_channels"])
+    step = 2 ** (levels - 1)
+    if isinstance(size, int) and size % step:
+        near = sorted({max(step, size // step * step), (size // step + 1) * step})
+        raise ValueError(f"{what} {size} does not fit this autoencoder: its {levels} levels halve the image "
+                         f"{levels - 1} times, so the size must be a multiple of {step} (e.g. "
+                         f"{' or '.join(map(str, near))})")
+
+
+def make_autoencoder(name_or_path: str | os.PathLike = "default", *, channels: int | None = None,
+                     resolution: int | None = None, what: str = "sample_size") -> AutoencoderKL:
+    """A freshly initialised `AutoencoderKL` (seed torch first for reproducible weights), for images of `channels`
+    × `resolution`² when given (`in_channels = out_channels`, `sample_size`; default: the config's own shape,
+    1×28² for the named configs, whose configs then stay exactly as released).
+
+    Raises:
+        ValueError: a size the encoder's levels cannot halve (`check_autoencoder_size`; `what` names it).
+    """
+    config = autoencoder_config(name_or_path)
+    if channels is not None:
+        config = {**config, "in_channels": channels, "out_channels": channels}
+    if resolution is not None:
+        config = {**config, "sample_size": resolution}
+    check_autoencoder_size(config, what)
+    return AutoencoderKL(**config)
 
 
 def latent_shape(vae: AutoencoderKL) -> tuple[int, int, int]:
@@ -127,9 +155,10 @@ def load_autoencoder(path_or_repo: str | os.PathLike, **hub_kwargs: Any) -> Auto
 
 
 def _encoder_input(images: torch.Tensor) -> torch.Tensor:
-    """uint8 `(batch, 28, 28)` or float `(batch, 1, 28, 28)` in [0, 1] → the autoencoder's [-1, 1]."""
+    """uint8 `(batch, 28, 28)` (MNIST) or `(batch, C, H, W)`, or float `(batch, C, H, W)` in [0, 1] → the
+    autoencoder's [-1, 1]."""
     if images.dtype == torch.uint8:
-        images = images.unsqueeze(1).float() / 255
+        images = (images.unsqueeze(1) if images.ndim == 3 else images).float() / 255
     return images * 2 - 1
 
 
@@ -137,7 +166,8 @@ def _encoder_input(images: torch.Tensor) -> torch.Tensor:
 def encode_latents(
     vae: AutoencoderKL, images: torch.Tensor, batch_size: int = 512, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Scaled latents `(batch, 4, 7, 7)` of digits (uint8 `(batch, 28, 28)` or floats in [0, 1]), on the CPU:
+    """Scaled latents `(batch, 4, 7, 7)` of digits (uint8 `(batch, 28, 28)` or `(batch, C, H, W)`, or floats in
+    [0, 1]; other images: the autoencoder's latent shape), on the CPU:
     the posterior mean, or a posterior sample with `generator`, times `vae.config.scaling_factor`."""
     out = []
     for batch in images.split(batch_size):
@@ -153,7 +183,8 @@ def encode_latents(
 
 @torch.no_grad()
 def decode_latents(vae: AutoencoderKL, latents: torch.Tensor) -> torch.Tensor:
-    """Scaled latents → digits `(batch, 1, 28, 28)` in [0, 1], on the autoencoder's device."""
+    """Scaled latents → images `(batch, C, H, W)` in [0, 1] (digits: `(batch, 1, 28, 28)`), on the autoencoder's
+    device."""
     images = vae.decode((latents / vae.config.scaling_factor).to(vae.device, vae.dtype)).sample
     return (images.float() / 2 + 0.5).clamp(0, 1)
 
@@ -244,8 +275,9 @@ class LatentDDPMPipeline(DiffusionPipeline):
             batch_size: number of digits (default: one per class label, else 1).
             num_inference_steps: denoising steps (UNet evaluations); the decoder runs once.
             generator: a CPU `torch.Generator` (same seed → same digits on any device).
-            output_type: "pil", "np" (`(batch, 28, 28, 1)` in [0, 1]), "pt" (`(batch, 1, 28, 28)` in [0, 1]) or
-                "latent" (the scaled latents `(batch, 4, 7, 7)`, undecoded).
+            output_type: "pil", "np" (`(batch, H, W, C)` in [0, 1]: `(batch, 28, 28, 1)` for digits), "pt"
+                (`(batch, C, H, W)` in [0, 1]) or "latent" (the scaled latents, `(batch, 4, 7, 7)` for digits,
+                undecoded).
             return_dict: `ImagePipelineOutput` if True, else the tuple `(images,)`.
             sampler: None samples with `self.scheduler`; a name from `SAMPLERS` uses the library's sampler.
             autocast_dtype: run the UNet and the decoder under `torch.autocast` with this dtype.
@@ -321,6 +353,7 @@ __all__ = [
     "LATENT_UNET_CONFIGS",
     "LatentDDPMPipeline",
     "autoencoder_config",
+    "check_autoencoder_size",
     "check_latent_unet",
     "decode_latents",
     "encode_latents",

@@ -19,7 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from hub_models.evaluation.ddpm import Point, evaluate_point, evaluation_summary, update_evaluation
+from hub_models.evaluation.ddpm import (
+    Point,
+    evaluate_point,
+    evaluation_summary,
+    run_dataset,
+    run_num_classes,
+    scoring_reference,
+    update_evaluation,
+)
 from hub_models.evaluation.metrics import fid
 from hub_models.reference import NUM_DIGITS
 
@@ -49,29 +57,42 @@ def _replace_once(code: str, pattern: str, new: str, what: str) -> str:
     return code
 
 
-def snippet_program(snippet: str, folder: str | os.PathLike, seed: int, batch_size: int) -> str:
-    """The snippet with its three edits: the local `folder`, `seed`, and `batch_size` digits per run (a multiple
-    of 10 for a class-conditional card, whose snippet asks for every digit equally often)."""
+def snippet_program(snippet: str, folder: str | os.PathLike, seed: int, batch_size: int,
+                    num_classes: int = NUM_DIGITS) -> str:
+    """The snippet with its three edits: the local `folder`, `seed`, and `batch_size` images per run (a multiple
+    of `num_classes`, MNIST's 10 digits by default, for a class-conditional card, whose snippet asks for every
+    class equally often)."""
     code = _replace_once(snippet, r'from_pretrained\("[^"]+"', f"from_pretrained({str(folder)!r}",
                          "from_pretrained(<repo id>) calls")
     code = _replace_once(code, r"manual_seed\(0\)", f"manual_seed({seed})", "manual_seed(0) calls")
     if "class_labels=" in code:
-        if batch_size % NUM_DIGITS:
-            raise ValueError(f"a class-conditional check needs a batch size divisible by {NUM_DIGITS}")
-        return _replace_once(code, r"for _ in range\(2\)", f"for _ in range({batch_size // NUM_DIGITS})",
-                             "'for _ in range(2)' (images per digit)")
+        if batch_size % num_classes:
+            raise ValueError(f"a class-conditional check needs a batch size divisible by {num_classes} (the "
+                             "run's classes)")
+        return _replace_once(code, r"for _ in range\(2\)", f"for _ in range({batch_size // num_classes})",
+                             "'for _ in range(2)' (images per class)")
     return _replace_once(code, r"batch_size=16\b", f"batch_size={batch_size}", "batch_size=16 arguments")
 
 
+def _as_array(image: Any, channels: int) -> np.ndarray:
+    """A PIL image of the snippet → uint8 `(H, W)` (greyscale, as the study's digits) or `(3, H, W)` (RGB)."""
+    if channels == 1:
+        return np.asarray(image.convert("L"))
+    return np.asarray(image.convert("RGB")).transpose(2, 0, 1)
+
+
 def snippet_digits(run_dir: str | os.PathLike, num_samples: int, batch_size: int = 250) -> np.ndarray:
-    """`num_samples` digits `(N, 28, 28)` uint8 made by the card's own snippet, run batch by batch."""
+    """`num_samples` images made by the card's own snippet, run batch by batch: uint8 `(N, 28, 28)` for MNIST's
+    digits (any greyscale run: `(N, H, W)`), `(N, 3, H, W)` for a run on RGB images."""
     snippet = card_snippet((Path(run_dir) / "README.md").read_text())
+    classes = run_num_classes(run_dir) or NUM_DIGITS  # unconditional: unused
+    channels = (run_dataset(run_dir) or {}).get("channels", 1)
     batches = []
     for k in range(-(-num_samples // batch_size)):
         namespace: dict[str, Any] = {}
-        exec(compile(snippet_program(snippet, run_dir, SNIPPET_SEED_BASE + k, batch_size), "card-snippet", "exec"),
-             namespace)  # the card's own code, on the local folder: what a Hub visitor runs
-        batches.append(np.stack([np.asarray(image.convert("L")) for image in namespace["images"]]))
+        program = snippet_program(snippet, run_dir, SNIPPET_SEED_BASE + k, batch_size, classes)
+        exec(compile(program, "card-snippet", "exec"), namespace)  # the card's own code: what a Hub visitor runs
+        batches.append(np.stack([_as_array(image, channels) for image in namespace["images"]]))
     return np.concatenate(batches)[:num_samples]
 
 
@@ -84,14 +105,14 @@ def card_snippet_check(run_dir: str | os.PathLike, num_samples: int = 1000, seed
         raise ValueError("σ needs at least two seeds")
     main = evaluation_summary(run_dir)["main"]
     if main is None:
-        raise ValueError(f"{run_dir} has no headline FID yet (an N = 10,000 point against mnist-test): the card "
-                         "reports none, so there is nothing to reproduce")
+        raise ValueError(f"{run_dir} has no headline FID yet (an N = 10,000 point against its report reference, "
+                         "mnist-test for MNIST): the card reports none, so there is nothing to reproduce")
     reference = main["fid"]["reference"]
     fids = [evaluate_point(run_dir, Point(main["sampler"], main["steps"], num_samples, True, seed,
                                           main.get("precision", "fp32"), guidance_scale=main.get("guidance_scale")),
                            reference=reference, batch_size=batch_size, timing=False)["fid"]["fid"]
             for seed in seeds]
-    snippet = fid(snippet_digits(run_dir, num_samples, batch_size), reference=reference)
+    snippet = fid(snippet_digits(run_dir, num_samples, batch_size), reference=scoring_reference(run_dir, reference))
     mean, sigma = statistics.mean(fids), statistics.stdev(fids)
     result = {"num_samples": num_samples, "reference": reference, "seeds": list(seeds), "evaluator_fids": fids,
               "mean": mean, "sigma": sigma, "snippet_fid": snippet["fid"], "snippet_seed_base": SNIPPET_SEED_BASE,

@@ -1,5 +1,7 @@
 """The autoencoder of latent diffusion: diffusers' `AutoencoderKL` on MNIST, loss = L1 reconstruction on [-1, 1]
-pixels + kl_weight·KL of the 4×7×7 posterior (both means per element).
+pixels + kl_weight·KL of the 4×7×7 posterior (both means per element). Other image data (the data flags) sets
+the autoencoder's `in_channels = out_channels` and `sample_size`; the resolution must halve cleanly at each of its
+down-sampling levels (a multiple of 4 for the named configs).
 
 Why L1 and a small KL weight: L1 keeps near-binary strokes sharp where MSE blurs them and keeps diffusers' decoder
 convention (outputs in [-1, 1]); the KL term only keeps the posterior smooth and its scale bounded, as in Stable
@@ -18,9 +20,11 @@ import torch
 from diffusers import AutoencoderKL
 from torch.utils.data import DataLoader, TensorDataset
 
+from hub_models.data import uint8_to_unit
 from hub_models.diffusion.latent import decode_latents, encode_latents, latent_shape, make_autoencoder
 from hub_models.diffusion.training import to_model_range
 from hub_models.figures import reconstruction_grid, save_png
+from hub_models.image_datasets import ImageDataError
 from hub_models.io import optimizer_update, save_pretrained_atomic, write_json_atomic
 from hub_models.models.unet import count_parameters
 from hub_models.training.progress import logger
@@ -30,8 +34,8 @@ from hub_models.training.trainer import Trainer
 def autoencoder_loss(
     vae: torch.nn.Module, images: torch.Tensor, kl_weight: float, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(loss, L1, KL) of uint8 digits `(batch, 28, 28)`: decode a posterior sample (the mean without `generator`),
-    L1 per pixel on [-1, 1], KL to N(0, I) per latent element."""
+    """(loss, L1, KL) of uint8 images (digits `(batch, 28, 28)`, others `(batch, C, H, W)`): decode a posterior
+    sample (the mean without `generator`), L1 per pixel on [-1, 1], KL to N(0, I) per latent element."""
     x = to_model_range(images)
     posterior = vae.encode(x).latent_dist
     z = posterior.mean
@@ -76,13 +80,18 @@ def latent_scaling_factor(vae: AutoencoderKL, images: torch.Tensor, batch_size: 
 
 
 class AutoencoderTrainer(Trainer):
-    """`training/train_autoencoder.py`: an `AutoencoderKL` on MNIST digits, for latent diffusion."""
+    """`training/train_autoencoder.py`: an `AutoencoderKL` on MNIST digits (or the data flags' images), for latent
+    diffusion."""
 
     name = "train_autoencoder"
 
     def build(self) -> tuple[torch.nn.Module, torch.optim.Optimizer, DataLoader]:
-        args = self.args
-        model = make_autoencoder(args.model_config)
+        args, info = self.args, self.data_info
+        try:  # MNIST's 1×28×28 leaves the named configs exactly as released
+            model = make_autoencoder(args.model_config, channels=info.channels, resolution=info.resolution,
+                                     what="--resolution")
+        except ValueError as err:
+            raise ImageDataError(f"{err} (autoencoder '{args.model_config}', images of {info.name})") from None
         optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
         dataset = TensorDataset(self.train_split.images, self.train_split.labels)
         loader = DataLoader(dataset, batch_size=args.train_batch_size, shuffle=True, num_workers=args.num_workers)
@@ -143,7 +152,7 @@ class AutoencoderTrainer(Trainer):
         return entry
 
     def write_epoch(self, epoch: int) -> None:
-        """The model (config.json + safetensors), reconstructions of held-out digits and metrics.json."""
+        """The model (config.json + safetensors), reconstructions of held-out images and metrics.json."""
         vae = self.unwrapped
         vae.register_to_config(scaling_factor=self.state.history[-1]["scaling_factor"])
         save_pretrained_atomic(vae, self.output_dir, safe_serialization=True)
@@ -155,7 +164,7 @@ class AutoencoderTrainer(Trainer):
         seconds = time.perf_counter() - t0
         vae.train(was_training)
         figures = self.output_dir / "figures"
-        grid = reconstruction_grid(originals.unsqueeze(1).float() / 255, recon.cpu())
+        grid = reconstruction_grid(uint8_to_unit(originals), recon.cpu())
         save_png(grid, figures / f"reconstructions_epoch_{epoch + 1:03d}.png")
         save_png(grid, figures / "reconstructions.png")
         last = self.state.history[-1]

@@ -6,6 +6,10 @@ student's weights (its EMA when kept) become the new teacher, the student restar
 Adam's moments are cleared (the paper initialises each round's student from its teacher). The student that ends a
 round is written to `rounds/<N>steps/` (a pipeline folder); a run resumed mid-round reloads its teacher from there.
 The last student is the run folder itself. See docs/DDPM.md ("Few-step sampling (distillation)").
+
+The training batches are the teacher's own data: with no data flags the run takes the ones the teacher's
+training_config.json recorded (MNIST for the study's DDPMs); data flags naming other images are a one-line error
+(`hub_models.training.ldm.check_upstream_data`). A class-conditional student keeps the teacher's classes.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from hub_models.diffusion.sampling import num_classes
 from hub_models.figures import save_png, to_pil
 from hub_models.io import save_pretrained_atomic, write_json_atomic
 from hub_models.models.unet import count_parameters
-from hub_models.reference import NUM_DIGITS
+from hub_models.training.ldm import check_upstream_data, upstream_data_args, upstream_training_config
 from hub_models.training.progress import logger
 from hub_models.training.trainer import Trainer
 
@@ -69,7 +73,11 @@ class DistillTrainer(Trainer):
         self.conditional = is_class_conditional(self.teacher)
         self.scheduler = student_scheduler(self.teacher_config)
         self.alphas_cumprod = extended_alphas_cumprod(self.teacher_config)
-        super().__init__(args)
+        upstream = upstream_training_config(args.teacher_model_name_or_path)
+        super().__init__(upstream_data_args(args, upstream))  # the teacher's data (MNIST by default)
+        config = self.teacher.config
+        check_upstream_data(self.data_info, upstream, f"the teacher {args.teacher_model_name_or_path}",
+                            (config.in_channels, config.sample_size))
         self.steps_per_round_flag = args.max_train_steps
         self.teacher_round: int | None = None
 
@@ -316,16 +324,18 @@ class DistillTrainer(Trainer):
         )
 
     def sample_grid(self, unet: UNet2DModel) -> tuple[Any, int]:
-        """`--num_sample_images` digits at the student's step count; class-conditional: a row per digit."""
+        """`--num_sample_images` images at the student's step count; class-conditional: a row per class of the
+        teacher (MNIST's ten digits)."""
         args = self.args
         kwargs: dict[str, Any] = {}
         if self.conditional:
-            per_row = math.ceil(args.num_sample_images / NUM_DIGITS)
+            k = num_classes(self.teacher)
+            per_row = math.ceil(args.num_sample_images / k)
             kwargs = {
-                "class_labels": torch.arange(NUM_DIGITS).repeat_interleave(per_row),
+                "class_labels": torch.arange(k).repeat_interleave(per_row),
                 "guidance_scale": args.guidance_scale,
             }
-            num_images = per_row * NUM_DIGITS
+            num_images = per_row * k
         else:
             per_row, num_images = math.ceil(math.sqrt(args.num_sample_images)), args.num_sample_images
         images = sample_images(

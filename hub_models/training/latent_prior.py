@@ -5,6 +5,11 @@ denoise them under the study's cosine schedule (1,000 steps, `hub_models.diffusi
 is a prior folder (`config.json` + safetensors + `scheduler/`, loaded by `load_latent_prior`) with metrics.json,
 history.json and figures; with `--fid_samples N` it also measures the VAE's prior-sample FID with z ~ N(0, I) and
 with the learned prior under the same protocol (`hub_models.evaluation.vae.prior_sample_point`).
+
+The latents are of the VAE's own data: with no data flags the run takes the ones the VAE's training_config.json
+recorded (MNIST for the study's VAEs), and data flags naming other images are a one-line error
+(`hub_models.training.ldm.check_upstream_data`). The FID and classifier points are MNIST's protocol (study-test,
+the digit classifier): on other data they are left out, with a line saying so.
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ from hub_models.hub import load
 from hub_models.io import optimizer_update, write_json_atomic
 from hub_models.models import LatentPrior
 from hub_models.training.args import non_negative_float, positive_int
+from hub_models.training.ldm import check_upstream_data, upstream_data_args, upstream_training_config
 from hub_models.training.progress import logger
 from hub_models.training.trainer import Trainer
+from hub_models.training.vae import is_mnist
 
 
 def add_latent_prior_args(parser: argparse.ArgumentParser) -> None:
@@ -84,7 +91,7 @@ def add_latent_prior_args(parser: argparse.ArgumentParser) -> None:
 
 @torch.no_grad()
 def posterior_means(vae, split: ImageSplit, batch_size: int = 1000) -> torch.Tensor:
-    """E_q[z|x] of every digit of `split` `(N, latent_dim)` (a conditional VAE is given the true labels)."""
+    """E_q[z|x] of every image of `split` `(N, latent_dim)` (a conditional VAE is given the true labels)."""
     vae.eval()
     images = split.as_float().split(batch_size)
     labels = split.labels.split(batch_size) if vae.is_conditional else [None] * len(images)
@@ -96,6 +103,10 @@ class LatentPriorTrainer(Trainer):
 
     name = "train_latent_prior"
 
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.upstream_config = upstream_training_config(args.vae_name_or_path)
+        super().__init__(upstream_data_args(args, self.upstream_config))  # the VAE's data (MNIST by default)
+
     def build(self) -> tuple[torch.nn.Module, torch.optim.Optimizer, DataLoader]:
         args = self.args
         self.vae = load(args.vae_name_or_path).to(self.accelerator.device).eval()
@@ -104,6 +115,9 @@ class LatentPriorTrainer(Trainer):
                 f"{args.vae_name_or_path} is a conditional VAE: its latents depend on the label; "
                 "train the prior on an unconditional one"
             )
+        config = self.vae.config
+        check_upstream_data(self.data_info, self.upstream_config, f"the VAE {args.vae_name_or_path}",
+                            (getattr(config, "in_channels", 1), getattr(config, "sample_size", 28)))
         self.vae.requires_grad_(False)
         train_z = posterior_means(self.vae, self.train_split)
         self.held_out_z = posterior_means(self.vae, self.held_out)
@@ -155,8 +169,9 @@ class LatentPriorTrainer(Trainer):
 
     @torch.no_grad()
     def write_figures(self, figures_dir: Path) -> None:
-        """Digits decoded from the learned prior and from z ~ N(0, I) (same seed); at z=2 also 2,000 latents of
-        the learned prior, to set beside the VAE's own latent_scatter.png."""
+        """Images decoded from the learned prior and from z ~ N(0, I) (same seed); at z=2 also 2,000 latents of
+        the learned prior, to set beside the VAE's own latent_scatter.png (on MNIST coloured by the digit the
+        classifier reads in them; other data has no classifier here: one colour)."""
         args, prior, vae = self.args, self.unwrapped.eval(), self.vae
         n = args.num_figure_samples
         z_prior = sample_latents(
@@ -181,16 +196,15 @@ class LatentPriorTrainer(Trainer):
                 2000,
                 torch.Generator().manual_seed(args.seed),
             )
-            # Coloured by what the digit classifier reads in the decoded digit: the prior's samples have no label.
-            read_as = load_digit_classifier().predict(vae.decode(many.to(vae.device)).cpu())[2]
-            save_png(
-                latent_scatter(
-                    many.cpu().numpy(),
-                    read_as.numpy(),
-                    title=f"Learned prior: 2,000 latents ({args.sampler}, {args.sample_steps} steps), by decoded class",
-                ),
-                figures_dir / "prior_samples_latent.png",
-            )
+            title = f"Learned prior: 2,000 latents ({args.sampler}, {args.sample_steps} steps)"
+            if is_mnist(self.data_info):
+                # Coloured by what the digit classifier reads in the decoded digit: the prior's samples have no label.
+                read_as = load_digit_classifier().predict(vae.decode(many.to(vae.device)).cpu())[2]
+                figure = latent_scatter(many.cpu().numpy(), read_as.numpy(), title=f"{title}, by decoded class")
+            else:  # never the digit classifier on other data
+                figure = latent_scatter(many.cpu().numpy(), -torch.ones(len(many), dtype=torch.long).numpy(),
+                                        title=title, label_names=[])
+            save_png(figure, figures_dir / "prior_samples_latent.png")
 
     def write_final(self) -> dict[str, Any]:
         args, prior = self.args, self.unwrapped
@@ -217,6 +231,10 @@ class LatentPriorTrainer(Trainer):
             ("prior_samples", args.fid_samples, True),
         ):
             if n <= 0:
+                continue
+            if not is_mnist(self.data_info):
+                logger.info(f"{key} left out: its protocol is MNIST's (study-test, the digit classifier), and "
+                            f"the VAE's data is {self.data_info.name}")
                 continue
             settings = EvalSettings(fid_samples=n, fid_reference_n=args.fid_reference_n, seed=args.seed)
             metrics[key] = [

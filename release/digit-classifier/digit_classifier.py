@@ -28,24 +28,30 @@ def _block(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class DigitClassifier(ModelMixin, ConfigMixin):
-    """CNN: two conv blocks (28→14→7) → FC(`hidden_dim`) + ReLU (the penultimate features) → FC(10).
+    """CNN: two conv blocks (each halves the size: 28→14→7 on MNIST) → FC(`hidden_dim`) + ReLU (the penultimate
+    features) → FC(`num_classes`).
 
     Args:
         channels: channels of the two conv blocks.
         hidden_dim: size of the penultimate layer (the features of the FD-classifier metric).
         dropout: dropout before the last layer (training only).
         num_classes: number of classes (10 digits).
+        in_channels: channels of the images (1: greyscale, 3: RGB).
+        sample_size: height = width of the images (released configs without it are MNIST's 28).
     """
 
     config_name = "config.json"
 
     @register_to_config
     def __init__(self, channels: tuple[int, int] = (16, 32), hidden_dim: int = 128, dropout: float = 0.3,
-                 num_classes: int = 10):
+                 num_classes: int = 10, in_channels: int = 1, sample_size: int = 28):
         super().__init__()
+        if sample_size < 4:
+            raise ValueError(f"sample_size must be ≥ 4 (two 2×2 poolings), got {sample_size}")
         c1, c2 = channels
-        self.trunk = nn.Sequential(_block(1, c1), _block(c1, c2), nn.Flatten())
-        self.fc = nn.Sequential(nn.Linear(c2 * 7 * 7, hidden_dim), nn.ReLU())
+        self.trunk = nn.Sequential(_block(in_channels, c1), _block(c1, c2), nn.Flatten())
+        side = sample_size // 4  # the size after the two poolings (which round down)
+        self.fc = nn.Sequential(nn.Linear(c2 * side * side, hidden_dim), nn.ReLU())
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_dim, num_classes)
 
@@ -56,11 +62,13 @@ class DigitClassifier(ModelMixin, ConfigMixin):
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Penultimate features `(batch, hidden_dim)` of images `(batch, 1, 28, 28)` in [0, 1]."""
+        """Penultimate features `(batch, hidden_dim)` of images `(batch, in_channels, sample_size, sample_size)`
+        in [0, 1]."""
         return self.fc(self.trunk(x))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits `(batch, num_classes)` of images `(batch, 1, 28, 28)` in [0, 1]."""
+        """Class logits `(batch, num_classes)` of images `(batch, in_channels, sample_size, sample_size)` in
+        [0, 1]."""
         return self.head(self.drop(self.features(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -68,7 +76,8 @@ class DigitClassifier(ModelMixin, ConfigMixin):
 
     @torch.inference_mode()
     def predict(self, x: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(probabilities `(N, 10)`, features `(N, hidden_dim)`, predicted labels `(N,)`), batched, in eval mode."""
+        """(probabilities `(N, num_classes)`, features `(N, hidden_dim)`, predicted labels `(N,)`), batched, in eval
+        mode."""
         was_training = self.training
         self.eval()
         probs, feats = [], []

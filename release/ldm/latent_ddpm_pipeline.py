@@ -488,7 +488,8 @@ def latent_shape(vae: AutoencoderKL) -> tuple[int, int, int]:
 
 @torch.no_grad()
 def decode_latents(vae: AutoencoderKL, latents: torch.Tensor) -> torch.Tensor:
-    """Scaled latents → digits `(batch, 1, 28, 28)` in [0, 1], on the autoencoder's device."""
+    """Scaled latents → images `(batch, C, H, W)` in [0, 1] (digits: `(batch, 1, 28, 28)`), on the autoencoder's
+    device."""
     images = vae.decode((latents / vae.config.scaling_factor).to(vae.device, vae.dtype)).sample
     return (images.float() / 2 + 0.5).clamp(0, 1)
 
@@ -579,8 +580,9 @@ class LatentDDPMPipeline(DiffusionPipeline):
             batch_size: number of digits (default: one per class label, else 1).
             num_inference_steps: denoising steps (UNet evaluations); the decoder runs once.
             generator: a CPU `torch.Generator` (same seed → same digits on any device).
-            output_type: "pil", "np" (`(batch, 28, 28, 1)` in [0, 1]), "pt" (`(batch, 1, 28, 28)` in [0, 1]) or
-                "latent" (the scaled latents `(batch, 4, 7, 7)`, undecoded).
+            output_type: "pil", "np" (`(batch, H, W, C)` in [0, 1]: `(batch, 28, 28, 1)` for digits), "pt"
+                (`(batch, C, H, W)` in [0, 1]) or "latent" (the scaled latents, `(batch, 4, 7, 7)` for digits,
+                undecoded).
             return_dict: `ImagePipelineOutput` if True, else the tuple `(images,)`.
             sampler: None samples with `self.scheduler`; a name from `SAMPLERS` uses the library's sampler.
             autocast_dtype: run the UNet and the decoder under `torch.autocast` with this dtype.

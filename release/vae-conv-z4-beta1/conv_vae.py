@@ -28,8 +28,9 @@ class VAEOutput(BaseOutput):
     """Output of a VAE forward pass.
 
     Args:
-        sample: reconstruction probabilities `(batch, 1, 28, 28)` in [0, 1].
-        logits: decoder logits `(batch, 1, 28, 28)` (the loss uses them, for numerical stability).
+        sample: reconstruction probabilities `(batch, channels, height, width)` in [0, 1] (`(batch, 1, 28, 28)`
+            for MNIST).
+        logits: decoder logits `(batch, channels, height, width)` (the loss uses them, for numerical stability).
         mean: posterior means μ `(batch, latent_dim)`.
         logvar: posterior log-variances log σ² `(batch, latent_dim)`.
         latent: the reparameterised sample z `(batch, latent_dim)`.
@@ -61,7 +62,8 @@ def kl_to_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Ten
 
 
 def bernoulli_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """BCE summed over the 784 pixels, per image `(batch,)`; from logits, equal to BCE(sigmoid(logits), x)."""
+    """BCE summed over every pixel and channel (784 for MNIST), per image `(batch,)`; from logits, equal to
+    BCE(sigmoid(logits), x)."""
     return F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1).sum(1)
 
 
@@ -69,7 +71,9 @@ Labels = int | Sequence[int] | torch.Tensor
 
 
 class BetaVAE(ModelMixin, ConfigMixin):
-    """Base class of the MNIST β-VAEs: `encode`, `decode`, `forward`, `sample`, `reconstruct`, `loss`.
+    """Base class of the study's β-VAEs: `encode`, `decode`, `forward`, `sample`, `reconstruct`, `loss`.
+
+    Images are `(batch, in_channels, sample_size, sample_size)` in [0, 1] (config; MNIST: `(batch, 1, 28, 28)`).
 
     Conditional models (`config.num_classes > 0`) need `labels` (digits 0..num_classes-1, one per image, or one
     for all) in every one of them; unconditional models refuse them.
@@ -83,8 +87,16 @@ class BetaVAE(ModelMixin, ConfigMixin):
         raise NotImplementedError
 
     def decoder_logits(self, z: torch.Tensor) -> torch.Tensor:
-        """Decoder logits `(batch, 1, 28, 28)` for decoder inputs `(batch, latent_dim + num_classes)`."""
+        """Decoder logits `(batch, C, H, W)` for decoder inputs `(batch, latent_dim + num_classes)`."""
         raise NotImplementedError
+
+    # -- shape -----------------------------------------------------------------------------------------------------
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """`(channels, height, width)` of the images the model encodes and generates ((1, 28, 28): MNIST, and
+        every config written before the shape was recorded)."""
+        size = int(getattr(self.config, "sample_size", 28))
+        return int(getattr(self.config, "in_channels", 1)), size, size
 
     # -- conditioning ----------------------------------------------------------------------------------------------
     @property
@@ -135,7 +147,7 @@ class BetaVAE(ModelMixin, ConfigMixin):
         return torch.cat([h, F.one_hot(checked, self.num_classes).to(h.dtype)], dim=1)
 
     def decode_logits(self, z: torch.Tensor, labels: Labels | None = None) -> torch.Tensor:
-        """Decoder logits `(batch, 1, 28, 28)` for latents `(batch, latent_dim)` (and labels `(batch,)`)."""
+        """Decoder logits `(batch, C, H, W)` for latents `(batch, latent_dim)` (and labels `(batch,)`)."""
         return self.decoder_logits(self._condition(z, labels))
 
     # -- public API ------------------------------------------------------------------------------------------------
@@ -158,12 +170,12 @@ class BetaVAE(ModelMixin, ConfigMixin):
         return (model, info) if want_info else model
 
     def encode(self, x: torch.Tensor, labels: Labels | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images `(batch, 1, 28, 28)` in [0, 1] (and labels `(batch,)`) → (μ, log σ²), each `(batch, latent_dim)`."""
+        """Images `(batch, C, H, W)` in [0, 1] (and labels `(batch,)`) → (μ, log σ²), each `(batch, latent_dim)`."""
         h = self._condition(self.encoder_features(x), labels)
         return self.fc_mean(h), self.fc_logvar(h)
 
     def decode(self, z: torch.Tensor, labels: Labels | None = None) -> torch.Tensor:
-        """Latents `(batch, latent_dim)` (and labels `(batch,)`) → pixel probabilities `(batch, 1, 28, 28)`."""
+        """Latents `(batch, latent_dim)` (and labels `(batch,)`) → pixel probabilities `(batch, C, H, W)`."""
         return torch.sigmoid(self.decode_logits(z, labels))
 
     @staticmethod
@@ -205,15 +217,15 @@ class BetaVAE(ModelMixin, ConfigMixin):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, labels: Labels | None = None) -> torch.Tensor:
-        """Decode `n` latents z ~ N(0, I): images `(n, 1, 28, 28)` in [0, 1]; a conditional model draws digits of
-        `labels` (one per image, or one digit for all)."""
+        """Decode `n` latents z ~ N(0, I): images `(n, C, H, W)` in [0, 1] (`(n, 1, 28, 28)` for MNIST); a
+        conditional model draws images of class `labels` (one per image, or one class for all)."""
         checked = self.check_labels(labels, n)  # before drawing: a bad label consumes no random numbers
         z = torch.randn((n, self.config.latent_dim), generator=generator, device=self.device, dtype=self.dtype)
         return self.decode(z, checked)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, labels: Labels | None = None) -> torch.Tensor:
-        """Decode the posterior means: the deterministic reconstruction `(batch, 1, 28, 28)`."""
+        """Decode the posterior means: the deterministic reconstruction `(batch, C, H, W)` of `x`."""
         mean, _ = self.encode(x, labels)
         return self.decode(mean, labels)
 
@@ -223,45 +235,80 @@ def check_latent_dim(latent_dim: int) -> None:
         raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
 
 
+def check_image_shape(in_channels: int, sample_size: int) -> None:
+    if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
+        raise ValueError(f"in_channels must be a positive integer (1: greyscale, 3: RGB), got {in_channels!r}")
+    if isinstance(sample_size, bool) or not isinstance(sample_size, int) or sample_size < 1:
+        raise ValueError(f"sample_size (image height = width) must be a positive integer, got {sample_size!r}")
+
+
 def check_num_classes(num_classes: int) -> None:
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
         raise ValueError(f"num_classes must be 0 (unconditional) or a positive integer, got {num_classes!r}")
 
 
+# Two stride-2 levels down, two stride-2 transposed convs up: the decoder gives back the input size only when it
+# is a multiple of 4 (a 30×30 input is encoded at 8×8 and decoded at 32×32).
+CONV_VAE_DOWNSAMPLING = 4
+
+
+def check_conv_sample_size(sample_size: int) -> None:
+    """A one-line ValueError naming the sizes that work when `sample_size` is not a multiple of 4."""
+    k = CONV_VAE_DOWNSAMPLING
+    if sample_size % k:
+        nearest = sorted({max(sample_size // k * k, k), (sample_size // k + 1) * k})
+        raise ValueError(
+            f"ConvVAE needs sample_size divisible by {k} (two stride-2 levels): 4, 8, ..., 28, 32, 64, ...; got "
+            f"{sample_size} (nearest: {' or '.join(map(str, nearest))}; DenseVAE takes any size)"
+        )
+
+
 class ConvVAE(BetaVAE):
-    """Conv encoder 1→32→64 (3×3, stride 2) → two FC heads (μ, log σ²); FC → (64, 7, 7) → two stride-2
-    transposed convs back to 1×28×28 with a Sigmoid.
+    """Conv encoder C→32→64 (3×3, stride 2) → two FC heads (μ, log σ²); FC → (64, S/4, S/4) → two stride-2
+    transposed convs back to C×S×S (logits; `decode` applies the sigmoid). C = `in_channels`, S = `sample_size`.
 
     Args:
         latent_dim: size of z.
         hidden_channels: channels of the two conv levels, as in the study (32, 64).
         num_classes: 0 = the study's unconditional VAE; > 0 = a conditional VAE whose one-hot label joins the
             flattened conv features (into the two heads) and z (into the decoder's FC layer).
+        in_channels: image channels C: 1 (greyscale, MNIST), 3 (RGB).
+        sample_size: image height = width S; a multiple of 4 (4, 8, ..., 28, 32, 64, ...). 28 is MNIST.
     """
 
     @register_to_config
-    def __init__(self, latent_dim: int = 2, hidden_channels: tuple[int, int] = (32, 64), num_classes: int = 0):
+    def __init__(
+        self,
+        latent_dim: int = 2,
+        hidden_channels: tuple[int, int] = (32, 64),
+        num_classes: int = 0,
+        in_channels: int = 1,
+        sample_size: int = 28,
+    ):
         super().__init__()
         check_latent_dim(latent_dim)
         check_num_classes(num_classes)
+        check_image_shape(in_channels, sample_size)
+        check_conv_sample_size(sample_size)
         c1, c2 = hidden_channels
+        s = sample_size // CONV_VAE_DOWNSAMPLING  # 7 for MNIST
         self.encoder = nn.Sequential(
-            nn.Conv2d(1, c1, 3, stride=2, padding=1),
+            nn.Conv2d(in_channels, c1, 3, stride=2, padding=1),
             nn.ReLU(),
             nn.Conv2d(c1, c2, 3, stride=2, padding=1),
             nn.ReLU(),
             nn.Flatten(),
         )
-        features = c2 * 7 * 7
+        features = c2 * s * s
         self.fc_mean = nn.Linear(features + num_classes, latent_dim)
         self.fc_logvar = nn.Linear(features + num_classes, latent_dim)
         self.decoder_input = nn.Linear(latent_dim + num_classes, features)
         self.decoder = nn.Sequential(
             nn.ReLU(),
-            nn.Unflatten(1, (c2, 7, 7)),
+            nn.Unflatten(1, (c2, s, s)),
             nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1),
             nn.ReLU(),
-            nn.ConvTranspose2d(c1, 1, 3, stride=2, padding=1, output_padding=1),
+            nn.ConvTranspose2d(c1, in_channels, 3, stride=2, padding=1, output_padding=1),
         )
 
     def encoder_features(self, x: torch.Tensor) -> torch.Tensor:
