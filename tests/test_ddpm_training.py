@@ -94,7 +94,8 @@ def test_accelerate_launch_writes_a_loadable_pipeline(tiny_mnist_cache, tmp_run_
     assert {"epoch", "train_loss", "test_loss", "test_loss_ema"} <= entry.keys()
     assert 0 < entry["test_loss"] < 5 and 0 < entry["train_loss"] < 5
     assert metrics["test_loss"] == entry["test_loss"]
-    assert metrics["train_seconds"] > 0 and metrics["sampler"] == {**metrics["sampler"], "name": "dpmsolver++"}
+    assert metrics["train_seconds"] > 0 and metrics["train_cpu_seconds"] > 0
+    assert metrics["sampler"] == {**metrics["sampler"], "name": "dpmsolver++"}
 
     grid = Image.open(tmp_run_dir / "figures" / "samples.png")
     assert grid.mode == "L" and grid.width > 28 * 2

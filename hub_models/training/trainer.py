@@ -57,6 +57,7 @@ class TrainState:
         self.loss_curve: list[float] = []
         self.history: list[dict[str, Any]] = []
         self.train_seconds = 0.0  # wall time of the updates, summed over resumed sessions
+        self.train_cpu_seconds = 0.0  # this process's CPU time over the same updates (a shared machine's honest clock)
         self.epoch_sums: dict[str, float] = {}
 
     def start_epoch(self) -> None:
@@ -88,6 +89,7 @@ class TrainState:
             "loss_curve": list(self.loss_curve),
             "history": [dict(h) for h in self.history],
             "train_seconds": self.train_seconds,
+            "train_cpu_seconds": self.train_cpu_seconds,
         }
         if self.epoch_sums:
             state["epoch_sums"] = dict(self.epoch_sums)
@@ -97,6 +99,8 @@ class TrainState:
         self.epoch_loss_sum, self.epoch_updates = state["epoch_loss_sum"], state["epoch_updates"]
         self.loss_curve, self.history = list(state["loss_curve"]), [dict(h) for h in state["history"]]
         self.train_seconds = state.get("train_seconds", 0.0)
+        # Checkpoints from before the CPU clock count their wall time as CPU time (one thread, an upper bound).
+        self.train_cpu_seconds = state.get("train_cpu_seconds", self.train_seconds)
         self.epoch_sums = dict(state.get("epoch_sums", {}))
 
 
@@ -356,7 +360,7 @@ class Trainer:
         acc, args = self.accelerator, self.args
         update_loss = torch.zeros((), device=acc.device)
         update_sums: dict[str, torch.Tensor] = {}
-        tick = time.perf_counter()
+        tick, cpu_tick = time.perf_counter(), time.process_time()
         for batch in batches:
             loss, sums = self.training_step(batch)
             update_loss += loss / args.gradient_accumulation_steps
@@ -368,6 +372,8 @@ class Trainer:
             self.global_step += 1
             now = time.perf_counter()
             self.state.train_seconds, tick = self.state.train_seconds + now - tick, now
+            cpu_now = time.process_time()
+            self.state.train_cpu_seconds, cpu_tick = self.state.train_cpu_seconds + cpu_now - cpu_tick, cpu_now
             step_loss = acc.reduce(update_loss, reduction="mean").item()
             update_loss.zero_()
             step_sums = {}
@@ -404,6 +410,7 @@ class Trainer:
             "dataset": self.data_info.to_dict(),  # what `from_pretrained` users and cards read of the data
             "num_processes": self.accelerator.num_processes,
             "train_seconds": self.state.train_seconds,
+            "train_cpu_seconds": self.state.train_cpu_seconds,
             "seconds_per_epoch": self.state.train_seconds * self.steps_per_epoch / max(self.global_step, 1),
             "images_per_second_this_session": self.images_seen / self.clock.total if self.clock.total else None,
             "seed": self.args.seed,
