@@ -104,7 +104,8 @@ def test_load_image_splits_from_a_hub_dataset(tiny_repo, tmp_path):
     np.testing.assert_array_equal(held.images[:, 0].numpy(), _pixels(tiny_repo["test"]))
     assert held.labels.tolist() == tiny_repo["test"]["label"]
     assert info.to_dict() == {"name": TINY, "config_name": None, "channels": 1, "resolution": 28,
-                              "label_names": CLASS_NAMES, "split": "official", "seed": 0, "held_out_from": "test"}
+                              "label_names": CLASS_NAMES, "split": "official", "seed": 0, "held_out_from": "test",
+                              "source": "hub"}
 
     # The study split holds out a seeded 20 % of the train split, leaving the test split alone.
     train, held, info = load_image_splits(source, "study")

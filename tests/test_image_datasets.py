@@ -37,7 +37,7 @@ def test_folder_with_class_subfolders_gives_labels_names_and_grey_channel(class_
     assert (len(train), len(held)) == (8, 2)
     assert train.images.shape[1:] == (1, 20, 20) and train.images.dtype == torch.uint8
     assert info.label_names == ["cat", "dog"] and info.channels == 1 and info.resolution == 20
-    assert info.held_out_from == "train" and info.name == str(class_folder)
+    assert info.held_out_from == "train" and info.name == str(class_folder) and info.source == "folder"
     # Each image's label is its folder: odd values (10·i, i odd) are cats.
     values = torch.cat([train.images, held.images])[:, 0, 0, 0].tolist()
     labels = torch.cat([train.labels, held.labels]).tolist()

@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,8 @@ class ReferenceSet:
 
     @property
     def cache_name(self) -> str:
-        return f"{self.name}-{hashlib.sha1(self.identity.encode()).hexdigest()[:12]}"
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", self.name).strip("_")[-40:]  # a file name: no folders, no spaces
+        return f"{safe}-{hashlib.sha1(self.identity.encode()).hexdigest()[:12]}"
 
 
 ReferenceLike = str | ReferenceSet
