@@ -21,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from hub_models.data import ImageSplit, study_split_indices
+from hub_models.data import STUDY_SPLIT_SEED, ImageSplit, load_splits, study_split_indices
 from hub_models.io import cache_dir as default_cache_dir
 from hub_models.io import log
 
@@ -301,8 +301,6 @@ def training_data(args: Any) -> tuple[ImageSplit, ImageSplit, ImageDatasetInfo]:
     """(train, held-out, info) for a training script's flags: MNIST (images (N, 28, 28), as always) by default,
     else the images the data flags name ((N, C, H, W)). `--split`, `--seed` of the split and `--limit_train_samples`
     apply to both."""
-    from hub_models.data import STUDY_SPLIT_SEED, load_splits
-
     split, limit = getattr(args, "split", "study"), getattr(args, "limit_train_samples", None)
     source = source_from_args(args)
     if source is None:
