@@ -134,13 +134,19 @@ def grey_vae(train, grey_image_folder, own_cache, tmp_path_factory) -> Path:
 def test_a_latent_prior_over_a_grey_folder_vae_uses_its_images(train, grey_vae, grey_image_folder, tmp_path):
     out = tmp_path / "prior"
     metrics = train("train_latent_prior.py", *TINY_PRIOR, "--vae_name_or_path", str(grey_vae),
-                    "--classifier_samples", "4", "--output_dir", str(out))
+                    "--classifier_samples", "4", "--fid_samples", "6", "--fid_reference_n", "4",
+                    "--output_dir", str(out))
     assert metrics["global_step"] == 2
     recorded = _config(out)
     assert recorded["train_data_dir"] == str(grey_image_folder)
     assert recorded["dataset"] == _config(grey_vae)["dataset"]
     # The classifier points are MNIST's protocol: left out here, never scored with the digit classifier.
     assert "prior_samples_classifier" not in metrics
+    # Its FID points are scored against the VAE's own held-out images (the floor from its train images).
+    assert [p["prior"] for p in metrics["prior_samples"]] == ["N(0, I)", "learned"]
+    for point in metrics["prior_samples"]:
+        assert "classifier" not in point and point["fid"]["reference"] == "held-out"
+        assert point["fid"]["n_gen"] == 6 and point["fid"]["fid"] >= 0
     prior, _ = load_latent_prior(out)
     assert prior.config.latent_dim == 2
     for name in ("samples", "samples_standard_normal", "prior_samples_latent"):

@@ -28,6 +28,7 @@ import torch
 from hub_models.data import ImageSplit, load_splits
 from hub_models.diffusion.latent_prior import sample_latents
 from hub_models.evaluation.metrics import (
+    ReferenceLike,
     ReferenceSet,
     classifier_metrics,
     fid,
@@ -49,7 +50,7 @@ class EvalSettings:
     """How much each run is evaluated (the defaults are the report's; tests shrink them)."""
 
     fid_samples: int = 1000
-    fid_reference: str = "study-test"
+    fid_reference: ReferenceLike = "study-test"  # an MNIST set's name, or another dataset's `ReferenceSet`
     fid_reference_n: int = 2000
     nll_samples: int = 1000
     nll_images: int = 500

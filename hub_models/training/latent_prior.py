@@ -15,6 +15,7 @@ the digit classifier): on other data they are left out, with a line saying so.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,8 @@ from hub_models.diffusion.latent_prior import (
     sample_latents,
     save_latent_prior,
 )
-from hub_models.evaluation.metrics import format_fid, load_digit_classifier
+from hub_models.evaluation.ddpm.run_data import RUN_REFERENCE
+from hub_models.evaluation.metrics import ReferenceSet, format_fid, load_digit_classifier
 from hub_models.evaluation.vae import EvalSettings, prior_sample_point
 from hub_models.figures import latent_scatter, save_png, to_pil
 from hub_models.hub import load
@@ -232,13 +234,19 @@ class LatentPriorTrainer(Trainer):
         ):
             if n <= 0:
                 continue
-            if not is_mnist(self.data_info):
-                logger.info(f"{key} left out: its protocol is MNIST's (study-test, the digit classifier), and "
-                            f"the VAE's data is {self.data_info.name}")
+            mnist = is_mnist(self.data_info)
+            if not mnist and not inception:
+                logger.info(f"{key} left out: the digit classifier reads MNIST only, and the VAE's data is "
+                            f"{self.data_info.name}")
                 continue
-            settings = EvalSettings(fid_samples=n, fid_reference_n=args.fid_reference_n, seed=args.seed)
+            # Other data: FID against the VAE's own held-out images (its train images: the floor), no classifier.
+            reference = "study-test" if mnist else ReferenceSet(
+                RUN_REFERENCE, self.held_out.images, self.train_split.images,
+                json.dumps(self.data_info.to_dict(), sort_keys=True))
+            settings = EvalSettings(fid_samples=n, fid_reference=reference, fid_reference_n=args.fid_reference_n,
+                                    seed=args.seed)
             metrics[key] = [
-                prior_sample_point(self.vae, None, settings=settings, inception=inception),
+                prior_sample_point(self.vae, None, settings=settings, inception=inception, classifier=mnist),
                 prior_sample_point(
                     self.vae,
                     prior,
@@ -247,15 +255,15 @@ class LatentPriorTrainer(Trainer):
                     args.sample_steps,
                     settings=settings,
                     inception=inception,
+                    classifier=mnist,
                 ),
             ]
             for point in metrics[key]:
-                c = point["classifier"]
+                c = point.get("classifier")
                 fid_text = f"{format_fid(point['fid'])}; " if inception else ""
-                logger.info(
-                    f"z from {point['prior']} (N={n:,}): {fid_text}recognisable {c['confident_share']:.1%}, "
-                    f"KL to uniform {c['kl_to_uniform']:.3f}, FD-classifier {c['fd_classifier']:.1f}"
-                )
+                cls_text = (f"recognisable {c['confident_share']:.1%}, KL to uniform {c['kl_to_uniform']:.3f}, "
+                            f"FD-classifier {c['fd_classifier']:.1f}") if c else "no classifier of this data"
+                logger.info(f"z from {point['prior']} (N={n:,}): {fid_text}{cls_text}")
             write_json_atomic(self.output_dir / "metrics.json", metrics)
         write_json_atomic(self.output_dir / "metrics.json", metrics)
         logger.info(f"Saved the latent prior, metrics.json and figures to {self.output_dir}")
