@@ -106,36 +106,38 @@ def test_tf1_resize_samples_at_j_times_in_over_out():
 
 @pytest.mark.slow
 def test_fid_matches_fid_helper_and_pytorch_fid(fid_helper, digit_sets):
-    """The FID of real and blurred digits against real references: ours vs fid-helper-pytorch's own documented
-    pipeline (README 'Example_1'), to 1e-3 relative; the Fréchet distance vs pytorch-fid's on the same features
-    (of the real set); and real digits score below blurred and noised ones."""
+    """The FID of real digits against real references: ours vs fid-helper-pytorch's own documented pipeline (README
+    'Example_1'), to 1e-3 relative; the Fréchet distance of the blurred set vs pytorch-fid's on the same features;
+    and real digits score below blurred and noised ones. Each comparison costs a scipy sqrtm of a 2048² matrix
+    (~25 s of one core), so each reference checks one set."""
     from fid_helper_pytorch import INPUT_RANGE_TF, FidHelper
     from pytorch_fid.fid_score import calculate_frechet_distance
 
     from hub_models.evaluation import FeatureStats, fid, frechet_distance
     from hub_models.evaluation.inception import inception_features
 
+    def helper_stats(images: torch.Tensor, update) -> None:
+        for batch in images.split(32):
+            update(batch.unsqueeze(1).expand(-1, 3, -1, -1).numpy(), data_range=(0, 255))
+
     helper = FidHelper(":default_1", INPUT_RANGE_TF, resample_mode="nv_bilinear_float", device="cpu")
     helper.begin_ref_stat()
-    for batch in digit_sets["ref"].split(32):
-        helper.update_ref_stat(batch.unsqueeze(1).expand(-1, 3, -1, -1).numpy(), data_range=(0, 255))
+    helper_stats(digit_sets["ref"], helper.update_ref_stat)
     helper.finish_ref_stat()
+    helper.begin_eval_stat()
+    helper_stats(digit_sets["real"], helper.update_eval_stat)
+    helper.finish_eval_stat()
+
     ref = FeatureStats.from_features(inception_features(digit_sets["ref"]))
-    scores = {"noised": fid(features=inception_features(digit_sets["noised"]), reference=ref, floor=False)["fid"]}
-    for name in ("real", "blurred"):  # each of fid-helper's scores costs a scipy sqrtm of a 2048² matrix (~25 s)
-        helper.begin_eval_stat()
-        for batch in digit_sets[name].split(32):
-            helper.update_eval_stat(batch.unsqueeze(1).expand(-1, 3, -1, -1).numpy(), data_range=(0, 255))
-        helper.finish_eval_stat()
-        theirs = float(helper.compute_fid_score())
+    scores, stats = {}, {}
+    for name in ("real", "blurred", "noised"):
         features = inception_features(digit_sets[name])
-        ours = fid(features=features, reference=ref, floor=False)["fid"]  # the public entry point
-        gen = FeatureStats.from_features(features)
-        assert ours == frechet_distance(gen, ref)
-        assert ours == pytest.approx(theirs, rel=1e-3), name
-        if name == "real":  # pytorch-fid's scipy sqrtm of a 2048² matrix costs ~20 s: one set proves the formula
-            independent = calculate_frechet_distance(gen.mu, gen.sigma, ref.mu, ref.sigma)
-            assert ours == pytest.approx(independent, rel=1e-3), name
-        scores[name] = ours
+        scores[name] = fid(features=features, reference=ref, floor=False)["fid"]  # the public entry point
+        stats[name] = FeatureStats.from_features(features)
+        assert scores[name] == frechet_distance(stats[name], ref)
+    assert scores["real"] == pytest.approx(float(helper.compute_fid_score()), rel=1e-3)
+    blurred = stats["blurred"]
+    assert scores["blurred"] == pytest.approx(
+        calculate_frechet_distance(blurred.mu, blurred.sigma, ref.mu, ref.sigma), rel=1e-3)
     assert np.isfinite(list(scores.values())).all()
     assert scores["real"] < scores["blurred"] and scores["real"] < scores["noised"]
