@@ -44,12 +44,17 @@ evaluate() {  # folder, sampler, steps: one protocol point (N = 2,000, seed 0, s
 case "${1:-}" in
   train) mkdir -p runs; for name in "${!RECIPE[@]}"; do train_one "$name" & done; wait ;;
   eval)
-    for e in 2 1 3; do  # the selecting snapshot (update 750) of both pilots first
+    for e in 2 1 3; do  # the selecting snapshot (update 750) of both pilots first, ancestral-50 before the 10-step points
+      for name in "${!RECIPE[@]}"; do
+        dir=runs/pilot-$name/snapshots/epoch_$e
+        [ -d "$dir" ] && evaluate "$dir" ddpm 50
+      done
+      [ "$e" = 2 ] || continue
       for name in "${!RECIPE[@]}"; do
         dir=runs/pilot-$name/snapshots/epoch_$e
         [ -d "$dir" ] || continue
-        evaluate "$dir" ddpm 50
-        if [ "$e" = 2 ]; then evaluate "$dir" sde-dpmsolver++ 10; evaluate "$dir" dpmsolver++ 10; fi
+        evaluate "$dir" sde-dpmsolver++ 10
+        evaluate "$dir" dpmsolver++ 10
       done
     done ;;
   *) echo "usage: $0 train|eval" >&2; exit 2 ;;

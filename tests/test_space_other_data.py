@@ -153,6 +153,16 @@ def test_uploads_are_brought_to_the_models_shape(other_space, tmp_path):
     assert png(lerp).mode == "RGB" and png(lerp).height == 4 * (32 + 2 * 2)
 
 
+def test_test_digits_go_only_to_models_of_mnist(other_space):
+    """Reconstruct's test digits are MNIST's: a model of other data alone refuses them with a clear line, and beside
+    an MNIST VAE both get the digit."""
+    _, client = other_space
+    with pytest.raises(app_error(), match=r"test digits are MNIST's.*you/tiny-rgb.*upload or draw"):
+        client.predict("7", [RGB_VAE], api_name="/reconstruct_test_digit")
+    _, label, gallery, _ = client.predict("7", [RGB_VAE, SPACE_VAE], api_name="/reconstruct_test_digit")
+    assert "a **7**" in label and len(gallery) == 2
+
+
 def test_complete_keeps_to_mnist_models(other_space, test_digits, tmp_path):
     from gradio_client import handle_file
 

@@ -138,6 +138,11 @@ def _wire(reg: Registry, w: SimpleNamespace) -> None:
     @user_errors
     def reconstruct_test_digit(digit, names, seed=None):
         reg.vae(next(iter(reg.vaes), None))  # no VAE at all: say that first
+        entries = [reg.vae(n) for n in chosen_vaes(reg, names)]
+        if not any(e.mnist_like for e in entries):  # the test digits are MNIST's: no model here was trained on them
+            data = ", ".join(sorted({e.data_title for e in entries}))
+            raise SpaceError(f"The test digits are MNIST's, and the chosen model(s) learned {data}: upload or "
+                             "draw an image instead, or choose an MNIST VAE.")
         x, label, idx = test_digit(reg, digit, seed)
         return reconstruction_outputs(reg, x, names, f"test digit #{idx}: a **{label}**")
 
