@@ -7,6 +7,7 @@ safetensors file, so training slices batches from memory. MNIST itself keeps its
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import json
@@ -23,7 +24,7 @@ from safetensors.torch import save_file
 
 from hub_models.data import STUDY_SPLIT_SEED, ImageSplit, load_splits, study_split_indices
 from hub_models.io import cache_dir as default_cache_dir
-from hub_models.io import log
+from hub_models.io import log, read_json
 
 BadImagePolicy = Literal["error", "skip"]
 # Modes whose pixels carry one grey value: no need to look at the pixels to know.
@@ -309,13 +310,43 @@ def training_data(args: Any) -> tuple[ImageSplit, ImageSplit, ImageDatasetInfo]:
     return load_image_splits(source, split, seed=STUDY_SPLIT_SEED, limit=limit)
 
 
+TRAINING_CONFIG = "training_config.json"  # where a trainer records its flags and `dataset` (ImageDatasetInfo)
+
+
+def recorded_dataset(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """training_config.json's `dataset` (`ImageDatasetInfo.to_dict()`) of a run trained on other data than MNIST;
+    None for MNIST, also for runs and releases that predate the field or carry no training_config.json."""
+    path = Path(run_dir) / TRAINING_CONFIG
+    dataset = read_json(path).get("dataset") if path.is_file() else None
+    return None if not dataset or dataset.get("name") == MNIST_INFO_NAME else dataset
+
+
+def run_training_data(run_dir: str | os.PathLike) -> tuple[ImageSplit, ImageSplit, ImageDatasetInfo]:
+    """(train, held-out, info) of a run on other data, rebuilt from the data flags its training_config.json
+    recorded: the whole train split, whatever `--limit_train_samples` was (the FID floor's pool).
+
+    Raises:
+        ValueError: the data the flags name now is not what the run recorded (a changed folder or dataset).
+    """
+    flags = read_json(Path(run_dir) / TRAINING_CONFIG)
+    train, held_out, info = training_data(argparse.Namespace(**{**flags, "limit_train_samples": None}))
+    recorded = flags.get("dataset")
+    if recorded is not None and info.to_dict() != recorded:
+        raise ValueError(f"the data of {run_dir} is not what it was trained on: now {info.to_dict()}, recorded "
+                         f"{recorded} (was the folder or dataset changed?)")
+    return train, held_out, info
+
+
 __all__ = [
     "MNIST_INFO_NAME",
+    "TRAINING_CONFIG",
     "ImageDataError",
     "ImageDatasetInfo",
     "ImageSource",
     "load_image_splits",
     "mnist_info",
+    "recorded_dataset",
+    "run_training_data",
     "source_from_args",
     "training_data",
 ]

@@ -69,6 +69,12 @@ class ReferenceSet:
     floor_pool: torch.Tensor
     identity: str
 
+    @classmethod
+    def held_out_of(cls, name: str, train: ImageSplit, held_out: ImageSplit, info: Any) -> ReferenceSet:
+        """A run's own data (`hub_models.image_datasets.run_training_data`): its held-out images, its train images
+        as the floor pool, identified by `info.to_dict()`."""
+        return cls(name, held_out.images, train.images, json.dumps(info.to_dict(), sort_keys=True))
+
     @property
     def cache_name(self) -> str:
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", self.name).strip("_")[-40:]  # a file name: no folders, no spaces

@@ -14,7 +14,6 @@ other images: without one they are left out, with a line saying so).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -37,7 +36,7 @@ from hub_models.evaluation.metrics import (
     vae_metrics,
 )
 from hub_models.evaluation.schema import Evaluation, HeldOut, point_key, vae_point
-from hub_models.image_datasets import ImageDatasetInfo, training_data
+from hub_models.image_datasets import ImageDatasetInfo, recorded_dataset, run_training_data
 from hub_models.io import log
 from hub_models.models.registry import config_class_name, vae_class
 
@@ -124,24 +123,18 @@ class RunData:
 
     def reference(self) -> ReferenceSet:
         """Other data's FID reference: its held-out images; floor pool: its train images."""
-        info = self.info.to_dict()
-        return ReferenceSet(name=f"{self.info.name} held-out", images=self.held_out.images,
-                            floor_pool=self.train.images, identity=json.dumps(info, sort_keys=True))
+        return ReferenceSet.held_out_of(f"{self.info.name} held-out", self.train, self.held_out, self.info)
 
 
 def run_data(run_dir: str | os.PathLike) -> RunData:
-    """The held-out images of a run: its training_config.json's data flags rebuilt with
-    `hub_models.image_datasets.training_data` (the whole held-out split, whatever --limit_train_samples was), or,
-    when they name no data (MNIST; runs from before the flags), the MNIST split metrics.json records."""
+    """The held-out images of a run: its own data (`hub_models.image_datasets.run_training_data`), or, when it
+    was trained on MNIST (also runs from before the data flags), the MNIST split metrics.json records."""
     run_dir = Path(run_dir)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    config_path = run_dir / "training_config.json"
-    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-    if config.get("dataset_name") is None and config.get("train_data_dir") is None:
-        split = metrics.get("split", "study")
+    if recorded_dataset(run_dir) is None:
+        split = json.loads((run_dir / "metrics.json").read_text()).get("split", "study")
         _, held_out = load_splits(split)
         return RunData(split, None, held_out, None)
-    train, held_out, info = training_data(argparse.Namespace(**{**config, "limit_train_samples": None}))
+    train, held_out, info = run_training_data(run_dir)
     return RunData(info.split, train, held_out, info)
 
 

@@ -11,17 +11,15 @@ the MNIST classifier.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from hub_models.data import ImageSplit
 from hub_models.evaluation.metrics import REFERENCE_SETS, ReferenceSet, load_digit_classifier
-from hub_models.image_datasets import MNIST_INFO_NAME, ImageDatasetInfo, mnist_info, training_data
+from hub_models.image_datasets import TRAINING_CONFIG, ImageDatasetInfo, mnist_info, run_training_data
+from hub_models.image_datasets import recorded_dataset as run_dataset
 from hub_models.io import read_json
 from hub_models.models.classifier import DigitClassifier
 
@@ -29,16 +27,7 @@ from hub_models.models.classifier import DigitClassifier
 RUN_REFERENCE = "held-out"
 # MNIST's (selection, report) reference sets (docs/lab/PROTOCOL.md): the study's held-out split, the official test set.
 MNIST_REFERENCES = ("study-test", "mnist-test")
-TRAINING_CONFIG = "training_config.json"
 CLASSIFIER_WEIGHTS = "diffusion_pytorch_model.safetensors"
-
-
-def run_dataset(run_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """training_config.json's `dataset` (`ImageDatasetInfo.to_dict()`) of a run trained on other data than MNIST;
-    None for MNIST, also for runs and releases that predate the field or carry no training_config.json."""
-    path = Path(run_dir) / TRAINING_CONFIG
-    dataset = read_json(path).get("dataset") if path.is_file() else None
-    return None if not dataset or dataset.get("name") == MNIST_INFO_NAME else dataset
 
 
 def references(run_dir: str | os.PathLike) -> tuple[str, str]:
@@ -60,18 +49,12 @@ def check_reference(run_dir: str | os.PathLike, reference: str) -> None:
 
 @lru_cache(maxsize=4)
 def _rebuilt(run_dir: str) -> tuple[ImageSplit, ImageSplit, ImageDatasetInfo]:
-    flags = read_json(Path(run_dir) / TRAINING_CONFIG)
-    train, held_out, info = training_data(argparse.Namespace(**flags))
-    recorded = flags["dataset"]
-    if info.to_dict() != recorded:
-        raise ValueError(f"the data of {run_dir} is not what it was trained on: now {info.to_dict()}, recorded "
-                         f"{recorded} (was the folder or dataset changed?)")
-    return train, held_out, info
+    return run_training_data(run_dir)
 
 
 def run_data(run_dir: str | os.PathLike) -> tuple[ImageSplit, ImageSplit, ImageDatasetInfo]:
-    """(train, held-out, info) of a run on other data, rebuilt from its training_config.json's flags with
-    `hub_models.image_datasets.training_data` (decoded images are cached, so this is cheap after the first time)."""
+    """(train, held-out, info) of a run on other data (`hub_models.image_datasets.run_training_data`; decoded
+    images are cached, and so is the rebuild within a process)."""
     return _rebuilt(str(Path(run_dir).resolve()))
 
 
@@ -81,8 +64,7 @@ def scoring_reference(run_dir: str | os.PathLike, reference: str) -> str | Refer
     check_reference(run_dir, reference)
     if reference != RUN_REFERENCE:
         return reference
-    train, held_out, info = run_data(run_dir)
-    return ReferenceSet(RUN_REFERENCE, held_out.images, train.images, json.dumps(info.to_dict(), sort_keys=True))
+    return ReferenceSet.held_out_of(RUN_REFERENCE, *run_data(run_dir))
 
 
 def run_label_names(run_dir: str | os.PathLike) -> list[str] | None:
