@@ -33,14 +33,13 @@ from hub_models.diffusion.latent import (
     save_latent_pipeline,
 )
 from hub_models.figures import to_pil
-from hub_models.image_datasets import ImageDataError, ImageDatasetInfo, mnist_info
+from hub_models.image_datasets import TRAINING_CONFIG, ImageDataError, ImageDatasetInfo, mnist_info
 from hub_models.io import read_json
 from hub_models.models.unet import count_parameters
 from hub_models.training.ddpm import NUM_DIGITS, DDPMTrainer, class_count, grid_layout
 from hub_models.training.progress import logger
 
 AUTOENCODER_SUMMARY = ("kl_weight", "test_l1", "test_mse", "test_kl", "parameters", "global_step", "train_seconds")
-TRAINING_CONFIG = "training_config.json"
 # The flags of `hub_models.training.args.add_data_args` a second-stage run takes from the run it builds on (not
 # --cache_dir: where a machine keeps its caches is its own, and the upstream run may come from another machine).
 DATA_FLAGS = ("dataset_name", "dataset_config_name", "train_data_dir", "image_column", "label_column", "resolution",

@@ -47,9 +47,7 @@ def check_reference(run_dir: str | os.PathLike, reference: str) -> None:
                          f"held-out images ({RUN_REFERENCE!r}), not {reference!r}")
 
 
-@lru_cache(maxsize=4)
-def _rebuilt(run_dir: str) -> tuple[ImageSplit, ImageSplit, ImageDatasetInfo]:
-    return run_training_data(run_dir)
+_rebuilt = lru_cache(maxsize=4)(run_training_data)  # one rebuild per run folder in a process
 
 
 def run_data(run_dir: str | os.PathLike) -> tuple[ImageSplit, ImageSplit, ImageDatasetInfo]:
