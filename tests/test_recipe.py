@@ -106,3 +106,35 @@ def test_bad_recipe_flags_get_one_clear_line(tmp_path: Path, flags: list[str], m
     result = _train(tmp_path, *flags)
     assert result.returncode == 2 and message in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_cpu_hour_budget_stops_the_run_and_snapshots_each_multiple(tiny_mnist_cache, tmp_path: Path) -> None:
+    every, budget = 0.0002, 0.0006  # CPU-hours: 0.72 s and 2.16 s of the updates' own CPU time
+    flags = ["--max_train_steps", "100000", "--num_epochs", "1000", "--max_train_cpu_hours", str(budget),
+             "--snapshot_every_cpu_hours", str(every), "--checkpointing_steps", "none"]  # fmt: skip
+    result = _train(tmp_path, *flags)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "run"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert budget * 3600 <= metrics["train_cpu_seconds"] and metrics["global_step"] < 100000
+    snapshots = sorted((run / "snapshots").iterdir(), key=lambda p: float(p.name.removeprefix("cpu_hours_")))
+    assert [p.name for p in snapshots] == [f"cpu_hours_{k * every:g}" for k in (1, 2, 3)]
+    steps = []
+    for k, snap in enumerate(snapshots, start=1):
+        clock = json.loads((snap / "metrics.json").read_text())
+        assert k * every * 3600 <= clock["train_cpu_seconds"] < (k + 1) * every * 3600
+        steps.append(clock["global_step"])
+        unet, scheduler = load_ddpm(snap)  # a pipeline folder the evaluation scores, with the run's flags
+        assert scheduler.config.num_train_timesteps == 4000 and isinstance(unet, UNet2DModel)
+        assert json.loads((snap / "training_config.json").read_text())["max_train_cpu_hours"] == budget
+    assert steps == sorted(steps) and steps[-1] <= metrics["global_step"]
+
+
+def test_adamw_is_the_optimizer_asked_for(tiny_mnist_cache, tmp_path: Path, load_script) -> None:
+    parse_args = load_script("training/train_ddpm.py").parse_args
+    from hub_models.training.ddpm import DDPMTrainer
+
+    base = ["--model_config", "tiny", "--output_dir", str(tmp_path / "run"), "--adam_weight_decay", "0.01"]
+    for name, cls in (("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)):
+        _, optimizer, _ = DDPMTrainer(parse_args([*base, "--optimizer", name])).build()
+        assert type(optimizer) is cls and optimizer.defaults["weight_decay"] == 0.01

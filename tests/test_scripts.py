@@ -45,3 +45,32 @@ def test_scripts_readme_lists_every_script():
     readme = (ROOT / "scripts" / "README.md").read_text()
     for path in (ROOT / "scripts").glob("*.py"):
         assert f"`{path.name}`" in readme, path.name
+
+
+TRAINERS = {"train_vae": "training/README.md", "train_ddpm": "training/README.md",
+            "train_latent_prior": "training/README.md", "train_classifier": "training/README.md",
+            "distill_ddpm": "training/README.md", "train_autoencoder": "docs/LATENT_DIFFUSION.md",
+            "train_ldm": "docs/LATENT_DIFFUSION.md"}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(TRAINERS))
+def test_every_flag_of_a_training_script_is_in_its_flag_table(name, load_script, monkeypatch):
+    import argparse
+
+    class Parsed(Exception):
+        pass
+
+    def capture(parser, *args, **kwargs):
+        raise Parsed(parser)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
+    with pytest.raises(Parsed) as parsed:
+        load_script(f"training/{name}.py").parse_args([])
+    tables = "\n".join(line for page in {"training/README.md", TRAINERS[name]}
+                       for line in (ROOT / page).read_text(encoding="utf-8").splitlines()
+                       if line.startswith("|") and "`--" in line)
+    flags = [flag for action in parsed.value.args[0]._actions for flag in action.option_strings
+             if flag.startswith("--") and flag != "--help"]
+    assert len(flags) > 20
+    missing = [flag for flag in flags if f"`{flag}`" not in tables]
+    assert not missing, f"{name}: flags missing from the README flag tables: {missing}"

@@ -42,6 +42,14 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
 def probability(text: str) -> float:
     """argparse type: a number in [0, 1)."""
     value = non_negative_float(text)
@@ -102,6 +110,9 @@ def _loop_flags(parser: argparse.ArgumentParser) -> None:
     """What the library's training loop does with accelerate: precision, checkpoints, logs, the Hub."""
     parser.add_argument("--max_train_steps", type=positive_int, default=None,
                         help="Stop after this many updates (overrides --num_epochs; for tests and short runs).")
+    parser.add_argument("--max_train_cpu_hours", type=positive_float, default=None,
+                        help="Also stop once the updates have used this much CPU time (user + system, summed over "
+                             "resumed sessions): a budget that does not depend on what else runs on the machine.")
     parser.add_argument("--gradient_accumulation_steps", type=positive_int, default=1,
                         help="Batches per optimizer update.")
     parser.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default=None,
@@ -183,6 +194,9 @@ def add_ddpm_args(parser: argparse.ArgumentParser, model_config_help: str) -> No
     optim.add_argument("--lr_warmup_steps", type=int, default=0, help="Warm-up updates of the lr schedule.")
     optim.add_argument("--snr_gamma", type=float, default=None,
                        help="Min-SNR-γ loss weighting (Hang et al. 2023; 5.0 is the paper's). Default: plain MSE.")
+    optim.add_argument("--optimizer", choices=["adam", "adamw"], default="adam",
+                       help="Adam (the study; weight decay as L2) or AdamW (decoupled weight decay, as diffusers' "
+                            "train_unconditional.py).")
     optim.add_argument("--adam_beta1", type=float, default=0.9, help="Adam β1.")
     optim.add_argument("--adam_beta2", type=float, default=0.999, help="Adam β2.")
     optim.add_argument("--adam_weight_decay", type=float, default=0.0, help="Adam weight decay.")
@@ -196,6 +210,9 @@ def add_ddpm_args(parser: argparse.ArgumentParser, model_config_help: str) -> No
     optim.add_argument("--ema_inv_gamma", type=float, default=1.0, help="EMA warm-up inverse gamma.")
     optim.add_argument("--ema_power", type=float, default=3 / 4, help="EMA warm-up power.")
     evals = parser.add_argument_group("per-epoch evaluation and figures")
+    evals.add_argument("--snapshot_every_cpu_hours", type=positive_float, default=None,
+                       help="Also save the sampling pipeline (EMA weights) to snapshots/cpu_hours_<k>/ each time the "
+                            "updates' CPU time passes a multiple of this: checkpoints of a fixed compute budget.")
     evals.add_argument("--eval_batch_size", type=positive_int, default=256, help="Batch size of the test loss.")
     evals.add_argument("--max_eval_samples", type=positive_int, default=None,
                        help="Test loss on the first N held-out digits only (default: all; a faster epoch end).")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -89,7 +90,7 @@ class DDPMTrainer(Trainer):
                 model_cls=UNet2DModel,
                 model_config=model.config,
             )
-        optimizer = torch.optim.Adam(
+        optimizer = (torch.optim.AdamW if args.optimizer == "adamw" else torch.optim.Adam)(
             model.parameters(),
             lr=args.learning_rate,
             betas=(args.adam_beta1, args.adam_beta2),
@@ -177,9 +178,21 @@ class DDPMTrainer(Trainer):
     def fingerprint_modules(self) -> tuple[torch.nn.Module, ...]:
         return (self.unwrapped, self.ema_unet) if self.ema_unet is not None else (self.unwrapped,)
 
-    def save_folder(self, unet: UNet2DModel) -> None:
-        """The pipeline folder around `unet` (the weights sampled from)."""
-        save_pipeline(unet, self.noise_scheduler, self.output_dir)
+    def save_folder(self, unet: UNet2DModel, directory: Path | None = None) -> None:
+        """The pipeline folder around `unet` (the weights sampled from), in the run folder unless told."""
+        save_pipeline(unet, self.noise_scheduler, directory or self.output_dir)
+
+    def write_snapshot(self, directory: Path) -> None:
+        """The EMA pipeline now, with the run's flags and clock: a run folder `scripts/evaluate_ddpm.py` scores."""
+        unet = self.unwrapped
+        if self.ema is not None:
+            self.ema.copy_to(self.ema_unet.parameters())
+            unet = self.ema_unet
+        self.save_folder(unet, directory)
+        write_json_atomic(directory / "training_config.json", {**vars(self.args), **self.config_extras()})
+        write_json_atomic(directory / "metrics.json", {**self.model_metrics(), **self.run_summary()})
+        logger.info(f"snapshot at {self.state.train_cpu_seconds / 3600:.2f} CPU-hours (update {self.global_step}): "
+                    f"{directory}")
 
     def model_metrics(self) -> dict[str, Any]:
         """The fields of metrics.json that say what kind of model this is; the rest is common to every DDPM run."""

@@ -162,10 +162,10 @@ class LDMTrainer(DDPMTrainer):
         )
         return LatentDDPMPipeline(vae=self.vae, unet=unet, scheduler=scheduler)
 
-    def save_folder(self, unet: UNet2DModel) -> None:
+    def save_folder(self, unet: UNet2DModel, directory: Path | None = None) -> None:
         """The latent pipeline folder: the autoencoder (vae/), `unet`, the scheduler."""
         pipe = self.pipeline(unet)
-        save_latent_pipeline(pipe.vae, pipe.unet, pipe.scheduler, self.output_dir)
+        save_latent_pipeline(pipe.vae, pipe.unet, pipe.scheduler, directory or self.output_dir)
 
     def model_metrics(self) -> dict[str, Any]:
         args = self.args

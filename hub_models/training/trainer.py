@@ -314,6 +314,8 @@ class Trainer:
             self._finish_epoch(self.start.first_epoch - 1)
         progress = Progress(self.max_steps, self.global_step, self.name, args.log_every, acc.is_local_main_process)
         for epoch in range(self.start.first_epoch, self.num_epochs):
+            if self.cpu_budget_spent:  # resumed after the budget's end: nothing left to train
+                break
             self.model.train()
             self.loader.set_epoch(epoch)
             mid_epoch = epoch == self.start.first_epoch and self.start.batches_to_skip > 0
@@ -345,7 +347,7 @@ class Trainer:
         """Evaluate, record, checkpoint at the end (or every epoch), write the epoch's outputs. True when done."""
         acc, args = self.accelerator, self.args
         self.state.record(self.end_of_epoch(epoch))
-        done = self.global_step >= self.max_steps
+        done = self.global_step >= self.max_steps or self.cpu_budget_spent
         every = args.checkpointing_steps
         if every != "none" and (done or every == "epoch") and not any(
             c.name == f"checkpoint-{self.global_step}" for c in list_checkpoints(self.output_dir)
@@ -373,7 +375,9 @@ class Trainer:
             now = time.perf_counter()
             self.state.train_seconds, tick = self.state.train_seconds + now - tick, now
             cpu_now = time.process_time()
-            self.state.train_cpu_seconds, cpu_tick = self.state.train_cpu_seconds + cpu_now - cpu_tick, cpu_now
+            cpu_before = self.state.train_cpu_seconds
+            self.state.train_cpu_seconds, cpu_tick = cpu_before + cpu_now - cpu_tick, cpu_now
+            self._snapshot_if_due(cpu_before)
             step_loss = acc.reduce(update_loss, reduction="mean").item()
             update_loss.zero_()
             step_sums = {}
@@ -389,8 +393,27 @@ class Trainer:
             self._track(logs)
             if isinstance(args.checkpointing_steps, int) and self.global_step % args.checkpointing_steps == 0:
                 save_checkpoint(acc, self.output_dir, self.global_step, args.checkpoints_total_limit)
-            if self.global_step >= self.max_steps:
+            if self.global_step >= self.max_steps or self.cpu_budget_spent:
                 break
+
+    @property
+    def cpu_budget_spent(self) -> bool:
+        """--max_train_cpu_hours reached (the updates' own CPU time, so other work on the machine does not count)."""
+        hours = getattr(self.args, "max_train_cpu_hours", None)
+        return hours is not None and self.state.train_cpu_seconds >= hours * 3600
+
+    def _snapshot_if_due(self, cpu_before: float) -> None:
+        """--snapshot_every_cpu_hours: the sampling model when the updates' CPU time passes a multiple of it."""
+        every = getattr(self.args, "snapshot_every_cpu_hours", None)
+        if not every or not self.accelerator.is_main_process:
+            return
+        k = int(self.state.train_cpu_seconds // (every * 3600))
+        if k > int(cpu_before // (every * 3600)):
+            self.write_snapshot(self.output_dir / "snapshots" / f"cpu_hours_{k * every:g}")
+
+    def write_snapshot(self, directory: Path) -> None:
+        """The sampling model as it is now, in `directory` (trainers that support --snapshot_every_cpu_hours)."""
+        raise NotImplementedError(f"{type(self).__name__} writes no snapshots")
 
     def _track(self, logs: dict[str, float]) -> None:
         """One update's tracker values (the same events as `accelerator.log`, without its flush per call)."""
