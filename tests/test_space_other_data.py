@@ -154,13 +154,18 @@ def test_uploads_are_brought_to_the_models_shape(other_space, tmp_path):
 
 
 def test_test_digits_go_only_to_models_of_mnist(other_space):
-    """Reconstruct's test digits are MNIST's: a model of other data alone refuses them with a clear line, and beside
-    an MNIST VAE both get the digit."""
+    """The test digits are MNIST's: in Reconstruct a model of other data alone refuses them with a clear line, and
+    beside an MNIST VAE both get the digit; Interpolate's pickers refuse them for a model of other data."""
     _, client = other_space
     with pytest.raises(app_error(), match=r"test digits are MNIST's.*you/tiny-rgb.*upload or draw"):
         client.predict("7", [RGB_VAE], api_name="/reconstruct_test_digit")
     _, label, gallery, _ = client.predict("7", [RGB_VAE, SPACE_VAE], api_name="/reconstruct_test_digit")
     assert "a **7**" in label and len(gallery) == 2
+    # Interpolate's pickers likewise, by the chosen model (tests/test_space_interpolate.py: a client that sends only
+    # the digit gets it for the default model, as before the model was an input).
+    with pytest.raises(app_error(), match=r"test digits are MNIST's.*you/tiny-rgb"):
+        client.predict("7", RGB_VAE, api_name="/pick_test_digit_a")
+    assert client.predict("7", SPACE_VAE, api_name="/pick_test_digit_b")["background"]
 
 
 def test_complete_keeps_to_mnist_models(other_space, test_digits, tmp_path):

@@ -220,6 +220,14 @@ def require_unconditional(entry: VAEEntry, what: str) -> VAEEntry:
     return entry
 
 
+def require_mnist_model(entries: list[VAEEntry]) -> None:
+    """A SpaceError when none of `entries` learned MNIST: the Space's test digits are MNIST's."""
+    if entries and not any(e.mnist_like for e in entries):
+        data = ", ".join(sorted({e.data_title for e in entries}))
+        raise SpaceError(f"The test digits are MNIST's, and the chosen model(s) learned {data}: upload or draw an "
+                         "image instead, or choose an MNIST VAE.")
+
+
 def unconditional_vaes(reg: Registry) -> list[str]:
     """The VAEs that need no digit: those of Reconstruct, Interpolate and Complete (which have no digit to give)."""
     return [name for name, e in reg.vaes.items() if not e.conditional]
@@ -260,5 +268,5 @@ def test_digit(registry: Registry, digit: Any = None, seed: Any = None) -> tuple
 
 
 __all__ = ["MNIST_LABELS", "DDPMEntry", "Registry", "TestDigits", "VAEEntry", "classify", "label_names_of",
-           "mnist_ddpm", "mnist_vaes", "require_unconditional", "study_series", "test_digit", "unconditional_vaes",
-           "vae_digit"]
+           "mnist_ddpm", "mnist_vaes", "require_mnist_model", "require_unconditional", "study_series", "test_digit",
+           "unconditional_vaes", "vae_digit"]

@@ -13,7 +13,7 @@ from PIL import Image
 from hub_models.space.interpolate import interpolate
 from hub_models.space.preprocess import InputImageError
 from hub_models.space.reconstruct import prepare_for
-from hub_models.space.registry import Registry, VAEEntry, test_digit, unconditional_vaes
+from hub_models.space.registry import Registry, VAEEntry, require_mnist_model, test_digit, unconditional_vaes
 from tabs.common import (
     DIGITS,
     blank_canvas,
@@ -94,7 +94,9 @@ def _wire(reg: Registry, w: SimpleNamespace) -> None:
         return strips(entry, xa, xb, steps)
 
     @user_errors
-    def pick_test(digit):
+    def pick_test(digit, name=None):
+        if name:  # the test digits are MNIST's: refused for a model of other data
+            require_mnist_model([reg.vae(name)])
         x, _, _ = test_digit(reg, digit)
         return editor_value(x)
 
@@ -102,7 +104,7 @@ def _wire(reg: Registry, w: SimpleNamespace) -> None:
     w.button.click(interpolate_digits, inputs, outputs, api_name="interpolate", preprocess=False,
                    concurrency_limit=2, concurrency_id="vae")
     for editor, pick, btn, side in zip(w.editors, w.picks, w.pick_btns, "ab", strict=True):
-        btn.click(pick_test, pick, editor, api_name=f"pick_test_digit_{side}").then(
+        btn.click(pick_test, [pick, w.model], editor, api_name=f"pick_test_digit_{side}").then(
             interpolate_if_ready, inputs, outputs, api_name=f"interpolate_after_pick_{side}",
             api_visibility="undocumented", preprocess=False)
 

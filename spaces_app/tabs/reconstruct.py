@@ -15,7 +15,14 @@ from hub_models.figures import to_pil
 from hub_models.space.checks import SpaceError
 from hub_models.space.preprocess import EMPTY_MESSAGE, InputImageError
 from hub_models.space.reconstruct import DIGIT_SCALE, prepare_for, reconstruct
-from hub_models.space.registry import Registry, classify, study_series, test_digit, unconditional_vaes
+from hub_models.space.registry import (
+    Registry,
+    classify,
+    require_mnist_model,
+    study_series,
+    test_digit,
+    unconditional_vaes,
+)
 from tabs.common import DIGITS, blank_canvas, uploads_only, user_errors, vae_choices, vae_missing, white_brush
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
@@ -139,10 +146,7 @@ def _wire(reg: Registry, w: SimpleNamespace) -> None:
     def reconstruct_test_digit(digit, names, seed=None):
         reg.vae(next(iter(reg.vaes), None))  # no VAE at all: say that first
         entries = [reg.vae(n) for n in chosen_vaes(reg, names)]
-        if not any(e.mnist_like for e in entries):  # the test digits are MNIST's: no model here was trained on them
-            data = ", ".join(sorted({e.data_title for e in entries}))
-            raise SpaceError(f"The test digits are MNIST's, and the chosen model(s) learned {data}: upload or "
-                             "draw an image instead, or choose an MNIST VAE.")
+        require_mnist_model(entries)
         x, label, idx = test_digit(reg, digit, seed)
         return reconstruction_outputs(reg, x, names, f"test digit #{idx}: a **{label}**")
 
