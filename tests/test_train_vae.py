@@ -106,28 +106,19 @@ TWO_PROCESSES = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gp
 
 
 @pytest.mark.slow
-def test_two_processes_train_data_parallel_in_sync(tiny_mnist_cache, tmp_path):
-    out = tmp_path / "ddp"
-    launcher = TWO_PROCESSES
-    run_train(["--max_train_steps", "6", "--output_dir", str(out), "--write_rank_fingerprints"], launcher=launcher)
-    assert json.loads((out / "metrics.json").read_text())["num_processes"] == 2
-    rank0, rank1 = (out / "rank0.sha256").read_text(), (out / "rank1.sha256").read_text()
-    assert rank0 == rank1
-
-
-@pytest.mark.slow
-def test_two_process_resume_is_exact(tiny_mnist_cache, tmp_path):
-    """Each process draws its own posterior noise. accelerate saves registered state from the main process only, so
-    the trainer gathers every rank's generator into the checkpoint: a resumed 2-process run ends bit-identical to
-    the uninterrupted one (410 digits / (2 × 32) = 7 updates per epoch; resumed mid-epoch from step 3)."""
+def test_two_processes_train_in_sync_and_resume_exactly(tiny_mnist_cache, tmp_path):
+    """Both ranks end with the same weights. Each process draws its own posterior noise; accelerate saves
+    registered state from the main process only, so the trainer gathers every rank's generator into the checkpoint:
+    resumed mid-epoch from step 3 of the same run, a 2-process run ends bit-identical to the uninterrupted one
+    (410 digits / (2 × 32) = 7 updates per epoch)."""
     whole, part = tmp_path / "whole", tmp_path / "part"
-    run_train(["--max_train_steps", "8", "--checkpointing_steps", "3", "--output_dir", str(whole)],
-              launcher=TWO_PROCESSES)
-    run_train(["--max_train_steps", "5", "--checkpointing_steps", "3", "--output_dir", str(part)],
-              launcher=TWO_PROCESSES)
-    shutil.rmtree(part / "checkpoints" / "checkpoint-5")
-    run_train(["--max_train_steps", "8", "--checkpointing_steps", "3", "--output_dir", str(part),
-               "--resume_from_checkpoint", "latest"], launcher=TWO_PROCESSES)
+    flags = ["--max_train_steps", "8", "--checkpointing_steps", "3", "--checkpoints_total_limit", "3"]
+    run_train([*flags, "--output_dir", str(whole), "--write_rank_fingerprints"], launcher=TWO_PROCESSES)
+    assert json.loads((whole / "metrics.json").read_text())["num_processes"] == 2
+    assert (whole / "rank0.sha256").read_text() == (whole / "rank1.sha256").read_text()
+    (part / "checkpoints").mkdir(parents=True)
+    shutil.copytree(whole / "checkpoints" / "checkpoint-3", part / "checkpoints" / "checkpoint-3")
+    run_train([*flags, "--output_dir", str(part), "--resume_from_checkpoint", "latest"], launcher=TWO_PROCESSES)
     a, b = (load_file(d / "diffusion_pytorch_model.safetensors") for d in (whole, part))
     assert all(torch.equal(a[k], b[k]) for k in a), "weights differ after a 2-process resume"
     ha, hb = (json.loads((d / "metrics.json").read_text())["history"] for d in (whole, part))
