@@ -276,14 +276,6 @@ def run_makers(request, tiny_mnist_cache: Path, tmp_path_factory) -> Iterator[Ru
     assert not changed, f"a test changed the session run(s) {changed}: copy a run (copy_run) before changing it"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _session_runs_start_first(request) -> None:
-    """The session runs start with the session (when any selected test needs one), not when the first test that
-    needs them is reached: the trainings then go on while the other modules run, and nobody waits for all of them."""
-    if any(SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) for item in request.session.items):
-        request.getfixturevalue("run_makers")
-
-
 @pytest.fixture(scope="session")
 def vae_study(run_makers: RunMakers) -> Path:
     """A study folder of six VAE runs (`TINY_STUDY`: the release's five and `vae-dense-z4-beta20-warmup`), each
