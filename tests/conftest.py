@@ -244,13 +244,10 @@ class RunMakers:
 SLOW_FIXTURES = frozenset(RUN_RECIPES)
 
 
-# The longest modules (about 100-270 s of one worker each), started first: pytest-xdist hands modules out in
-# collection order (`--dist loadfile`), and a long one started last would leave the other worker idle at the end.
-# The two that wait longest for the session runs (hub: the VAE study; ddpm_evaluation: the DDPM chain) come after
-# modules that need none, so the runs are made while those go.
-LONGEST_FIRST = ("test_fid_reference.py", "test_train_vae.py", "test_ddpm_training.py", "test_space_deploy.py",
-                 "test_crash_safety.py", "test_hub.py", "test_ddpm_evaluation.py", "test_cards.py",
-                 "test_space_browser.py")
+# The longest modules (about 90-160 s of one core each), started first: pytest-xdist hands modules out in collection
+# order (`--dist loadfile`), and a long one started last would leave the other worker idle at the end.
+LONGEST_FIRST = ("test_fid_reference.py", "test_train_vae.py", "test_ddpm_training.py", "test_cards.py",
+                 "test_space_browser.py", "test_space.py", "test_hub.py", "test_crash_safety.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
