@@ -247,7 +247,7 @@ SLOW_FIXTURES = frozenset(RUN_RECIPES)
 # The longest modules (about 90-160 s of one core each), started first: pytest-xdist hands modules out in collection
 # order (`--dist loadfile`), and a long one started last would leave the other worker idle at the end.
 LONGEST_FIRST = ("test_fid_reference.py", "test_train_vae.py", "test_ddpm_training.py", "test_cards.py",
-                 "test_space_browser.py", "test_space.py", "test_hub.py", "test_crash_safety.py")
+                 "test_space_browser.py", "test_hub.py", "test_crash_safety.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
