@@ -21,8 +21,11 @@ PILOT_START=runs/pilot-v/checkpoints/checkpoint-750  # the New run's first 750 u
 train_one() {
   local name=$1 out=runs/full-$1
   if [ "$name" = new ] && [ ! -d "$out/checkpoints" ]; then
-    [ -d "$PILOT_START" ] || { echo "no $PILOT_START: the New run would start from scratch (say so in the results)" >&2; }
-    [ -d "$PILOT_START" ] && mkdir -p "$out/checkpoints" && cp -r "$PILOT_START" "$out/checkpoints/"
+    if [ -d "$PILOT_START" ]; then
+      mkdir -p "$out/checkpoints" && cp -r "$PILOT_START" "$out/checkpoints/"
+    else
+      echo "no $PILOT_START: the New run starts from scratch (say so in the results)" >&2
+    fi
   fi
   # shellcheck disable=SC2086
   OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nice -n 19 $PY training/train_ddpm.py --mixed_precision no --output_dir "$out" \
