@@ -3,6 +3,7 @@
 #   bash scripts/recipe_full_runs.sh train new study   # these side by side, one thread each; each resumes its checkpoints
 #   bash scripts/recipe_full_runs.sh train diffusers   # the third, after
 #   bash scripts/recipe_full_runs.sh eval              # the protocol's FID of every CPU-hour snapshot that has none yet
+#   python scripts/time_to_quality.py                  # then the table and plot of FID against CPU-hours
 # Each run stops at 12 training CPU-hours and writes its EMA pipeline at each whole CPU-hour to
 # runs/full-<name>/snapshots/cpu_hours_<k>/.
 set -euo pipefail
