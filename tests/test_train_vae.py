@@ -32,6 +32,11 @@ def run_train(args: list[str], launcher: list[str] | None = None, check: bool = 
     return result
 
 
+def train_here(run_script, args: list[str]) -> str:
+    """train_vae.py with the QUICK flags in this process (run_script); what it logged."""
+    return run_script("training/train_vae.py", *QUICK, *args)
+
+
 @pytest.mark.slow
 def test_quick_run_writes_model_metrics_and_figures(tiny_mnist_cache, tmp_path):
     out = tmp_path / "run"
@@ -68,13 +73,14 @@ def test_dense_z4_run_writes_a_pca_figure(vae_study):
 
 
 @pytest.mark.slow
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_mnist_cache, tmp_path):
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_mnist_cache, tmp_path, run_script):
     full, part = tmp_path / "full", tmp_path / "part"
-    run_train(["--max_train_steps", "25", "--output_dir", str(full)])
-    run_train(["--max_train_steps", "12", "--output_dir", str(part)])  # checkpoints at 5, 10 and 12
+    run_train(["--max_train_steps", "25", "--output_dir", str(full)])  # a process of its own, the others here
+    train_here(run_script, ["--max_train_steps", "12", "--output_dir", str(part)])  # checkpoints at 5, 10 and 12
     for extra in part.glob("checkpoints/checkpoint-12"):  # resume from mid-epoch step 10 instead
         shutil.rmtree(extra)
-    run_train(["--max_train_steps", "25", "--output_dir", str(part), "--resume_from_checkpoint", "latest"])
+    train_here(run_script, ["--max_train_steps", "25", "--output_dir", str(part), "--resume_from_checkpoint",
+                            "latest"])
     a = load_file(full / "diffusion_pytorch_model.safetensors")
     b = load_file(part / "diffusion_pytorch_model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -84,18 +90,19 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_mnist_cache,
 
 
 @pytest.mark.slow
-def test_resume_at_an_epoch_boundary_evaluates_the_epoch_the_checkpoint_ended(tiny_mnist_cache, tmp_path):
+def test_resume_at_an_epoch_boundary_evaluates_the_epoch_the_checkpoint_ended(tiny_mnist_cache, tmp_path,
+                                                                               run_script):
     """A checkpoint saved at the last update of an epoch (13 updates per epoch here) is written before that epoch's
     evaluation: the resumed run evaluates the epoch first, so no history record is lost."""
     whole = tmp_path / "whole"
     flags = ["--max_train_steps", "20", "--checkpointing_steps", "13", "--beta_schedule", "linear-warmup",
              "--beta_warmup_epochs", "1"]
-    run_train([*flags, "--output_dir", str(whole)])
+    train_here(run_script, [*flags, "--output_dir", str(whole)])
     part = tmp_path / "part"
     shutil.copytree(whole, part)
     shutil.rmtree(part / "checkpoints" / "checkpoint-20")  # killed after checkpoint-13, before the epoch's end
     (part / "metrics.json").unlink()
-    run_train([*flags, "--output_dir", str(part), "--resume_from_checkpoint", "latest"])
+    train_here(run_script, [*flags, "--output_dir", str(part), "--resume_from_checkpoint", "latest"])
     ha, hb = (json.loads((d / "metrics.json").read_text())["history"] for d in (whole, part))
     assert [h["epoch"] for h in hb] == [1, 2] and ha == hb
     assert 0 < hb[0]["beta"] < 1  # β of the epoch's last update (still warming up)
