@@ -36,6 +36,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_TRAIN, TINY_TEST = 512, 256
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """glibc keeps freed memory in each test process, as scripts/evaluate_ddpm.py does: its Inception passes and
+    sampling stop faulting batch-sized blocks back in (benchmarks/cpu_allocator.py: 1.3-1.4× less CPU). Not set in
+    the environment: subprocesses start with glibc's default (tests/test_io.py measures it)."""
+    from hub_models.io import keep_freed_memory
+
+    keep_freed_memory()
+
+
 @pytest.fixture(scope="session")
 def full_mnist_cache() -> Path:
     """The full prepared copy (built once from the PyPI wheel; `.ci/run` warms it)."""
@@ -95,9 +104,10 @@ def load_script() -> Callable[[str], ModuleType]:
 def run_script() -> Callable[..., str]:
     """`run_script("training/train_ddpm.py", *flags)` runs the script as `python <script> <flags>` runs it
     (`__main__`, its argv), but in this process: no interpreter start and no torch / diffusers imports, about 7 s
-    of CPU less per run. One thread, as the tests' subprocesses (OMP_NUM_THREADS=1): runs of both kinds compare bit
-    for bit. Returns what it logged; a `SystemExit` of the script propagates. What needs a process of its own (exit
-    codes, signals, launchers, another environment) runs in a subprocess instead."""
+    of CPU less per run. `sys.exit(0)` ends it as it ends a process. One thread, as the tests' subprocesses
+    (OMP_NUM_THREADS=1): runs of both kinds compare bit for bit. Returns what it logged; another `SystemExit`
+    propagates. What needs a process of its own (exit codes, signals, launchers, another environment) runs in a
+    subprocess instead."""
     import io
     import logging
     import runpy
@@ -114,6 +124,9 @@ def run_script() -> Callable[..., str]:
         torch.set_num_threads(1)
         try:
             runpy.run_path(script, run_name="__main__")
+        except SystemExit as stop:  # `sys.exit(main())`: a process would end with this code
+            if stop.code not in (None, 0):
+                raise
         finally:
             sys.argv = argv
             torch.set_num_threads(threads)

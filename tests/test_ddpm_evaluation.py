@@ -30,7 +30,7 @@ SCRIPT = ROOT / "scripts" / "evaluate_ddpm.py"
 
 
 @pytest.fixture(scope="module")
-def evaluated_run(tiny_mnist_cache, tmp_path_factory) -> Path:
+def evaluated_run(tiny_mnist_cache, tmp_path_factory, run_script) -> Path:
     run = tmp_path_factory.mktemp("ddpm-run")
     torch.manual_seed(0)
     save_pipeline(make_unet("tiny"), make_train_scheduler(), run)
@@ -38,9 +38,9 @@ def evaluated_run(tiny_mnist_cache, tmp_path_factory) -> Path:
     history = [{"epoch": 1, "train_loss": 0.9, "test_loss": 0.8}]
     (run / "metrics.json").write_text(json.dumps({"parameters": 1000, "train_loss": 0.9, "test_loss": 0.8,
                                                   "history": history}))
-    subprocess.run([sys.executable, str(SCRIPT), "--run_dir", str(run), "--num_samples", "12", "--batch_size", "5",
-                    "--no_ema_samples", "6", "--sweep", "--sweep_samples", "6", "--sweep_samplers", "ddim",
-                    "dpmsolver++", "--sweep_steps", "2", "3"], check=True, timeout=900)
+    run_script("scripts/evaluate_ddpm.py", "--run_dir", str(run), "--num_samples", "12", "--batch_size", "5",
+               "--no_ema_samples", "6", "--sweep", "--sweep_samples", "6", "--sweep_samplers", "ddim", "dpmsolver++",
+               "--sweep_steps", "2", "3")
     return run
 
 
@@ -62,7 +62,7 @@ def test_every_point_has_fid_with_n_and_floor_and_a_timing(evaluated_run):
 
 
 @pytest.mark.slow
-def test_digits_sampled_on_one_machine_are_scored_on_another(tiny_mnist_cache, tmp_path):
+def test_digits_sampled_on_one_machine_are_scored_on_another(tiny_mnist_cache, tmp_path, run_script):
     """--generate_only samples and stops (on a GPU machine without the FID network, say); the same command without
     it scores the saved digits, and each point says where its digits were sampled and where they were scored."""
     from hub_models.evaluation.ddpm import SAMPLED_ON_FILE, chunk_folder
@@ -70,9 +70,9 @@ def test_digits_sampled_on_one_machine_are_scored_on_another(tiny_mnist_cache, t
     run = tmp_path / "run"
     torch.manual_seed(0)
     save_pipeline(make_unet("tiny"), make_train_scheduler(), run)
-    command = [sys.executable, str(SCRIPT), "--run_dir", str(run), "--sampler", "ddim", "--steps", "2",
+    command = ["scripts/evaluate_ddpm.py", "--run_dir", str(run), "--sampler", "ddim", "--steps", "2",
                "--num_samples", "6", "--batch_size", "3"]
-    subprocess.run([*command, "--generate_only"], check=True, timeout=300)
+    run_script(*command, "--generate_only")
     point = Point("ddim", 2, 6, True, 1)
     folder = chunk_folder(run, point)
     assert sorted(p.name for p in folder.glob("chunk-*.npy")) == ["chunk-00000.npy", "chunk-00001.npy"]
@@ -81,7 +81,7 @@ def test_digits_sampled_on_one_machine_are_scored_on_another(tiny_mnist_cache, t
 
     (folder / SAMPLED_ON_FILE).write_text(json.dumps({"chunk-00000.npy": "cuda", "chunk-00001.npy": "cuda"}))
     before = {p.name: p.stat().st_mtime_ns for p in folder.glob("chunk-*.npy")}
-    subprocess.run(command, check=True, timeout=600)
+    run_script(*command)
     result = json.loads((run / EVALUATION_FILE).read_text())["points"][point.key]
     assert result["sampled_on"] == "cuda" and result["scored_on"] == ("cuda" if torch.cuda.is_available() else "cpu")
     assert {p.name: p.stat().st_mtime_ns for p in folder.glob("chunk-*.npy")} == before  # the saved digits, reused

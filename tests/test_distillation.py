@@ -219,27 +219,18 @@ def test_the_student_loads_and_samples_at_its_step_count(student_dir):
 
 
 @pytest.mark.slow
-def test_resume_is_exact_at_and_within_a_round_boundary(student_dir, teacher_dir, tmp_path):
+def test_resume_is_exact_at_and_within_a_round_boundary(student_dir, teacher_dir, tmp_path, run_script):
     """Resumed from checkpoint-3 (the last update of round 1: round 2's teacher is made on resume) and from
-    checkpoint-4 (mid round 2: its teacher is reloaded from rounds/4steps): bit-identical students and losses."""
+    checkpoint-4 (mid round 2: its teacher is reloaded from rounds/4steps): bit-identical students and losses.
+    The resumed runs train in this process, the whole one in its own."""
     for step in (3, 4):
         out = tmp_path / f"from-{step}"
         (out / "checkpoints").mkdir(parents=True)
         shutil.copytree(student_dir / "checkpoints" / f"checkpoint-{step}", out / "checkpoints" / f"checkpoint-{step}")
         if step == 4:
             shutil.copytree(student_dir / "rounds" / "4steps", out / "rounds" / "4steps")
-        _run(
-            [
-                SCRIPT,
-                "--teacher_model_name_or_path",
-                teacher_dir,
-                *TINY,
-                "--output_dir",
-                out,
-                "--resume_from_checkpoint",
-                "latest",
-            ]
-        )
+        run_script(str(SCRIPT.relative_to(REPO_ROOT)), "--teacher_model_name_or_path", str(teacher_dir), *TINY,
+                   "--output_dir", str(out), "--resume_from_checkpoint", "latest")
         for sub in ("unet", "unet_non_ema", "rounds/4steps/unet"):
             a, b = _weights(student_dir / sub), _weights(out / sub)
             assert all(torch.equal(a[k], b[k]) for k in a), f"{sub} differs after resuming from checkpoint-{step}"
