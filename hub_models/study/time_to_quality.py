@@ -101,9 +101,9 @@ def speed_up(new: dict[str, Any], other: dict[str, Any], goal: float = SPEED_UP_
     return {"ratio": None, "at_least": bound, "met": True if bound >= goal else None}
 
 
-def time_to_quality(runs: dict[str, str | os.PathLike], new: str = "new", **kw: Any) -> dict[str, Any]:
-    """Every run's summary and the new recipe's speed-up over each other run."""
-    summaries = {name: run_summary(folder, **kw) for name, folder in runs.items()}
+def time_to_quality(runs: dict[str, str | os.PathLike], new: str = "new") -> dict[str, Any]:
+    """Every run's summary and the new recipe's speed-up over each other run, at the protocol's point."""
+    summaries = {name: run_summary(folder) for name, folder in runs.items()}
     speed_ups = {name: speed_up(summaries[new], s) for name, s in summaries.items() if name != new}
     return {"point": asdict(PROTOCOL_POINT) | {"reference": PROTOCOL_REFERENCE}, "target": FID_TARGET,
             "budget_cpu_hours": BUDGET_CPU_HOURS, "runs": summaries, "speed_up": speed_ups}
