@@ -110,29 +110,20 @@ def run_script() -> Callable[..., str]:
     subprocess instead."""
     import io
     import logging
-    import runpy
 
     import torch
-    from accelerate.state import AcceleratorState, GradientState
+    from run_in_one_process import run_as_main
 
     def run(relative_path: str, *flags: str) -> str:
-        script = str(REPO_ROOT / relative_path)
         stream, root = io.StringIO(), logging.getLogger()
-        handler, level, argv, threads = logging.StreamHandler(stream), root.level, sys.argv, torch.get_num_threads()
+        handler, level, threads = logging.StreamHandler(stream), root.level, torch.get_num_threads()
         root.addHandler(handler), root.setLevel(logging.INFO)
-        sys.argv = [script, *flags]
         torch.set_num_threads(1)
         try:
-            runpy.run_path(script, run_name="__main__")
-        except SystemExit as stop:  # `sys.exit(main())`: a process would end with this code
-            if stop.code not in (None, 0):
-                raise
+            run_as_main(str(REPO_ROOT / relative_path), list(flags))
         finally:
-            sys.argv = argv
             torch.set_num_threads(threads)
             root.removeHandler(handler), root.setLevel(level)
-            AcceleratorState._reset_state(reset_partial_state=True)  # the next run starts as a new process would
-            GradientState._reset_state()
         return stream.getvalue()
 
     return run
@@ -188,27 +179,35 @@ def tree_digest(folder: Path) -> dict[str, str]:
 
 
 def _script(name: str, *args: str) -> list[str]:
-    return [sys.executable, str(REPO_ROOT / "training" / name), *args]
+    return [str(REPO_ROOT / "training" / name), *args]
+
+
+def _in_one_process(*commands: list[str]) -> list[str]:
+    """One process that runs the scripts one after the other (tests/run_in_one_process.py): one interpreter start
+    and one torch / diffusers import for all of them."""
+    joined = [arg for i, cmd in enumerate(commands) for arg in (["--"] if i else []) + cmd]
+    return [sys.executable, str(Path(__file__).with_name("run_in_one_process.py")), *joined]
 
 
 def _vae_study(folder: Path) -> list[list[list[str]]]:
-    """Six chains of one command: the trainings run side by side."""
-    flags = {name: ["--arch", arch, "--latent_dim", str(z), "--beta", str(beta), "--beta_schedule", schedule,
-                    "--output_dir", str(folder / name)]
-             for name, (arch, z, beta, schedule) in TINY_STUDY.items()}  # fmt: skip
-    return [[_script("train_vae.py", *run_flags, *TINY_VAE_FLAGS)] for run_flags in flags.values()]
+    """Two chains of one process, each training three of the six VAEs: the chains run side by side."""
+    flags = [["--arch", arch, "--latent_dim", str(z), "--beta", str(beta), "--beta_schedule", schedule,
+              "--output_dir", str(folder / name)]
+             for name, (arch, z, beta, schedule) in TINY_STUDY.items()]  # fmt: skip
+    runs = [_script("train_vae.py", *run_flags, *TINY_VAE_FLAGS) for run_flags in flags]
+    return [[_in_one_process(*runs[:3])], [_in_one_process(*runs[3:])]]
 
 
 def _ddpm_run(folder: Path) -> list[list[list[str]]]:
-    """One chain: train, then evaluate."""
-    return [[_script("train_ddpm.py", *TINY_DDPM_FLAGS, "--output_dir", str(folder)),
-             _script("evaluate_ddpm.py", "--run_dir", str(folder), *TINY_DDPM_EVAL_FLAGS)]]  # fmt: skip
+    """One chain of one process: train, then evaluate."""
+    return [[_in_one_process(_script("train_ddpm.py", *TINY_DDPM_FLAGS, "--output_dir", str(folder)),
+                             _script("evaluate_ddpm.py", "--run_dir", str(folder), *TINY_DDPM_EVAL_FLAGS))]]
 
 
 def _conditional_ddpm_run(folder: Path) -> list[list[list[str]]]:
-    """One chain: train a class-conditional UNet, then its guidance table and main point."""
-    return [[_script("train_ddpm.py", *TINY_CONDITIONAL_FLAGS, "--output_dir", str(folder)),
-             _script("evaluate_ddpm.py", "--run_dir", str(folder), *TINY_CONDITIONAL_EVAL_FLAGS)]]  # fmt: skip
+    """One chain of one process: train a class-conditional UNet, then its guidance table and main point."""
+    return [[_in_one_process(_script("train_ddpm.py", *TINY_CONDITIONAL_FLAGS, "--output_dir", str(folder)),
+                             _script("evaluate_ddpm.py", "--run_dir", str(folder), *TINY_CONDITIONAL_EVAL_FLAGS))]]
 
 
 # Session run fixture → (its folder under the session's temporary root, the chains of commands that make it: the
