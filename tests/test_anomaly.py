@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +30,11 @@ def test_auroc_per_held_out_digit(tiny_mnist_cache):
 
 
 @pytest.mark.slow
-def test_anomaly_study_script(tiny_mnist_cache, tmp_run_dir):
-    cmd = [sys.executable, str(REPO_ROOT / "scripts" / "anomaly_study.py"), "--output_dir", str(tmp_run_dir),
-           "--digits", "0", "7", "--epochs", "1", "--split", "official", "--elbo_samples", "1", "--save_models"]
-    subprocess.run(cmd, check=True, cwd=REPO_ROOT, capture_output=True, timeout=300)
+def test_anomaly_study_script(tiny_mnist_cache, tmp_run_dir, run_script, capsys):
+    flags = ["--output_dir", str(tmp_run_dir), "--digits", "0", "7", "--epochs", "1", "--split", "official",
+             "--elbo_samples", "1", "--save_models"]
+    run_script("scripts/anomaly_study.py", *flags)
+    capsys.readouterr()
     out = json.loads((tmp_run_dir / "anomaly.json").read_text())
     assert [r["digit"] for r in out["records"]] == [0, 7]
     assert all(0 <= r["auroc_neg_elbo"] <= 1 for r in out["records"])
@@ -44,8 +43,8 @@ def test_anomaly_study_script(tiny_mnist_cache, tmp_run_dir):
     assert "| 7 |" in (tmp_run_dir / "anomaly.md").read_text()
     assert (tmp_run_dir / "models" / "without-7" / "config.json").exists()
 
-    again = subprocess.run(cmd, check=True, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
-    assert again.stdout.count("already measured, kept") == 2  # an interrupted study resumes, nothing retrained
+    run_script("scripts/anomaly_study.py", *flags)  # an interrupted study resumes, nothing retrained
+    assert capsys.readouterr().out.count("already measured, kept") == 2
     assert json.loads((tmp_run_dir / "anomaly.json").read_text())["records"] == out["records"]
 
     from hub_models.study.report import write_report  # the study report shows the table and the plot

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -33,13 +31,11 @@ def test_model_shapes_and_safetensors_round_trip(tmp_path):
 
 
 @pytest.mark.slow
-def test_train_script_writes_a_loadable_run_folder(tiny_mnist_cache, tmp_run_dir):
+def test_train_script_writes_a_loadable_run_folder(tiny_mnist_cache, tmp_run_dir, run_script):
     from hub_models.models.classifier import DigitClassifier
 
-    cmd = [sys.executable, str(REPO_ROOT / "training" / "train_classifier.py"), "--output_dir", str(tmp_run_dir),
-           "--epochs", "4", "--batch_size", "64", "--channels", "8", "16", "--hidden_dim", "32",
-           "--checkpointing_steps", "none"]
-    subprocess.run(cmd, check=True, cwd=REPO_ROOT, capture_output=True, timeout=300)
+    run_script("training/train_classifier.py", "--output_dir", str(tmp_run_dir), "--epochs", "4", "--batch_size", "64",
+               "--channels", "8", "16", "--hidden_dim", "32", "--checkpointing_steps", "none")
     metrics = json.loads((tmp_run_dir / "metrics.json").read_text())
     assert metrics["model"] == "digit-classifier" and len(metrics["history"]) == 4
     assert metrics["train_size"] == 512 and metrics["test_size"] == 256

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -31,11 +29,9 @@ def tiny_study(vae_study, tmp_path_factory) -> Path:
     return study
 
 
-def test_runs_are_skipped_when_complete(tiny_study):
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_study.py"), "--study_dir", str(tiny_study),
-                             "--no_report", "--only", "vae-conv-z2-beta1"], capture_output=True, text=True,
-                            check=True, timeout=120)
-    assert "vae-conv-z2-beta1: complete, skipped" in result.stdout
+def test_runs_are_skipped_when_complete(tiny_study, run_script, capsys):
+    run_script("scripts/run_study.py", "--study_dir", str(tiny_study), "--no_report", "--only", "vae-conv-z2-beta1")
+    assert "vae-conv-z2-beta1: complete, skipped" in capsys.readouterr().out
 
 
 def test_report_has_every_claim_with_a_verdict(tiny_study, tmp_path):
