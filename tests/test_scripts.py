@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,24 +11,24 @@ MOVED = ["evaluate_ddpm", "push_to_hub", "publish_study", "publish_space", "make
          "anomaly_study", "completion_study", "hybrid_study", "ddpm_sampler_study", "export_training_state"]
 
 
-def _run(path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
+def _refusal(run_script, capsys, path: str, tmp_path: Path) -> tuple[str, str]:
+    """The script's refusal of a run folder without checkpoints, in-process (`run_script`): the message `SystemExit`
+    carries (a process prints it and exits 1) and what went to stderr before it."""
+    with pytest.raises(SystemExit) as refused:
+        run_script(path, "--output_dir", str(tmp_path), "--dest", str(tmp_path / "out"))
+    assert isinstance(refused.value.code, str)  # a message: the process's exit code is 1
+    return refused.value.code, capsys.readouterr().err
 
 
-def test_the_new_path_runs_and_says_nothing_about_moving(tmp_path):
-    done = _run(ROOT / "scripts" / "export_training_state.py", "--output_dir", str(tmp_path), "--dest",
-                str(tmp_path / "out"))
-    assert done.returncode == 1
-    assert "no checkpoint in" in done.stderr and "moved" not in done.stderr
+def test_the_new_path_runs_and_says_nothing_about_moving(tmp_path, run_script, capsys):
+    message, err = _refusal(run_script, capsys, "scripts/export_training_state.py", tmp_path)
+    assert message.startswith("error: no checkpoint in") and "moved" not in err
 
 
-def test_an_old_path_runs_the_new_script_with_a_deprecation_note(tmp_path):
-    done = _run(ROOT / "training" / "export_training_state.py", "--output_dir", str(tmp_path), "--dest",
-                str(tmp_path / "out"))
-    assert done.returncode == 1, done.stderr
-    note, *rest = done.stderr.splitlines()
-    assert note.startswith("note: training/export_training_state.py moved to scripts/export_training_state.py")
-    assert any("no checkpoint in" in line for line in rest)
+def test_an_old_path_runs_the_new_script_with_a_deprecation_note(tmp_path, run_script, capsys):
+    message, err = _refusal(run_script, capsys, "training/export_training_state.py", tmp_path)
+    assert err.startswith("note: training/export_training_state.py moved to scripts/export_training_state.py")
+    assert message.startswith("error: no checkpoint in")
 
 
 @pytest.mark.parametrize("name", MOVED)
