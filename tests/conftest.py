@@ -2,7 +2,8 @@
 
 Run folders come from the real scripts, trained once per session at tiny size (`vae_study`, `trained_ddpm_run`);
 they are read-only: a test that changes a run works on a copy (`vae_run`, `ddpm_run`, `copy_run`). Test modules
-never import each other or the fixture plugins: everything they share is a fixture.
+never import each other or the fixture plugins: what they share is a fixture, or a helper of a support module
+(`hub_server`, `preloaded_python`, `run_in_one_process`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import hashlib
 import importlib.util
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 if os.environ.get("PYTEST_XDIST_WORKER"):  # one thread per worker (and its subprocesses): the workers fill the cores
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import preloaded_python
 import pytest
 from filelock import FileLock
 
@@ -186,7 +186,7 @@ def _in_one_process(*commands: list[str]) -> list[str]:
     """One process that runs the scripts one after the other (tests/run_in_one_process.py): one interpreter start
     and one torch / diffusers import for all of them."""
     joined = [arg for i, cmd in enumerate(commands) for arg in (["--"] if i else []) + cmd]
-    return [sys.executable, str(Path(__file__).with_name("run_in_one_process.py")), *joined]
+    return [str(Path(__file__).with_name("run_in_one_process.py")), *joined]
 
 
 def _vae_study(folder: Path) -> list[list[list[str]]]:
@@ -228,7 +228,7 @@ class RunMaker:
     def __init__(self, folder: Path, chains: list[list[list[str]]], logs: Path, pool: ThreadPoolExecutor) -> None:
         self.folder, self.logs, self.stopped = folder, logs, False
         self.env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}  # read here, in the main thread
-        self.procs: list[subprocess.Popen] = []
+        self.procs: list[preloaded_python.PythonProcess] = []
         self.digest: dict[str, str] | None = None  # of the finished folder: session runs must stay unchanged
         self.error: str | None = None
         self.thread = threading.Thread(target=self._make, args=(chains, pool), daemon=True)
@@ -251,8 +251,8 @@ class RunMaker:
             if self.stopped:
                 return "the session ended first"
             log = self.logs / f"{self.folder.name}-{i}-{j}.log"
-            with log.open("w") as out:
-                proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=REPO_ROOT)
+            log.unlink(missing_ok=True)
+            proc = preloaded_python.start(cmd, stdout=log, env=self.env, cwd=REPO_ROOT)
             self.procs.append(proc)
             if proc.wait() != 0:
                 return f"{' '.join(cmd)} exited with {proc.returncode}:\n{log.read_text()[-5000:]}"

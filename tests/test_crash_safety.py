@@ -15,10 +15,10 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+import preloaded_python
 import pytest
 import torch
 from hub_server import USER
@@ -48,26 +48,25 @@ ENV = {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}  # one thread: bitwise r
 # Helpers
 # ----------------------------------------------------------------------------------------------------------
 def _cmd(script: Path, args: list[str], out: Path) -> list[str]:
-    return [sys.executable, str(script), *args, "--output_dir", str(out)]
+    return [str(script), *args, "--output_dir", str(out)]
 
 
-def start(script: Path, args: list[str], out: Path) -> subprocess.Popen:
-    """The script in the background; stdout/stderr go to files next to the run (no pipe to fill up)."""
+def start(script: Path, args: list[str], out: Path) -> preloaded_python.PythonProcess:
+    """The script in the background; stdout/stderr go to a file next to the run (no pipe to fill up)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / f"{out.name}.log", "ab") as log:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(_cmd(script, args, out), cwd=REPO_ROOT, env={**os.environ, **ENV}, stdout=log,
-                                stderr=subprocess.STDOUT)  # fmt: skip
+    return preloaded_python.start(_cmd(script, args, out), stdout=out.parent / f"{out.name}.log", cwd=REPO_ROOT,
+                                  env={**os.environ, **ENV})  # fmt: skip
 
 
 def run(script: Path, args: list[str], out: Path, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run(_cmd(script, args, out), cwd=REPO_ROOT, env={**os.environ, **ENV}, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    done = preloaded_python.run(_cmd(script, args, out), cwd=REPO_ROOT, env={**os.environ, **ENV}, timeout=600)
     if check and done.returncode != 0:
         raise AssertionError(f"{script.name} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return done
 
 
-def kill_during_save(proc: subprocess.Popen, out: Path, steps: tuple[int, ...], timeout: float = 500) -> int:
+def kill_during_save(proc: preloaded_python.PythonProcess, out: Path, steps: tuple[int, ...],
+                     timeout: float = 500) -> int:
     """SIGKILL `proc` while it writes a checkpoint (its `.tmp-checkpoint-<step>` folder exists, the rename has not
     happened yet), trying each of `steps` in turn (a save lasts only ~10 ms: a busy poller may miss one).
     Returns the step whose save was cut."""

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
+import preloaded_python
 import pytest
 import torch
 
@@ -320,8 +319,7 @@ def test_report_shows_the_ddpm_fid_claim_and_the_sweep(evaluated_run, tmp_path):
 
 @pytest.mark.slow
 def test_cli_refuses_a_folder_that_is_not_a_ddpm_run(tmp_path):
-    result = subprocess.run([sys.executable, str(SCRIPT), "--run_dir", str(tmp_path)], capture_output=True,
-                            text=True, timeout=120)
+    result = preloaded_python.run([SCRIPT, "--run_dir", tmp_path], timeout=120)
     assert result.returncode == 2 and "not a DDPM run folder" in result.stderr
 
 
@@ -388,8 +386,7 @@ def test_guidance_sweep_of_a_conditional_model(conditional_ddpm_run, trained_ddp
               for w in (0.0, 2.0)]
     assert not torch.equal(*digits)
 
-    refused = subprocess.run([sys.executable, str(SCRIPT), "--run_dir", str(trained_ddpm_run), "--guidance_sweep",
-                              "1"], capture_output=True, text=True, timeout=300)
+    refused = preloaded_python.run([SCRIPT, "--run_dir", trained_ddpm_run, "--guidance_sweep", "1"], timeout=300)
     assert refused.returncode == 2 and "unconditional" in refused.stderr
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import preloaded_python
 import pytest
 import torch
 from diffusers import DDPMPipeline, UNet2DModel
@@ -37,7 +38,10 @@ def _run(args: list[str], launcher: list[str] | None = None, timeout: int = 300,
          script: Path = SCRIPT) -> subprocess.CompletedProcess:
     cmd = (launcher or [sys.executable]) + [str(script), *TINY, *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO_ROOT)}
-    result = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    if launcher:
+        result = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    else:
+        result = preloaded_python.run(cmd[1:], cwd=REPO_ROOT, env=env, timeout=timeout)
     assert result.returncode == 0, f"{' '.join(cmd)}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
     return result
 

@@ -7,10 +7,10 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
+import preloaded_python
 import pytest
 import torch
 from diffusers import DDPMPipeline
@@ -44,9 +44,7 @@ TINY = ["--start_steps", "8", "--num_rounds", "2", "--max_train_steps", "3", "--
 
 def _run(cmd: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO_ROOT)}
-    result = subprocess.run(
-        [sys.executable, *map(str, cmd)], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    result = preloaded_python.run(cmd, cwd=REPO_ROOT, env=env, timeout=timeout)
     assert result.returncode == 0, f"{' '.join(map(str, cmd))}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
     return result
 

@@ -11,10 +11,10 @@ import logging
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
+import preloaded_python
 import pytest
 import torch
 from diffusers import DDPMPipeline, UNet2DModel
@@ -453,14 +453,8 @@ def test_publish_study_refuses_two_runs_with_the_same_name(hub, vae_study, copy_
 # Command lines
 # ----------------------------------------------------------------------------------------------------------
 def _cli(script: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(REPO_ROOT / "training" / script), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-        cwd=REPO_ROOT,
-    )
+    env = {**os.environ, **(env or {})}
+    return preloaded_python.run([REPO_ROOT / "training" / script, *args], timeout=300, env=env, cwd=REPO_ROOT)
 
 
 def test_push_to_hub_cli(hub, vae_run):
@@ -496,11 +490,10 @@ def test_publish_study_cli(hub, vae_study, copy_run, tmp_path):
 def test_train_vae_push_to_hub_flag_publishes_the_real_run_layout(hub, tiny_mnist_cache, tmp_path):
     """The contract with training/train_vae.py: its run folder pushes as is and loads back bit-identical."""
     out, repo_id = tmp_path / "run", f"{USER}/trained"
-    done = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "training" / "train_vae.py"), "--output_dir", str(out),
-         "--max_train_steps", "2", "--batch_size", "32", "--num_figure_samples", "4",
-         "--push_to_hub", "--hub_model_id", repo_id],
-        capture_output=True, text=True, timeout=600, cwd=REPO_ROOT,
+    done = preloaded_python.run(
+        [REPO_ROOT / "training" / "train_vae.py", "--output_dir", out, "--max_train_steps", "2", "--batch_size", "32",
+         "--num_figure_samples", "4", "--push_to_hub", "--hub_model_id", repo_id],
+        timeout=600, cwd=REPO_ROOT,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"Pushed to {hub.endpoint}/{repo_id}/commit/" in done.stdout + done.stderr  # the trainer's log

@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import sys
 import traceback
 from pathlib import Path
 
+import preloaded_python
 import pytest
 from hub_server import USER
 
@@ -54,8 +54,8 @@ def exception_text(err: BaseException) -> str:
 
 def train(script: str, args: list[str], out: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_DEBUG": "1"}  # huggingface_hub's most verbose logging
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "training" / script), *args, "--output_dir", str(out)],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    done = preloaded_python.run([REPO_ROOT / "training" / script, *args, "--output_dir", out], cwd=REPO_ROOT,
+                                env=env, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 

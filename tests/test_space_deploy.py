@@ -24,6 +24,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
+import preloaded_python
 import pytest
 from hub_server import READ_TOKEN, USER
 from huggingface_hub import SpaceCard, snapshot_download
@@ -215,12 +216,12 @@ def test_the_published_space_runs_from_its_own_snapshot(hub, tiny_mnist_cache, t
 
     repos = _publish_release_models(USER)
     env = {**os.environ, "PYTHONPATH": ""}
-    cmd = [sys.executable, str(SCRIPT), "--repo_id", SPACE_ID, "--models_namespace", USER]
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    cmd = [SCRIPT, "--repo_id", SPACE_ID, "--models_namespace", USER]
+    first = preloaded_python.run(cmd, timeout=600, env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert f"{SPACE_ID}: http" in first.stdout and "/spaces/" in first.stdout
     commits, before = hub.commit_count(SPACE_ID, "space"), hub.head_files(SPACE_ID, "space")
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    again = preloaded_python.run(cmd, timeout=600, env=env, cwd=tmp_path)
     changed = sorted(p for p, data in hub.head_files(SPACE_ID, "space").items() if before.get(p) != data)
     assert again.returncode == 0 and f"{SPACE_ID}: {NO_CHANGES}" in again.stdout, (again.stdout, changed)
     assert hub.commit_count(SPACE_ID, "space") == commits  # nothing changed, no commit

