@@ -102,6 +102,25 @@ def space_conditional_models(space_models, tmp_path_factory) -> dict[str, str]:
             SPACE_CDDPM: str(root / SPACE_CDDPM), "ddpm": space_models["ddpm"]}
 
 
+@pytest.fixture(scope="session")
+def space_v_models(tmp_path_factory) -> dict[str, str]:
+    """One random-init tiny UNet saved twice: with issue 39's schedule (v-prediction, zero terminal SNR) and with the
+    study's (ε). Only the scheduler differs, so whatever differs between the two folders' results is the Space
+    honouring the model's `prediction_type`."""
+    import torch
+    from diffusers import UNet2DModel
+
+    from hub_models.diffusion import make_train_scheduler, save_pipeline
+    from hub_models.models.unet import unet_config
+
+    root = tmp_path_factory.mktemp("space-v")
+    torch.manual_seed(2)
+    unet = UNet2DModel(**unet_config("tiny"))
+    save_pipeline(unet, make_train_scheduler(prediction_type="v_prediction", rescale_betas_zero_snr=True), root / "v")
+    save_pipeline(unet, make_train_scheduler(), root / "eps")
+    return {name: str(root / name) for name in ("v", "eps")}
+
+
 @pytest.fixture(scope="module")
 def space_test_digits(tiny_mnist_cache):
     """The first 64 digits of the official test set (what the Space calibrates on comes from the same set)."""

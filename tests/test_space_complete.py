@@ -64,3 +64,18 @@ def test_complete_refuses_bad_values_with_a_message(space, tmp_path):
     # An empty canvas with a hidden half is fine: the DDPM draws the half from nothing.
     *_, status = client.predict(blank, "top half", "complete", 0.5, SPACE_VAE, 0, api_name="/complete")
     assert "completed 392" in status
+
+
+def test_a_v_prediction_model_completes_and_denoises_with_its_own_parameterisation(space_v_models, test_digits):
+    """The Complete tab's RePaint and denoising step with the model's own scheduler (issue 39's v-prediction and
+    zero terminal SNR): finite digits, and not those of the same UNet read as an ε-model."""
+
+    from hub_models.space.completion import complete_digit
+    from hub_models.space.sources import load_registry
+
+    x = test_digits.images[0].float().div(255).reshape(1, 1, 28, 28)
+    registries = {name: load_registry({name: folder}, calibration_digits=0) for name, folder in space_v_models.items()}
+    for mode in ("complete", "denoise"):
+        results = {name: np.asarray(complete_digit(reg, x, mode=mode, seed=1)[1]) for name, reg in registries.items()}
+        assert all(np.isfinite(r).all() and r.std() > 0 for r in results.values()), mode
+        assert not np.array_equal(results["v"], results["eps"]), mode

@@ -126,3 +126,27 @@ def test_an_unconditional_ddpm_refuses_a_digit(space):
         client.predict("ddpm", 2, 2, 0, "3", 1.0, api_name="/ddpm_generate")
     image, status = client.predict("ddpm", 2, 2, 0, api_name="/ddpm_generate")  # digit and guidance omitted
     assert status.startswith("done: 2 digits") and png(image)
+
+
+def test_a_v_prediction_model_samples_with_its_own_parameterisation(space_v_models):
+    """Issue 39's recipe in the Space: every sampler of the Generate tab builds its scheduler from the model's own
+    config (v-prediction, zero terminal SNR): the grid is the library's `sample_images` with that config, and not
+    what the same UNet gives read as an ε-model."""
+    from hub_models.diffusion.sampling import SAMPLERS, sample_images
+    from hub_models.figures import to_pil
+    from hub_models.space.diffusion import ddpm_grid, ddpm_request
+    from hub_models.space.sources import load_registry
+
+    v = load_registry({"v": space_v_models["v"]}, calibration_digits=0).ddpm
+    eps = load_registry({"eps": space_v_models["eps"]}, calibration_digits=0).ddpm
+    assert v.scheduler_config["prediction_type"] == "v_prediction" and v.scheduler_config["rescale_betas_zero_snr"]
+    assert eps.scheduler_config["prediction_type"] == "epsilon"
+    for sampler in SAMPLERS:
+        image, status = ddpm_grid(v, sampler, 3, 4, 5)
+        req = ddpm_request(v, sampler, 3, 4, 5)
+        for entry, same in ((v, True), (eps, False)):
+            digits = sample_images(entry.unet, entry.scheduler_config, sampler=sampler, num_inference_steps=3,
+                                   num_images=4, generator=torch.Generator().manual_seed(5))
+            assert torch.isfinite(digits).all(), (sampler, entry.name)
+            expected = np.asarray(to_pil(digits, nrow=req.nrow, scale=3))
+            assert np.array_equal(np.asarray(image), expected) is same, (sampler, entry.name, status)
