@@ -6,11 +6,14 @@ them out, the app module, and the app launched in-process on 127.0.0.1 with a `g
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -130,19 +133,26 @@ def space_test_digits(tiny_mnist_cache):
     return held_out
 
 
-@pytest.fixture(scope="module")
-def space(tiny_mnist_cache, space_models):
-    """(demo, client): the app with the tiny models, in-process, and a gradio_client on it."""
+@contextlib.contextmanager
+def served_space(sources: dict[str, str], downloads: Path, calibration_digits: int = 256) -> Iterator[tuple]:
+    """(demo, client): a fresh app module with these models, launched in-process, and a gradio_client on it that
+    saves its files under `downloads`; closed, and its environment restored, on exit."""
     from gradio_client import Client
 
-    app = load_app_module()
     mp = pytest.MonkeyPatch()
-    demo = launch_space(app, mp, space_models)
+    demo = launch_space(load_app_module(), mp, sources, calibration_digits)
     try:
-        yield demo, Client(demo.local_url, verbose=False, download_files=str(tiny_mnist_cache / "downloads"))
+        yield demo, Client(demo.local_url, verbose=False, download_files=str(downloads))
     finally:
         demo.close()
         mp.undo()
+
+
+@pytest.fixture(scope="module")
+def space(tiny_mnist_cache, space_models):
+    """(demo, client): the app with the tiny models, in-process, and a gradio_client on it."""
+    with served_space(space_models, tiny_mnist_cache / "downloads") as served:
+        yield served
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -214,6 +224,19 @@ def screenshot_first_load(browser, url: str, prefix: str) -> list[Path]:
 def test_digits(space_test_digits):
     """The held-out digits every tab's tests draw from."""
     return space_test_digits
+
+
+def digit_png(tmp_path: Path, image: np.ndarray, name: str = "digit.png", scale: int = 1, mode: str = "L",
+              invert: bool = False) -> Path:
+    """A 28×28 uint8 digit saved as an upload would come: optionally inverted, upscaled (bilinear) and converted."""
+    from PIL import Image
+
+    im = Image.fromarray((255 - image if invert else image).astype(np.uint8), mode="L")
+    if scale > 1:
+        im = im.resize((28 * scale, 28 * scale), Image.BILINEAR)
+    path = tmp_path / name
+    im.convert(mode).save(path)
+    return path
 
 
 def png(path):

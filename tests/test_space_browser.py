@@ -23,10 +23,9 @@ from space_fixtures import (
     SPACE_CVAE,
     SPACE_VAE,
     artifacts_path,
-    launch_space,
-    load_app_module,
     open_page,
     screenshot_first_load,
+    served_space,
 )
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -47,14 +46,8 @@ def artifacts_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def app_url(tiny_mnist_cache, space_models):
-    app = load_app_module()
-    mp = pytest.MonkeyPatch()
-    demo = launch_space(app, mp, space_models)
-    try:
+    with served_space(space_models, tiny_mnist_cache / "downloads") as (demo, _):
         yield demo.local_url
-    finally:
-        demo.close()
-        mp.undo()
 
 
 @pytest.fixture(scope="module")
@@ -189,14 +182,8 @@ def test_clicking_an_example_reconstructs_it(page, artifacts_dir):
 
 @pytest.fixture(scope="module")
 def conditional_url(tiny_mnist_cache, space_conditional_models):
-    app = load_app_module()
-    mp = pytest.MonkeyPatch()
-    demo = launch_space(app, mp, space_conditional_models, calibration_digits=64)
-    try:
+    with served_space(space_conditional_models, tiny_mnist_cache / "downloads", calibration_digits=64) as (demo, _):
         yield demo.local_url
-    finally:
-        demo.close()
-        mp.undo()
 
 
 def test_a_conditional_ddpm_takes_a_digit_and_a_guidance(browser, conditional_url, artifacts_dir):

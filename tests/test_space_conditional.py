@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from space_fixtures import SPACE_CDDPM, SPACE_CVAE, SPACE_VAE, app_error, launch_space, load_app_module, png
+from space_fixtures import SPACE_CDDPM, SPACE_CVAE, SPACE_VAE, app_error, png, served_space
 
 
 def _initial_values(client) -> dict[str, object]:
@@ -29,16 +29,8 @@ def _editor_file(tmp_path: Path, image: Image.Image, name: str) -> dict:
 
 @pytest.fixture(scope="module")
 def conditional_space(tiny_mnist_cache, space_conditional_models):
-    from gradio_client import Client
-
-    app = load_app_module()
-    mp = pytest.MonkeyPatch()
-    demo = launch_space(app, mp, space_conditional_models, calibration_digits=64)
-    try:
-        yield demo, Client(demo.local_url, verbose=False, download_files=str(tiny_mnist_cache / "downloads"))
-    finally:
-        demo.close()
-        mp.undo()
+    with served_space(space_conditional_models, tiny_mnist_cache / "downloads", calibration_digits=64) as served:
+        yield served
 
 
 def test_a_conditional_ddpm_generates_the_chosen_digits(conditional_space):

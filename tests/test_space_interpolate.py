@@ -3,25 +3,9 @@ endpoint."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 import torch
-from PIL import Image
-from space_fixtures import app_error, png
-
-
-def _digit_png(tmp_path: Path, image: np.ndarray, name: str = "digit.png", scale: int = 1, mode: str = "L",
-               invert: bool = False) -> Path:
-    arr = 255 - image if invert else image
-    im = Image.fromarray(arr.astype(np.uint8), mode="L")
-    if scale > 1:
-        im = im.resize((28 * scale, 28 * scale), Image.BILINEAR)
-    im = im.convert(mode)
-    path = tmp_path / name
-    im.save(path)
-    return path
+from space_fixtures import app_error, digit_png, png
 
 
 def test_lerp_and_slerp():
@@ -39,8 +23,8 @@ def test_interpolate(space, test_digits, tmp_path):
     from gradio_client import handle_file
 
     _, client = space
-    a = _digit_png(tmp_path, test_digits.images[0].numpy(), "a.png", scale=10)
-    b = _digit_png(tmp_path, test_digits.images[1].numpy(), "b.png", scale=10)
+    a = digit_png(tmp_path, test_digits.images[0].numpy(), "a.png", scale=10)
+    b = digit_png(tmp_path, test_digits.images[1].numpy(), "b.png", scale=10)
     ed = [{"background": handle_file(str(p)), "layers": [], "composite": handle_file(str(p))} for p in (a, b)]
     lerp_strip, slerp_strip = client.predict(*ed, "vae-conv-z2-beta1", 6, api_name="/interpolate")
     width = 4 * (8 * 28 + 9 * 2)  # A + 6 steps + B, 4× upscale

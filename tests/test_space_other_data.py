@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from space_fixtures import SPACE_VAE, app_error, launch_space, load_app_module, png
+from space_fixtures import SPACE_VAE, app_error, load_app_module, png, served_space
 
 LABELS = ["bar", "square", "cross"]
 RGB_VAE, RGB_CVAE, RGB_DDPM = "rgb-vae", "rgb-cvae", "rgb-ddpm-conditional"
@@ -52,16 +52,8 @@ def other_models(space_models, tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def other_space(tiny_mnist_cache, other_models):
-    from gradio_client import Client
-
-    app = load_app_module()
-    mp = pytest.MonkeyPatch()
-    demo = launch_space(app, mp, other_models, calibration_digits=64)
-    try:
-        yield demo, Client(demo.local_url, verbose=False, download_files=str(tiny_mnist_cache / "downloads"))
-    finally:
-        demo.close()
-        mp.undo()
+    with served_space(other_models, tiny_mnist_cache / "downloads", calibration_digits=64) as served:
+        yield served
 
 
 def _components(client) -> dict[str, dict]:

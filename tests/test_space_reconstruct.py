@@ -3,26 +3,12 @@ digits reconstructed and scored, bad inputs refused with a message, and the exam
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
-from space_fixtures import REPO_ROOT, SPACE_VAE, SPACE_VAE4, app_error, load_app_module, png
+from space_fixtures import REPO_ROOT, SPACE_VAE, SPACE_VAE4, app_error, digit_png, load_app_module, png
 
 EXAMPLES = REPO_ROOT / "spaces_app" / "examples"
-
-
-def _digit_png(tmp_path: Path, image: np.ndarray, name: str = "digit.png", scale: int = 1, mode: str = "L",
-               invert: bool = False) -> Path:
-    arr = 255 - image if invert else image
-    im = Image.fromarray(arr.astype(np.uint8), mode="L")
-    if scale > 1:
-        im = im.resize((28 * scale, 28 * scale), Image.BILINEAR)
-    im = im.convert(mode)
-    path = tmp_path / name
-    im.save(path)
-    return path
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
@@ -49,7 +35,7 @@ def test_reconstruct_drawing_upload_and_test_digit(space, test_digits, tmp_path)
 
     # Uploads of any mode and size.
     digit = test_digits.images[0].numpy()
-    paper = _digit_png(tmp_path, digit, "paper.jpg", scale=20, mode="CMYK", invert=True)
+    paper = digit_png(tmp_path, digit, "paper.jpg", scale=20, mode="CMYK", invert=True)
     sixteen = tmp_path / "sixteen.png"
     Image.fromarray(digit.astype(np.uint16) * 257).save(sixteen)
     for path in (paper, sixteen):
