@@ -129,6 +129,22 @@ def run_script() -> Callable[..., str]:
     return run
 
 
+@pytest.fixture(scope="module")
+def own_cache(tmp_path_factory) -> Iterator[Path]:
+    """A data cache of the module's own (decoded images, FID statistics) as MNIST_GENLAB_CACHE; the FID network is
+    still read from the user's cache (hub_models.evaluation.inception.network_path looks there too). One torch
+    thread meanwhile: tiny models run several times faster so on a busy machine (as under pytest-xdist)."""
+    import torch
+
+    root = tmp_path_factory.mktemp("own-cache")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MNIST_GENLAB_CACHE", str(root))
+        yield root
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture()
 def tmp_run_dir() -> Path:
     with tempfile.TemporaryDirectory(prefix="run-") as d:

@@ -25,20 +25,6 @@ TINY_EVAL = ["--num_samples", "3", "--batch_size", "3", "--sampler", "ddpm", "--
 
 
 @pytest.fixture(scope="module")
-def own_cache(tmp_path_factory) -> Path:
-    """A cache of this module's own (decoded images, FID statistics); the FID network is still read from the
-    user's cache (hub_models.evaluation.inception.network_path looks there too). One torch thread meanwhile: these
-    tiny models are several times faster so on a busy machine (as under pytest-xdist, conftest.py)."""
-    root = tmp_path_factory.mktemp("other-data-cache")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MNIST_GENLAB_CACHE", str(root))
-        yield root
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
 def train_ddpm(load_script, own_cache):
     script = load_script("training/train_ddpm.py")
 

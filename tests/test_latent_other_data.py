@@ -42,18 +42,6 @@ def _config(folder: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def own_cache(tmp_path_factory) -> Path:
-    """A cache of this module's own; one torch thread (tiny models run faster so on a busy machine)."""
-    root = tmp_path_factory.mktemp("latent-other-data-cache")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MNIST_GENLAB_CACHE", str(root))
-        yield root
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
 def train(load_script, own_cache):
     """`train("train_ldm.py", *argv)`: a training script's parse_args + main, in this process."""
 
